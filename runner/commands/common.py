@@ -1,0 +1,101 @@
+"""What `run`, `plan`, `test` and `state` share: the Kratix options, step selection, preparation."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.errors import InvalidError, Problem
+from runner.kratix import KratixContext, read_request
+from runner.log import Logger
+from runner.masking import Masker
+from runner.prepare import PreparedStep, prepare
+from runner.spec.loader import default_steps_dir, load_steps
+from runner.spec.model import Step
+from runner.spec.schema import closest
+
+
+def add_kratix_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", metavar="DIR", help="the Kratix input folder (default /kratix/input)")
+    parser.add_argument("--output", metavar="DIR", help="the Kratix output folder (default /kratix/output)")
+    parser.add_argument("--metadata", metavar="DIR", help="the Kratix metadata folder (default /kratix/metadata)")
+    parser.add_argument(
+        "--state-store",
+        default=os.environ.get("RUNNER_STATE_STORE"),
+        metavar="KIND[:WHERE]",
+        help="override every step's state store, e.g. local:.runner-state ($RUNNER_STATE_STORE)",
+    )
+
+
+@dataclass
+class Session:
+    ctx: KratixContext
+    steps: list[Step]
+    prepared: list[PreparedStep]
+    log: Logger
+
+
+def start_session(args: argparse.Namespace, names: list[str], environ: Mapping[str, str]) -> Session:
+    """Load the steps, read the request, choose the steps and prepare them all before any runs."""
+    masker = Masker()
+    log = Logger(args.log_format, masker)
+    loaded = load_steps([default_steps_dir(args.steps_dir)])
+    loaded.raise_for_problems()
+    ctx = KratixContext.from_environment(environ, args.input, args.output, args.metadata)
+    if args.state_store and args.state_store.partition(":")[0] not in ("local", "configmap", "secret", "none"):
+        raise InvalidError(f'unknown state store "{args.state_store}": use local[:DIR], configmap, secret or none')
+    steps = select_steps(loaded.steps, names, ctx, log)
+    if not steps:
+        return Session(ctx, [], [], log)
+    request = read_request(ctx)
+    ctx = ctx.with_request(request.value)
+    prepared: list[PreparedStep] = []
+    problems: list[Problem] = []
+    for step in steps:
+        try:
+            prepared.append(prepare(step, ctx, request, environ, args.state_store))
+        except InvalidError as exc:
+            problems += exc.problems
+    if problems:
+        raise InvalidError(*problems)
+    for item in prepared:
+        for name, value in item.secrets.items():
+            warning = masker.add(name, value)
+            if warning:
+                log.warning(warning, step=item.step.name)
+    return Session(ctx, steps, prepared, log)
+
+
+def select_steps(steps: list[Step], names: list[str], ctx: KratixContext, log: Logger) -> list[Step]:
+    """The named steps in the order named, or every step whose `on` matches, in file-name order."""
+    if names:
+        by_name = {s.name: s for s in steps}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            problems = []
+            for name in unknown:
+                guess = closest(name, set(by_name))
+                problems.append(Problem(
+                    f'no step named "{name}"',
+                    hint=f'did you mean "{guess}"?' if guess else "steps: " + ", ".join(sorted(by_name)) or "none",
+                ))
+            raise InvalidError(*problems)
+        chosen = [by_name[n] for n in names]
+        for step in chosen:
+            if not step.trigger.matches(ctx.workflow, ctx.action, ctx.promise):
+                log.warning(
+                    f"step {step.name} is not meant for workflow={ctx.workflow} action={ctx.action}; "
+                    "running it because it was named", step=step.name,
+                )
+        return chosen
+    chosen = [s for s in steps if s.trigger.matches(ctx.workflow, ctx.action, ctx.promise)]
+    if not chosen:
+        log.info(f"no step matches workflow={ctx.workflow} action={ctx.action} promise={ctx.promise or '-'}")
+    return chosen
+
+
+def steps_dir(args: argparse.Namespace) -> Path:
+    return default_steps_dir(args.steps_dir)

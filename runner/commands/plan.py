@@ -1,0 +1,79 @@
+"""`runner plan [STEP...]`: what `run` would do for this request, running nothing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from runner.commands.common import Session, add_kratix_arguments, start_session
+from runner.prepare import PreparedStep
+from runner.spec.model import StatusFromFile
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="*", metavar="STEP", help="steps to plan (default: those whose `on` matches)")
+    add_kratix_arguments(parser)
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+
+
+def main(args: argparse.Namespace) -> int:
+    session = start_session(args, args.names, os.environ)
+    print_plan(session, args.format)
+    return 0
+
+
+def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
+    """The plan of one step; secret values are shown only as masked."""
+    step = prepared.step
+    state: dict[str, Any] | None = None
+    if prepared.state_ref is not None:
+        ref = prepared.state_ref
+        state = {
+            "store": prepared.store,
+            "name": ref.name,
+            "namespace": ref.namespace,
+            "files": {f.path: f.key for f in step.state.files},
+            "restore": "before the first command",
+            "save": "after the last command" + (", also after a failure" if step.state.save == "always" else " if all succeeded"),
+            "lock": step.state.lock,
+        }
+        if step.is_delete and step.state.on_delete == "remove":
+            state["save"] = "removed after the step succeeds"
+    return {
+        "step": step.name,
+        "file": step.document.file,
+        "description": step.description,
+        "inputs": prepared.inputs,
+        "secrets": {name: "***" for name in prepared.secrets},
+        "env": prepared.env,
+        "workdir": str(prepared.workdir) + (" (run in a copy)" if step.copy_workdir else ""),
+        "commands": [
+            {"run": c.argv if c.source.script is None else c.source.script, **({"cwd": c.cwd} if c.cwd != "." else {}),
+             **({"timeout": c.timeout} if c.timeout else {}), **({"stdout": c.stdout} if c.stdout else {})}
+            for c in prepared.commands
+        ],
+        "state": state,
+        "status": {
+            k: (f"from {v.file} {v.expression}" if isinstance(v, StatusFromFile) else v)
+            for k, v in prepared.status.items()
+        },
+        "timeout": step.timeout,
+    }
+
+
+def print_plan(session: Session, fmt: str = "text") -> None:
+    plans = [describe(p, session) for p in session.prepared]
+    masker = session.log.masker
+    if fmt == "json":
+        sys.stdout.write(masker.mask(json.dumps(plans, indent=2)) + "\n")
+        return
+    import yaml
+
+    for plan in plans:
+        text = yaml.safe_dump(plan, sort_keys=False, allow_unicode=True, width=120)
+        sys.stdout.write(masker.mask(text) + "---\n")
+    if not plans:
+        sys.stdout.write("# no step to run\n")

@@ -1,0 +1,320 @@
+"""Running prepared steps: workspace, lock, restore, commands, save, status and output."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from runner.errors import CommandFailed, Interrupted, InvalidError, LockHeld, StoreError
+from runner.execute import Executor, Outcome
+from runner.kratix import KratixContext, merge_status, write_workflow_control
+from runner.log import Logger, seconds
+from runner.prepare import PreparedCommand, PreparedStep
+from runner.query import QueryError, compile_jmespath, compile_query
+from runner.spec.model import StatusFromFile
+from runner.state import open_store
+from runner.state.base import StateStore
+
+
+class Engine:
+    def __init__(
+        self,
+        ctx: KratixContext,
+        log: Logger,
+        environ: Mapping[str, str],
+        store_override: str | None = None,
+        lock_wait: float = 60.0,
+    ) -> None:
+        self.ctx = ctx
+        self.log = log
+        self.environ = dict(environ)
+        self.store_override = store_override
+        self.lock_wait = lock_wait
+        self.executor = Executor(log)
+        self._stores: dict[str, StateStore] = {}
+        self._critical = False  # while saving, a signal waits for the save to finish
+
+    # -- signals -------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        first = self.executor.interrupted is None
+        self.executor.interrupt(signum)
+        if first:
+            self.log.warning(f"received {signal.Signals(signum).name}: stopping")
+        if self.executor._running is None and not self._critical:
+            raise Interrupted(signum)
+
+    def _check_interrupted(self) -> None:
+        if self.executor.interrupted is not None:
+            raise Interrupted(self.executor.interrupted)
+
+    # -- stores --------------------------------------------------------------------------
+    def store(self, kind: str) -> StateStore:
+        if kind not in self._stores:
+            location = None
+            if self.store_override and self.store_override.partition(":")[0] == kind:
+                location = self.store_override.partition(":")[2]
+            self._stores[kind] = open_store(kind, location, self.environ)
+        return self._stores[kind]
+
+    def close(self) -> None:
+        for store in self._stores.values():
+            store.close()
+
+    # -- a step ----------------------------------------------------------------------------
+    def run_step(self, prepared: PreparedStep) -> None:
+        """Run one step; raises CommandFailed, StoreError, Interrupted or InvalidError."""
+        step = prepared.step
+        fields = {"step": step.name}
+        started = time.monotonic()
+        mode = " (dry run)" if self.ctx.dry_run else ""
+        self.log.info(f"step {step.name} started{mode}", event="step-start", **fields)
+        ref = prepared.state_ref
+        store = self.store(prepared.store) if ref else None
+        with self._workspace(prepared) as workdir:
+            locking = store is not None and ref is not None and step.state.lock and not self.ctx.dry_run
+            lock = store.lock(ref, self.lock_wait) if locking else nullcontext()  # type: ignore[union-attr]
+            try:
+                with lock:
+                    stored = self._restore(prepared, store, workdir)
+                    failure = self._run_commands(prepared, workdir, fields)
+                    self._finish_state(prepared, store, workdir, stored, failure)
+            except LockHeld as exc:
+                write_workflow_control(self.ctx.metadata_dir, exc.retry_after_seconds)
+                self.log.info(
+                    f"asked Kratix to retry in {exc.retry_after_seconds}s (workflow-control.yaml)", **fields
+                )
+                raise
+            self._check_interrupted()
+            if failure:
+                self.log.error(f"step {step.name} failed after {seconds(time.monotonic() - started)}",
+                               event="step-end", status="failed", **fields)
+                raise CommandFailed(f"step {step.name}: {failure}")
+            if not self.ctx.dry_run:
+                self._write_status(prepared, workdir)
+                self._copy_output(prepared, workdir)
+        duration = time.monotonic() - started
+        self.log.info(f"step {step.name} finished in {seconds(duration)}", event="step-end",
+                      status="succeeded", duration=round(duration, 3), **fields)
+
+    @contextmanager
+    def _workspace(self, prepared: PreparedStep) -> Iterator[Path]:
+        source = prepared.workdir
+        if not source.is_dir():
+            raise InvalidError(prepared.step.document.problem(
+                ("spec", "workdir"), f"workdir {source} does not exist"
+            ))
+        if not prepared.step.copy_workdir:
+            yield source
+            return
+        scratch = Path(tempfile.mkdtemp(prefix=f"runner-{prepared.step.name}-"))
+        try:
+            workdir = scratch / source.name
+            # Leftover state in the source must not stand in for the stored state.
+            ignore = shutil.ignore_patterns(".terraform", *(Path(f.path).name for f in prepared.step.state.files))
+            shutil.copytree(source, workdir, symlinks=True, ignore=ignore)
+            yield workdir
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    # -- state -------------------------------------------------------------------------------
+    def _restore(self, prepared: PreparedStep, store: StateStore | None, workdir: Path) -> dict[str, bytes] | None:
+        ref = prepared.state_ref
+        if store is None or ref is None:
+            return None
+        fields = {"step": prepared.step.name}
+        started = time.monotonic()
+        stored = store.load(ref)
+        for item in prepared.step.state.files:
+            target = workdir / item.path
+            if stored is not None and item.key in stored:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(stored[item.key])
+            else:
+                # The store is the truth: a stale file from an earlier run must not be used.
+                target.unlink(missing_ok=True)
+        if stored is None:
+            self.log.info(f"no stored state in {store.describe(ref)}: starting fresh", **fields)
+        else:
+            size = sum(len(v) for v in stored.values())
+            self.log.info(f"restored state from {store.describe(ref)} ({size} bytes) in "
+                          f"{seconds(time.monotonic() - started)}", event="state-restore", **fields)
+        return stored
+
+    def _finish_state(
+        self,
+        prepared: PreparedStep,
+        store: StateStore | None,
+        workdir: Path,
+        stored: dict[str, bytes] | None,
+        failure: str | None,
+    ) -> None:
+        ref = prepared.state_ref
+        if store is None or ref is None or self.ctx.dry_run:
+            return
+        fields = {"step": prepared.step.name}
+        state = prepared.step.state
+        if failure is None and prepared.step.is_delete and state.on_delete == "remove":
+            self._critical = True
+            try:
+                removed = store.remove(ref)
+            finally:
+                self._critical = False
+            self.log.info(f"removed state {store.describe(ref)}" if removed else "no state to remove", **fields)
+            return
+        if failure is not None and state.save != "always":
+            self.log.info("not saving state: the step failed and save is on-success", **fields)
+            return
+        files = dict(stored or {})
+        found = False
+        for item in state.files:
+            path = workdir / item.path
+            if path.is_file():
+                files[item.key] = path.read_bytes()
+                found = True
+        if not found:
+            self.log.info("no state files were written: nothing to save", **fields)
+            return
+        if files == stored:
+            self.log.info("state unchanged: not saved again", **fields)
+            return
+        started = time.monotonic()
+        self._critical = True
+        try:
+            store.save(ref, files)
+        finally:
+            self._critical = False
+        size = sum(len(v) for v in files.values())
+        self.log.info(f"saved state to {store.describe(ref)} ({size} bytes) in "
+                      f"{seconds(time.monotonic() - started)}", event="state-save", **fields)
+
+    # -- commands --------------------------------------------------------------------------
+    def _run_commands(self, prepared: PreparedStep, workdir: Path, fields: dict[str, Any]) -> str | None:
+        """Run the commands in order; the reason the step failed, or None."""
+        step = prepared.step
+        env = {**self.environ, **prepared.env, **prepared.secrets}
+        deadline = time.monotonic() + step.timeout if step.timeout else None
+        for index, command in enumerate(prepared.commands):
+            if self.executor.interrupted is not None:
+                return "interrupted"
+            timeout = command.timeout
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return "step timed out"
+                timeout = min(timeout, left) if timeout else left
+            outcome = self._run_one(command, workdir, {**env, **command.env}, timeout, fields, index)
+            if outcome.ok:
+                continue
+            reason = _reason(command, outcome)
+            if outcome.signalled is not None:
+                return reason
+            if command.continue_on_error:
+                self.log.warning(f"{reason}; continuing (continueOnError)", **fields)
+                continue
+            return reason
+        return None
+
+    def _run_one(
+        self, command: PreparedCommand, workdir: Path, env: dict[str, str], timeout: float | None,
+        fields: dict[str, Any], index: int,
+    ) -> Outcome:
+        cwd = (workdir / command.cwd).resolve()
+        stdout = (cwd / command.stdout) if command.stdout else None
+        described = command.describe()
+        self.log.info(f"▶ {described}", event="command-start", command=described, index=index, **fields)
+        outcome = self.executor.run(command.argv, cwd, env, timeout, stdout, fields)
+        if outcome.ok:
+            self.log.info(f"✔ {described} ({seconds(outcome.duration)})", event="command-end",
+                          exit_code=0, duration=round(outcome.duration, 3), index=index, **fields)
+        else:
+            self.log.error(f"✖ {_reason(command, outcome)} ({seconds(outcome.duration)})",
+                           event="command-end", exit_code=outcome.exit_code,
+                           duration=round(outcome.duration, 3), index=index, **fields)
+        return outcome
+
+    # -- results ---------------------------------------------------------------------------
+    def _write_status(self, prepared: PreparedStep, workdir: Path) -> None:
+        values: dict[str, Any] = {}
+        for key, value in prepared.status.items():
+            if isinstance(value, StatusFromFile):
+                found = self._status_from_file(prepared, workdir, key, value)
+                if found is not None:
+                    values[key] = found
+            else:
+                values[key] = value
+        if values:
+            path = merge_status(self.ctx.metadata_dir, _mask_values(self.log, values))
+            self.log.info(f"status: {', '.join(values)} → {path}", step=prepared.step.name)
+
+    def _status_from_file(self, prepared: PreparedStep, workdir: Path, key: str, value: StatusFromFile) -> Any:
+        import yaml
+
+        path = workdir / value.file
+        step = prepared.step
+        try:
+            document = yaml.safe_load(path.read_text("utf-8"))
+            query = compile_query(value.expression) if value.language == "query" else compile_jmespath(value.expression)
+            found = query.search(document)
+        except (OSError, yaml.YAMLError, UnicodeDecodeError, QueryError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+            found, why = None, f"cannot read {value.file}: {reason}"
+        else:
+            why = f"{value.expression} found nothing in {value.file}"
+        if found is None:
+            if value.required:
+                raise CommandFailed(step.document.problem(("spec", "status", key), why))
+            self.log.warning(f"status {key}: {why}", step=step.name)
+        return found
+
+    def _copy_output(self, prepared: PreparedStep, workdir: Path) -> None:
+        out_root = self.ctx.output_dir.resolve()
+        for copy in prepared.step.output:
+            source = (workdir / copy.source).resolve()
+            target = (out_root / copy.target).resolve()
+            if not target.is_relative_to(out_root):
+                raise InvalidError(f"output target {copy.target} is outside the output folder")
+            if source.is_dir():
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            elif source.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target if not copy.target.endswith("/") else target / source.name)
+            else:
+                raise CommandFailed(f"step {prepared.step.name}: output {copy.source} was not made")
+            self.log.info(f"output: {copy.source} → {target}", step=prepared.step.name)
+
+
+def _reason(command: PreparedCommand, outcome: Outcome) -> str:
+    described = command.describe()
+    if outcome.error:
+        return outcome.error
+    if outcome.timed_out:
+        return f"{described} timed out"
+    if outcome.signalled is not None:
+        return f"{described} stopped by {signal.Signals(outcome.signalled).name}"
+    if outcome.exit_code is not None and outcome.exit_code < 0:
+        return f"{described} was killed by {signal.Signals(-outcome.exit_code).name}"
+    return f"{described} exited with {outcome.exit_code}"
+
+
+def _mask_values(log: Logger, value: Any) -> Any:
+    if isinstance(value, str):
+        return log.masker.mask(value)
+    if isinstance(value, dict):
+        return {k: _mask_values(log, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_values(log, v) for v in value]
+    return value
+
+
+__all__ = ["Engine", "StoreError"]

@@ -1,0 +1,68 @@
+"""Inputs: values taken from the request by each input's query, checked before anything runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from runner.errors import InvalidError, Problem
+from runner.query import QueryError, compile_jmespath, compile_query
+from runner.spec.model import MISSING, Input, Step
+from runner.spec.source import Document
+
+
+def resolve_inputs(step: Step, request: Document) -> dict[str, Any]:
+    """Every input's value; all problems are reported together and nothing runs."""
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for item in step.inputs:
+        try:
+            value = query_value(item, request.value)
+        except QueryError as exc:  # validate catches these; a hand-edited image might not
+            problems.append(_problem(step, item, f"invalid {item.language}: {exc.message}"))
+            continue
+        if value is None:
+            if item.default is not MISSING:
+                value = item.default
+            elif item.required:
+                problems.append(
+                    _problem(step, item, f"{_where(item, request)} found nothing, and the input is required",
+                             "set it in the request, or give the input a default")
+                )
+                continue
+        if value is not None:
+            reason = item.check(value)
+            if reason:
+                problems.append(_problem(step, item, f"{_where(item, request)}: {reason}"))
+                continue
+        values[item.name] = value
+    if problems:
+        raise InvalidError(*problems)
+    return values
+
+
+def query_value(item: Input, document: Any) -> Any:
+    query = compile_query(item.expression) if item.language == "query" else compile_jmespath(item.expression)
+    return query.search(document)
+
+
+def input_env(values: dict[str, Any]) -> dict[str, str]:
+    """`INPUT_<NAME>` for each input (upper-cased, `-` -> `_`): how scripts read inputs."""
+    return {f"INPUT_{name.upper().replace('-', '_')}": as_text(v) for name, v in values.items()}
+
+
+def as_text(value: Any) -> str:
+    """An input as environment or argv text: strings as they are, the rest as compact JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _where(item: Input, request: Document) -> str:
+    return f"{item.language} {item.expression} in {request.file}"
+
+
+def _problem(step: Step, item: Input, message: str, hint: str | None = None) -> Problem:
+    return step.document.problem((*item.path, item.language), f'input "{item.name}": {message}', hint)

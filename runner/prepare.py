@@ -1,0 +1,178 @@
+"""A step made concrete for one request: inputs resolved, secrets read, templates rendered.
+
+`run` executes a PreparedStep; `plan` prints one. Nothing here has side effects.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.errors import InvalidError, Problem
+from runner.inputs import input_env, resolve_inputs
+from runner.kratix import KratixContext
+from runner.secrets import resolve_secrets
+from runner.spec.model import Command, Step, StatusFromFile
+from runner.spec.source import Document
+from runner.state.base import StateRef
+from runner.template import TemplateError, render
+
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+@dataclass(frozen=True)
+class PreparedCommand:
+    argv: list[str]
+    cwd: str  # relative to the workdir, "." for the workdir itself
+    env: dict[str, str]  # this command's own extra environment
+    timeout: float | None
+    continue_on_error: bool
+    stdout: str | None
+    source: Command
+
+    def describe(self) -> str:
+        return self.source.describe() if self.source.script is not None else " ".join(self.argv)
+
+
+@dataclass
+class PreparedStep:
+    step: Step
+    inputs: dict[str, Any]
+    secrets: dict[str, str]
+    workdir: Path  # the step's workdir as written (copied first when copyWorkdir)
+    env: dict[str, str]  # the step's environment on top of the container's: kratix, inputs, env:
+    commands: list[PreparedCommand]
+    store: str  # configmap | secret | local | none
+    state_ref: StateRef | None
+    status: dict[str, str | StatusFromFile] = field(default_factory=dict)
+
+
+def prepare(
+    step: Step,
+    ctx: KratixContext,
+    request: Document,
+    environ: Mapping[str, str],
+    store_override: str | None = None,
+) -> PreparedStep:
+    """Resolve everything a run needs, or raise InvalidError with every problem found."""
+    problems: list[Problem] = []
+    try:
+        inputs = resolve_inputs(step, request)
+    except InvalidError as exc:
+        problems += exc.problems
+        inputs = {}
+    try:
+        secrets = resolve_secrets(step, environ)
+    except InvalidError as exc:
+        problems += exc.problems
+        secrets = {}
+    if problems:
+        raise InvalidError(*problems)
+
+    context = {"inputs": inputs, "kratix": ctx.template_values()}
+
+    def text(value: str, path: tuple[str | int, ...]) -> str:
+        try:
+            return render(value, context)
+        except TemplateError as exc:
+            problems.append(step.document.problem(path, exc.message))
+            return value
+
+    env = {**ctx.command_env(), **input_env(inputs)}
+    env.update({k: text(v, ("spec", "env", k)) for k, v in step.env.items()})
+    workdir = (step.folder / text(step.workdir, ("spec", "workdir"))).resolve()
+    commands = [_command(step, c, text) for c in _selected_commands(step, ctx)]
+    status = {
+        k: v if isinstance(v, StatusFromFile) else text(v, ("spec", "status", k))
+        for k, v in step.status.items()
+    }
+    store, ref = _state(step, ctx, request, text, environ, store_override)
+    if problems:
+        raise InvalidError(*problems)
+    return PreparedStep(step, inputs, secrets, workdir, env, commands, store, ref, status)
+
+
+def _selected_commands(step: Step, ctx: KratixContext) -> tuple[Command, ...]:
+    if ctx.dry_run:
+        return step.dry_run or ()
+    return step.run
+
+
+def _command(step: Step, command: Command, text: Any) -> PreparedCommand:
+    path = command.path
+    if command.script is not None:
+        # The script is never rendered: inputs reach it only through the environment.
+        argv = ["bash", "-euo", "pipefail", "-c", command.script, "runner-script"]
+    else:
+        assert command.argv is not None
+        group, index = path[1], path[2]
+        short_form = isinstance(step.document.value["spec"][group][index], list)
+        argv_path = path if short_form else (*path, "argv")
+        argv = [text(a, (*argv_path, i)) for i, a in enumerate(command.argv)]
+    return PreparedCommand(
+        argv=argv,
+        cwd=text(command.workdir, (*path, "workdir")) if command.workdir else ".",
+        env={k: text(v, (*path, "env", k)) for k, v in command.env.items()},
+        timeout=command.timeout,
+        continue_on_error=command.continue_on_error,
+        stdout=command.stdout,
+        source=command,
+    )
+
+
+def default_store(environ: Mapping[str, str]) -> str:
+    """configmap inside a cluster (the service account is there), local outside."""
+    return "configmap" if environ.get("KUBERNETES_SERVICE_HOST") else "local"
+
+
+def _state(
+    step: Step,
+    ctx: KratixContext,
+    request: Document,
+    text: Any,
+    environ: Mapping[str, str],
+    override: str | None,
+) -> tuple[str, StateRef | None]:
+    state = step.state
+    store = state.store or default_store(environ)
+    if store == "none" or not state.files:
+        return "none", None
+    if override:
+        store = override.partition(":")[0]
+    name = text(state.name, ("spec", "state", "name")) if state.name else f"{ctx.object.get('name') or 'state'}-{step.name}"
+    namespace = (
+        text(state.namespace, ("spec", "state", "namespace"))
+        if state.namespace
+        else ctx.object.get("namespace") or pod_namespace() or "default"
+    )
+    if not _DNS_SUBDOMAIN.fullmatch(name) or len(name) > 253:
+        raise InvalidError(step.document.problem(
+            ("spec", "state", "name"),
+            f'state name "{name}" is not a DNS-1123 subdomain (lowercase letters, digits, "-" and ".")',
+        ))
+    if not _DNS_LABEL.fullmatch(namespace):
+        raise InvalidError(step.document.problem(
+            ("spec", "state", "namespace"), f'namespace "{namespace}" is not a DNS-1123 label'
+        ))
+    return store, StateRef(
+        step=step.name,
+        name=name,
+        namespace=namespace,
+        object_name=ctx.object.get("name"),
+        object_namespace=ctx.object.get("namespace"),
+    )
+
+
+def pod_namespace() -> str | None:
+    """The pod's own namespace, from its service account mount."""
+    path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return os.environ.get("POD_NAMESPACE") or None

@@ -1,0 +1,72 @@
+"""The state store interface and what every store shares."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+MANAGED_BY = "kratix-step-runner"
+
+
+@dataclass(frozen=True)
+class StateRef:
+    """Which state: the rendered name and namespace, and whose it is (for labels)."""
+
+    step: str
+    name: str
+    namespace: str
+    object_name: str | None = None
+    object_namespace: str | None = None
+
+    def labels(self) -> dict[str, str]:
+        """Labels on every stored object, so operators can find and clean up state."""
+        labels = {
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+            "runner.kratix.dev/step": self.step,
+        }
+        if self.object_name:
+            labels["runner.kratix.dev/object-name"] = self.object_name
+        if self.object_namespace:
+            labels["runner.kratix.dev/object-namespace"] = self.object_namespace
+        return labels
+
+
+class StateStore(abc.ABC):
+    """Keeps a state's files (key -> bytes). Saves are all-or-nothing."""
+
+    kind: str = ""
+
+    @classmethod
+    @abc.abstractmethod
+    def open(cls, location: str | None, environ: Mapping[str, str]) -> StateStore:
+        """The store for this process: `location` is what followed `KIND:` in --state-store."""
+
+    @abc.abstractmethod
+    def load(self, ref: StateRef) -> dict[str, bytes] | None:
+        """The stored files, or None when there is no state yet."""
+
+    @abc.abstractmethod
+    def save(self, ref: StateRef, files: dict[str, bytes]) -> None:
+        """Replace the stored files; readers see the old set or the new, never a mix."""
+
+    @abc.abstractmethod
+    def remove(self, ref: StateRef) -> bool:
+        """Remove the state and its lock; False when there was none."""
+
+    @abc.abstractmethod
+    @contextmanager
+    def lock(self, ref: StateRef, wait_seconds: float) -> Iterator[None]:
+        """Hold the state's lock for the block; raise LockHeld after `wait_seconds`."""
+
+    @abc.abstractmethod
+    def unlock(self, ref: StateRef) -> bool:
+        """Break the lock, whoever holds it (operators only); False when none was held."""
+
+    @abc.abstractmethod
+    def describe(self, ref: StateRef) -> str:
+        """Where the state lives, for messages: `configmap default/my-app-state`."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

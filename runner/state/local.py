@@ -1,0 +1,156 @@
+"""State in a folder: the embedded default outside a cluster, and what `runner test` uses.
+
+Layout: `ROOT/NAMESPACE/NAME/` holds generations `g-<n>/` (one file per key, plus
+`labels.json`) and a symlink `current` to the newest. A save writes a new generation and then
+renames a fresh symlink over `current`: a reader, or a crash at any moment, sees the old set of
+files or the new, never a mix. The lock is `flock` on `NAME.lock`, which the kernel releases
+when a holder dies, so a killed run never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from runner.errors import LockHeld, StoreError
+from runner.state.base import StateRef, StateStore
+
+_CURRENT = "current"
+_LABELS = "labels.json"
+
+
+class LocalStore(StateStore):
+    kind = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def open(cls, location: str | None, environ: Mapping[str, str]) -> LocalStore:
+        """`local:DIR`, else `$RUNNER_STATE_DIR`, else `.runner-state` in the current folder."""
+        return cls(Path(location or environ.get("RUNNER_STATE_DIR") or ".runner-state"))
+
+    def _dir(self, ref: StateRef) -> Path:
+        return self.root / ref.namespace / ref.name
+
+    def describe(self, ref: StateRef) -> str:
+        return f"local {self._dir(ref)}"
+
+    def load(self, ref: StateRef) -> dict[str, bytes] | None:
+        current = self._dir(ref) / _CURRENT
+        try:
+            generation = current.resolve(strict=True)
+            names = [p for p in generation.iterdir() if p.name != _LABELS]
+            return {p.name: p.read_bytes() for p in names}
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read state {self.describe(ref)}: {exc.strerror}") from exc
+
+    def save(self, ref: StateRef, files: dict[str, bytes]) -> None:
+        folder = self._dir(ref)
+        staging: Path | None = None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            number = self._next_generation(folder)
+            generation = folder / f"g-{number}"
+            staging = folder / f".g-{number}.{os.getpid()}.tmp"
+            staging.mkdir()
+            for key, data in files.items():
+                _write_synced(staging / key, data)
+            _write_synced(staging / _LABELS, json.dumps(ref.labels(), indent=2).encode())
+            os.rename(staging, generation)
+            link = folder / f".{_CURRENT}.{os.getpid()}.tmp"
+            link.unlink(missing_ok=True)
+            os.symlink(generation.name, link)
+            os.replace(link, folder / _CURRENT)
+            _fsync_dir(folder)
+        except OSError as exc:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            raise StoreError(
+                f"cannot save state {self.describe(ref)}: {exc.strerror or exc}; the previous state is kept"
+            ) from exc
+        self._prune(folder, keep=generation.name)
+
+    def remove(self, ref: StateRef) -> bool:
+        folder = self._dir(ref)
+        existed = folder.exists()
+        shutil.rmtree(folder, ignore_errors=True)
+        self._lock_path(ref).unlink(missing_ok=True)
+        return existed
+
+    def _lock_path(self, ref: StateRef) -> Path:
+        return self.root / ref.namespace / f"{ref.name}.lock"
+
+    @contextmanager
+    def lock(self, ref: StateRef, wait_seconds: float) -> Iterator[None]:
+        path = self._lock_path(ref)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot create lock {path}: {exc.strerror}") from exc
+        try:
+            deadline = time.monotonic() + wait_seconds
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise StoreError(f"cannot lock {path}: {exc.strerror}") from exc
+                    if time.monotonic() >= deadline:
+                        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another run"
+                        raise LockHeld(
+                            f"state {self.describe(ref)} is locked by {holder}", retry_after_seconds=30
+                        ) from None
+                    time.sleep(0.05)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def unlock(self, ref: StateRef) -> bool:
+        # flock locks die with their holder; there is never a stale one to break.
+        return False
+
+    @staticmethod
+    def _next_generation(folder: Path) -> int:
+        numbers = [int(p.name[2:]) for p in folder.glob("g-*") if p.name[2:].isdigit()]
+        return max(numbers, default=0) + 1
+
+    @staticmethod
+    def _prune(folder: Path, keep: str) -> None:
+        """Drop older generations, and staging left by runs that crashed over an hour ago."""
+        kept = int(keep[2:])
+        for old in folder.glob("g-*"):
+            if old.name[2:].isdigit() and int(old.name[2:]) < kept:
+                shutil.rmtree(old, ignore_errors=True)
+        cutoff = time.time() - 3600
+        for stale in folder.glob(".*.tmp"):
+            if stale.lstat().st_mtime < cutoff:
+                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink()
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
