@@ -139,11 +139,9 @@ def _state(
     override: str | None,
 ) -> tuple[str, StateRef | None]:
     state = step.state
-    store = state.store or default_store(environ)
-    if store == "none" or not state.files:
+    store = override.partition(":")[0] if override else state.store or default_store(environ)
+    if store == "none" or state.store == "none" or not state.files:
         return "none", None
-    if override:
-        store = override.partition(":")[0]
     name = text(state.name, ("spec", "state", "name")) if state.name else f"{ctx.object.get('name') or 'state'}-{step.name}"
     namespace = (
         text(state.namespace, ("spec", "state", "namespace"))

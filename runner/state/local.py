@@ -56,25 +56,32 @@ class LocalStore(StateStore):
 
     def save(self, ref: StateRef, files: dict[str, bytes]) -> None:
         folder = self._dir(ref)
-        staging: Path | None = None
+        made: list[Path] = []  # what this save created, removed again if it fails
         try:
             folder.mkdir(parents=True, exist_ok=True)
             number = self._next_generation(folder)
             generation = folder / f"g-{number}"
             staging = folder / f".g-{number}.{os.getpid()}.tmp"
             staging.mkdir()
+            made.append(staging)
             for key, data in files.items():
                 _write_synced(staging / key, data)
             _write_synced(staging / _LABELS, json.dumps(ref.labels(), indent=2).encode())
             os.rename(staging, generation)
+            made.append(generation)
             link = folder / f".{_CURRENT}.{os.getpid()}.tmp"
             link.unlink(missing_ok=True)
             os.symlink(generation.name, link)
-            os.replace(link, folder / _CURRENT)
+            made.append(link)
+            os.replace(link, folder / _CURRENT)  # the commit point
+            made.clear()
             _fsync_dir(folder)
         except OSError as exc:
-            if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
+            for path in made:
+                if path.is_symlink() or path.is_file():
+                    path.unlink(missing_ok=True)
+                else:
+                    shutil.rmtree(path, ignore_errors=True)
             raise StoreError(
                 f"cannot save state {self.describe(ref)}: {exc.strerror or exc}; the previous state is kept"
             ) from exc

@@ -1,0 +1,123 @@
+"""Shared fixtures: a Kratix pipeline container's folders and a way to run `runner` as users do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+DEFAULT_REQUEST = {
+    "apiVersion": "workshop.kratix.io/v1",
+    "kind": "App",
+    "metadata": {"name": "my-app", "namespace": "default"},
+    "spec": {"image": "nginx", "tier": "small"},
+}
+
+
+@dataclass
+class Pipeline:
+    """One pipeline container's world: steps folder, /kratix folders, state, environment."""
+
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> Path:
+        return self.root / "steps.d"
+
+    @property
+    def input(self) -> Path:
+        return self.root / "kratix" / "input"
+
+    @property
+    def output(self) -> Path:
+        return self.root / "kratix" / "output"
+
+    @property
+    def metadata(self) -> Path:
+        return self.root / "kratix" / "metadata"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    def step(self, name: str, body: str, file: str | None = None) -> Path:
+        """Write a step file; `body` is the YAML under `spec:` (dedented)."""
+        path = self.steps / (file or f"{name}.yaml")
+        spec = textwrap.indent(textwrap.dedent(body).strip("\n"), "  ")
+        path.write_text(
+            f"apiVersion: runner.kratix.dev/v1alpha1\nkind: Step\nmetadata:\n  name: {name}\n"
+            f"spec:\n{spec}\n"
+        )
+        return path
+
+    def request(self, obj: dict[str, Any] | str) -> None:
+        text = obj if isinstance(obj, str) else yaml.safe_dump(obj, sort_keys=False)
+        (self.input / "object.yaml").write_text(text)
+
+    def status(self) -> dict[str, Any]:
+        path = self.metadata / "status.yaml"
+        return yaml.safe_load(path.read_text()) if path.exists() else {}
+
+    def args(self) -> list[str]:
+        return [
+            "--steps-dir", str(self.steps), "--input", str(self.input),
+            "--output", str(self.output), "--metadata", str(self.metadata),
+        ]  # fmt: skip
+
+    def run(self, *argv: str, env: dict[str, str] | None = None, timeout: float = 60,
+            check_traceback: bool = True) -> subprocess.CompletedProcess[str]:
+        """`runner VERB [ARGS]` with this pipeline's folders, as a subprocess."""
+        verb, rest = argv[0], list(argv[1:])
+        command = [sys.executable, "-m", "runner", verb, *self.args(), *rest]
+        result = subprocess.run(
+            command, cwd=self.work, env={**self.env, **(env or {})}, capture_output=True,
+            text=True, timeout=timeout,
+        )
+        if check_traceback:
+            assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    def popen(self, *argv: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        verb, rest = argv[0], list(argv[1:])
+        return subprocess.Popen(
+            [sys.executable, "-m", "runner", verb, *self.args(), *rest], cwd=self.work,
+            env={**self.env, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+
+def base_env(tmp: Path) -> dict[str, str]:
+    """A clean environment: no cluster, local state in the test's folder, the venv first on PATH."""
+    keep = ("HOME", "LANG", "LC_ALL", "SYSTEMROOT")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        PYTHONPATH=str(REPO),
+        RUNNER_STATE_STORE=f"local:{tmp / 'state'}",
+        TMPDIR=str(tmp / "tmp"),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Pipeline:
+    p = Pipeline(tmp_path, base_env(tmp_path))
+    for folder in (p.steps, p.input, p.output, p.metadata, p.work, tmp_path / "tmp"):
+        folder.mkdir(parents=True)
+    p.request(DEFAULT_REQUEST)
+    return p

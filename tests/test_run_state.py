@@ -1,0 +1,187 @@
+"""The local state store through `runner run`: restore, save, failure policy, atomicity, locking."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from runner.state.base import StateRef
+from runner.state.local import LocalStore
+
+COUNTER = """
+    state:
+      store: local
+      name: counter
+      files: [{path: count.txt, key: count}]
+      save: {save}
+    workdir: ../work
+    run:
+      - script: |
+          n=$(cat count.txt 2>/dev/null || echo 0)
+          echo $((n + 1)) > count.txt
+          echo "count is $((n + 1))"
+          {then}
+"""
+
+
+def counter_step(pipeline, save: str = "always", then: str = "true") -> None:
+    pipeline.step("counter", COUNTER.replace("{save}", save).replace("{then}", then))
+
+
+def stored(pipeline) -> dict[str, bytes] | None:
+    return LocalStore(pipeline.state_dir).load(StateRef("counter", "counter", "default"))
+
+
+def test_state_is_restored_before_and_saved_after_the_commands(pipeline):
+    counter_step(pipeline)
+    for expected in (1, 2, 3):
+        result = pipeline.run("run")
+        assert result.returncode == 0, result.stderr
+        assert f"count is {expected}" in result.stdout
+    assert stored(pipeline) == {"count": b"3\n"}
+
+
+def test_stale_file_in_workdir_is_not_used_when_store_is_empty(pipeline):
+    counter_step(pipeline)
+    (pipeline.work / "count.txt").write_text("41\n")
+    result = pipeline.run("run")
+    assert "count is 1" in result.stdout
+
+
+def test_state_saved_when_command_fails_and_save_is_always(pipeline):
+    counter_step(pipeline, "always", "exit 7")
+    result = pipeline.run("run")
+    assert result.returncode == 1
+    assert "exited with 7" in result.stderr
+    assert stored(pipeline) == {"count": b"1\n"}
+
+
+def test_state_not_saved_when_command_fails_and_save_is_on_success(pipeline):
+    counter_step(pipeline, "on-success", "exit 7")
+    assert pipeline.run("run").returncode == 1
+    assert stored(pipeline) is None
+
+
+def test_state_saved_when_step_times_out(pipeline):
+    pipeline.step("counter", """
+        state:
+          store: local
+          name: counter
+          files: [{path: count.txt, key: count}]
+        workdir: ../work
+        timeout: 1s
+        run:
+          - script: |
+              echo 1 > count.txt
+              sleep 30
+    """)
+    started = time.monotonic()
+    result = pipeline.run("run")
+    assert result.returncode == 1
+    assert time.monotonic() - started < 15
+    assert "timed out" in result.stderr
+    assert stored(pipeline) == {"count": b"1\n"}
+
+
+def test_unchanged_state_is_not_written_again(pipeline):
+    pipeline.step("counter", """
+        state: {store: local, name: counter, files: [{path: count.txt, key: count}]}
+        workdir: ../work
+        run:
+          - script: test -f count.txt || echo 1 > count.txt
+    """)
+    assert pipeline.run("run").returncode == 0
+    second = pipeline.run("run")
+    assert "state unchanged" in second.stderr
+    assert stored(pipeline) == {"count": b"1\n"}
+
+
+def test_state_carries_labels_naming_the_step_and_object(pipeline):
+    counter_step(pipeline)
+    pipeline.run("run")
+    labels_file = next((pipeline.state_dir / "default" / "counter").glob("g-*/labels.json"))
+    labels = json.loads(labels_file.read_text())
+    assert labels == {
+        "app.kubernetes.io/managed-by": "kratix-step-runner",
+        "runner.kratix.dev/step": "counter",
+        "runner.kratix.dev/object-name": "my-app",
+        "runner.kratix.dev/object-namespace": "default",
+    }
+
+
+def test_concurrent_runs_on_one_state_are_serialised_with_no_lost_update(pipeline):
+    counter_step(pipeline, then="sleep 0.2")
+    procs = [pipeline.popen("run") for _ in range(5)]
+    for proc in procs:
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+    assert stored(pipeline) == {"count": b"5\n"}
+
+
+def test_lock_held_past_the_wait_exits_3_and_asks_kratix_to_retry(pipeline):
+    counter_step(pipeline)
+    store = LocalStore(pipeline.state_dir)
+    ref = StateRef("counter", "counter", "default")
+    entered = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with store.lock(ref, 5):
+            entered.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        entered.wait(5)
+        result = pipeline.run("run", "--lock-wait", "0.5")
+    finally:
+        release.set()
+        holder.join()
+    assert result.returncode == 3
+    assert "is locked by" in result.stderr
+    control = (pipeline.metadata / "workflow-control.yaml").read_text()
+    assert control.startswith("retryAfter: ")
+    assert stored(pipeline) is None
+
+
+def test_failed_save_keeps_the_previous_state_whole(tmp_path, monkeypatch):
+    """A save that fails half way (disk full at the last rename) leaves the old state intact."""
+    import errno
+    import os
+
+    store = LocalStore(tmp_path)
+    ref = StateRef("counter", "counter", "default")
+    store.save(ref, {"a": b"old-a", "b": b"old-b"})
+    real_replace = os.replace
+
+    def disk_full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    try:
+        store.save(ref, {"a": b"new-a", "b": b"new-b"})
+    except Exception as exc:
+        assert "No space left on device" in str(exc) and "previous state is kept" in str(exc)
+    else:
+        raise AssertionError("the save should have failed")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert store.load(ref) == {"a": b"old-a", "b": b"old-b"}
+    assert not list((tmp_path / "default" / "counter").glob(".*.tmp"))
+
+
+def test_delete_step_with_on_delete_remove_removes_the_state(pipeline):
+    counter_step(pipeline)
+    pipeline.step("forget", """
+        on: {action: delete}
+        state: {store: local, name: counter, files: [{path: count.txt, key: count}], onDelete: remove}
+        workdir: ../work
+        run:
+          - [cat, count.txt]
+    """)
+    assert pipeline.run("run").returncode == 0
+    result = pipeline.run("run", env={"KRATIX_WORKFLOW_ACTION": "delete"})
+    assert result.returncode == 0, result.stderr
+    assert "removed state" in result.stderr
+    assert stored(pipeline) is None
