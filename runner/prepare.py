@@ -58,6 +58,7 @@ def prepare(
     request: Document,
     environ: Mapping[str, str],
     store_override: str | None = None,
+    need_secrets: bool = True,
 ) -> PreparedStep:
     """Resolve everything a run needs, or raise InvalidError with every problem found."""
     problems: list[Problem] = []
@@ -69,7 +70,8 @@ def prepare(
     try:
         secrets = resolve_secrets(step, environ)
     except InvalidError as exc:
-        problems += exc.problems
+        if need_secrets:
+            problems += exc.problems
         secrets = {}
     if problems:
         raise InvalidError(*problems)

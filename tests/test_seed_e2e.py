@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.fakes import FAKE_BIN, S3Server
+from tests.kubeapi import FakeKubeAPI
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +22,9 @@ def s3():
         yield server
 
 
-@pytest.fixture
-def seed(pipeline, s3):
+@pytest.fixture(params=["local", "configmap"])
+def seed(request, pipeline, s3):
+    """The shipped steps, with state in the local store or in ConfigMaps on a loopback API server."""
     s3.reset()
     shutil.rmtree(pipeline.steps)
     shutil.copytree(REPO / "steps.d", pipeline.steps)
@@ -30,12 +32,22 @@ def seed(pipeline, s3):
     shutil.copytree(REPO / "terraform", pipeline.root / "terraform")
     pipeline.env.update(s3.env)
     pipeline.env["PATH"] = f"{FAKE_BIN}:{pipeline.env['PATH']}"
-    return pipeline
+    if request.param == "local":
+        pipeline.has_state = lambda name: (pipeline.state_dir / "default" / name).exists()
+        yield pipeline
+        return
+    with FakeKubeAPI() as api:
+        # As in a pod: the steps say `store: configmap`; no override.
+        pipeline.env.pop("RUNNER_STATE_STORE")
+        pipeline.env["KUBECONFIG"] = str(api.write_kubeconfig(pipeline.root / "kubeconfig"))
+        pipeline.has_state = lambda name: api.get_object("configmaps", "default", name) is not None
+        yield pipeline
 
 
 def test_seed_story_create_idempotent_rerun_and_delete(seed, s3):
     first = seed.run("run", "create-bucket")
     assert first.returncode == 0, first.stderr
+    assert seed.has_state("my-app-state")
     assert s3.buckets() == ["my-app.default"]
     assert "Apply complete! Resources: 1 added" in first.stdout
     status = seed.status()
@@ -54,7 +66,7 @@ def test_seed_story_create_idempotent_rerun_and_delete(seed, s3):
     assert "delete-bucket" in deleted.stderr and "create-bucket" not in deleted.stderr
     assert s3.buckets() == []
     assert "removed state" in deleted.stderr
-    assert not (seed.state_dir / "default" / "my-app-state").exists()
+    assert not seed.has_state("my-app-state")
 
     for result in (first, second, deleted):
         assert s3.env["MINIO_PASSWORD"] not in result.stdout + result.stderr
@@ -83,4 +95,4 @@ def test_two_requests_get_two_buckets_and_two_states(seed, s3):
                   "metadata": {"name": "todo", "namespace": "default"}})
     assert seed.run("run", "create-bucket").returncode == 0
     assert sorted(s3.buckets()) == ["my-app.default", "todo.default"]
-    assert (seed.state_dir / "default" / "todo-state").is_dir()
+    assert seed.has_state("todo-state") and seed.has_state("my-app-state")

@@ -38,7 +38,9 @@ class Session:
     log: Logger
 
 
-def start_session(args: argparse.Namespace, names: list[str], environ: Mapping[str, str]) -> Session:
+def start_session(
+    args: argparse.Namespace, names: list[str], environ: Mapping[str, str], need_secrets: bool = True
+) -> Session:
     """Load the steps, read the request, choose the steps and prepare them all before any runs."""
     masker = Masker()
     log = Logger(args.log_format, masker)
@@ -56,7 +58,7 @@ def start_session(args: argparse.Namespace, names: list[str], environ: Mapping[s
     problems: list[Problem] = []
     for step in steps:
         try:
-            prepared.append(prepare(step, ctx, request, environ, args.state_store))
+            prepared.append(prepare(step, ctx, request, environ, args.state_store, need_secrets))
         except InvalidError as exc:
             problems += exc.problems
     if problems:

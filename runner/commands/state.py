@@ -1,15 +1,55 @@
-"""`runner state`."""
+"""`runner state show|rm|unlock STEP`: inspect or repair a step's stored state, with the same
+request context as `run` (input object, namespace, state store override)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
+from runner.commands.common import add_kratix_arguments, start_session
 from runner.errors import InvalidError
+from runner.state import open_store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*")
+    parser.add_argument("action", choices=["show", "rm", "unlock"], help="show the state, remove it, or break its lock")
+    parser.add_argument("step", metavar="STEP")
+    parser.add_argument("--key", help="show: print only this file's content, raw")
+    add_kratix_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    raise InvalidError("runner state is not available yet")
+    # Secrets aren't needed to find a state: don't make operators provide them.
+    session = start_session(args, [args.step], os.environ, need_secrets=False)
+    prepared = session.prepared[0]
+    ref = prepared.state_ref
+    if ref is None:
+        raise InvalidError(f"step {args.step} keeps no state")
+    location = args.state_store.partition(":")[2] if args.state_store else None
+    store = open_store(prepared.store, location or None, os.environ)
+    try:
+        where = store.describe(ref)
+        if args.action == "show":
+            files = store.load(ref)
+            if files is None:
+                print(f"no state in {where}", file=sys.stderr)
+                return 1
+            if args.key:
+                if args.key not in files:
+                    raise InvalidError(f'no key "{args.key}" in {where}; keys: {", ".join(sorted(files))}')
+                sys.stdout.buffer.write(files[args.key])
+                return 0
+            print(f"{where}:")
+            for key, data in sorted(files.items()):
+                print(f"  {key}: {len(data)} bytes")
+            return 0
+        if args.action == "rm":
+            removed = store.remove(ref)
+            print(f"removed {where}" if removed else f"no state in {where}")
+            return 0
+        unlocked = store.unlock(ref)
+        print(f"unlocked {where}" if unlocked else f"{where} was not locked")
+        return 0
+    finally:
+        store.close()

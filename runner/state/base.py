@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,10 +28,15 @@ class StateRef:
             "runner.kratix.dev/step": self.step,
         }
         if self.object_name:
-            labels["runner.kratix.dev/object-name"] = self.object_name
+            labels["runner.kratix.dev/object-name"] = label_value(self.object_name)
         if self.object_namespace:
-            labels["runner.kratix.dev/object-namespace"] = self.object_namespace
+            labels["runner.kratix.dev/object-namespace"] = label_value(self.object_namespace)
         return labels
+
+
+def label_value(text: str) -> str:
+    """A valid label value: at most 63 characters, alphanumeric at both ends."""
+    return re.sub(r"[^A-Za-z0-9]+$", "", re.sub(r"[^-A-Za-z0-9_.]", "-", text)[:63]).lstrip("-_.")
 
 
 class StateStore(abc.ABC):

@@ -1,0 +1,223 @@
+"""Raw JSON requests to the Kubernetes API through the `kubernetes` package, with bounded
+retries for transient failures and every refusal explained in words an operator can act on.
+
+Objects travel as plain dicts (`_preload_content=False`): no model classes are built, which
+keeps large states cheap, and `binaryData` stays exactly as the server sent it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from runner.errors import Problem, StoreError
+
+# resource -> (API prefix, API group for RBAC, kind)
+RESOURCES = {
+    "configmaps": ("/api/v1", "", "ConfigMap"),
+    "secrets": ("/api/v1", "", "Secret"),
+    "leases": ("/apis/coordination.k8s.io/v1", "coordination.k8s.io", "Lease"),
+}
+_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "DELETE": "delete", "PATCH": "patch"}
+_TRANSIENT = {429, 500, 502, 503, 504}
+
+
+class Conflict(Exception):
+    """409: the object changed (resourceVersion) or already exists."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def load_client(environ: Mapping[str, str]) -> Any:
+    """An ApiClient from the pod's service account, else from the kubeconfig."""
+    from runner.state.kubeimport import client_modules
+
+    configuration_mod, api_client_mod, config = client_modules()
+    configuration = configuration_mod.Configuration()
+    try:
+        if environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            config.load_kube_config(config_file=environ.get("KUBECONFIG") or None,
+                                    client_configuration=configuration)
+    except config.ConfigException as exc:
+        raise StoreError(Problem(
+            f"no Kubernetes configuration: {exc}",
+            hint="inside a pod the service account is used; elsewhere set KUBECONFIG, or keep state "
+            "locally with --state-store local:DIR",
+        )) from None
+    configuration.retries = False  # we retry ourselves, with backoff and only where safe
+    return api_client_mod.ApiClient(configuration)
+
+
+class Kube:
+    """A thin JSON client for the few resources the state stores use."""
+
+    def __init__(self, api_client: Any, attempts: int = 6, backoff: float = 0.2, max_backoff: float = 5.0) -> None:
+        self.api = api_client
+        self.attempts = attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.requests = 0
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Kube:
+        attempts = int(environ.get("RUNNER_KUBE_ATTEMPTS", "6"))
+        return cls(load_client(environ), attempts=attempts)
+
+    @property
+    def host(self) -> str:
+        return str(self.api.configuration.host)
+
+    def close(self) -> None:
+        try:
+            self.api.close()
+        except Exception:  # noqa: BLE001 - closing must never fail a run
+            pass
+
+    # -- verbs -----------------------------------------------------------------------------
+    def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.request("GET", resource, namespace, name)
+        except LookupError:
+            return None
+
+    def create(self, resource: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", resource, namespace, None, body)
+
+    def replace(self, resource: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PUT", resource, namespace, name, body)
+
+    def delete(self, resource: str, namespace: str, name: str, resource_version: str | None = None) -> bool:
+        body = {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
+        try:
+            self.request("DELETE", resource, namespace, name, body)
+            return True
+        except LookupError:
+            return False
+
+    # -- transport ---------------------------------------------------------------------------
+    def request(
+        self, method: str, resource: str, namespace: str, name: str | None, body: Any = None
+    ) -> dict[str, Any]:
+        """One API call; retried on 5xx/429/connection errors. Raises LookupError for 404,
+        Conflict for 409, StoreError for everything a retry can't fix."""
+        prefix = RESOURCES[resource][0]
+        path = f"{prefix}/namespaces/{namespace}/{resource}" + (f"/{name}" if name else "")
+        delay = self.backoff
+        last = ""
+        for attempt in range(1, self.attempts + 1):
+            self.requests += 1
+            try:
+                response = self.api.call_api(
+                    path, method, header_params={"Content-Type": "application/json", "Accept": "application/json"},
+                    body=body, auth_settings=["BearerToken"], _preload_content=False,
+                    _request_timeout=(5, 60),
+                )
+                data = response.data
+                return json.loads(data) if data else {}
+            except Exception as exc:  # noqa: BLE001 - sorted below; nothing escapes unexplained
+                status = getattr(exc, "status", None)
+                if status is None:
+                    if not _is_connection_error(exc):
+                        raise
+                    last = f"{type(exc).__name__}: {_first_line(exc)}"
+                elif status in _TRANSIENT:
+                    last = f"{status} {_status_message(exc)}".strip()
+                    retry_after = _retry_after(exc)
+                    if retry_after is not None:
+                        delay = max(delay, min(retry_after, self.max_backoff))
+                else:
+                    self._raise_for(exc, method, resource, namespace, name)
+            if attempt < self.attempts:
+                time.sleep(delay * (0.5 + random.random()))  # jitter: concurrent runs don't retry in step
+                delay = min(delay * 2, self.max_backoff)
+        raise StoreError(Problem(
+            f"the Kubernetes API at {self.host} did not answer {method} {resource} in {namespace} "
+            f"after {self.attempts} attempts: {last}",
+            hint="the API server may be overloaded or unreachable; Kratix will retry the workflow",
+        ))
+
+    def _raise_for(self, exc: Any, method: str, resource: str, namespace: str, name: str | None) -> None:
+        status = exc.status
+        message = _status_message(exc)
+        reason = _status_reason(exc)
+        what = f"{RESOURCES[resource][2]} {namespace}/{name}" if name else f"{resource} in {namespace}"
+        if status == 404:
+            if "namespaces" in message and f'"{namespace}" not found' in message:
+                raise StoreError(f'namespace "{namespace}" does not exist (needed for {what})')
+            raise LookupError(message)
+        if status == 409:
+            raise Conflict(reason, message)
+        if status == 403:
+            raise StoreError(forbidden_problem(_VERBS.get(method, method.lower()), resource, namespace, message))
+        if status == 401:
+            raise StoreError(Problem(
+                f"the Kubernetes API at {self.host} rejected the credentials (401 Unauthorized)",
+                hint="check the service account token or the kubeconfig user",
+            ))
+        if status == 422:
+            raise StoreError(Problem(
+                f"the API server refused {what}: {message}",
+                hint="names must be DNS-1123 subdomains, and one object holds at most 1 MiB",
+            ))
+        if status == 413:
+            raise StoreError(f"the API server refused {what}: the request is too large ({message})")
+        raise StoreError(f"the API server answered {status} to {method} {what}: {message or reason}")
+
+
+def forbidden_problem(verb: str, resource: str, namespace: str, message: str) -> Problem:
+    """403 explained: which verb on which resource where, for whom, and the RBAC that grants it."""
+    import re
+
+    user = re.search(r'User "([^"]+)"', message)
+    who = user.group(1) if user else "this pod's service account"
+    group = RESOURCES[resource][1]
+    grant = (
+        f'add to the Pipeline: rbac: {{permissions: [{{apiGroups: ["{group}"], verbs: [{verb}], '
+        f"resources: [{resource}]}}]}} (`runner rbac` prints what every step needs)"
+    )
+    return Problem(
+        f'forbidden: {who} cannot {verb} {resource} in namespace "{namespace}"', hint=grant
+    )
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    import urllib3
+
+    return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, OSError))
+
+
+def _body(exc: Any) -> dict[str, Any]:
+    try:
+        loaded = json.loads(exc.body or "{}")
+        return loaded if isinstance(loaded, dict) else {}
+    except (TypeError, ValueError):
+        return {}
+
+
+def _status_message(exc: Any) -> str:
+    return str(_body(exc).get("message") or getattr(exc, "reason", "") or "")
+
+
+def _status_reason(exc: Any) -> str:
+    return str(_body(exc).get("reason") or "")
+
+
+def _retry_after(exc: Any) -> float | None:
+    headers = getattr(exc, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else ""

@@ -1,0 +1,258 @@
+"""State in ConfigMaps or Secrets, locked by a Lease.
+
+One main object per state, named as the step says. Small text state is stored as plain
+`data` (so `kubectl get configmap my-app-state -o jsonpath={.data.tfstate}` shows it, as in
+the Kratix tutorial), larger state gzip-compressed, and state beyond one object split into
+chunk objects `NAME-GENERATION-I` that the main object lists in a manifest. Chunks are
+written first and the manifest last, so a reader sees the old generation or the new.
+
+Every write carries the resourceVersion this run read: a save never overwrites a state that
+another run saved in between, and never deletes and recreates (no window without state).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from runner.errors import StoreError
+from runner.state import codec
+from runner.state.base import StateRef, StateStore
+from runner.state.kube import Conflict, Kube
+from runner.state.lease import LeaseLock
+
+_CHUNK_OF = "runner.kratix.dev/chunk-of"
+_READ_ATTEMPTS = 4  # re-reads when a concurrent save replaced the chunks under us
+_WRITE_ATTEMPTS = 5  # updates retried when only metadata changed in between
+
+
+def holder_identity(environ: Mapping[str, str]) -> str:
+    """The pod's name (Kubernetes sets HOSTNAME to it), made unique per process."""
+    pod = environ.get("POD_NAME") or environ.get("HOSTNAME") or os.uname().nodename
+    return f"{pod}/{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class KubeStore(StateStore):
+    resource = ""  # configmaps | secrets
+    codec_kind = ""  # configmap | secret
+
+    def __init__(self, kube: Kube, identity: str, lease_seconds: int = 60) -> None:
+        self.kube = kube
+        self.identity = identity
+        self.lease_seconds = lease_seconds
+        # ref -> what this run last read or wrote: the main object's resourceVersion, the
+        # digest of the files, and the chunk manifest (to delete old chunks after a save)
+        self._read: dict[StateRef, _Seen] = {}
+        self._locks: dict[StateRef, LeaseLock] = {}
+
+    @classmethod
+    def open(cls, location: str | None, environ: Mapping[str, str]) -> KubeStore:
+        lease = int(environ.get("RUNNER_LEASE_SECONDS", "60"))
+        return cls(Kube.from_environment(environ), holder_identity(environ), lease)
+
+    def describe(self, ref: StateRef) -> str:
+        return f"{self.kind} {ref.namespace}/{ref.name}"
+
+    def close(self) -> None:
+        self.kube.close()
+
+    # -- reading -----------------------------------------------------------------------------
+    def load(self, ref: StateRef) -> dict[str, bytes] | None:
+        for _ in range(_READ_ATTEMPTS):
+            main = self.kube.get(self.resource, ref.namespace, ref.name)
+            if main is None:
+                self._read[ref] = _Seen(None, None, None)
+                return None
+            try:
+                files = self._decode(ref, main)
+            except codec.CorruptState:
+                continue  # a save replaced the chunks between our reads: read again
+            self._read[ref] = _Seen(main["metadata"]["resourceVersion"], codec.digest(files), self._manifest_of(main))
+            return files
+        raise StoreError(f"state {self.describe(ref)} kept changing while being read; try again")
+
+    def _decode(self, ref: StateRef, main: dict[str, Any]) -> dict[str, bytes]:
+        annotations = main["metadata"].get("annotations") or {}
+        fmt = annotations.get(codec.FORMAT_ANNOTATION, "plain")
+        data = self._main_data(main)
+        binary = main.get("binaryData") or {}
+        chunks = None
+        manifest = codec.manifest(data) if fmt == "chunked" else None
+        if manifest is not None:
+            chunks = []
+            for index in range(manifest["chunks"]):
+                chunk = self.kube.get(self.resource, ref.namespace, _chunk_name(ref, manifest, index))
+                if chunk is None:
+                    raise codec.CorruptState("a chunk is missing")
+                chunks.append({**(chunk.get("data") or {}), **(chunk.get("binaryData") or {})})
+        try:
+            return codec.decode(self.codec_kind, fmt, data, binary, chunks)
+        except codec.CorruptState:
+            raise
+        except ValueError as exc:
+            raise StoreError(f"state {self.describe(ref)} is not readable: {exc}") from None
+
+    # -- writing -----------------------------------------------------------------------------
+    def save(self, ref: StateRef, files: dict[str, bytes]) -> None:
+        lock = self._locks.get(ref)
+        if lock is not None and lock.lost:
+            raise StoreError(
+                f"lost {lock.describe()} to another run while the commands ran; not saving over its state"
+            )
+        if ref not in self._read:
+            self.load(ref)
+        seen = self._read[ref]
+        version, base_digest, old_manifest = seen.version, seen.digest, seen.manifest
+        payload = codec.encode(files, self.codec_kind)
+        manifest = codec.manifest(payload.data) if payload.format == "chunked" else None
+        if manifest is not None:
+            for index, chunk in enumerate(payload.chunks):
+                self._write_chunk(ref, manifest, index, chunk)
+        body = self._object(ref, payload)
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                if version is None:
+                    written = self.kube.create(self.resource, ref.namespace, body)
+                else:
+                    body["metadata"]["resourceVersion"] = version
+                    written = self.kube.replace(self.resource, ref.namespace, ref.name, body)
+                break
+            except (Conflict, LookupError):
+                # Someone wrote in between. Go on only if the state itself is what we read
+                # (a label or annotation changed); a newer state is never overwritten.
+                current = self.kube.get(self.resource, ref.namespace, ref.name)
+                current_digest = codec.digest(self._decode(ref, current)) if current else None
+                if current_digest != base_digest and current_digest != codec.digest(files):
+                    raise StoreError(
+                        f"state {self.describe(ref)} was changed by another run since this run read it; "
+                        "not overwriting it (turn on state.lock to serialise runs)"
+                    ) from None
+                version = current["metadata"]["resourceVersion"] if current else None
+                old_manifest = self._manifest_of(current)
+        else:
+            raise StoreError(f"state {self.describe(ref)} kept changing; gave up saving")
+        self._read[ref] = _Seen(written["metadata"]["resourceVersion"], codec.digest(files), manifest)
+        if old_manifest and old_manifest.get("generation") != (manifest or {}).get("generation"):
+            self._delete_chunks(ref, old_manifest)
+
+    def _write_chunk(self, ref: StateRef, manifest: dict[str, Any], index: int, data: dict[str, str]) -> None:
+        name = _chunk_name(ref, manifest, index)
+        body = self._base_body(name, ref, {_CHUNK_OF: ref.name})
+        body.update(self._data_fields(data))
+        try:
+            self.kube.create(self.resource, ref.namespace, body)
+        except Conflict:
+            pass  # same generation = same content (the name carries the content's hash)
+
+    def _object(self, ref: StateRef, payload: codec.Payload) -> dict[str, Any]:
+        body = self._base_body(ref.name, ref, {})
+        body["metadata"]["annotations"] = {codec.FORMAT_ANNOTATION: payload.format}
+        data = payload.data
+        if payload.format == "chunked" and self.resource == "secrets":
+            # Secret data is base64 on the wire, the manifest included.
+            data = {k: base64.b64encode(v.encode()).decode("ascii") for k, v in data.items()}
+        if data:
+            body["data"] = data
+        if payload.binary_data:
+            body["binaryData"] = payload.binary_data
+        return body
+
+    def _base_body(self, name: str, ref: StateRef, extra_labels: dict[str, str]) -> dict[str, Any]:
+        kind = "ConfigMap" if self.resource == "configmaps" else "Secret"
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": ref.namespace, "labels": {**ref.labels(), **extra_labels}},
+        }
+        if kind == "Secret":
+            body["type"] = "Opaque"
+        return body
+
+    def _manifest_of(self, obj: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not obj:
+            return None
+        annotations = obj["metadata"].get("annotations") or {}
+        if annotations.get(codec.FORMAT_ANNOTATION) != "chunked":
+            return None
+        return codec.manifest(self._main_data(obj))
+
+    def _main_data(self, obj: dict[str, Any]) -> dict[str, str]:
+        """The main object's data as the codec reads it (a Secret's manifest decoded)."""
+        data: dict[str, str] = obj.get("data") or {}
+        annotations = obj["metadata"].get("annotations") or {}
+        if self.resource == "secrets" and annotations.get(codec.FORMAT_ANNOTATION) == "chunked":
+            try:
+                return {k: base64.b64decode(v).decode() for k, v in data.items()}
+            except ValueError as exc:
+                raise codec.CorruptState(f"manifest is not base64 text: {exc}") from None
+        return data
+
+    def _data_fields(self, data: dict[str, str]) -> dict[str, Any]:
+        # Chunk payloads are base64 either way: binaryData for ConfigMaps, data for Secrets.
+        return {"binaryData": data} if self.resource == "configmaps" else {"data": data}
+
+    def _delete_chunks(self, ref: StateRef, manifest: dict[str, Any]) -> None:
+        for index in range(int(manifest.get("chunks", 0))):
+            try:
+                self.kube.delete(self.resource, ref.namespace, _chunk_name(ref, manifest, index))
+            except StoreError:
+                pass  # an orphan chunk is harmless (labelled, and replaced by name next time)
+
+    # -- removal and locking ---------------------------------------------------------------
+    def remove(self, ref: StateRef) -> bool:
+        main = self.kube.get(self.resource, ref.namespace, ref.name)
+        if main is not None:
+            manifest = self._manifest_of(main)
+            self.kube.delete(self.resource, ref.namespace, ref.name)
+            if manifest:
+                self._delete_chunks(ref, manifest)
+        lock = self._locks.pop(ref, None)
+        if lock is not None:
+            lock.release()
+        self.kube.delete("leases", ref.namespace, ref.name)
+        self._read.pop(ref, None)
+        return main is not None
+
+    @contextmanager
+    def lock(self, ref: StateRef, wait_seconds: float) -> Iterator[None]:
+        lease = LeaseLock(self.kube, ref.namespace, ref.name, self.identity, self.lease_seconds, ref.labels())
+        lease.acquire(wait_seconds)
+        self._locks[ref] = lease
+        try:
+            yield
+        finally:
+            if self._locks.pop(ref, None) is not None:
+                lease.release()
+
+    def unlock(self, ref: StateRef) -> bool:
+        return self.kube.delete("leases", ref.namespace, ref.name)
+
+
+class ConfigMapStore(KubeStore):
+    kind = "configmap"
+    resource = "configmaps"
+    codec_kind = "configmap"
+
+
+class SecretStore(KubeStore):
+    kind = "secret"
+    resource = "secrets"
+    codec_kind = "secret"
+
+
+@dataclass(frozen=True)
+class _Seen:
+    version: str | None
+    digest: str | None
+    manifest: dict[str, Any] | None
+
+
+def _chunk_name(ref: StateRef, manifest: dict[str, Any], index: int) -> str:
+    return f"{ref.name}-{manifest['generation']}-{index}"
+
+

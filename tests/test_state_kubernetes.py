@@ -1,0 +1,269 @@
+"""ConfigMap and Secret state stores against the loopback API server, through `runner run`
+where the behaviour is the user's and in-process where the edge needs steering.
+
+With RUNNER_TEST_KUBECONFIG set, the in-process store tests also run against that cluster
+(e.g. `kind create cluster` then `RUNNER_TEST_KUBECONFIG=~/.kube/config make test`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import time
+
+import pytest
+
+from runner.errors import StoreError
+from runner.state.base import StateRef
+from runner.state.kube import Kube, load_client
+from runner.state.kubernetes import ConfigMapStore, SecretStore
+from runner.state.lease import micro_time
+from tests.kubeapi import FakeKubeAPI
+
+COUNTER = """
+    state:
+      store: {store}
+      name: counter
+      files: [{path: count.txt, key: count}]
+    workdir: ../work
+    run:
+      - script: |
+          n=$(cat count.txt 2>/dev/null || echo 0)
+          {pause}
+          echo $((n + 1)) > count.txt
+          echo "count is $((n + 1))"
+"""
+
+
+@pytest.fixture
+def api():
+    with FakeKubeAPI() as server:
+        yield server
+
+
+@pytest.fixture
+def kube(api, tmp_path, pipeline):
+    """The pipeline talks to the loopback API server; state goes where the step says."""
+    config = api.write_kubeconfig(tmp_path / "kubeconfig")
+    pipeline.env.pop("RUNNER_STATE_STORE")
+    pipeline.env.update(KUBECONFIG=str(config), RUNNER_LEASE_SECONDS="5")
+    return api
+
+
+def counter(pipeline, store: str = "configmap", pause: str = "") -> None:
+    pipeline.step("counter", COUNTER.replace("{store}", store).replace("{pause}", pause))
+
+
+def open_store(api, tmp_path, cls=ConfigMapStore, lease_seconds: int = 5):
+    config = api.write_kubeconfig(tmp_path / "kubeconfig-inproc")
+    return cls(Kube(load_client({"KUBECONFIG": str(config)}), attempts=4, backoff=0.05), "test-holder",
+               lease_seconds)
+
+
+REF = StateRef("counter", "counter", "default", "my-app", "default")
+
+
+@pytest.mark.parametrize("store", ["configmap", "secret"])
+def test_round_trip_through_runner_run(kube, pipeline, store):
+    counter(pipeline, store)
+    for expected in (1, 2, 3):
+        result = pipeline.run("run")
+        assert result.returncode == 0, result.stderr
+        assert f"count is {expected}" in result.stdout
+    resource = "configmaps" if store == "configmap" else "secrets"
+    obj = kube.get_object(resource, "default", "counter")
+    if store == "configmap":
+        assert obj["data"]["count"] == "3\n"  # readable with kubectl -o jsonpath={.data.count}
+    else:
+        assert base64.b64decode(obj["data"]["count"]) == b"3\n"
+    assert obj["metadata"]["labels"] == {
+        "app.kubernetes.io/managed-by": "kratix-step-runner",
+        "runner.kratix.dev/step": "counter",
+        "runner.kratix.dev/object-name": "my-app",
+        "runner.kratix.dev/object-namespace": "default",
+    }
+    lease = kube.get_object("leases", "default", "counter")
+    assert lease["spec"].get("holderIdentity") is None  # released at the end
+
+
+def test_saves_update_with_resource_version_never_delete_and_recreate(kube, pipeline):
+    counter(pipeline)
+    pipeline.run("run")
+    uid = kube.get_object("configmaps", "default", "counter")["metadata"]["uid"]
+    kube.reset_counts()
+    pipeline.run("run")
+    assert kube.count("DELETE", "/configmaps/") == 0
+    assert kube.count("PUT", "/configmaps/counter", 200) == 1
+    assert kube.get_object("configmaps", "default", "counter")["metadata"]["uid"] == uid
+
+
+def test_a_newer_state_saved_by_another_run_is_never_overwritten(kube, tmp_path):
+    store = open_store(kube, tmp_path)
+    store.save(REF, {"count": b"1"})
+    mine = open_store(kube, tmp_path)
+    assert mine.load(REF) == {"count": b"1"}
+    other = open_store(kube, tmp_path)
+    other.load(REF)
+    other.save(REF, {"count": b"2"})
+    with pytest.raises(StoreError, match="changed by another run"):
+        mine.save(REF, {"count": b"2-from-stale-read"})
+    assert store.load(REF) == {"count": b"2"}
+
+
+def test_a_metadata_only_change_in_between_is_retried_and_saved(kube, tmp_path):
+    store = open_store(kube, tmp_path)
+    store.save(REF, {"count": b"1"})
+    store.load(REF)
+    obj = kube.get_object("configmaps", "default", "counter")
+    obj["metadata"]["labels"]["team"] = "platform"  # an operator labels it meanwhile
+    kube.put_object("configmaps", "default", obj)
+    store.save(REF, {"count": b"2"})
+    assert open_store(kube, tmp_path).load(REF) == {"count": b"2"}
+
+
+@pytest.mark.parametrize("size_mib", [3, 30])
+@pytest.mark.parametrize("cls", [ConfigMapStore, SecretStore])
+def test_large_state_round_trips_byte_identical(kube, tmp_path, size_mib, cls):
+    rng = random.Random(size_mib)
+    resources = [{"type": "minio_s3_bucket", "name": f"b{i}", "id": rng.getrandbits(128)} for i in range(size_mib * 9000)]
+    text = json.dumps({"version": 4, "resources": resources}, indent=2).encode()[: size_mib << 20]
+    noise = rng.randbytes(512 * 1024)  # incompressible part
+    files = {"tfstate": text, "plugin.bin": noise}
+    store = open_store(kube, tmp_path, cls)
+    store.save(REF, files)
+    assert open_store(kube, tmp_path, cls).load(REF) == files
+    resource = "configmaps" if cls is ConfigMapStore else "secrets"
+    stored = kube.objects(resource, "default")
+    # The objects each keep under the API server's 1 MiB limit (the server enforces it too).
+    assert len(stored) >= 2 if size_mib == 30 else len(stored) >= 1
+    # A second save of other content replaces the chunks and leaves no orphans behind.
+    smaller = {"tfstate": b"{}"}
+    store.save(REF, smaller)
+    assert open_store(kube, tmp_path, cls).load(REF) == smaller
+    assert list(kube.objects(resource, "default")) == ["counter"]
+
+
+def test_two_concurrent_runs_are_serialised_with_no_lost_update(kube, pipeline):
+    counter(pipeline, pause="sleep 0.3")
+    procs = [pipeline.popen("run") for _ in range(4)]
+    outcomes = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], [o[1][-500:] for o in outcomes]
+    assert kube.get_object("configmaps", "default", "counter")["data"]["count"] == "4\n"
+
+
+def test_a_lease_of_a_killed_holder_is_taken_over_once_expired(kube, pipeline):
+    counter(pipeline)
+    kube.put_object("leases", "default", {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "counter", "namespace": "default"},
+        "spec": {"holderIdentity": "killed-pod/1", "leaseDurationSeconds": 2,
+                 "acquireTime": micro_time(), "renewTime": micro_time(), "leaseTransitions": 0},
+    })
+    started = time.monotonic()
+    result = pipeline.run("run", "--lock-wait", "20")
+    assert result.returncode == 0, result.stderr
+    assert 1.0 < time.monotonic() - started < 15
+    spec = kube.get_object("leases", "default", "counter")["spec"]
+    assert spec["leaseTransitions"] == 1
+
+
+def test_a_live_holder_makes_the_run_exit_3_and_ask_kratix_to_retry(kube, pipeline):
+    counter(pipeline)
+    kube.put_object("leases", "default", {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "counter", "namespace": "default"},
+        "spec": {"holderIdentity": "busy-pod/7", "leaseDurationSeconds": 300,
+                 "acquireTime": micro_time(), "renewTime": micro_time()},
+    })
+    result = pipeline.run("run", "--lock-wait", "0.5")
+    assert result.returncode == 3
+    assert "is held by busy-pod/7" in result.stderr
+    control = (pipeline.metadata / "workflow-control.yaml").read_text()
+    assert control.startswith("retryAfter: ") and control.strip().endswith("s")
+    assert not (pipeline.work / "count.txt").exists() or "count is" not in result.stdout
+
+
+def test_forbidden_names_verb_resource_namespace_and_user_and_exits_3(kube, pipeline):
+    counter(pipeline)
+    kube.forbid("get", "configmaps")
+    result = pipeline.run("run")
+    assert result.returncode == 3
+    assert ('forbidden: system:serviceaccount:default:app-resource-pipeline cannot get configmaps '
+            'in namespace "default"') in result.stderr
+    assert "rbac" in result.stderr and "resources: [configmaps]" in result.stderr
+    assert "count is" not in result.stdout
+
+
+def test_forbidden_leases_is_explained_too(kube, pipeline):
+    counter(pipeline)
+    kube.forbid("create", "leases")
+    result = pipeline.run("run")
+    assert result.returncode == 3
+    assert 'cannot create leases in namespace "default"' in result.stderr
+    assert 'apiGroups: ["coordination.k8s.io"]' in result.stderr
+
+
+def test_unprocessable_object_is_explained_with_exit_3(kube, tmp_path):
+    store = open_store(kube, tmp_path)
+    with pytest.raises(StoreError, match="refused") as info:
+        store.save(StateRef("x", "Bad_Name", "default"), {"k": b"v"})
+    assert "DNS-1123" in str(info.value)
+
+
+def test_transient_503s_are_survived(kube, pipeline):
+    counter(pipeline)
+    kube.fail(rate=0.3, status=503, seed=7)
+    for _ in range(3):
+        result = pipeline.run("run")
+        assert result.returncode == 0, result.stderr
+    kube.fail()
+    assert kube.get_object("configmaps", "default", "counter")["data"]["count"] == "3\n"
+
+
+def test_an_unavailable_api_exits_3_after_bounded_retries(kube, pipeline):
+    counter(pipeline)
+    kube.fail(rate=1.0, status=503)
+    started = time.monotonic()
+    result = pipeline.run("run", env={"RUNNER_KUBE_ATTEMPTS": "3"})
+    assert result.returncode == 3
+    assert "did not answer" in result.stderr and "after 3 attempts" in result.stderr
+    assert time.monotonic() - started < 20
+
+
+def test_missing_kubeconfig_exits_3_with_a_hint(pipeline, tmp_path):
+    counter(pipeline)
+    pipeline.env.pop("RUNNER_STATE_STORE")
+    result = pipeline.run("run", env={"KUBECONFIG": str(tmp_path / "nope")})
+    assert result.returncode == 3
+    assert "no Kubernetes configuration" in result.stderr and "--state-store local" in result.stderr
+
+
+def test_delete_step_removes_state_objects_and_lease(kube, pipeline):
+    counter(pipeline)
+    pipeline.step("forget", """
+        on: {action: delete}
+        state: {store: configmap, name: counter, files: [{path: count.txt, key: count}], onDelete: remove}
+        workdir: ../work
+        run: [[cat, count.txt]]
+    """)
+    assert pipeline.run("run").returncode == 0
+    result = pipeline.run("run", env={"KRATIX_WORKFLOW_ACTION": "delete"})
+    assert result.returncode == 0, result.stderr
+    assert kube.get_object("configmaps", "default", "counter") is None
+    assert kube.get_object("leases", "default", "counter") is None
+
+
+@pytest.mark.skipif(not os.environ.get("RUNNER_TEST_KUBECONFIG"), reason="RUNNER_TEST_KUBECONFIG not set")
+def test_round_trip_against_a_real_cluster(tmp_path):
+    config = os.environ["RUNNER_TEST_KUBECONFIG"]
+    store = ConfigMapStore(Kube(load_client({"KUBECONFIG": config})), "test-holder", 5)
+    ref = StateRef("runner-test", f"runner-test-{os.getpid()}", os.environ.get("RUNNER_TEST_NAMESPACE", "default"))
+    files = {"tfstate": os.urandom(3 << 20)}
+    try:
+        with store.lock(ref, 10):
+            store.save(ref, files)
+        assert ConfigMapStore(Kube(load_client({"KUBECONFIG": config})), "h2", 5).load(ref) == files
+    finally:
+        store.remove(ref)
