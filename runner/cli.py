@@ -23,7 +23,9 @@ VERBS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the verb being run gets its arguments (and its module imported)."""
+    chosen = _chosen_verb(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="runner",
         description="Declarative steps for Kratix Promise workflows.",
@@ -35,8 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
     for verb, help_text in VERBS.items():
         sub = subparsers.add_parser(verb, help=help_text, description=help_text, parents=[common])
-        _module(verb).add_arguments(sub)
+        if verb == chosen:
+            _module(verb).add_arguments(sub)
     return parser
+
+
+def _chosen_verb(argv: Sequence[str]) -> str | None:
+    """The verb on the command line, so that only its module is imported (start-up time)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _module(verb: str):  # type: ignore[no-untyped-def]
@@ -49,13 +57,26 @@ def _version() -> str:
     return __version__
 
 
+def report(exc: RunnerError, log_format: str) -> None:
+    """A user-facing error: `FILE:LINE:COL: PATH: message` lines, or JSON log records."""
+    if log_format == "json":
+        from runner.log import Logger
+
+        log = Logger("json")
+        for problem in exc.problems:
+            log.error(problem.message, file=problem.file, line=problem.line, column=problem.col,
+                      path=problem.path or None, hint=problem.hint, exit_code=int(exc.exit_code))
+        return
+    for problem in exc.problems:
+        print(problem.format() if problem.file else f"runner: {problem.format()}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(_module(args.verb).main(args))
     except RunnerError as exc:
-        for problem in exc.problems:
-            print(f"runner: {problem.format()}" if not problem.file else problem.format(), file=sys.stderr)
+        report(exc, getattr(args, "log_format", "text"))
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)

@@ -97,8 +97,9 @@ class Engine:
                 raise
             self._check_interrupted()
             if failure:
-                self.log.error(f"step {step.name} failed after {seconds(time.monotonic() - started)}",
-                               event="step-end", status="failed", **fields)
+                duration = time.monotonic() - started
+                self.log.error(f"step {step.name} failed after {seconds(duration)}", event="step-end",
+                               status="failed", duration=round(duration, 3), **fields)
                 raise CommandFailed(f"step {step.name}: {failure}")
             if not self.ctx.dry_run:
                 self._write_status(prepared, workdir)
@@ -310,6 +311,10 @@ def _reason(command: PreparedCommand, outcome: Outcome) -> str:
 def _mask_values(log: Logger, value: Any) -> Any:
     if isinstance(value, str):
         return log.masker.mask(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = str(value)  # a PIN or an account id read from a file is a number
+        masked = log.masker.mask(text)
+        return masked if masked != text else value
     if isinstance(value, dict):
         return {k: _mask_values(log, v) for k, v in value.items()}
     if isinstance(value, list):

@@ -266,6 +266,10 @@ def _variants_of(value: str) -> set[str]:
             encoded = base64.b64encode(data).decode("ascii")
             forms.update(_both_alphabets(encoded))
             forms.update(_both_alphabets(encoded.rstrip("=")))
+            # `base64` wraps at 76 columns and openssl at 64: each wrapped line is a form.
+            for width in (64, 76):
+                if len(encoded) > width:
+                    forms.update(encoded[i : i + width] for i in range(0, len(encoded), width))
         for shift in range(3):
             # Inside a longer blob the secret starts at any byte offset mod 3; keep only
             # the characters that depend on the secret's bytes alone.

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import kubernetes  # noqa: F401 - in-process tests use the whole package; see runner/state/kubeimport.py
 import pytest
 import yaml
 
