@@ -12,7 +12,6 @@ another run saved in between, and never deletes and recreates (no window without
 
 from __future__ import annotations
 
-import base64
 import os
 import uuid
 from collections.abc import Iterator, Mapping
@@ -70,6 +69,8 @@ class KubeStore(StateStore):
                 return None
             try:
                 files = self._decode(ref, main)
+            except codec.UnsupportedFormat as exc:
+                raise StoreError(f"state {self.describe(ref)} is in a format this runner can't read: {exc}") from None
             except codec.CorruptState:
                 continue  # a save replaced the chunks between our reads: read again
             self._read[ref] = _Seen(main["metadata"]["resourceVersion"], codec.digest(files), self._manifest_of(main))
@@ -79,10 +80,10 @@ class KubeStore(StateStore):
     def _decode(self, ref: StateRef, main: dict[str, Any]) -> dict[str, bytes]:
         annotations = main["metadata"].get("annotations") or {}
         fmt = annotations.get(codec.FORMAT_ANNOTATION, "plain")
-        data = self._main_data(main)
+        data = main.get("data") or {}
         binary = main.get("binaryData") or {}
         chunks = None
-        manifest = codec.manifest(data) if fmt == "chunked" else None
+        manifest = codec.manifest(data, format=fmt)
         if manifest is not None:
             chunks = []
             for index in range(manifest["chunks"]):
@@ -143,7 +144,7 @@ class KubeStore(StateStore):
     def _write_chunk(self, ref: StateRef, manifest: dict[str, Any], index: int, data: dict[str, str]) -> None:
         name = _chunk_name(ref, manifest, index)
         body = self._base_body(name, ref, {_CHUNK_OF: ref.name})
-        body.update(self._data_fields(data))
+        body[codec.chunk_field(self.codec_kind)] = data
         try:
             self.kube.create(self.resource, ref.namespace, body)
         except Conflict:
@@ -152,12 +153,8 @@ class KubeStore(StateStore):
     def _object(self, ref: StateRef, payload: codec.Payload) -> dict[str, Any]:
         body = self._base_body(ref.name, ref, {})
         body["metadata"]["annotations"] = {codec.FORMAT_ANNOTATION: payload.format}
-        data = payload.data
-        if payload.format == "chunked" and self.resource == "secrets":
-            # Secret data is base64 on the wire, the manifest included.
-            data = {k: base64.b64encode(v.encode()).decode("ascii") for k, v in data.items()}
-        if data:
-            body["data"] = data
+        if payload.data:
+            body["data"] = payload.data
         if payload.binary_data:
             body["binaryData"] = payload.binary_data
         return body
@@ -179,22 +176,7 @@ class KubeStore(StateStore):
         annotations = obj["metadata"].get("annotations") or {}
         if annotations.get(codec.FORMAT_ANNOTATION) != "chunked":
             return None
-        return codec.manifest(self._main_data(obj))
-
-    def _main_data(self, obj: dict[str, Any]) -> dict[str, str]:
-        """The main object's data as the codec reads it (a Secret's manifest decoded)."""
-        data: dict[str, str] = obj.get("data") or {}
-        annotations = obj["metadata"].get("annotations") or {}
-        if self.resource == "secrets" and annotations.get(codec.FORMAT_ANNOTATION) == "chunked":
-            try:
-                return {k: base64.b64decode(v).decode() for k, v in data.items()}
-            except ValueError as exc:
-                raise codec.CorruptState(f"manifest is not base64 text: {exc}") from None
-        return data
-
-    def _data_fields(self, data: dict[str, str]) -> dict[str, Any]:
-        # Chunk payloads are base64 either way: binaryData for ConfigMaps, data for Secrets.
-        return {"binaryData": data} if self.resource == "configmaps" else {"data": data}
+        return codec.manifest(obj.get("data") or {}, format="chunked")
 
     def _delete_chunks(self, ref: StateRef, manifest: dict[str, Any]) -> None:
         for index in range(int(manifest.get("chunks", 0))):

@@ -1,0 +1,627 @@
+"""How a step's state (key -> file bytes) is laid out in ConfigMaps and Secrets.
+
+Pure functions, no I/O: the Kubernetes store names the objects, labels them, writes them with
+their resourceVersions and hands what it read back to `decode`.
+
+Three formats, recorded in the object's `FORMAT_ANNOTATION`:
+
+* ``plain``: every value is UTF-8 text and the whole state fits one object. A ConfigMap keeps the
+  text as is in ``.data`` (so ``kubectl get configmap X -o jsonpath={.data.tfstate}`` shows the
+  Terraform state, as in the Kratix tutorial); a Secret keeps it base64-encoded in ``.data`` (so
+  ``... | base64 -d`` works).
+* ``gzip``: each value gzip-compressed (one gzip member, mtime 0, level 6), when that fits one
+  object. ConfigMap ``.binaryData`` / Secret ``.data``, base64 as the API wants it.
+* ``chunked``: bigger still. One archive of all files is gzip-compressed and split into pieces of
+  `CHUNK_BYTES`; each piece goes into its own chunk object under the key ``chunk`` (ConfigMap
+  ``.binaryData``, Secret ``.data``), and the main object's ``.data`` holds only a JSON
+  ``manifest``: chunk count, compressed size, the compressed archive's sha256 and a
+  ``generation`` (its first 16 hex digits) that chunk object names can carry, so a new save
+  writes new chunk objects and readers of the old manifest never see a mix unnoticed.
+
+The archive, once decompressed, is one JSON header line ``{"version": 1, "files": [[key, size],
+...]}`` and then the files' bytes back to back, in header order (sorted keys). Compressed, it is
+a multi-member gzip stream (one member for the header, one per file), so an operator can rebuild
+it with ``cat`` + ``base64 -d`` of each chunk + ``gunzip``.
+
+Memory: states reach 30+ MiB in a 256 MiB pod shared with terraform, so encoding streams the
+compressor over slices of the input and emits base64 chunks as it goes (the whole compressed
+archive never exists at once), and decoding verifies the chunks' checksum chunk by chunk before
+decompressing anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+import re
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+MAX_OBJECT_BYTES = 1_000_000
+"""Payload budget per object: keys plus decoded values. The API server allows 1 MiB (1048576
+bytes) of data values; the rest is margin for keys, the manifest and annotations."""
+
+CHUNK_BYTES = 900 * 1024
+"""Compressed archive bytes per chunk object (decoded; base64 adds a third on the wire)."""
+
+FORMAT_ANNOTATION: Final = "runner.kratix.dev/format"
+PLAIN: Final = "plain"
+GZIP: Final = "gzip"
+CHUNKED: Final = "chunked"
+FORMATS: Final = (PLAIN, GZIP, CHUNKED)
+
+CONFIGMAP: Final = "configmap"
+SECRET: Final = "secret"
+KINDS: Final = (CONFIGMAP, SECRET)
+
+MANIFEST_KEY: Final = "manifest"
+"""The only key in a chunked main object's ``.data``: the manifest's JSON text (ConfigMap) or
+that text base64-encoded (Secret, whose ``.data`` values are all base64)."""
+CHUNK_KEY: Final = "chunk"
+"""The only key in a chunk object's ``.binaryData`` (ConfigMap) or ``.data`` (Secret)."""
+
+MANIFEST_VERSION: Final = 1
+ARCHIVE_VERSION: Final = 1
+GZIP_LEVEL: Final = 6
+
+# Keys as Kubernetes allows them in ConfigMap/Secret data (IsConfigMapKey).
+_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+_MAX_KEY_LENGTH = 253
+_SLICE = 1 << 20  # input fed to the compressor, and most output taken from zlib, at a time
+_INFLATE_SLICE = 64 << 10  # compressed input fed to the decompressor at a time
+_MAX_HEADER = 64 << 20  # a header line longer than this is not ours
+_MANIFEST_LIMIT = 1_000_000  # thousands of keys, long ones: the main object must still fit
+
+
+class CorruptState(ValueError):
+    """Stored objects don't decode to a state: a chunk missing, truncated or from another save
+    (a reader saw a mix of generations: read again), or content that was never ours."""
+
+
+class UnsupportedFormat(CorruptState):
+    """The format annotation names no format this runner knows (a newer runner wrote it?).
+    Reading again will not help."""
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What goes into one object: the format, and its data as the API wants it for the kind.
+
+    `data` is the object's ``.data`` (ConfigMap: text; Secret: base64 text), `binary_data` the
+    ConfigMap's ``.binaryData`` (base64 text; always ``{}`` for Secrets). For ``chunked``,
+    `data` is ``{"manifest": json}`` (a Secret: the json base64-encoded, as its ``.data`` must
+    be; `manifest()` reads both) and `chunks` lists each chunk object's payload, in order:
+    ``{"chunk": base64}``, to be put in ``.binaryData`` of a ConfigMap or ``.data`` of a Secret
+    (see `chunk_field`).
+    """
+
+    format: str
+    data: dict[str, str]
+    binary_data: dict[str, str] = field(default_factory=dict)
+    chunks: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def manifest(self) -> dict[str, Any] | None:
+        """The parsed manifest of a chunked payload, else None."""
+        return manifest(self.data, format=self.format) if self.format == CHUNKED else None
+
+    @property
+    def generation(self) -> str | None:
+        """For ``chunked``: the 16 hex digits that name this save's chunk objects."""
+        parsed = self.manifest
+        return None if parsed is None else str(parsed["generation"])
+
+
+def chunk_field(kind: str) -> str:
+    """Where a chunk's ``{"chunk": ...}`` goes: ``binaryData`` (ConfigMap) or ``data`` (Secret)."""
+    _check_kind(kind)
+    return "binaryData" if kind == CONFIGMAP else "data"
+
+
+def valid_key(key: str) -> bool:
+    """Whether `key` may name a file in a ConfigMap or Secret."""
+    return (
+        len(key) <= _MAX_KEY_LENGTH and key not in (".", "..") and _KEY.fullmatch(key) is not None
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# encode
+
+
+def encode(files: Mapping[str, bytes], kind: str) -> Payload:
+    """The payload that stores `files` in objects of `kind` ("configmap" or "secret").
+
+    Plain when every value is UTF-8 and keys + values fit `MAX_OBJECT_BYTES`; else gzip when
+    keys + compressed values fit; else chunked. Raises ValueError for a bad kind or key.
+    """
+    _check_kind(kind)
+    keys = sorted(files)
+    for key in keys:
+        if not valid_key(key):
+            raise ValueError(
+                f"state key {key!r} is not a valid ConfigMap/Secret key "
+                "(letters, digits, '-', '_' and '.'; at most 253 characters)"
+            )
+    budget = MAX_OBJECT_BYTES
+    if sum(len(k) + len(files[k]) for k in keys) <= budget:
+        texts = _texts(files, keys)
+        if texts is not None:
+            if kind == CONFIGMAP:
+                return Payload(PLAIN, texts)
+            return Payload(PLAIN, {k: _b64(files[k]) for k in keys})
+    return _encode_compressed(files, keys, kind, budget)
+
+
+def _texts(files: Mapping[str, bytes], keys: list[str]) -> dict[str, str] | None:
+    texts = {}
+    for key in keys:
+        try:
+            texts[key] = files[key].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return texts
+
+
+def _encode_compressed(
+    files: Mapping[str, bytes], keys: list[str], kind: str, budget: int
+) -> Payload:
+    """Gzip each file while the total fits; past the budget, carry on as a chunked archive
+    with the members already made, so nothing is compressed twice."""
+    pieces = _compress_files(files, keys)
+    members: list[list[bytes]] = [[] for _ in keys]
+    used = 0
+    started = -1
+    for index, piece in pieces:
+        if index != started:
+            started = index
+            used += len(keys[index])
+        members[index].append(piece)
+        used += len(piece)
+        if used > budget:
+            return _chunked(files, keys, kind, members, pieces)
+    encoded = {k: _b64(b"".join(members[i])) for i, k in enumerate(keys)}
+    if kind == CONFIGMAP:
+        return Payload(GZIP, {}, encoded)
+    return Payload(GZIP, encoded)
+
+
+def _compress_files(files: Mapping[str, bytes], keys: list[str]) -> Iterator[tuple[int, bytes]]:
+    """(file index, piece) of one gzip member per file, in order, fed a slice at a time."""
+    for index, key in enumerate(keys):
+        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+        with memoryview(files[key]) as view:
+            for start in range(0, len(view), _SLICE):
+                piece = compressor.compress(view[start : start + _SLICE])
+                if piece:
+                    yield index, piece
+        yield index, compressor.flush()
+
+
+def _gzip(data: bytes) -> bytes:
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    return compressor.compress(data) + compressor.flush()
+
+
+def _chunked(
+    files: Mapping[str, bytes],
+    keys: list[str],
+    kind: str,
+    members: list[list[bytes]],
+    rest: Iterator[tuple[int, bytes]],
+) -> Payload:
+    writer = _ChunkWriter()
+    header = {"version": ARCHIVE_VERSION, "files": [[k, len(files[k])] for k in keys]}
+    writer.write(_gzip(json.dumps(header, separators=(",", ":")).encode("ascii") + b"\n"))
+    for member in members:
+        while member:
+            writer.write(member.pop(0))
+    for _, piece in rest:
+        writer.write(piece)
+    chunks = writer.finish()
+    digest_hex = writer.sha256.hexdigest()
+    doc = {
+        "version": MANIFEST_VERSION,
+        "chunks": len(chunks),
+        "size": writer.size,
+        "sha256": digest_hex,
+        "keys": keys,
+        "generation": digest_hex[:16],
+        "files": len(keys),
+        "bytes": sum(len(files[k]) for k in keys),
+    }
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    if len(text) * 4 // 3 + len(MANIFEST_KEY) > _MANIFEST_LIMIT:
+        raise ValueError(f"a state of {len(keys)} files has too many keys for one manifest")
+    # A Secret's .data is base64 like everything in it; a ConfigMap shows the manifest as is.
+    value = text if kind == CONFIGMAP else _b64(text.encode("ascii"))
+    return Payload(CHUNKED, {MANIFEST_KEY: value}, {}, chunks)
+
+
+class _ChunkWriter:
+    """Cuts a stream of compressed bytes into base64 chunks of CHUNK_BYTES, hashing as it goes."""
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self.limit = CHUNK_BYTES
+        self._buffer = bytearray()
+        self._chunks: list[dict[str, str]] = []
+
+    def write(self, piece: bytes) -> None:
+        self.sha256.update(piece)
+        self.size += len(piece)
+        self._buffer += piece
+        while len(self._buffer) >= self.limit:
+            self._emit(self.limit)
+
+    def _emit(self, length: int) -> None:
+        with memoryview(self._buffer) as view, view[:length] as head:
+            encoded = _b64(head)
+        del self._buffer[:length]
+        self._chunks.append({CHUNK_KEY: encoded})
+
+    def finish(self) -> list[dict[str, str]]:
+        if self._buffer:
+            self._emit(len(self._buffer))
+        return self._chunks
+
+
+def _b64(data: bytes | memoryview) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# ---------------------------------------------------------------------------------------------
+# decode
+
+
+def decode(
+    kind: str,
+    format: str | None,
+    data: Mapping[str, str] | None,
+    binary_data: Mapping[str, str] | None,
+    chunks: Iterable[Mapping[str, str]] | None = None,
+) -> dict[str, bytes]:
+    """The files stored in an object of `kind` with `format` (its annotation), `data` and
+    `binary_data` (its ``.data``/``.binaryData``) and, for chunked, each chunk object's
+    ``.data``/``.binaryData`` merged, in order.
+
+    A missing format (None or "") reads as plain, so objects made by hand or by the tutorial's
+    ``kubectl create configmap --from-file`` load. Raises CorruptState when the objects do not
+    make a state: for chunked, when the chunk count, size or checksum disagrees with the
+    manifest (a reader saw a mix of saves: read again); UnsupportedFormat for an unknown format.
+    """
+    _check_kind(kind)
+    data = data or {}
+    binary_data = binary_data or {}
+    fmt = format or PLAIN
+    if fmt == PLAIN:
+        return _decode_plain(kind, data, binary_data)
+    if fmt == GZIP:
+        return _decode_gzip(kind, data, binary_data)
+    if fmt == CHUNKED:
+        if chunks is None:
+            raise CorruptState("chunked state read without its chunk objects")
+        return _decode_chunked(kind, data, chunks)
+    raise UnsupportedFormat(
+        f"unknown state format {fmt!r} in annotation {FORMAT_ANNOTATION} "
+        f"(this runner reads {', '.join(FORMATS)}; was it written by a newer runner?)"
+    )
+
+
+def _decode_plain(
+    kind: str, data: Mapping[str, str], binary_data: Mapping[str, str]
+) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    if kind == SECRET:
+        for key, value in data.items():
+            files[_file_key(key)] = _unb64(key, value)
+        return files
+    for key, text in data.items():
+        files[_file_key(key)] = text.encode("utf-8")
+    # kubectl create configmap --from-file puts non-UTF-8 files here.
+    for key, value in binary_data.items():
+        if key in files:
+            raise CorruptState(f"key {key!r} is in both data and binaryData")
+        files[_file_key(key)] = _unb64(key, value)
+    return files
+
+
+def _decode_gzip(
+    kind: str, data: Mapping[str, str], binary_data: Mapping[str, str]
+) -> dict[str, bytes]:
+    source = binary_data if kind == CONFIGMAP else data
+    files = {}
+    for key, value in source.items():
+        files[_file_key(key)] = _gunzip(key, _unb64(key, value))
+    return files
+
+
+def _gunzip(key: str, blob: bytes) -> bytes:
+    """One gzip member, all of it and nothing after it."""
+    if len(blob) >= 18:
+        # Fast path: the trailer's ISIZE sizes the output buffer exactly (one allocation, where
+        # a growing buffer peaks at twice the output). zlib checks the member's CRC and length;
+        # the trailer check makes sure that member is the whole blob, else the slow path says why.
+        size = int.from_bytes(blob[-4:], "little")
+        try:
+            out = zlib.decompress(blob, 31, max(size, 1))
+        except zlib.error:
+            out = None
+        if out is not None and len(out) == size and blob[-8:-4] == _crc(out):
+            return out
+    decompressor = zlib.decompressobj(31)
+    try:
+        out = decompressor.decompress(blob)
+    except zlib.error as exc:
+        raise CorruptState(f"{key}: gzip data is corrupt: {exc}") from None
+    if not decompressor.eof:
+        raise CorruptState(f"{key}: gzip data truncated")
+    if decompressor.unused_data:
+        raise CorruptState(f"{key}: unexpected bytes after the gzip data")
+    return out
+
+
+def _crc(data: bytes) -> bytes:
+    return zlib.crc32(data).to_bytes(4, "little")
+
+
+def _decode_chunked(
+    kind: str, data: Mapping[str, str], chunks: Iterable[Mapping[str, str]]
+) -> dict[str, bytes]:
+    doc = manifest(data, format=CHUNKED)
+    assert doc is not None  # format=CHUNKED raises rather than return None
+    chunk_list = list(chunks)
+    if len(chunk_list) != doc["chunks"]:
+        raise CorruptState(
+            f"chunked state: the manifest (generation {doc['generation']}) names "
+            f"{doc['chunks']} chunks but {len(chunk_list)} were read"
+        )
+    # First pass: check size and checksum without keeping the decoded chunks.
+    sha, size = hashlib.sha256(), 0
+    for index, chunk in enumerate(chunk_list):
+        raw = _chunk_bytes(index, chunk)
+        sha.update(raw)
+        size += len(raw)
+        if size > doc["size"]:
+            break
+    if size != doc["size"] or sha.hexdigest() != doc["sha256"]:
+        raise CorruptState(
+            f"chunked state: the chunks do not match the manifest (generation "
+            f"{doc['generation']}: {doc['size']} bytes, sha256 {doc['sha256'][:16]}...; read "
+            f"{size} bytes{'' if size != doc['size'] else ', other checksum'}): "
+            "a chunk is missing, truncated or from another save"
+        )
+    # Second pass: decompress the verified bytes.
+    # Deflate expands at most ~1032:1: a header claiming more is not ours.
+    limit = 1032 * size + 1024
+    files = _unarchive((_chunk_bytes(i, c) for i, c in enumerate(chunk_list)), limit)
+    if sorted(files) != doc["keys"]:
+        raise CorruptState("chunked state: the archive's keys differ from the manifest's")
+    return files
+
+
+def _chunk_bytes(index: int, chunk: Mapping[str, str]) -> bytes:
+    value = chunk.get(CHUNK_KEY)
+    if value is None:
+        raise CorruptState(f"chunk {index} has no {CHUNK_KEY!r} key (keys: {sorted(chunk)})")
+    return _unb64(f"chunk {index}", value)
+
+
+def manifest(data: Mapping[str, str] | None, *, format: str | None = None) -> dict[str, Any] | None:
+    """The manifest of a chunked main object's ``.data``: a dict with ``version``, ``chunks``,
+    ``size``, ``sha256``, ``keys``, ``generation`` (and ``files``, ``bytes``); None when `data`
+    is not a chunked main object. Takes a ConfigMap's ``.data`` (JSON text) or a Secret's
+    (base64 of it) alike: JSON text starts with ``{``, which base64 never contains.
+
+    Pass the object's format annotation as `format` when known: for another format this returns
+    None (a plain state may well have a file called ``manifest``), and for ``chunked`` a
+    missing or malformed manifest raises CorruptState instead of returning None.
+    """
+    strict = format == CHUNKED
+    if format not in (None, "", CHUNKED):
+        return None
+    data = data or {}
+    text = data.get(MANIFEST_KEY)
+    if text is None or len(data) != 1:
+        if strict:
+            raise CorruptState(f"chunked state object has no lone {MANIFEST_KEY!r} key")
+        return None
+    try:
+        if not text.lstrip().startswith("{"):
+            text = base64.b64decode(text, validate=True).decode("utf-8")
+        doc = json.loads(text)
+        _check_manifest(doc)
+    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+        if strict:
+            raise CorruptState(f"chunked state: malformed manifest: {exc}") from None
+        return None
+    return doc  # type: ignore[no-any-return]
+
+
+def _check_manifest(doc: Any) -> None:
+    if not isinstance(doc, dict):
+        raise TypeError("not a JSON object")
+    if doc.get("version") != MANIFEST_VERSION:
+        raise ValueError(f"version {doc.get('version')!r}, expected {MANIFEST_VERSION}")
+    for name in ("chunks", "size"):
+        value = doc[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    sha, generation = doc["sha256"], doc["generation"]
+    if not isinstance(sha, str) or re.fullmatch(r"[0-9a-f]{64}", sha) is None:
+        raise ValueError("sha256 must be 64 hex digits")
+    if generation != sha[:16]:
+        raise ValueError("generation must be the first 16 hex digits of sha256")
+    keys = doc["keys"]
+    if not isinstance(keys, list) or not all(isinstance(k, str) and valid_key(k) for k in keys):
+        raise ValueError("keys must be a list of valid keys")
+    if keys != sorted(set(keys)):
+        raise ValueError("keys must be sorted and unique")
+
+
+def _unarchive(compressed: Iterable[bytes], max_bytes: int) -> dict[str, bytes]:
+    """Decompress a multi-member gzip stream of the archive and split it into files."""
+    reader = _ArchiveReader(max_bytes)
+    decompressor = zlib.decompressobj(31)
+    in_member = False
+    try:
+        for piece in _slices(compressed):
+            data = piece
+            while data or in_member:
+                # At most _SLICE out at a time: a 900 KiB chunk may inflate to hundreds of MiB.
+                out = decompressor.decompress(data, _SLICE)
+                in_member = True
+                reader.feed(out)
+                if decompressor.eof:
+                    data = decompressor.unused_data
+                    decompressor = zlib.decompressobj(31)
+                    in_member = False
+                elif decompressor.unconsumed_tail:
+                    data = decompressor.unconsumed_tail
+                elif len(out) < _SLICE:
+                    break  # this piece is used up and nothing is pending: next piece
+                else:
+                    data = b""  # output may be pending inside zlib: drain it
+    except zlib.error as exc:
+        raise CorruptState(f"chunked state: the archive is corrupt: {exc}") from None
+    if in_member:
+        raise CorruptState("chunked state: the archive is truncated")
+    return reader.finish()
+
+
+def _slices(pieces: Iterable[bytes]) -> Iterator[bytes | memoryview]:
+    """The pieces cut into _INFLATE_SLICE views, so zlib's unconsumed tails stay small."""
+    for piece in pieces:
+        with memoryview(piece) as view:
+            for start in range(0, len(view), _INFLATE_SLICE):
+                yield view[start : start + _INFLATE_SLICE]
+
+
+class _ArchiveReader:
+    """Splits the decompressed archive (header line, then the files back to back) as it
+    arrives, without copying output that falls wholly inside one file."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._header = bytearray()
+        self._entries: list[tuple[str, int]] | None = None
+        self._index = 0
+        self._remaining = 0
+        self._current: io.BytesIO | None = None
+        self.files: dict[str, bytes] = {}
+
+    def feed(self, out: bytes) -> None:
+        view = memoryview(out)
+        if self._entries is None:
+            newline = out.find(b"\n")
+            if newline < 0:
+                self._header += out
+                if len(self._header) > _MAX_HEADER:
+                    raise CorruptState("chunked state: the archive has no header line")
+                return
+            self._header += view[:newline]
+            self._start(bytes(self._header))
+            view = view[newline + 1 :]
+        assert self._entries is not None
+        while view:
+            if self._index >= len(self._entries):
+                raise CorruptState("chunked state: unexpected bytes after the archive's files")
+            take = min(self._remaining, len(view))
+            if self._current is None and take == self._remaining:
+                # The whole file in this piece: keep `out` itself when it is exactly the file.
+                self._close_file(out if take == len(out) else bytes(view[:take]))
+            else:
+                if self._current is None:
+                    # Presized: written in place and handed out by getvalue() without a copy
+                    # (CPython), where a growing buffer over-allocates and reallocates.
+                    self._current = io.BytesIO(bytes(self._remaining))
+                self._current.write(view[:take])
+                self._remaining -= take
+                if self._remaining == 0:
+                    self._close_file(self._current.getvalue())
+            view = view[take:]
+
+    def _start(self, line: bytes) -> None:
+        try:
+            header = json.loads(line)
+            if header["version"] != ARCHIVE_VERSION:
+                raise ValueError(f"version {header['version']!r}")
+            entries = [(str(k), int(n)) for k, n in header["files"]]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CorruptState(f"chunked state: bad archive header: {exc}") from None
+        for key, length in entries:
+            if not valid_key(key) or length < 0:
+                raise CorruptState(f"chunked state: bad archive entry {key!r} ({length} bytes)")
+        if len({k for k, _ in entries}) != len(entries):
+            raise CorruptState("chunked state: duplicate keys in the archive")
+        if sum(n for _, n in entries) > self._max_bytes:
+            raise CorruptState("chunked state: the archive header claims more than it can hold")
+        self._entries = entries
+        self._index = 0
+        self._remaining = entries[0][1] if entries else 0
+        self._skip_empty()
+
+    def _close_file(self, content: bytes) -> None:
+        assert self._entries is not None
+        self.files[self._entries[self._index][0]] = content
+        self._current = None
+        self._remaining = 0
+        self._index += 1
+        self._skip_empty()
+
+    def _skip_empty(self) -> None:
+        assert self._entries is not None
+        while self._index < len(self._entries):
+            self._remaining = self._entries[self._index][1]
+            if self._remaining:
+                return
+            self.files[self._entries[self._index][0]] = b""
+            self._index += 1
+
+    def finish(self) -> dict[str, bytes]:
+        if self._entries is None or self._index < len(self._entries):
+            raise CorruptState("chunked state: the archive is truncated")
+        return self.files
+
+
+def _unb64(key: str, value: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise CorruptState(f"{key}: not valid base64: {exc}") from None
+
+
+def _file_key(key: str) -> str:
+    if not valid_key(key):
+        raise CorruptState(f"stored key {key!r} is not a valid state key")
+    return key
+
+
+# ---------------------------------------------------------------------------------------------
+# digest
+
+
+def digest(files: Mapping[str, bytes]) -> str:
+    """sha256 (hex) of a state: sorted keys, each key and value length-prefixed, so equal states
+    digest equally whatever the dict order and no two different states share a framing."""
+    sha = hashlib.sha256(b"kratix-step-runner/state/v1\0")
+    sha.update(len(files).to_bytes(8, "big"))
+    for key in sorted(files):
+        name = key.encode("utf-8")
+        value = files[key]
+        sha.update(len(name).to_bytes(8, "big"))
+        sha.update(name)
+        sha.update(len(value).to_bytes(8, "big"))
+        sha.update(value)
+    return sha.hexdigest()
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown object kind {kind!r}: expected {' or '.join(KINDS)}")
