@@ -27,7 +27,9 @@ class Logger:
         self.masker = masker if masker is not None else Masker()
         self.stream = stream or sys.stderr  # the runner's own lines
         self.out = out or sys.stdout  # commands' stdout, in text format
-        self._lock = threading.Lock()
+        # Reentrant: the engine's signal handler logs, and it runs in the main thread, maybe
+        # while that thread holds this lock mid-line; a plain Lock would deadlock the runner.
+        self._lock = threading.RLock()
 
     def _emit(self, stream: TextIO, text: str) -> None:
         with self._lock:
@@ -56,14 +58,37 @@ class Logger:
         self.event(message, "error", **fields)
 
     def output(self, stream_name: str, text: str, **fields: Any) -> None:
-        """Command output, already masked by the caller's StreamMasker (line at a time)."""
+        """Command output, already masked by the caller's StreamMasker (line at a time).
+
+        In JSON each line is a record like every other (`time`, `level`, `msg`) with the
+        `stream` it came from.
+        """
+        text = _printable(text)
         if self.fmt == "json":
-            for line in text.splitlines():
-                record = {"time": _now(), "level": "info", "stream": stream_name, "line": line}
-                record.update({k: v for k, v in fields.items() if v is not None})
-                self._emit(self.stream, json.dumps(record, ensure_ascii=False) + "\n")
+            extra = {k: v for k, v in fields.items() if v is not None}
+            lines = [
+                json.dumps(
+                    {"time": _now(), "level": "info", "msg": line, "stream": stream_name, **extra},
+                    ensure_ascii=False,
+                )
+                for line in text.splitlines()
+            ]
+            if lines:
+                self._emit(self.stream, "\n".join(lines) + "\n")
             return
         self._emit(self.out if stream_name == "stdout" else self.stream, text)
+
+
+def _printable(text: str) -> str:
+    """Text that any UTF-8 stream accepts: command output is decoded with surrogateescape
+    (so undecodable bytes survive for masking and capture files); print those as U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
 
 
 def _masked(masker: Masker, value: Any) -> Any:

@@ -9,6 +9,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -219,3 +220,32 @@ def test_state_is_saved_after_success_with_on_success(pipeline):
     r = pipeline.run("run")
     assert r.returncode == 0, r.stderr
     assert stored(pipeline, "sig") == {"state.txt": b"done\n"}
+
+
+LOG_FROM_A_HANDLER = """
+import io, os, signal
+from runner.log import Logger
+
+class Stream(io.StringIO):
+    def write(self, text):
+        if "main line" in text:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs while _emit holds the lock
+        return super().write(text)
+
+stream = Stream()
+log = Logger("text", stream=stream, out=stream)
+signal.signal(signal.SIGTERM, lambda *_: log.warning("received SIGTERM: stopping"))
+log.info("main line")
+print(stream.getvalue(), end="")
+"""
+
+
+def test_logging_from_a_signal_handler_while_a_line_is_written_does_not_deadlock(pipeline):
+    r = subprocess.run(
+        [sys.executable, "-c", LOG_FROM_A_HANDLER], env=pipeline.env, capture_output=True,
+        text=True, timeout=10,
+    )
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.splitlines(keepends=True)) == [
+        "runner: main line\n", "runner: warning: received SIGTERM: stopping\n",
+    ]
