@@ -37,9 +37,9 @@ class Engine:
         self.environ = dict(environ)
         self.store_override = store_override
         self.lock_wait = lock_wait
-        self.executor = Executor(log)
+        self.executor = Executor(log, environ=self.environ)
         self._stores: dict[str, StateStore] = {}
-        self._critical = False  # while saving, a signal waits for the save to finish
+        self._interruptible = False  # True while a signal may unwind the step at once
 
     # -- signals -------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -47,11 +47,11 @@ class Engine:
         signal.signal(signal.SIGINT, self._on_signal)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        first = self.executor.interrupted is None
+        # Only record it (logging here could re-enter a write to stderr). Waiting for a lock
+        # or restoring is unwound at once; while commands run or state is saved, the
+        # executor forwards the signal and the step stops after saving.
         self.executor.interrupt(signum)
-        if first:
-            self.log.warning(f"received {signal.Signals(signum).name}: stopping")
-        if self.executor._running is None and not self._critical:
+        if self._interruptible:
             raise Interrupted(signum)
 
     def _check_interrupted(self) -> None:
@@ -85,8 +85,12 @@ class Engine:
             locking = store is not None and ref is not None and step.state.lock and not self.ctx.dry_run
             lock = store.lock(ref, self.lock_wait) if locking else nullcontext()  # type: ignore[union-attr]
             try:
+                self._interruptible = True  # nothing to save yet while waiting or restoring
+                self._check_interrupted()
                 with lock:
                     stored = self._restore(prepared, store, workdir)
+                    self._interruptible = False
+                    self._check_interrupted()
                     failure = self._run_commands(prepared, workdir, fields)
                     self._finish_state(prepared, store, workdir, stored, failure)
             except LockHeld as exc:
@@ -95,6 +99,11 @@ class Engine:
                     f"asked Kratix to retry in {exc.retry_after_seconds}s (workflow-control.yaml)", **fields
                 )
                 raise
+            finally:
+                self._interruptible = False
+            if self.executor.interrupted is not None:
+                signame = signal.Signals(self.executor.interrupted).name
+                self.log.warning(f"received {signame}: step stopped", **fields)
             self._check_interrupted()
             if failure:
                 duration = time.monotonic() - started
@@ -166,11 +175,7 @@ class Engine:
         fields = {"step": prepared.step.name}
         state = prepared.step.state
         if failure is None and prepared.step.is_delete and state.on_delete == "remove":
-            self._critical = True
-            try:
-                removed = store.remove(ref)
-            finally:
-                self._critical = False
+            removed = store.remove(ref)
             self.log.info(f"removed state {store.describe(ref)}" if removed else "no state to remove", **fields)
             return
         if failure is not None and state.save != "always":
@@ -190,11 +195,7 @@ class Engine:
             self.log.info("state unchanged: not saved again", **fields)
             return
         started = time.monotonic()
-        self._critical = True
-        try:
-            store.save(ref, files)
-        finally:
-            self._critical = False
+        store.save(ref, files)
         size = sum(len(v) for v in files.values())
         self.log.info(f"saved state to {store.describe(ref)} ({size} bytes) in "
                       f"{seconds(time.monotonic() - started)}", event="state-save", **fields)
