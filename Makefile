@@ -13,7 +13,7 @@ $(BIN)/runner: pyproject.toml
 .PHONY: install test demo lint bench
 install: $(BIN)/runner
 
-test: $(BIN)/runner
+test: lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 demo: $(BIN)/runner
@@ -21,6 +21,7 @@ demo: $(BIN)/runner
 
 lint: $(BIN)/runner
 	$(BIN)/ruff check runner tests bench examples
+	$(BIN)/ruff format --check runner
 	$(BIN)/mypy
 
 bench: $(BIN)/runner

@@ -46,7 +46,9 @@ def main() -> int:
         env = {
             **os.environ,
             **s3.env,
-            "PATH": os.pathsep.join([str(FAKE_BIN), str(Path(sys.executable).parent), os.environ["PATH"]]),
+            "PATH": os.pathsep.join(
+                [str(FAKE_BIN), str(Path(sys.executable).parent), os.environ["PATH"]]
+            ),
             "RUNNER_STATE_STORE": f"local:{root / 'state'}",
             "KRATIX_PROMISE_NAME": "app",
             "KRATIX_WORKFLOW_TYPE": "resource",
@@ -68,11 +70,16 @@ def main() -> int:
             print(f"--> exit {result.returncode}; buckets now: {s3.buckets() or 'none'}")
             status = kratix["metadata"] / "status.yaml"
             if action == "configure" and status.exists():
-                print("--> status.yaml:\n" + "".join(f"      {line}\n" for line in status.read_text().splitlines()))
+                print(
+                    "--> status.yaml:\n"
+                    + "".join(f"      {line}\n" for line in status.read_text().splitlines())
+                )
             if result.returncode != 0:
                 return result.returncode
         state_left = list((root / "state").rglob("*tfstate*"))
-        print(f"\nState left behind: {state_left or 'none'}. The demo ran the tutorial's story end to end.")
+        print(
+            f"\nState left behind: {state_left or 'none'}. The demo ran the tutorial's story end to end."
+        )
     return 0
 
 

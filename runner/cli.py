@@ -32,8 +32,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--steps-dir", help="the steps folder (default: $RUNNER_STEPS_DIR, /steps.d, ./steps.d)")
-    common.add_argument("--log-format", choices=["text", "json"], default=os.environ.get("RUNNER_LOG_FORMAT", "text"))
+    common.add_argument(
+        "--steps-dir", help="the steps folder (default: $RUNNER_STEPS_DIR, /steps.d, ./steps.d)"
+    )
+    common.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=os.environ.get("RUNNER_LOG_FORMAT", "text"),
+    )
     subparsers = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
     for verb, help_text in VERBS.items():
         sub = subparsers.add_parser(verb, help=help_text, description=help_text, parents=[common])
@@ -64,8 +70,15 @@ def report(exc: RunnerError, log_format: str) -> None:
 
         log = Logger("json")
         for problem in exc.problems:
-            log.error(problem.message, file=problem.file, line=problem.line, column=problem.col,
-                      path=problem.path or None, hint=problem.hint, exit_code=int(exc.exit_code))
+            log.error(
+                problem.message,
+                file=problem.file,
+                line=problem.line,
+                column=problem.col,
+                path=problem.path or None,
+                hint=problem.hint,
+                exit_code=int(exc.exit_code),
+            )
         return
     for problem in exc.problems:
         print(problem.format() if problem.file else f"runner: {problem.format()}", file=sys.stderr)

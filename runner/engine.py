@@ -82,8 +82,9 @@ class Engine:
         ref = prepared.state_ref
         store = self.store(prepared.store) if ref else None
         with self._workspace(prepared) as workdir:
-            locking = store is not None and ref is not None and step.state.lock and not self.ctx.dry_run
-            lock = store.lock(ref, self.lock_wait) if locking else nullcontext()  # type: ignore[union-attr]
+            lock: Any = nullcontext()
+            if store is not None and ref is not None and step.state.lock and not self.ctx.dry_run:
+                lock = store.lock(ref, self.lock_wait)
             try:
                 self._interruptible = True  # nothing to save yet while waiting or restoring
                 self._check_interrupted()
@@ -96,7 +97,8 @@ class Engine:
             except LockHeld as exc:
                 write_workflow_control(self.ctx.metadata_dir, exc.retry_after_seconds)
                 self.log.info(
-                    f"asked Kratix to retry in {exc.retry_after_seconds}s (workflow-control.yaml)", **fields
+                    f"asked Kratix to retry in {exc.retry_after_seconds}s (workflow-control.yaml)",
+                    **fields,
                 )
                 raise
             finally:
@@ -107,23 +109,35 @@ class Engine:
             self._check_interrupted()
             if failure:
                 duration = time.monotonic() - started
-                self.log.error(f"step {step.name} failed after {seconds(duration)}", event="step-end",
-                               status="failed", duration=round(duration, 3), **fields)
+                self.log.error(
+                    f"step {step.name} failed after {seconds(duration)}",
+                    event="step-end",
+                    status="failed",
+                    duration=round(duration, 3),
+                    **fields,
+                )
                 raise CommandFailed(f"step {step.name}: {failure}")
             if not self.ctx.dry_run:
                 self._write_status(prepared, workdir)
                 self._copy_output(prepared, workdir)
         duration = time.monotonic() - started
-        self.log.info(f"step {step.name} finished in {seconds(duration)}", event="step-end",
-                      status="succeeded", duration=round(duration, 3), **fields)
+        self.log.info(
+            f"step {step.name} finished in {seconds(duration)}",
+            event="step-end",
+            status="succeeded",
+            duration=round(duration, 3),
+            **fields,
+        )
 
     @contextmanager
     def _workspace(self, prepared: PreparedStep) -> Iterator[Path]:
         source = prepared.workdir
         if not source.is_dir():
-            raise InvalidError(prepared.step.document.problem(
-                ("spec", "workdir"), f"workdir {source} does not exist"
-            ))
+            raise InvalidError(
+                prepared.step.document.problem(
+                    ("spec", "workdir"), f"workdir {source} does not exist"
+                )
+            )
         if not prepared.step.copy_workdir:
             yield source
             return
@@ -131,14 +145,18 @@ class Engine:
         try:
             workdir = scratch / source.name
             # Leftover state in the source must not stand in for the stored state.
-            ignore = shutil.ignore_patterns(".terraform", *(Path(f.path).name for f in prepared.step.state.files))
+            ignore = shutil.ignore_patterns(
+                ".terraform", *(Path(f.path).name for f in prepared.step.state.files)
+            )
             shutil.copytree(source, workdir, symlinks=True, ignore=ignore)
             yield workdir
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
     # -- state -------------------------------------------------------------------------------
-    def _restore(self, prepared: PreparedStep, store: StateStore | None, workdir: Path) -> dict[str, bytes] | None:
+    def _restore(
+        self, prepared: PreparedStep, store: StateStore | None, workdir: Path
+    ) -> dict[str, bytes] | None:
         ref = prepared.state_ref
         if store is None or ref is None:
             return None
@@ -157,8 +175,12 @@ class Engine:
             self.log.info(f"no stored state in {store.describe(ref)}: starting fresh", **fields)
         else:
             size = sum(len(v) for v in stored.values())
-            self.log.info(f"restored state from {store.describe(ref)} ({size} bytes) in "
-                          f"{seconds(time.monotonic() - started)}", event="state-restore", **fields)
+            self.log.info(
+                f"restored state from {store.describe(ref)} ({size} bytes) in "
+                f"{seconds(time.monotonic() - started)}",
+                event="state-restore",
+                **fields,
+            )
         return stored
 
     def _finish_state(
@@ -176,7 +198,10 @@ class Engine:
         state = prepared.step.state
         if failure is None and prepared.step.is_delete and state.on_delete == "remove":
             removed = store.remove(ref)
-            self.log.info(f"removed state {store.describe(ref)}" if removed else "no state to remove", **fields)
+            self.log.info(
+                f"removed state {store.describe(ref)}" if removed else "no state to remove",
+                **fields,
+            )
             return
         if failure is not None and state.save != "always":
             self.log.info("not saving state: the step failed and save is on-success", **fields)
@@ -197,11 +222,17 @@ class Engine:
         started = time.monotonic()
         store.save(ref, files)
         size = sum(len(v) for v in files.values())
-        self.log.info(f"saved state to {store.describe(ref)} ({size} bytes) in "
-                      f"{seconds(time.monotonic() - started)}", event="state-save", **fields)
+        self.log.info(
+            f"saved state to {store.describe(ref)} ({size} bytes) in "
+            f"{seconds(time.monotonic() - started)}",
+            event="state-save",
+            **fields,
+        )
 
     # -- commands --------------------------------------------------------------------------
-    def _run_commands(self, prepared: PreparedStep, workdir: Path, fields: dict[str, Any]) -> str | None:
+    def _run_commands(
+        self, prepared: PreparedStep, workdir: Path, fields: dict[str, Any]
+    ) -> str | None:
         """Run the commands in order; the reason the step failed, or None."""
         step = prepared.step
         env = {**self.environ, **prepared.env, **prepared.secrets}
@@ -215,7 +246,9 @@ class Engine:
                 if left <= 0:
                     return "step timed out"
                 timeout = min(timeout, left) if timeout else left
-            outcome = self._run_one(command, workdir, {**env, **command.env}, timeout, fields, index)
+            outcome = self._run_one(
+                command, workdir, {**env, **command.env}, timeout, fields, index
+            )
             if outcome.ok:
                 continue
             reason = _reason(command, outcome)
@@ -228,21 +261,39 @@ class Engine:
         return None
 
     def _run_one(
-        self, command: PreparedCommand, workdir: Path, env: dict[str, str], timeout: float | None,
-        fields: dict[str, Any], index: int,
+        self,
+        command: PreparedCommand,
+        workdir: Path,
+        env: dict[str, str],
+        timeout: float | None,
+        fields: dict[str, Any],
+        index: int,
     ) -> Outcome:
         cwd = (workdir / command.cwd).resolve()
         stdout = (cwd / command.stdout) if command.stdout else None
         described = command.describe()
-        self.log.info(f"▶ {described}", event="command-start", command=described, index=index, **fields)
+        self.log.info(
+            f"▶ {described}", event="command-start", command=described, index=index, **fields
+        )
         outcome = self.executor.run(command.argv, cwd, env, timeout, stdout, fields)
         if outcome.ok:
-            self.log.info(f"✔ {described} ({seconds(outcome.duration)})", event="command-end",
-                          exit_code=0, duration=round(outcome.duration, 3), index=index, **fields)
+            self.log.info(
+                f"✔ {described} ({seconds(outcome.duration)})",
+                event="command-end",
+                exit_code=0,
+                duration=round(outcome.duration, 3),
+                index=index,
+                **fields,
+            )
         else:
-            self.log.error(f"✖ {_reason(command, outcome)} ({seconds(outcome.duration)})",
-                           event="command-end", exit_code=outcome.exit_code,
-                           duration=round(outcome.duration, 3), index=index, **fields)
+            self.log.error(
+                f"✖ {_reason(command, outcome)} ({seconds(outcome.duration)})",
+                event="command-end",
+                exit_code=outcome.exit_code,
+                duration=round(outcome.duration, 3),
+                index=index,
+                **fields,
+            )
         return outcome
 
     # -- results ---------------------------------------------------------------------------
@@ -259,14 +310,20 @@ class Engine:
             path = merge_status(self.ctx.metadata_dir, _mask_values(self.log, values))
             self.log.info(f"status: {', '.join(values)} → {path}", step=prepared.step.name)
 
-    def _status_from_file(self, prepared: PreparedStep, workdir: Path, key: str, value: StatusFromFile) -> Any:
+    def _status_from_file(
+        self, prepared: PreparedStep, workdir: Path, key: str, value: StatusFromFile
+    ) -> Any:
         import yaml
 
         path = workdir / value.file
         step = prepared.step
         try:
             document = yaml.safe_load(path.read_text("utf-8"))
-            query = compile_query(value.expression) if value.language == "query" else compile_jmespath(value.expression)
+            query = (
+                compile_query(value.expression)
+                if value.language == "query"
+                else compile_jmespath(value.expression)
+            )
             found = query.search(document)
         except (OSError, yaml.YAMLError, UnicodeDecodeError, QueryError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
@@ -290,7 +347,9 @@ class Engine:
                 shutil.copytree(source, target, dirs_exist_ok=True)
             elif source.is_file():
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, target if not copy.target.endswith("/") else target / source.name)
+                shutil.copy2(
+                    source, target if not copy.target.endswith("/") else target / source.name
+                )
             else:
                 raise CommandFailed(f"step {prepared.step.name}: output {copy.source} was not made")
             self.log.info(f"output: {copy.source} → {target}", step=prepared.step.name)

@@ -99,4 +99,6 @@ class Interrupted(RunnerError):
 
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
         self.signum = signum
-        self.exit_code = ExitCode(128 + signum) if 128 + signum in (130, 143) else ExitCode.INTERRUPTED
+        self.exit_code = (
+            ExitCode(128 + signum) if 128 + signum in (130, 143) else ExitCode.INTERRUPTED
+        )

@@ -26,8 +26,12 @@ def resolve_inputs(step: Step, request: Document) -> dict[str, Any]:
                 value = item.default
             elif item.required:
                 problems.append(
-                    _problem(step, item, f"{_where(item, request)} found nothing, and the input is required",
-                             "set it in the request, or give the input a default")
+                    _problem(
+                        step,
+                        item,
+                        f"{_where(item, request)} found nothing, and the input is required",
+                        "set it in the request, or give the input a default",
+                    )
                 )
                 continue
         if value is not None:
@@ -42,7 +46,11 @@ def resolve_inputs(step: Step, request: Document) -> dict[str, Any]:
 
 
 def query_value(item: Input, document: Any) -> Any:
-    query = compile_query(item.expression) if item.language == "query" else compile_jmespath(item.expression)
+    query = (
+        compile_query(item.expression)
+        if item.language == "query"
+        else compile_jmespath(item.expression)
+    )
     return query.search(document)
 
 
@@ -65,4 +73,6 @@ def _where(item: Input, request: Document) -> str:
 
 
 def _problem(step: Step, item: Input, message: str, hint: str | None = None) -> Problem:
-    return step.document.problem((*item.path, item.language), f'input "{item.name}": {message}', hint)
+    return step.document.problem(
+        (*item.path, item.language), f'input "{item.name}": {message}', hint
+    )

@@ -60,7 +60,8 @@ class KratixContext:
 
     def with_request(self, request: Mapping[str, Any]) -> KratixContext:
         """Fill object identity the environment didn't give from the request itself."""
-        meta = request.get("metadata") if isinstance(request.get("metadata"), dict) else {}
+        meta = request.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
         api_version = str(request.get("apiVersion") or "")
         group, _, version = api_version.rpartition("/")
         found = {
@@ -70,7 +71,9 @@ class KratixContext:
             "name": meta.get("name"),
             "namespace": meta.get("namespace"),
         }
-        merged = {k: self.object.get(k) or (str(v) if v is not None else None) for k, v in found.items()}
+        merged = {
+            k: self.object.get(k) or (str(v) if v is not None else None) for k, v in found.items()
+        }
         return replace(self, object=merged)
 
     def template_values(self) -> dict[str, Any]:

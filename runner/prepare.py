@@ -16,7 +16,7 @@ from runner.errors import InvalidError, Problem
 from runner.inputs import input_env, resolve_inputs
 from runner.kratix import KratixContext
 from runner.secrets import resolve_secrets
-from runner.spec.model import Command, Step, StatusFromFile
+from runner.spec.model import Command, StatusFromFile, Step
 from runner.spec.source import Document
 from runner.state.base import StateRef
 from runner.template import TemplateError, render
@@ -144,21 +144,29 @@ def _state(
     store = override.partition(":")[0] if override else state.store or default_store(environ)
     if store == "none" or state.store == "none" or not state.files:
         return "none", None
-    name = text(state.name, ("spec", "state", "name")) if state.name else f"{ctx.object.get('name') or 'state'}-{step.name}"
+    name = (
+        text(state.name, ("spec", "state", "name"))
+        if state.name
+        else f"{ctx.object.get('name') or 'state'}-{step.name}"
+    )
     namespace = (
         text(state.namespace, ("spec", "state", "namespace"))
         if state.namespace
         else ctx.object.get("namespace") or pod_namespace() or "default"
     )
     if not _DNS_SUBDOMAIN.fullmatch(name) or len(name) > 253:
-        raise InvalidError(step.document.problem(
-            ("spec", "state", "name"),
-            f'state name "{name}" is not a DNS-1123 subdomain (lowercase letters, digits, "-" and ".")',
-        ))
+        raise InvalidError(
+            step.document.problem(
+                ("spec", "state", "name"),
+                f'state name "{name}" is not a DNS-1123 subdomain (lowercase letters, digits, "-" and ".")',
+            )
+        )
     if not _DNS_LABEL.fullmatch(namespace):
-        raise InvalidError(step.document.problem(
-            ("spec", "state", "namespace"), f'namespace "{namespace}" is not a DNS-1123 label'
-        ))
+        raise InvalidError(
+            step.document.problem(
+                ("spec", "state", "namespace"), f'namespace "{namespace}" is not a DNS-1123 label'
+            )
+        )
     return store, StateRef(
         step=step.name,
         name=name,

@@ -19,11 +19,13 @@ def resolve_secrets(step: Step, environ: Mapping[str, str]) -> dict[str, str]:
             value = environ.get(secret.env)
             if value is None:
                 if secret.required:
-                    problems.append(step.document.problem(
-                        path,
-                        f"secret {secret.name}: environment variable {secret.env} is not set",
-                        "set it in the Pipeline container's env, e.g. valueFrom.secretKeyRef",
-                    ))
+                    problems.append(
+                        step.document.problem(
+                            path,
+                            f"secret {secret.name}: environment variable {secret.env} is not set",
+                            "set it in the Pipeline container's env, e.g. valueFrom.secretKeyRef",
+                        )
+                    )
                 continue
         else:
             assert secret.file is not None
@@ -31,16 +33,21 @@ def resolve_secrets(step: Step, environ: Mapping[str, str]) -> dict[str, str]:
                 value = Path(secret.file).read_text("utf-8").removesuffix("\n")
             except FileNotFoundError:
                 if secret.required:
-                    problems.append(step.document.problem(
-                        path, f"secret {secret.name}: file {secret.file} does not exist",
-                        "mount the Secret as a volume in the Pipeline container",
-                    ))
+                    problems.append(
+                        step.document.problem(
+                            path,
+                            f"secret {secret.name}: file {secret.file} does not exist",
+                            "mount the Secret as a volume in the Pipeline container",
+                        )
+                    )
                 continue
             except (OSError, UnicodeDecodeError) as exc:
                 reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-                problems.append(step.document.problem(
-                    path, f"secret {secret.name}: cannot read {secret.file}: {reason}"
-                ))
+                problems.append(
+                    step.document.problem(
+                        path, f"secret {secret.name}: cannot read {secret.file}: {reason}"
+                    )
+                )
                 continue
         values[secret.name] = value
     if problems:

@@ -80,14 +80,23 @@ class Pipeline:
             "--output", str(self.output), "--metadata", str(self.metadata),
         ]  # fmt: skip
 
-    def run(self, *argv: str, env: dict[str, str] | None = None, timeout: float = 60,
-            check_traceback: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        *argv: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 60,
+        check_traceback: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
         """`runner VERB [ARGS]` with this pipeline's folders, as a subprocess."""
         verb, rest = argv[0], list(argv[1:])
         command = [sys.executable, "-m", "runner", verb, *self.args(), *rest]
         result = subprocess.run(
-            command, cwd=self.work, env={**self.env, **(env or {})}, capture_output=True,
-            text=True, timeout=timeout,
+            command,
+            cwd=self.work,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check_traceback:
             assert "Traceback" not in result.stderr, result.stderr
@@ -96,8 +105,12 @@ class Pipeline:
     def popen(self, *argv: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         verb, rest = argv[0], list(argv[1:])
         return subprocess.Popen(
-            [sys.executable, "-m", "runner", verb, *self.args(), *rest], cwd=self.work,
-            env={**self.env, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "runner", verb, *self.args(), *rest],
+            cwd=self.work,
+            env={**self.env, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
 

@@ -28,7 +28,9 @@ def rbac(pipeline, *names: str) -> dict:
     # rbac takes no Kratix folders, so not pipeline.run()
     result = subprocess.run(
         [sys.executable, "-m", "runner", "rbac", "--steps-dir", str(pipeline.steps), *names],
-        capture_output=True, text=True, env=pipeline.env,
+        capture_output=True,
+        text=True,
+        env=pipeline.env,
     )
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout) or {}
@@ -38,42 +40,76 @@ def test_rbac_grants_exactly_the_verbs_each_store_uses(pipeline):
     pipeline.step("cm", STATEFUL.format(store="configmap", lock="true"))
     pipeline.step("sec", STATEFUL.format(store="secret", lock="false"))
     pipeline.step("loc", STATEFUL.format(store="local", lock="true"))
-    assert rbac(pipeline, "cm") == {"rbac": {"permissions": [
-        {"apiGroups": [""], "verbs": ["get", "create", "update", "delete"], "resources": ["configmaps"]},
-        {"apiGroups": ["coordination.k8s.io"], "verbs": ["get", "create", "update", "delete"], "resources": ["leases"]},
-    ]}}
+    assert rbac(pipeline, "cm") == {
+        "rbac": {
+            "permissions": [
+                {
+                    "apiGroups": [""],
+                    "verbs": ["get", "create", "update", "delete"],
+                    "resources": ["configmaps"],
+                },
+                {
+                    "apiGroups": ["coordination.k8s.io"],
+                    "verbs": ["get", "create", "update", "delete"],
+                    "resources": ["leases"],
+                },
+            ]
+        }
+    }
     assert rbac(pipeline, "sec")["rbac"]["permissions"] == [
-        {"apiGroups": [""], "verbs": ["get", "create", "update", "delete"], "resources": ["secrets"]},
+        {
+            "apiGroups": [""],
+            "verbs": ["get", "create", "update", "delete"],
+            "resources": ["secrets"],
+        },
     ]
     assert rbac(pipeline, "loc") == {}
-    assert [p["resources"][0] for p in rbac(pipeline)["rbac"]["permissions"]] == ["configmaps", "secrets", "leases"]
+    assert [p["resources"][0] for p in rbac(pipeline)["rbac"]["permissions"]] == [
+        "configmaps",
+        "secrets",
+        "leases",
+    ]
 
 
 def test_rbac_for_the_shipped_steps_matches_the_permissions_they_need():
-    result = subprocess.run([sys.executable, "-m", "runner", "rbac", "--steps-dir", str(REPO / "steps.d")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "rbac", "--steps-dir", str(REPO / "steps.d")],
+        capture_output=True,
+        text=True,
+    )
     permissions = yaml.safe_load(result.stdout)["rbac"]["permissions"]
     assert {p["resources"][0] for p in permissions} == {"configmaps", "leases"}
 
 
 def test_rbac_unknown_step_exits_2(pipeline):
-    result = subprocess.run([sys.executable, "-m", "runner", "rbac", "--steps-dir", str(pipeline.steps), "nope"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "rbac", "--steps-dir", str(pipeline.steps), "nope"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and 'no step named "nope"' in result.stderr
 
 
 def test_rbac_entry_grants_what_a_forbidden_run_asked_for(pipeline, tmp_path):
     """The verbs `runner rbac` prints are the ones a run needs: forbid any one and the run fails."""
     pipeline.step("cm", STATEFUL.format(store="configmap", lock="true"))
-    granted = {(p["resources"][0], v) for p in rbac(pipeline, "cm")["rbac"]["permissions"] for v in p["verbs"]}
+    granted = {
+        (p["resources"][0], v)
+        for p in rbac(pipeline, "cm")["rbac"]["permissions"]
+        for v in p["verbs"]
+    }
     with FakeKubeAPI() as api:
         pipeline.env.pop("RUNNER_STATE_STORE")
         pipeline.env["KUBECONFIG"] = str(api.write_kubeconfig(tmp_path / "kc"))
         assert pipeline.run("run").returncode == 0
         assert pipeline.run("run").returncode == 0
-        used = {(path.split("/")[-2] if method != "POST" else path.split("/")[-1],
-                 {"GET": "get", "POST": "create", "PUT": "update", "DELETE": "delete"}[method])
-                for method, path, _status in api.requests}
+        used = {
+            (
+                path.split("/")[-2] if method != "POST" else path.split("/")[-1],
+                {"GET": "get", "POST": "create", "PUT": "update", "DELETE": "delete"}[method],
+            )
+            for method, path, _status in api.requests
+        }
     assert used <= granted
 
 
@@ -93,8 +129,12 @@ def test_state_show_lists_keys_and_prints_one_raw(stored):
 
 
 def test_state_show_does_not_need_the_secrets(stored):
-    stored.step("keep", STATEFUL.format(store="local", lock="true").replace(
-        "    workdir:", "    secrets: {PW: {env: PW}}\n    workdir:"))
+    stored.step(
+        "keep",
+        STATEFUL.format(store="local", lock="true").replace(
+            "    workdir:", "    secrets: {PW: {env: PW}}\n    workdir:"
+        ),
+    )
     assert stored.run("state", "show", "keep").returncode == 0
 
 
@@ -109,12 +149,21 @@ def test_state_unlock_breaks_a_stale_lease(pipeline, tmp_path):
     with FakeKubeAPI() as api:
         pipeline.env.pop("RUNNER_STATE_STORE")
         pipeline.env["KUBECONFIG"] = str(api.write_kubeconfig(tmp_path / "kc"))
-        api.put_object("leases", "default", {
-            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": "my-app-state", "namespace": "default"},
-            "spec": {"holderIdentity": "stuck/1", "leaseDurationSeconds": 3600,
-                     "acquireTime": micro_time(), "renewTime": micro_time()},
-        })
+        api.put_object(
+            "leases",
+            "default",
+            {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": "my-app-state", "namespace": "default"},
+                "spec": {
+                    "holderIdentity": "stuck/1",
+                    "leaseDurationSeconds": 3600,
+                    "acquireTime": micro_time(),
+                    "renewTime": micro_time(),
+                },
+            },
+        )
         assert pipeline.run("run", "--lock-wait", "0.2").returncode == 3
         result = pipeline.run("state", "unlock", "cm")
         assert result.returncode == 0 and "unlocked configmap default/my-app-state" in result.stdout

@@ -1,6 +1,6 @@
 """`runner run` and its commands: argv not shell, streamed output, timeouts, failures, logs."""
 
-# ruff: noqa: E501 - step files are embedded as YAML, one command a line
+
 
 from __future__ import annotations
 
@@ -67,23 +67,28 @@ NASTY = {
 
 
 def nasty_pipeline(pipeline) -> None:
-    pipeline.request({
-        "apiVersion": "workshop.kratix.io/v1",
-        "kind": "App",
-        "metadata": {"name": "my-app", "namespace": "default"},
-        "spec": dict(NASTY),
-    })
+    pipeline.request(
+        {
+            "apiVersion": "workshop.kratix.io/v1",
+            "kind": "App",
+            "metadata": {"name": "my-app", "namespace": "default"},
+            "spec": dict(NASTY),
+        }
+    )
     inputs = "".join(f"  {name}: {{ query: '.spec.\"{name}\"' }}\n" for name in NASTY)
     argv = ", ".join(f'"${{{{ inputs.{name} }}}}"' for name in NASTY)
-    pipeline.step("nasty", (
-        f"inputs:\n{inputs}"
-        "workdir: ../work\n"
-        "run:\n"
-        f'  - [{PY}, -c, "{DUMP_ARGV}", argv.json, {argv}, "pre-${{{{ inputs.semicolon }}}}-post"]\n'
-        "  - script: |\n"
-        f'      {PY} -c "{DUMP_INPUT_ENV}"\n'
-        '      echo "$INPUT_SUBST" "$INPUT_BACKTICKS" > echoed.txt\n'
-    ))
+    pipeline.step(
+        "nasty",
+        (
+            f"inputs:\n{inputs}"
+            "workdir: ../work\n"
+            "run:\n"
+            f'  - [{PY}, -c, "{DUMP_ARGV}", argv.json, {argv}, "pre-${{{{ inputs.semicolon }}}}-post"]\n'
+            "  - script: |\n"
+            f'      {PY} -c "{DUMP_INPUT_ENV}"\n'
+            '      echo "$INPUT_SUBST" "$INPUT_BACKTICKS" > echoed.txt\n'
+        ),
+    )
 
 
 def test_request_values_reach_commands_as_literal_argv_items_and_nothing_runs(pipeline):
@@ -111,14 +116,17 @@ def test_request_values_reach_scripts_as_input_environment_and_nothing_runs(pipe
 
 
 def test_output_is_streamed_while_the_command_runs(pipeline):
-    pipeline.step("slow", """
+    pipeline.step(
+        "slow",
+        """
         workdir: ../work
         run:
           - script: |
               echo first
               sleep 2
               echo second
-    """)
+    """,
+    )
     process = pipeline.popen("run")
     try:
         first = process.stdout.readline()
@@ -159,11 +167,14 @@ def test_a_timeout_kills_the_whole_process_group(pipeline, where, reap_leftovers
 
 
 def test_a_timeout_also_kills_what_ignores_sigterm_after_the_grace(pipeline, reap_leftovers):
-    pipeline.step("stubborn", """
+    pipeline.step(
+        "stubborn",
+        """
         workdir: ../work
         run:
           - { argv: [bash, -c, "trap '' TERM; sleep 60 & echo $! > child.pid; wait; wait"], timeout: 0.5s }
-    """)
+    """,
+    )
     started = time.monotonic()
     r = pipeline.run("run", env={"RUNNER_KILL_GRACE": "1"})
     took = time.monotonic() - started
@@ -179,18 +190,25 @@ def test_a_timeout_also_kills_what_ignores_sigterm_after_the_grace(pipeline, rea
 
 
 def test_a_failing_command_exits_1_reports_its_code_and_stops_the_step(pipeline):
-    pipeline.step("fails", """
+    pipeline.step(
+        "fails",
+        """
         workdir: ../work
         run:
           - [touch, before]
           - [sh, -c, "exit 3"]
           - [touch, after]
-    """)
-    pipeline.step("later", """
+    """,
+    )
+    pipeline.step(
+        "later",
+        """
         workdir: ../work
         run:
           - [touch, later-step]
-    """, file="z-later.yaml")
+    """,
+        file="z-later.yaml",
+    )
     r = pipeline.run("run")
     assert r.returncode == 1, r.stderr
     assert "exited with 3" in r.stderr
@@ -200,12 +218,15 @@ def test_a_failing_command_exits_1_reports_its_code_and_stops_the_step(pipeline)
 
 
 def test_continue_on_error_goes_on_to_the_next_command(pipeline):
-    pipeline.step("tolerant", """
+    pipeline.step(
+        "tolerant",
+        """
         workdir: ../work
         run:
           - { argv: [sh, -c, "exit 4"], continueOnError: true }
           - [touch, after]
-    """)
+    """,
+    )
     r = pipeline.run("run")
     assert r.returncode == 0, r.stderr
     assert "exited with 4" in r.stderr
@@ -214,12 +235,15 @@ def test_continue_on_error_goes_on_to_the_next_command(pipeline):
 
 
 def test_a_command_not_found_exits_1_and_says_so(pipeline):
-    pipeline.step("typo", """
+    pipeline.step(
+        "typo",
+        """
         workdir: ../work
         run:
           - [terrafrom-not-installed, init]
           - [touch, after]
-    """)
+    """,
+    )
     r = pipeline.run("run")
     assert r.returncode == 1, r.stderr
     assert "command not found: terrafrom-not-installed" in r.stderr
@@ -227,22 +251,28 @@ def test_a_command_not_found_exits_1_and_says_so(pipeline):
 
 
 def test_a_command_killed_by_a_signal_is_reported(pipeline):
-    pipeline.step("dies", """
+    pipeline.step(
+        "dies",
+        """
         workdir: ../work
         run:
           - [sh, -c, "kill -KILL $$"]
-    """)
+    """,
+    )
     r = pipeline.run("run")
     assert r.returncode == 1, r.stderr
     assert "killed by SIGKILL" in r.stderr
 
 
 def test_commands_read_an_empty_stdin(pipeline):
-    pipeline.step("reads", """
+    pipeline.step(
+        "reads",
+        """
         workdir: ../work
         run:
           - { argv: [cat], stdout: stdin.txt }
-    """)
+    """,
+    )
     r = pipeline.run("run", timeout=20)
     assert r.returncode == 0, r.stderr
     assert (pipeline.work / "stdin.txt").read_bytes() == b""
@@ -252,7 +282,9 @@ def test_commands_read_an_empty_stdin(pipeline):
 
 
 def test_scripts_get_inputs_as_environment(pipeline):
-    pipeline.step("script", """
+    pipeline.step(
+        "script",
+        """
         inputs:
           name: { query: .metadata.name }
           image-tag: { query: .spec.image }
@@ -261,26 +293,33 @@ def test_scripts_get_inputs_as_environment(pipeline):
         run:
           - script: |
               echo "$INPUT_NAME $INPUT_IMAGE_TAG $INPUT_TIER" > seen.txt
-    """)
+    """,
+    )
     r = pipeline.run("run")
     assert r.returncode == 0, r.stderr
     assert (pipeline.work / "seen.txt").read_text() == "my-app nginx small\n"
 
 
-@pytest.mark.parametrize("line", [
-    'echo "$NOT_SET_ANYWHERE"',  # -u
-    "false",  # -e
-    "false | true",  # -o pipefail
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        'echo "$NOT_SET_ANYWHERE"',  # -u
+        "false",  # -e
+        "false | true",  # -o pipefail
+    ],
+)
 def test_scripts_run_with_bash_strict_mode(pipeline, line):
-    pipeline.step("strict", f"""
+    pipeline.step(
+        "strict",
+        f"""
         workdir: ../work
         run:
           - script: |
               touch before
               {line}
               touch after
-    """)
+    """,
+    )
     r = pipeline.run("run")
     assert r.returncode == 1, r.stderr
     assert (pipeline.work / "before").exists()
@@ -291,7 +330,9 @@ def test_scripts_run_with_bash_strict_mode(pipeline, line):
 
 
 def test_stdout_capture_gets_the_real_output_and_feeds_status(pipeline):
-    pipeline.step("capture", f"""
+    pipeline.step(
+        "capture",
+        f"""
         secrets:
           S: {{ env: THE_SECRET }}
         workdir: ../work
@@ -300,7 +341,8 @@ def test_stdout_capture_gets_the_real_output_and_feeds_status(pipeline):
         status:
           k: {{ file: out.json, query: .a.b }}
           n: {{ file: out.json, query: .a.n }}
-    """)
+    """,
+    )
     r = pipeline.run("run", env={"THE_SECRET": "capture-secret"})
     assert r.returncode == 0, r.stderr
     captured = json.loads((pipeline.work / "out.json").read_text())
@@ -311,14 +353,19 @@ def test_stdout_capture_gets_the_real_output_and_feeds_status(pipeline):
 
 
 def test_stdout_capture_is_byte_exact(pipeline):
-    pipeline.step("bytes", f"""
+    pipeline.step(
+        "bytes",
+        f"""
         workdir: ../work
         run:
           - {{ argv: [{PY}, -c, "import sys; sys.stdout.buffer.write(bytes(range(256)) * 300 + b'no newline')"], stdout: sub/out.bin }}
-    """)
+    """,
+    )
     r = pipeline.run("run")
     assert r.returncode == 0, r.stderr
-    assert (pipeline.work / "sub" / "out.bin").read_bytes() == bytes(range(256)) * 300 + b"no newline"
+    assert (pipeline.work / "sub" / "out.bin").read_bytes() == bytes(
+        range(256)
+    ) * 300 + b"no newline"
 
 
 # -- log lines ----------------------------------------------------------------------------------
@@ -356,11 +403,15 @@ def test_text_log_shows_each_step_and_command_start_and_finish_with_durations(pi
 
 def test_json_log_is_one_object_per_line_with_command_events_and_durations(pipeline):
     pipeline.step("logs", TWO_COMMANDS)
-    pipeline.step("broken", """
+    pipeline.step(
+        "broken",
+        """
         workdir: ../work
         run:
           - [sh, -c, "exit 5"]
-    """, file="z-broken.yaml")
+    """,
+        file="z-broken.yaml",
+    )
     r = pipeline.run("run", "--log-format", "json")
     assert r.returncode == 1
     assert r.stdout == ""
@@ -370,8 +421,12 @@ def test_json_log_is_one_object_per_line_with_command_events_and_durations(pipel
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["time"])
     events = [(rec.get("event"), rec.get("step")) for rec in records if rec.get("event")]
     assert events[:6] == [
-        ("step-start", "logs"), ("command-start", "logs"), ("command-end", "logs"),
-        ("command-start", "logs"), ("command-end", "logs"), ("step-end", "logs"),
+        ("step-start", "logs"),
+        ("command-start", "logs"),
+        ("command-end", "logs"),
+        ("command-start", "logs"),
+        ("command-end", "logs"),
+        ("step-end", "logs"),
     ]
     ends = [rec for rec in records if rec.get("event") == "command-end"]
     assert all(isinstance(rec["duration"], float | int) for rec in ends)
@@ -385,11 +440,14 @@ def test_json_log_is_one_object_per_line_with_command_events_and_durations(pipel
 
 
 def test_json_log_failed_step_end_has_a_duration(pipeline):
-    pipeline.step("broken", """
+    pipeline.step(
+        "broken",
+        """
         workdir: ../work
         run:
           - [sh, -c, "exit 5"]
-    """)
+    """,
+    )
     r = pipeline.run("run", "--log-format", "json")
     assert r.returncode == 1
     step_end = [json.loads(line) for line in r.stderr.splitlines() if '"step-end"' in line]
@@ -403,7 +461,9 @@ def test_commands_take_no_needless_wall_time(pipeline):
     r = pipeline.run("run", "--log-format", "json")
     took = time.monotonic() - started
     assert r.returncode == 0, r.stderr
-    durations = [json.loads(line)["duration"] for line in r.stderr.splitlines() if "command-end" in line]
+    durations = [
+        json.loads(line)["duration"] for line in r.stderr.splitlines() if "command-end" in line
+    ]
     assert len(durations) == 10
     assert max(durations) < 0.5, durations
     assert took < 3, took

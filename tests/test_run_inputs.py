@@ -11,13 +11,16 @@ DUMP_ARGS = ["python3", "-c", "import json,sys; json.dump(sys.argv[1:], open('ar
 
 def dump_step(pipeline, inputs: str, args: list[str]) -> None:
     argv = json.dumps([*DUMP_ARGS, *args])
-    pipeline.step("dump", f"""
+    pipeline.step(
+        "dump",
+        f"""
         inputs:
 {_indent(inputs, 10)}
         workdir: ../work
         run:
           - {argv}
-    """)
+    """,
+    )
 
 
 def _indent(text: str, spaces: int) -> str:
@@ -29,27 +32,49 @@ def args_seen(pipeline) -> list[str]:
 
 
 def test_yq_paths_jmespath_and_defaults_resolve_from_the_request(pipeline):
-    pipeline.request({**DEFAULT_REQUEST, "metadata": {**DEFAULT_REQUEST["metadata"],
-                      "labels": {"app.kubernetes.io/name": "shop"}}, "spec": {"ports": [80, 443]}})
-    dump_step(pipeline, """
+    pipeline.request(
+        {
+            **DEFAULT_REQUEST,
+            "metadata": {
+                **DEFAULT_REQUEST["metadata"],
+                "labels": {"app.kubernetes.io/name": "shop"},
+            },
+            "spec": {"ports": [80, 443]},
+        }
+    )
+    dump_step(
+        pipeline,
+        """
           name: { query: .metadata.name }
           label: { query: '.metadata.labels."app.kubernetes.io/name"' }
           port: { query: '.spec.ports[1]', type: integer }
           tier: { query: .spec.tier, default: small }
           fallback: { query: '.spec.size // "medium"' }
           ports: { jmespath: spec.ports, type: array }
-    """, ["${{ inputs.name }}", "${{ inputs.label }}", "${{ inputs.port }}", "${{ inputs.tier }}",
-          "${{ inputs.fallback }}", "${{ inputs.ports }}"])
+    """,
+        [
+            "${{ inputs.name }}",
+            "${{ inputs.label }}",
+            "${{ inputs.port }}",
+            "${{ inputs.tier }}",
+            "${{ inputs.fallback }}",
+            "${{ inputs.ports }}",
+        ],
+    )
     result = pipeline.run("run")
     assert result.returncode == 0, result.stderr
     assert args_seen(pipeline) == ["my-app", "shop", "443", "small", "medium", "[80,443]"]
 
 
 def test_missing_required_input_exits_2_naming_input_and_query_and_runs_nothing(pipeline):
-    dump_step(pipeline, """
+    dump_step(
+        pipeline,
+        """
           name: { query: .metadata.name }
           size: { query: .spec.size }
-    """, ["${{ inputs.size }}"])
+    """,
+        ["${{ inputs.size }}"],
+    )
     result = pipeline.run("run")
     assert result.returncode == 2
     assert 'input "size": query .spec.size in' in result.stderr
@@ -59,13 +84,22 @@ def test_missing_required_input_exits_2_naming_input_and_query_and_runs_nothing(
 
 
 def test_enum_type_and_pattern_violations_are_all_reported_before_anything_runs(pipeline):
-    pipeline.request({**DEFAULT_REQUEST, "metadata": {"name": "Bad_Name"},
-                      "spec": {"tier": "huge", "replicas": "three"}})
-    dump_step(pipeline, """
+    pipeline.request(
+        {
+            **DEFAULT_REQUEST,
+            "metadata": {"name": "Bad_Name"},
+            "spec": {"tier": "huge", "replicas": "three"},
+        }
+    )
+    dump_step(
+        pipeline,
+        """
           name: { query: .metadata.name, pattern: "^[a-z0-9-]+$" }
           tier: { query: .spec.tier, enum: [small, large] }
           replicas: { query: .spec.replicas, type: integer }
-    """, ["${{ inputs.name }}"])
+    """,
+        ["${{ inputs.name }}"],
+    )
     result = pipeline.run("run")
     assert result.returncode == 2
     assert '"Bad_Name" does not match pattern' in result.stderr
@@ -75,9 +109,13 @@ def test_enum_type_and_pattern_violations_are_all_reported_before_anything_runs(
 
 
 def test_optional_input_without_default_renders_empty(pipeline):
-    dump_step(pipeline, """
+    dump_step(
+        pipeline,
+        """
           note: { query: .spec.note, required: false }
-    """, ["[${{ inputs.note }}]"])
+    """,
+        ["[${{ inputs.note }}]"],
+    )
     assert pipeline.run("run").returncode == 0
     assert args_seen(pipeline) == ["[]"]
 
@@ -107,10 +145,13 @@ def test_missing_request_file_exits_2_with_a_hint(pipeline):
 
 
 def test_invalid_step_file_exits_2_before_reading_the_request(pipeline):
-    pipeline.step("broken", """
+    pipeline.step(
+        "broken",
+        """
         run:
           - [echo, "${{ inputs.nope }}"]
-    """)
+    """,
+    )
     result = pipeline.run("run")
     assert result.returncode == 2
     assert 'unknown input "nope"' in result.stderr

@@ -8,12 +8,16 @@ import yaml
 
 
 def marker_step(pipeline, name: str, on: str = "", file: str | None = None) -> None:
-    pipeline.step(name, f"""
+    pipeline.step(
+        name,
+        f"""
         {on}
         workdir: ../work
         run:
           - [sh, -c, 'echo {name} >> ran.txt']
-    """, file=file)
+    """,
+        file=file,
+    )
 
 
 def ran(pipeline) -> list[str]:
@@ -26,7 +30,9 @@ def test_without_names_every_matching_step_runs_in_file_name_order(pipeline):
     marker_step(pipeline, "first", "", file="10-first.yaml")
     marker_step(pipeline, "other-promise", "on: {promise: db}", file="15-db.yaml")
     marker_step(pipeline, "promise-only", "on: {workflow: promise}", file="16-p.yaml")
-    result = pipeline.run("run", env={"KRATIX_PROMISE_NAME": "app", "KRATIX_WORKFLOW_TYPE": "resource"})
+    result = pipeline.run(
+        "run", env={"KRATIX_PROMISE_NAME": "app", "KRATIX_WORKFLOW_TYPE": "resource"}
+    )
     assert result.returncode == 0, result.stderr
     assert ran(pipeline) == ["first", "second"]
 
@@ -55,7 +61,9 @@ def test_no_matching_step_is_a_successful_no_op(pipeline):
 
 def test_status_is_merged_with_earlier_containers_and_never_writes_kratix_key(pipeline):
     (pipeline.metadata / "status.yaml").write_text("earlier: kept\nmessage: old\n")
-    pipeline.step("report", """
+    pipeline.step(
+        "report",
+        """
         inputs:
           name: { query: .metadata.name }
         workdir: ../work
@@ -66,70 +74,102 @@ def test_status_is_merged_with_earlier_containers_and_never_writes_kratix_key(pi
           url: { file: out.json, query: .url.value }
           count: { file: out.json, jmespath: n }
           absent: { file: out.json, query: .nothing }
-    """)
+    """,
+    )
     result = pipeline.run("run")
     assert result.returncode == 0, result.stderr
     assert pipeline.status() == {
-        "earlier": "kept", "message": "App my-app in default is ready", "url": "http://x", "count": 3,
+        "earlier": "kept",
+        "message": "App my-app in default is ready",
+        "url": "http://x",
+        "count": 3,
     }
     assert "status absent: .nothing found nothing in out.json" in result.stderr
 
 
 def test_status_from_missing_required_file_fails_the_step(pipeline):
-    pipeline.step("report", """
+    pipeline.step(
+        "report",
+        """
         workdir: ../work
         run: [[true]]
         status:
           url: { file: nope.json, required: true }
-    """)
+    """,
+    )
     result = pipeline.run("run")
     assert result.returncode == 1
     assert "cannot read nope.json" in result.stderr
 
 
 def test_output_files_are_copied_into_the_kratix_output_folder(pipeline):
-    pipeline.step("render", """
+    pipeline.step(
+        "render",
+        """
         workdir: ../work
         run:
           - [sh, -c, 'mkdir -p manifests && echo "kind: Namespace" > manifests/ns.yaml && echo hi > note.txt']
         output:
           - { from: manifests/, to: app/ }
           - { from: note.txt }
-    """)
+    """,
+    )
     assert pipeline.run("run").returncode == 0
     assert (pipeline.output / "app" / "ns.yaml").read_text() == "kind: Namespace\n"
     assert (pipeline.output / "note.txt").read_text() == "hi\n"
 
 
 def test_kratix_dirs_reach_commands_as_env_and_templates(pipeline):
-    pipeline.step("dirs", """
+    pipeline.step(
+        "dirs",
+        """
         workdir: ../work
         run:
           - [sh, -c, 'echo "$KRATIX_OUTPUT_DIR ${{ kratix.dirs.metadata }}" > dirs.txt']
-    """)
+    """,
+    )
     assert pipeline.run("run").returncode == 0
-    assert (pipeline.work / "dirs.txt").read_text().split() == [str(pipeline.output), str(pipeline.metadata)]
+    assert (pipeline.work / "dirs.txt").read_text().split() == [
+        str(pipeline.output),
+        str(pipeline.metadata),
+    ]
 
 
 def test_kratix_object_comes_from_env_and_falls_back_to_the_request(pipeline):
-    pipeline.step("who", """
+    pipeline.step(
+        "who",
+        """
         workdir: ../work
         run:
           - [sh, -c, 'echo "${{ kratix.object.kind }} ${{ kratix.object.group }} ${{ kratix.object.name }} ${{ kratix.promise }}" > who.txt']
-    """)
-    assert pipeline.run("run", env={"KRATIX_PROMISE_NAME": "app", "KRATIX_OBJECT_NAME": "from-env"}).returncode == 0
-    assert (pipeline.work / "who.txt").read_text().split() == ["App", "workshop.kratix.io", "from-env", "app"]
+    """,
+    )
+    assert (
+        pipeline.run(
+            "run", env={"KRATIX_PROMISE_NAME": "app", "KRATIX_OBJECT_NAME": "from-env"}
+        ).returncode
+        == 0
+    )
+    assert (pipeline.work / "who.txt").read_text().split() == [
+        "App",
+        "workshop.kratix.io",
+        "from-env",
+        "app",
+    ]
 
 
 def test_dry_run_runs_the_dry_run_commands_and_saves_no_state(pipeline):
-    pipeline.step("tf", """
+    pipeline.step(
+        "tf",
+        """
         workdir: ../work
         state: {store: local, name: tf, files: [{path: s.txt}]}
         run:
           - [sh, -c, 'echo applied > s.txt']
         dryRun:
           - [sh, -c, 'echo planned > plan.txt']
-    """)
+    """,
+    )
     result = pipeline.run("run", env={"KRATIX_DRY_RUN": "true"})
     assert result.returncode == 0, result.stderr
     assert (pipeline.work / "plan.txt").exists()
@@ -138,12 +178,15 @@ def test_dry_run_runs_the_dry_run_commands_and_saves_no_state(pipeline):
 
 
 def test_dry_run_without_dry_run_commands_prints_the_plan(pipeline):
-    pipeline.step("tf", """
+    pipeline.step(
+        "tf",
+        """
         inputs: {name: {query: .metadata.name}}
         workdir: ../work
         run:
           - [sh, -c, 'echo applied > s.txt']
-    """)
+    """,
+    )
     result = pipeline.run("run", env={"KRATIX_DRY_RUN": "true"})
     assert result.returncode == 0
     assert "printing the plan" in result.stderr
@@ -152,7 +195,9 @@ def test_dry_run_without_dry_run_commands_prints_the_plan(pipeline):
 
 
 def test_plan_shows_inputs_env_commands_and_state_with_secrets_masked(pipeline):
-    pipeline.step("tf", """
+    pipeline.step(
+        "tf",
+        """
         inputs: {name: {query: .metadata.name}}
         secrets: {PASSWORD: {env: PW}}
         env: {BUCKET: "${{ inputs.name }}.bucket"}
@@ -160,7 +205,8 @@ def test_plan_shows_inputs_env_commands_and_state_with_secrets_masked(pipeline):
         state: {store: local, name: "${{ inputs.name }}-state", files: [{path: s.tfstate, key: tfstate}]}
         run:
           - [terraform, apply, "-var=name=${{ inputs.name }}"]
-    """)
+    """,
+    )
     result = pipeline.run("plan", "--format", "json", env={"PW": "hunter2-long-password"})
     assert result.returncode == 0, result.stderr
     assert "hunter2-long-password" not in result.stdout + result.stderr

@@ -1,6 +1,6 @@
 """`runner run` and secrets: a missing one stops everything, and no form of one is ever printed."""
 
-# ruff: noqa: E501 - step files are embedded as YAML, one command a line
+
 
 from __future__ import annotations
 
@@ -50,18 +50,24 @@ def json_lines(stderr: str) -> list[dict]:
 
 def test_missing_required_env_secret_exits_2_naming_it_and_runs_nothing(pipeline):
     # An earlier step with no secrets must not run either: every step is prepared first.
-    pipeline.step("a-first", """
+    pipeline.step(
+        "a-first",
+        """
         workdir: ../work
         run:
           - [touch, first-ran]
-    """)
-    pipeline.step("b-second", """
+    """,
+    )
+    pipeline.step(
+        "b-second",
+        """
         secrets:
           TOKEN: { env: MY_TOKEN }
         workdir: ../work
         run:
           - [touch, second-ran]
-    """)
+    """,
+    )
     r = pipeline.run("run")
     assert r.returncode == 2, r.stderr
     assert "MY_TOKEN" in r.stderr and "TOKEN" in r.stderr
@@ -72,13 +78,16 @@ def test_missing_required_env_secret_exits_2_naming_it_and_runs_nothing(pipeline
 
 def test_missing_required_file_secret_exits_2_naming_it_and_runs_nothing(pipeline):
     missing = pipeline.root / "mounted" / "ca.crt"
-    pipeline.step("uses-file", f"""
+    pipeline.step(
+        "uses-file",
+        f"""
         secrets:
           CA_BUNDLE: {{ file: {missing} }}
         workdir: ../work
         run:
           - [touch, ran]
-    """)
+    """,
+    )
     r = pipeline.run("run")
     assert r.returncode == 2, r.stderr
     assert "CA_BUNDLE" in r.stderr and str(missing) in r.stderr
@@ -86,13 +95,16 @@ def test_missing_required_file_secret_exits_2_naming_it_and_runs_nothing(pipelin
 
 
 def test_missing_secret_error_is_json_with_json_log_format(pipeline):
-    pipeline.step("needs-token", """
+    pipeline.step(
+        "needs-token",
+        """
         secrets:
           TOKEN: { env: MY_TOKEN }
         workdir: ../work
         run:
           - [touch, ran]
-    """)
+    """,
+    )
     r = pipeline.run("run", "--log-format", "json")
     assert r.returncode == 2
     records = json_lines(r.stderr)
@@ -100,7 +112,9 @@ def test_missing_secret_error_is_json_with_json_log_format(pipeline):
 
 
 def test_optional_missing_secrets_are_fine_and_absent_from_the_environment(pipeline):
-    pipeline.step("optional", f"""
+    pipeline.step(
+        "optional",
+        f"""
         secrets:
           TOKEN: {{ env: MY_TOKEN, required: false }}
           CA_BUNDLE: {{ file: {pipeline.root / "nowhere.crt"}, required: false }}
@@ -108,7 +122,8 @@ def test_optional_missing_secrets_are_fine_and_absent_from_the_environment(pipel
         run:
           - script: |
               echo "token=${{TOKEN-unset}} ca=${{CA_BUNDLE-unset}}" > seen.txt
-    """)
+    """,
+    )
     r = pipeline.run("run")
     assert r.returncode == 0, r.stderr
     assert (pipeline.work / "seen.txt").read_text() == "token=unset ca=unset\n"
@@ -117,14 +132,17 @@ def test_optional_missing_secrets_are_fine_and_absent_from_the_environment(pipel
 def test_present_secrets_reach_commands_only_as_environment(pipeline):
     secret_file = pipeline.root / "ca.crt"
     secret_file.write_text("file-secret-value\n")
-    pipeline.step("both", f"""
+    pipeline.step(
+        "both",
+        f"""
         secrets:
           TOKEN: {{ env: MY_TOKEN }}
           CA_BUNDLE: {{ file: {secret_file} }}
         workdir: ../work
         run:
           - [{PY}, -c, "import os; open('seen.txt', 'w').write(os.environ['TOKEN'] + '|' + os.environ['CA_BUNDLE'])"]
-    """)
+    """,
+    )
     r = pipeline.run("run", env={"MY_TOKEN": "env-secret-value"})
     assert r.returncode == 0, r.stderr
     # The file's trailing newline is not part of the value.
@@ -133,7 +151,9 @@ def test_present_secrets_reach_commands_only_as_environment(pipeline):
 
 # -- masking ------------------------------------------------------------------------------------
 
-SECRET = "p@ss w/rd+s3cr3t!"  # URL-encodes three different ways; short enough that base64 is one line
+SECRET = (
+    "p@ss w/rd+s3cr3t!"  # URL-encodes three different ways; short enough that base64 is one line
+)
 
 PRINT_EVERY_FORM = f"""
     secrets:
@@ -169,7 +189,13 @@ def test_secret_forms_are_masked_in_json_logs(pipeline):
     records = json_lines(r.stderr)
     output = [rec for rec in records if rec.get("stream")]
     assert [rec["msg"] for rec in output if rec["stream"] == "stdout"] == [
-        "***", "before *** after", "***", "***", "***", "***", "***",
+        "***",
+        "before *** after",
+        "***",
+        "***",
+        "***",
+        "***",
+        "***",
     ]
     assert [rec["msg"] for rec in output if rec["stream"] == "stderr"] == ["***", "***"]
     # JSON escaping must not be a way around the masker either.
@@ -180,7 +206,9 @@ def test_each_line_of_a_multi_line_secret_is_masked(pipeline):
     key = "-----BEGIN KEY-----\nMIIEvQIBADANBgkq\nhkiG9w0BAQEFAASC\n-----END KEY-----\n"
     key_file = pipeline.root / "tls.key"
     key_file.write_text(key)
-    pipeline.step("multi", f"""
+    pipeline.step(
+        "multi",
+        f"""
         secrets:
           KEY: {{ file: {key_file} }}
         workdir: ../work
@@ -189,7 +217,8 @@ def test_each_line_of_a_multi_line_secret_is_masked(pipeline):
               printf '%s\\n' "$KEY"
               echo "$KEY" | sed -n 2p >&2
               echo "line three is $(echo "$KEY" | sed -n 3p)."
-    """)
+    """,
+    )
     for fmt in ("text", "json"):
         r = pipeline.run("run", "--log-format", fmt)
         assert r.returncode == 0, r.stderr
@@ -203,7 +232,9 @@ def test_each_line_of_a_multi_line_secret_is_masked(pipeline):
 
 
 def test_secrets_are_masked_in_status_values(pipeline):
-    pipeline.step("status", f"""
+    pipeline.step(
+        "status",
+        f"""
         secrets:
           S: {{ env: THE_SECRET }}
         workdir: ../work
@@ -212,7 +243,8 @@ def test_secrets_are_masked_in_status_values(pipeline):
         status:
           x: {{ file: out.json, query: .v }}
           nested: {{ file: out.json, query: .nested }}
-    """)
+    """,
+    )
     r = pipeline.run("run", env={"THE_SECRET": SECRET})
     assert r.returncode == 0, r.stderr
     text = (pipeline.metadata / "status.yaml").read_text()
@@ -223,7 +255,9 @@ def test_secrets_are_masked_in_status_values(pipeline):
 
 
 def test_a_numeric_secret_is_masked_in_status_values(pipeline):
-    pipeline.step("status", f"""
+    pipeline.step(
+        "status",
+        f"""
         secrets:
           PIN: {{ env: THE_PIN }}
         workdir: ../work
@@ -231,7 +265,8 @@ def test_a_numeric_secret_is_masked_in_status_values(pipeline):
           - [{PY}, -c, "import json, os; json.dump({{'v': int(os.environ['PIN'])}}, open('out.json', 'w'))"]
         status:
           x: {{ file: out.json, query: .v }}
-    """)
+    """,
+    )
     r = pipeline.run("run", env={"THE_PIN": "73519864"})
     assert r.returncode == 0, r.stderr
     assert "73519864" not in (pipeline.metadata / "status.yaml").read_text()
@@ -241,14 +276,17 @@ def test_a_numeric_secret_is_masked_in_status_values(pipeline):
 
 
 def test_secret_printed_without_a_trailing_newline_is_masked(pipeline):
-    pipeline.step("no-newline", """
+    pipeline.step(
+        "no-newline",
+        """
         secrets:
           S: { env: THE_SECRET }
         workdir: ../work
         run:
           - script: printf 'value=%s' "$S"
           - script: printf '%s' "$S" >&2
-    """)
+    """,
+    )
     for fmt in ("text", "json"):
         r = pipeline.run("run", "--log-format", fmt, env={"THE_SECRET": SECRET})
         assert r.returncode == 0, r.stderr
@@ -257,7 +295,9 @@ def test_secret_printed_without_a_trailing_newline_is_masked(pipeline):
 
 
 def test_secret_printed_in_two_halves_with_a_pause_is_masked(pipeline):
-    pipeline.step("halves", """
+    pipeline.step(
+        "halves",
+        """
         secrets:
           S: { env: THE_SECRET }
         workdir: ../work
@@ -265,7 +305,8 @@ def test_secret_printed_in_two_halves_with_a_pause_is_masked(pipeline):
           - script: |
               printf 'ab'; sleep 0.2; printf 'cdef\\n'
               printf 'token: ab' >&2; sleep 0.2; printf 'cd' >&2; sleep 0.1; printf 'ef and more\\n' >&2
-    """)
+    """,
+    )
     r = pipeline.run("run", env={"THE_SECRET": "abcdef"})
     assert r.returncode == 0, r.stderr
     assert "abcdef" not in r.stdout + r.stderr
@@ -279,13 +320,16 @@ def test_secret_printed_in_two_halves_with_a_pause_is_masked(pipeline):
 
 @pytest.mark.parametrize("value", ["Q", "QZ", "Q9Z"])
 def test_a_too_short_secret_warns_without_showing_it_and_does_not_shred_the_log(pipeline, value):
-    pipeline.step("short", """
+    pipeline.step(
+        "short",
+        """
         secrets:
           PIN: { env: THE_PIN }
         workdir: ../work
         run:
           - [echo, "Quiz: Zebra Q9Z quietly zoomed"]
-    """)
+    """,
+    )
     r = pipeline.run("run", env={"THE_PIN": value})
     assert r.returncode == 0, r.stderr
     warnings = [line for line in r.stderr.splitlines() if "warning" in line]
@@ -310,10 +354,14 @@ secret_values = (
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(secret=secret_values)
 def test_random_secrets_echoed_by_a_script_never_appear(pipeline, secret):
-    pipeline.step("echo-random", """
+    pipeline.step(
+        "echo-random",
+        """
         secrets:
           S: { env: THE_SECRET }
         workdir: ../work
@@ -322,7 +370,8 @@ def test_random_secrets_echoed_by_a_script_never_appear(pipeline, secret):
               printf '%s\\n' "$S"
               printf 'x%sy\\n' "$S" >&2
               printf 'first %s then %s\\n' "$S" "$S"
-    """)
+    """,
+    )
     r = pipeline.run("run", env={"THE_SECRET": secret})
     assert r.returncode == 0, r.stderr
     assert secret not in r.stdout + r.stderr
@@ -331,7 +380,9 @@ def test_random_secrets_echoed_by_a_script_never_appear(pipeline, secret):
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_binary_output_does_not_crash_the_runner(pipeline, fmt):
-    pipeline.step("binary", f"""
+    pipeline.step(
+        "binary",
+        f"""
         secrets:
           S: {{ env: THE_SECRET }}
         workdir: ../work
@@ -339,7 +390,8 @@ def test_binary_output_does_not_crash_the_runner(pipeline, fmt):
           - [{PY}, -c, "import sys; sys.stdout.buffer.write(bytes(range(256)) * 64 + b'\\\\xff\\\\xfe tail')"]
           - script: printf '\\xff\\xc3%s\\xc3\\n' "$S" >&2; head -c 20000 /dev/urandom
           - [echo, still running]
-    """)
+    """,
+    )
     r = pipeline.run("run", "--log-format", fmt, env={"THE_SECRET": "bin-secret-value"})
     assert r.returncode == 0, r.stderr
     assert "bin-secret-value" not in r.stdout + r.stderr
@@ -352,13 +404,16 @@ def test_a_secret_with_undecodable_bytes_is_masked(pipeline):
     import os
 
     raw = b"key-\xff\xfe-tail-part"
-    pipeline.step("raw", """
+    pipeline.step(
+        "raw",
+        """
         secrets:
           S: { env: THE_SECRET }
         workdir: ../work
         run:
           - script: printf 'got %s\\n' "$S"
-    """)
+    """,
+    )
     r = pipeline.run("run", env={"THE_SECRET": os.fsdecode(raw)})
     assert r.returncode == 0, r.stderr
     assert "key-" not in r.stdout and "tail-part" not in r.stdout, r.stdout
@@ -368,13 +423,16 @@ def test_a_secret_with_undecodable_bytes_is_masked(pipeline):
 def test_long_secret_base64_wrapped_by_the_base64_tool_is_masked(pipeline):
     # `base64` wraps at 76 columns: a long token (a JWT, a key) is printed over several lines.
     secret = "".join(string.ascii_letters[(i * 7) % 52] for i in range(120))
-    pipeline.step("wrapped", """
+    pipeline.step(
+        "wrapped",
+        """
         secrets:
           S: { env: THE_SECRET }
         workdir: ../work
         run:
           - script: printf %s "$S" | base64
-    """)
+    """,
+    )
     r = pipeline.run("run", env={"THE_SECRET": secret})
     assert r.returncode == 0, r.stderr
     for line in base64.encodebytes(secret.encode()).decode().splitlines():

@@ -1,8 +1,6 @@
 """`runner run` stopped by a signal, or by a failure or timeout: what happens to the command and
 to the step's state."""
 
-
-
 from __future__ import annotations
 
 import contextlib
@@ -92,14 +90,20 @@ def state_step(save: str, script: str) -> str:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_is_forwarded_and_state_saved_before_exiting(pipeline, signum, leftovers):
     # Like terraform: the command writes its state when told to stop.
-    pipeline.step("sig", state_step("always", """
+    pipeline.step(
+        "sig",
+        state_step(
+            "always",
+            """
         trap 'echo TERM > got.txt; echo written-on-term > state.txt; exit 0' TERM
         trap 'echo INT > got.txt; echo written-on-int > state.txt; exit 0' INT
         echo before > state.txt
         sleep 30 & echo $! > child.pid
         echo ready
         wait
-    """))
+    """,
+        ),
+    )
     process = pipeline.popen("run")
     wait_for_line(process, "ready")
     code, took, err = stop(process, signum)
@@ -118,12 +122,18 @@ def test_a_signal_is_forwarded_and_state_saved_before_exiting(pipeline, signum, 
 
 
 def test_sigterm_kills_a_command_without_a_trap_and_saves_what_it_wrote(pipeline, leftovers):
-    pipeline.step("sig", state_step("always", """
+    pipeline.step(
+        "sig",
+        state_step(
+            "always",
+            """
         echo $$ > pid
         echo from-the-command > state.txt
         echo ready
         sleep 30
-    """))
+    """,
+        ),
+    )
     process = pipeline.popen("run")
     wait_for_line(process, "ready")
     code, took, err = stop(process, signal.SIGTERM)
@@ -135,23 +145,32 @@ def test_sigterm_kills_a_command_without_a_trap_and_saves_what_it_wrote(pipeline
     assert stored(pipeline, "sig") == {"state.txt": b"from-the-command\n"}
     # The next run restores it before its first command.
     (pipeline.work / "state.txt").unlink()
-    pipeline.step("sig", """
+    pipeline.step(
+        "sig",
+        """
         workdir: ../work
         state: { store: local, files: [{ path: state.txt }] }
         run:
           - [cat, state.txt]
-    """)
+    """,
+    )
     r = pipeline.run("run")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "from-the-command\n"
 
 
 def test_sigterm_with_save_on_success_does_not_save(pipeline):
-    pipeline.step("sig", state_step("on-success", """
+    pipeline.step(
+        "sig",
+        state_step(
+            "on-success",
+            """
         echo half-done > state.txt
         echo ready
         sleep 30
-    """))
+    """,
+        ),
+    )
     process = pipeline.popen("run")
     wait_for_line(process, "ready")
     code, took, err = stop(process, signal.SIGTERM)
@@ -161,13 +180,19 @@ def test_sigterm_with_save_on_success_does_not_save(pipeline):
 
 
 def test_a_command_ignoring_sigterm_is_killed_after_the_grace_period(pipeline, leftovers):
-    pipeline.step("sig", state_step("always", """
+    pipeline.step(
+        "sig",
+        state_step(
+            "always",
+            """
         trap '' TERM
         echo stubborn > state.txt
         sleep 60 & echo $! > child.pid
         echo ready
         wait
-    """))
+    """,
+        ),
+    )
     process = pipeline.popen("run", env={"RUNNER_KILL_GRACE": "1"})
     wait_for_line(process, "ready")
     code, took, err = stop(process, signal.SIGTERM)
@@ -180,11 +205,14 @@ def test_a_command_ignoring_sigterm_is_killed_after_the_grace_period(pipeline, l
 
 
 def test_an_unusable_kill_grace_warns_and_keeps_the_default(pipeline):
-    pipeline.step("ok", """
+    pipeline.step(
+        "ok",
+        """
         workdir: ../work
         run:
           - [true]
-    """)
+    """,
+    )
     r = pipeline.run("run", env={"RUNNER_KILL_GRACE": "soon"})
     assert r.returncode == 0, r.stderr
     assert "RUNNER_KILL_GRACE" in r.stderr and "warning" in r.stderr
@@ -197,10 +225,13 @@ def test_an_unusable_kill_grace_warns_and_keeps_the_default(pipeline):
 @pytest.mark.parametrize("how", ["fails", "times-out"])
 def test_state_after_a_failed_or_timed_out_command(pipeline, save, how):
     ending = "exit 7" if how == "fails" else "sleep 30"
-    body = state_step(save, f"""
+    body = state_step(
+        save,
+        f"""
         echo partial > state.txt
         {ending}
-    """)
+    """,
+    )
     if how == "times-out":
         body = "timeout: 0.5s\n" + body
     pipeline.step("sig", body)
@@ -242,10 +273,14 @@ print(stream.getvalue(), end="")
 
 def test_logging_from_a_signal_handler_while_a_line_is_written_does_not_deadlock(pipeline):
     r = subprocess.run(
-        [sys.executable, "-c", LOG_FROM_A_HANDLER], env=pipeline.env, capture_output=True,
-        text=True, timeout=10,
+        [sys.executable, "-c", LOG_FROM_A_HANDLER],
+        env=pipeline.env,
+        capture_output=True,
+        text=True,
+        timeout=10,
     )
     assert r.returncode == 0, r.stderr
     assert sorted(r.stdout.splitlines(keepends=True)) == [
-        "runner: main line\n", "runner: warning: received SIGTERM: stopping\n",
+        "runner: main line\n",
+        "runner: warning: received SIGTERM: stopping\n",
     ]

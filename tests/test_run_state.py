@@ -64,7 +64,9 @@ def test_state_not_saved_when_command_fails_and_save_is_on_success(pipeline):
 
 
 def test_state_saved_when_step_times_out(pipeline):
-    pipeline.step("counter", """
+    pipeline.step(
+        "counter",
+        """
         state:
           store: local
           name: counter
@@ -75,7 +77,8 @@ def test_state_saved_when_step_times_out(pipeline):
           - script: |
               echo 1 > count.txt
               sleep 30
-    """)
+    """,
+    )
     started = time.monotonic()
     result = pipeline.run("run")
     assert result.returncode == 1
@@ -85,12 +88,15 @@ def test_state_saved_when_step_times_out(pipeline):
 
 
 def test_unchanged_state_is_not_written_again(pipeline):
-    pipeline.step("counter", """
+    pipeline.step(
+        "counter",
+        """
         state: {store: local, name: counter, files: [{path: count.txt, key: count}]}
         workdir: ../work
         run:
           - script: test -f count.txt || echo 1 > count.txt
-    """)
+    """,
+    )
     assert pipeline.run("run").returncode == 0
     second = pipeline.run("run")
     assert "state unchanged" in second.stderr
@@ -173,13 +179,16 @@ def test_failed_save_keeps_the_previous_state_whole(tmp_path, monkeypatch):
 
 def test_delete_step_with_on_delete_remove_removes_the_state(pipeline):
     counter_step(pipeline)
-    pipeline.step("forget", """
+    pipeline.step(
+        "forget",
+        """
         on: {action: delete}
         state: {store: local, name: counter, files: [{path: count.txt, key: count}], onDelete: remove}
         workdir: ../work
         run:
           - [cat, count.txt]
-    """)
+    """,
+    )
     assert pipeline.run("run").returncode == 0
     result = pipeline.run("run", env={"KRATIX_WORKFLOW_ACTION": "delete"})
     assert result.returncode == 0, result.stderr

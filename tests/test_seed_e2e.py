@@ -91,8 +91,13 @@ def test_state_saved_when_terraform_fails_half_way_so_the_next_run_recovers(seed
 
 def test_two_requests_get_two_buckets_and_two_states(seed, s3):
     assert seed.run("run", "create-bucket").returncode == 0
-    seed.request({"apiVersion": "workshop.kratix.io/v1", "kind": "App",
-                  "metadata": {"name": "todo", "namespace": "default"}})
+    seed.request(
+        {
+            "apiVersion": "workshop.kratix.io/v1",
+            "kind": "App",
+            "metadata": {"name": "todo", "namespace": "default"},
+        }
+    )
     assert seed.run("run", "create-bucket").returncode == 0
     assert sorted(s3.buckets()) == ["my-app.default", "todo.default"]
     assert seed.has_state("todo-state") and seed.has_state("my-app-state")

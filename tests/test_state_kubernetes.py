@@ -58,8 +58,11 @@ def counter(pipeline, store: str = "configmap", pause: str = "") -> None:
 
 def open_store(api, tmp_path, cls=ConfigMapStore, lease_seconds: int = 5):
     config = api.write_kubeconfig(tmp_path / "kubeconfig-inproc")
-    return cls(Kube(load_client({"KUBECONFIG": str(config)}), attempts=4, backoff=0.05), "test-holder",
-               lease_seconds)
+    return cls(
+        Kube(load_client({"KUBECONFIG": str(config)}), attempts=4, backoff=0.05),
+        "test-holder",
+        lease_seconds,
+    )
 
 
 REF = StateRef("counter", "counter", "default", "my-app", "default")
@@ -127,7 +130,10 @@ def test_a_metadata_only_change_in_between_is_retried_and_saved(kube, tmp_path):
 @pytest.mark.parametrize("cls", [ConfigMapStore, SecretStore])
 def test_large_state_round_trips_byte_identical(kube, tmp_path, size_mib, cls):
     rng = random.Random(size_mib)
-    resources = [{"type": "minio_s3_bucket", "name": f"b{i}", "id": rng.getrandbits(128)} for i in range(size_mib * 9000)]
+    resources = [
+        {"type": "minio_s3_bucket", "name": f"b{i}", "id": rng.getrandbits(128)}
+        for i in range(size_mib * 9000)
+    ]
     text = json.dumps({"version": 4, "resources": resources}, indent=2).encode()[: size_mib << 20]
     noise = rng.randbytes(512 * 1024)  # incompressible part
     files = {"tfstate": text, "plugin.bin": noise}
@@ -155,12 +161,22 @@ def test_two_concurrent_runs_are_serialised_with_no_lost_update(kube, pipeline):
 
 def test_a_lease_of_a_killed_holder_is_taken_over_once_expired(kube, pipeline):
     counter(pipeline)
-    kube.put_object("leases", "default", {
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "counter", "namespace": "default"},
-        "spec": {"holderIdentity": "killed-pod/1", "leaseDurationSeconds": 2,
-                 "acquireTime": micro_time(), "renewTime": micro_time(), "leaseTransitions": 0},
-    })
+    kube.put_object(
+        "leases",
+        "default",
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "counter", "namespace": "default"},
+            "spec": {
+                "holderIdentity": "killed-pod/1",
+                "leaseDurationSeconds": 2,
+                "acquireTime": micro_time(),
+                "renewTime": micro_time(),
+                "leaseTransitions": 0,
+            },
+        },
+    )
     started = time.monotonic()
     result = pipeline.run("run", "--lock-wait", "20")
     assert result.returncode == 0, result.stderr
@@ -171,12 +187,21 @@ def test_a_lease_of_a_killed_holder_is_taken_over_once_expired(kube, pipeline):
 
 def test_a_live_holder_makes_the_run_exit_3_and_ask_kratix_to_retry(kube, pipeline):
     counter(pipeline)
-    kube.put_object("leases", "default", {
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "counter", "namespace": "default"},
-        "spec": {"holderIdentity": "busy-pod/7", "leaseDurationSeconds": 300,
-                 "acquireTime": micro_time(), "renewTime": micro_time()},
-    })
+    kube.put_object(
+        "leases",
+        "default",
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "counter", "namespace": "default"},
+            "spec": {
+                "holderIdentity": "busy-pod/7",
+                "leaseDurationSeconds": 300,
+                "acquireTime": micro_time(),
+                "renewTime": micro_time(),
+            },
+        },
+    )
     result = pipeline.run("run", "--lock-wait", "0.5")
     assert result.returncode == 3
     assert "is held by busy-pod/7" in result.stderr
@@ -190,8 +215,10 @@ def test_forbidden_names_verb_resource_namespace_and_user_and_exits_3(kube, pipe
     kube.forbid("get", "configmaps")
     result = pipeline.run("run")
     assert result.returncode == 3
-    assert ('forbidden: system:serviceaccount:default:app-resource-pipeline cannot get configmaps '
-            'in namespace "default"') in result.stderr
+    assert (
+        "forbidden: system:serviceaccount:default:app-resource-pipeline cannot get configmaps "
+        'in namespace "default"'
+    ) in result.stderr
     assert "rbac" in result.stderr and "resources: [configmaps]" in result.stderr
     assert "count is" not in result.stdout
 
@@ -242,12 +269,15 @@ def test_missing_kubeconfig_exits_3_with_a_hint(pipeline, tmp_path):
 
 def test_delete_step_removes_state_objects_and_lease(kube, pipeline):
     counter(pipeline)
-    pipeline.step("forget", """
+    pipeline.step(
+        "forget",
+        """
         on: {action: delete}
         state: {store: configmap, name: counter, files: [{path: count.txt, key: count}], onDelete: remove}
         workdir: ../work
         run: [[cat, count.txt]]
-    """)
+    """,
+    )
     assert pipeline.run("run").returncode == 0
     result = pipeline.run("run", env={"KRATIX_WORKFLOW_ACTION": "delete"})
     assert result.returncode == 0, result.stderr
@@ -255,11 +285,17 @@ def test_delete_step_removes_state_objects_and_lease(kube, pipeline):
     assert kube.get_object("leases", "default", "counter") is None
 
 
-@pytest.mark.skipif(not os.environ.get("RUNNER_TEST_KUBECONFIG"), reason="RUNNER_TEST_KUBECONFIG not set")
+@pytest.mark.skipif(
+    not os.environ.get("RUNNER_TEST_KUBECONFIG"), reason="RUNNER_TEST_KUBECONFIG not set"
+)
 def test_round_trip_against_a_real_cluster(tmp_path):
     config = os.environ["RUNNER_TEST_KUBECONFIG"]
     store = ConfigMapStore(Kube(load_client({"KUBECONFIG": config})), "test-holder", 5)
-    ref = StateRef("runner-test", f"runner-test-{os.getpid()}", os.environ.get("RUNNER_TEST_NAMESPACE", "default"))
+    ref = StateRef(
+        "runner-test",
+        f"runner-test-{os.getpid()}",
+        os.environ.get("RUNNER_TEST_NAMESPACE", "default"),
+    )
     files = {"tfstate": os.urandom(3 << 20)}
     try:
         with store.lock(ref, 10):

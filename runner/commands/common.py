@@ -19,9 +19,15 @@ from runner.spec.schema import closest
 
 
 def add_kratix_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", metavar="DIR", help="the Kratix input folder (default /kratix/input)")
-    parser.add_argument("--output", metavar="DIR", help="the Kratix output folder (default /kratix/output)")
-    parser.add_argument("--metadata", metavar="DIR", help="the Kratix metadata folder (default /kratix/metadata)")
+    parser.add_argument(
+        "--input", metavar="DIR", help="the Kratix input folder (default /kratix/input)"
+    )
+    parser.add_argument(
+        "--output", metavar="DIR", help="the Kratix output folder (default /kratix/output)"
+    )
+    parser.add_argument(
+        "--metadata", metavar="DIR", help="the Kratix metadata folder (default /kratix/metadata)"
+    )
     parser.add_argument(
         "--state-store",
         default=os.environ.get("RUNNER_STATE_STORE"),
@@ -39,7 +45,10 @@ class Session:
 
 
 def start_session(
-    args: argparse.Namespace, names: list[str], environ: Mapping[str, str], need_secrets: bool = True
+    args: argparse.Namespace,
+    names: list[str],
+    environ: Mapping[str, str],
+    need_secrets: bool = True,
 ) -> Session:
     """Load the steps, read the request, choose the steps and prepare them all before any runs."""
     masker = Masker()
@@ -47,8 +56,15 @@ def start_session(
     loaded = load_steps([default_steps_dir(args.steps_dir)])
     loaded.raise_for_problems()
     ctx = KratixContext.from_environment(environ, args.input, args.output, args.metadata)
-    if args.state_store and args.state_store.partition(":")[0] not in ("local", "configmap", "secret", "none"):
-        raise InvalidError(f'unknown state store "{args.state_store}": use local[:DIR], configmap, secret or none')
+    if args.state_store and args.state_store.partition(":")[0] not in (
+        "local",
+        "configmap",
+        "secret",
+        "none",
+    ):
+        raise InvalidError(
+            f'unknown state store "{args.state_store}": use local[:DIR], configmap, secret or none'
+        )
     steps = select_steps(loaded.steps, names, ctx, log)
     if not steps:
         return Session(ctx, [], [], log)
@@ -71,7 +87,9 @@ def start_session(
     return Session(ctx, steps, prepared, log)
 
 
-def select_steps(steps: list[Step], names: list[str], ctx: KratixContext, log: Logger) -> list[Step]:
+def select_steps(
+    steps: list[Step], names: list[str], ctx: KratixContext, log: Logger
+) -> list[Step]:
     """The named steps in the order named, or every step whose `on` matches, in file-name order."""
     if names:
         by_name = {s.name: s for s in steps}
@@ -80,22 +98,29 @@ def select_steps(steps: list[Step], names: list[str], ctx: KratixContext, log: L
             problems = []
             for name in unknown:
                 guess = closest(name, set(by_name))
-                problems.append(Problem(
-                    f'no step named "{name}"',
-                    hint=f'did you mean "{guess}"?' if guess else "steps: " + ", ".join(sorted(by_name)) or "none",
-                ))
+                problems.append(
+                    Problem(
+                        f'no step named "{name}"',
+                        hint=f'did you mean "{guess}"?'
+                        if guess
+                        else "steps: " + ", ".join(sorted(by_name)) or "none",
+                    )
+                )
             raise InvalidError(*problems)
         chosen = [by_name[n] for n in names]
         for step in chosen:
             if not step.trigger.matches(ctx.workflow, ctx.action, ctx.promise):
                 log.warning(
                     f"step {step.name} is not meant for workflow={ctx.workflow} action={ctx.action}; "
-                    "running it because it was named", step=step.name,
+                    "running it because it was named",
+                    step=step.name,
                 )
         return chosen
     chosen = [s for s in steps if s.trigger.matches(ctx.workflow, ctx.action, ctx.promise)]
     if not chosen:
-        log.info(f"no step matches workflow={ctx.workflow} action={ctx.action} promise={ctx.promise or '-'}")
+        log.info(
+            f"no step matches workflow={ctx.workflow} action={ctx.action} promise={ctx.promise or '-'}"
+        )
     return chosen
 
 

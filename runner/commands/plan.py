@@ -14,7 +14,9 @@ from runner.spec.model import StatusFromFile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*", metavar="STEP", help="steps to plan (default: those whose `on` matches)")
+    parser.add_argument(
+        "names", nargs="*", metavar="STEP", help="steps to plan (default: those whose `on` matches)"
+    )
     add_kratix_arguments(parser)
     parser.add_argument("--format", choices=["text", "json"], default="text")
 
@@ -37,7 +39,8 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
             "namespace": ref.namespace,
             "files": {f.path: f.key for f in step.state.files},
             "restore": "before the first command",
-            "save": "after the last command" + (", also after a failure" if step.state.save == "always" else " if all succeeded"),
+            "save": "after the last command"
+            + (", also after a failure" if step.state.save == "always" else " if all succeeded"),
             "lock": step.state.lock,
         }
         if step.is_delete and step.state.on_delete == "remove":
@@ -51,8 +54,12 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
         "env": prepared.env,
         "workdir": str(prepared.workdir) + (" (run in a copy)" if step.copy_workdir else ""),
         "commands": [
-            {"run": c.argv if c.source.script is None else c.source.script, **({"cwd": c.cwd} if c.cwd != "." else {}),
-             **({"timeout": c.timeout} if c.timeout else {}), **({"stdout": c.stdout} if c.stdout else {})}
+            {
+                "run": c.argv if c.source.script is None else c.source.script,
+                **({"cwd": c.cwd} if c.cwd != "." else {}),
+                **({"timeout": c.timeout} if c.timeout else {}),
+                **({"stdout": c.stdout} if c.stdout else {}),
+            }
             for c in prepared.commands
         ],
         "state": state,

@@ -49,14 +49,18 @@ def main(args: argparse.Namespace) -> int:
     entries = permissions(steps)
     out = sys.stdout
     out.write(f"# rbac.permissions for a Pipeline running: {', '.join(s.name for s in steps)}\n")
-    out.write("# (state in another namespace than the request's: add resourceNamespace to each entry)\n")
+    out.write(
+        "# (state in another namespace than the request's: add resourceNamespace to each entry)\n"
+    )
     if not entries:
         out.write("# these steps keep no state in the cluster: no permissions needed\n")
         return 0
     out.write("rbac:\n  permissions:\n")
     for entry in entries:
         group = entry["apiGroups"][0]  # type: ignore[index]
-        out.write(f'    - apiGroups: ["{group}"]\n' if not group else f"    - apiGroups: [{group}]\n")
+        out.write(
+            f'    - apiGroups: ["{group}"]\n' if not group else f"    - apiGroups: [{group}]\n"
+        )
         out.write(f"      verbs: [{', '.join(entry['verbs'])}]\n")  # type: ignore[arg-type]
         out.write(f"      resources: [{entry['resources'][0]}]\n")  # type: ignore[index]
     return 0

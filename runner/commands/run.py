@@ -10,10 +10,15 @@ from runner.errors import ExitCode, RunnerError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*", metavar="STEP", help="steps to run (default: those whose `on` matches)")
+    parser.add_argument(
+        "names", nargs="*", metavar="STEP", help="steps to run (default: those whose `on` matches)"
+    )
     add_kratix_arguments(parser)
     parser.add_argument(
-        "--lock-wait", type=float, default=float(os.environ.get("RUNNER_LOCK_WAIT", "60")), metavar="SECONDS",
+        "--lock-wait",
+        type=float,
+        default=float(os.environ.get("RUNNER_LOCK_WAIT", "60")),
+        metavar="SECONDS",
         help="how long to wait for another run's lock before asking Kratix to retry (default 60)",
     )
 
@@ -33,7 +38,9 @@ def main(args: argparse.Namespace) -> int:
     try:
         for prepared in session.prepared:
             if session.ctx.dry_run and not prepared.step.dry_run:
-                session.log.info("dry run: the step has no dryRun commands; skipped", step=prepared.step.name)
+                session.log.info(
+                    "dry run: the step has no dryRun commands; skipped", step=prepared.step.name
+                )
                 continue
             engine.run_step(prepared)
     except RunnerError as exc:

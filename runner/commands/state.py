@@ -13,7 +13,11 @@ from runner.state import open_store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["show", "rm", "unlock"], help="show the state, remove it, or break its lock")
+    parser.add_argument(
+        "action",
+        choices=["show", "rm", "unlock"],
+        help="show the state, remove it, or break its lock",
+    )
     parser.add_argument("step", metavar="STEP")
     parser.add_argument("--key", help="show: print only this file's content, raw")
     add_kratix_arguments(parser)
@@ -37,7 +41,9 @@ def main(args: argparse.Namespace) -> int:
                 return 1
             if args.key:
                 if args.key not in files:
-                    raise InvalidError(f'no key "{args.key}" in {where}; keys: {", ".join(sorted(files))}')
+                    raise InvalidError(
+                        f'no key "{args.key}" in {where}; keys: {", ".join(sorted(files))}'
+                    )
                 sys.stdout.buffer.write(files[args.key])
                 return 0
             print(f"{where}:")

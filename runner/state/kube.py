@@ -43,14 +43,17 @@ def load_client(environ: Mapping[str, str]) -> Any:
         if environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config(client_configuration=configuration)
         else:
-            config.load_kube_config(config_file=environ.get("KUBECONFIG") or None,
-                                    client_configuration=configuration)
+            config.load_kube_config(
+                config_file=environ.get("KUBECONFIG") or None, client_configuration=configuration
+            )
     except config.ConfigException as exc:
-        raise StoreError(Problem(
-            f"no Kubernetes configuration: {exc}",
-            hint="inside a pod the service account is used; elsewhere set KUBECONFIG, or keep state "
-            "locally with --state-store local:DIR",
-        )) from None
+        raise StoreError(
+            Problem(
+                f"no Kubernetes configuration: {exc}",
+                hint="inside a pod the service account is used; elsewhere set KUBECONFIG, or keep state "
+                "locally with --state-store local:DIR",
+            )
+        ) from None
     configuration.retries = False  # we retry ourselves, with backoff and only where safe
     return api_client_mod.ApiClient(configuration)
 
@@ -58,7 +61,9 @@ def load_client(environ: Mapping[str, str]) -> Any:
 class Kube:
     """A thin JSON client for the few resources the state stores use."""
 
-    def __init__(self, api_client: Any, attempts: int = 6, backoff: float = 0.2, max_backoff: float = 5.0) -> None:
+    def __init__(
+        self, api_client: Any, attempts: int = 6, backoff: float = 0.2, max_backoff: float = 5.0
+    ) -> None:
         self.api = api_client
         self.attempts = attempts
         self.backoff = backoff
@@ -77,7 +82,7 @@ class Kube:
     def close(self) -> None:
         try:
             self.api.close()
-        except Exception:  # noqa: BLE001 - closing must never fail a run
+        except Exception:
             pass
 
     # -- verbs -----------------------------------------------------------------------------
@@ -90,11 +95,17 @@ class Kube:
     def create(self, resource: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", resource, namespace, None, body)
 
-    def replace(self, resource: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    def replace(
+        self, resource: str, namespace: str, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         return self.request("PUT", resource, namespace, name, body)
 
-    def delete(self, resource: str, namespace: str, name: str, resource_version: str | None = None) -> bool:
-        body = {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
+    def delete(
+        self, resource: str, namespace: str, name: str, resource_version: str | None = None
+    ) -> bool:
+        body = (
+            {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
+        )
         try:
             self.request("DELETE", resource, namespace, name, body)
             return True
@@ -115,13 +126,20 @@ class Kube:
             self.requests += 1
             try:
                 response = self.api.call_api(
-                    path, method, header_params={"Content-Type": "application/json", "Accept": "application/json"},
-                    body=body, auth_settings=["BearerToken"], _preload_content=False,
+                    path,
+                    method,
+                    header_params={
+                        "Content-Type": "application/json",
+                        "Accept": "application/json",
+                    },
+                    body=body,
+                    auth_settings=["BearerToken"],
+                    _preload_content=False,
                     _request_timeout=(5, 60),
                 )
                 data = response.data
                 return json.loads(data) if data else {}
-            except Exception as exc:  # noqa: BLE001 - sorted below; nothing escapes unexplained
+            except Exception as exc:
                 status = getattr(exc, "status", None)
                 if status is None:
                     if not _is_connection_error(exc):
@@ -135,19 +153,27 @@ class Kube:
                 else:
                     self._raise_for(exc, method, resource, namespace, name)
             if attempt < self.attempts:
-                time.sleep(delay * (0.5 + random.random()))  # jitter: concurrent runs don't retry in step
+                time.sleep(
+                    delay * (0.5 + random.random())
+                )  # jitter: concurrent runs don't retry in step
                 delay = min(delay * 2, self.max_backoff)
-        raise StoreError(Problem(
-            f"the Kubernetes API at {self.host} did not answer {method} {resource} in {namespace} "
-            f"after {self.attempts} attempts: {last}",
-            hint="the API server may be overloaded or unreachable; Kratix will retry the workflow",
-        ))
+        raise StoreError(
+            Problem(
+                f"the Kubernetes API at {self.host} did not answer {method} {resource} in {namespace} "
+                f"after {self.attempts} attempts: {last}",
+                hint="the API server may be overloaded or unreachable; Kratix will retry the workflow",
+            )
+        )
 
-    def _raise_for(self, exc: Any, method: str, resource: str, namespace: str, name: str | None) -> None:
+    def _raise_for(
+        self, exc: Any, method: str, resource: str, namespace: str, name: str | None
+    ) -> None:
         status = exc.status
         message = _status_message(exc)
         reason = _status_reason(exc)
-        what = f"{RESOURCES[resource][2]} {namespace}/{name}" if name else f"{resource} in {namespace}"
+        what = (
+            f"{RESOURCES[resource][2]} {namespace}/{name}" if name else f"{resource} in {namespace}"
+        )
         if status == 404:
             if "namespaces" in message and f'"{namespace}" not found' in message:
                 raise StoreError(f'namespace "{namespace}" does not exist (needed for {what})')
@@ -155,20 +181,28 @@ class Kube:
         if status == 409:
             raise Conflict(reason, message)
         if status == 403:
-            raise StoreError(forbidden_problem(_VERBS.get(method, method.lower()), resource, namespace, message))
+            raise StoreError(
+                forbidden_problem(_VERBS.get(method, method.lower()), resource, namespace, message)
+            )
         if status == 401:
-            raise StoreError(Problem(
-                f"the Kubernetes API at {self.host} rejected the credentials (401 Unauthorized)",
-                hint="check the service account token or the kubeconfig user",
-            ))
+            raise StoreError(
+                Problem(
+                    f"the Kubernetes API at {self.host} rejected the credentials (401 Unauthorized)",
+                    hint="check the service account token or the kubeconfig user",
+                )
+            )
         if status == 422:
-            raise StoreError(Problem(
-                f"the API server refused {what}: {message}",
-                hint="names must be DNS-1123 subdomains, and one object holds at most 1 MiB",
-            ))
+            raise StoreError(
+                Problem(
+                    f"the API server refused {what}: {message}",
+                    hint="names must be DNS-1123 subdomains, and one object holds at most 1 MiB",
+                )
+            )
         if status == 413:
             raise StoreError(f"the API server refused {what}: the request is too large ({message})")
-        raise StoreError(f"the API server answered {status} to {method} {what}: {message or reason}")
+        raise StoreError(
+            f"the API server answered {status} to {method} {what}: {message or reason}"
+        )
 
 
 def forbidden_problem(verb: str, resource: str, namespace: str, message: str) -> Problem:

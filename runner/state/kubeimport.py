@@ -27,8 +27,10 @@ def client_modules() -> tuple[Any, Any, Any]:
     if "kubernetes" not in sys.modules:
         try:
             return _slim_import()
-        except Exception:  # noqa: BLE001 - any surprise: undo and import the usual way
-            for name in [m for m in sys.modules if m == "kubernetes" or m.startswith("kubernetes.")]:
+        except Exception:
+            for name in [
+                m for m in sys.modules if m == "kubernetes" or m.startswith("kubernetes.")
+            ]:
                 del sys.modules[name]
     from kubernetes import config
     from kubernetes.client import api_client, configuration

@@ -70,10 +70,14 @@ class KubeStore(StateStore):
             try:
                 files = self._decode(ref, main)
             except codec.UnsupportedFormat as exc:
-                raise StoreError(f"state {self.describe(ref)} is in a format this runner can't read: {exc}") from None
+                raise StoreError(
+                    f"state {self.describe(ref)} is in a format this runner can't read: {exc}"
+                ) from None
             except codec.CorruptState:
                 continue  # a save replaced the chunks between our reads: read again
-            self._read[ref] = _Seen(main["metadata"]["resourceVersion"], codec.digest(files), self._manifest_of(main))
+            self._read[ref] = _Seen(
+                main["metadata"]["resourceVersion"], codec.digest(files), self._manifest_of(main)
+            )
             return files
         raise StoreError(f"state {self.describe(ref)} kept changing while being read; try again")
 
@@ -87,7 +91,9 @@ class KubeStore(StateStore):
         if manifest is not None:
             chunks = []
             for index in range(manifest["chunks"]):
-                chunk = self.kube.get(self.resource, ref.namespace, _chunk_name(ref, manifest, index))
+                chunk = self.kube.get(
+                    self.resource, ref.namespace, _chunk_name(ref, manifest, index)
+                )
                 if chunk is None:
                     raise codec.CorruptState("a chunk is missing")
                 chunks.append({**(chunk.get("data") or {}), **(chunk.get("binaryData") or {})})
@@ -137,11 +143,15 @@ class KubeStore(StateStore):
                 old_manifest = self._manifest_of(current)
         else:
             raise StoreError(f"state {self.describe(ref)} kept changing; gave up saving")
-        self._read[ref] = _Seen(written["metadata"]["resourceVersion"], codec.digest(files), manifest)
+        self._read[ref] = _Seen(
+            written["metadata"]["resourceVersion"], codec.digest(files), manifest
+        )
         if old_manifest and old_manifest.get("generation") != (manifest or {}).get("generation"):
             self._delete_chunks(ref, old_manifest)
 
-    def _write_chunk(self, ref: StateRef, manifest: dict[str, Any], index: int, data: dict[str, str]) -> None:
+    def _write_chunk(
+        self, ref: StateRef, manifest: dict[str, Any], index: int, data: dict[str, str]
+    ) -> None:
         name = _chunk_name(ref, manifest, index)
         body = self._base_body(name, ref, {_CHUNK_OF: ref.name})
         body[codec.chunk_field(self.codec_kind)] = data
@@ -164,7 +174,11 @@ class KubeStore(StateStore):
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": kind,
-            "metadata": {"name": name, "namespace": ref.namespace, "labels": {**ref.labels(), **extra_labels}},
+            "metadata": {
+                "name": name,
+                "namespace": ref.namespace,
+                "labels": {**ref.labels(), **extra_labels},
+            },
         }
         if kind == "Secret":
             body["type"] = "Opaque"
@@ -202,7 +216,9 @@ class KubeStore(StateStore):
 
     @contextmanager
     def lock(self, ref: StateRef, wait_seconds: float) -> Iterator[None]:
-        lease = LeaseLock(self.kube, ref.namespace, ref.name, self.identity, self.lease_seconds, ref.labels())
+        lease = LeaseLock(
+            self.kube, ref.namespace, ref.name, self.identity, self.lease_seconds, ref.labels()
+        )
         lease.acquire(wait_seconds)
         self._locks[ref] = lease
         try:
@@ -236,5 +252,3 @@ class _Seen:
 
 def _chunk_name(ref: StateRef, manifest: dict[str, Any], index: int) -> str:
     return f"{ref.name}-{manifest['generation']}-{index}"
-
-

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from runner.errors import LockHeld, StoreError
@@ -21,7 +21,7 @@ from runner.state.kube import Conflict, Kube
 
 def micro_time(moment: float | None = None) -> str:
     """MicroTime as the API server wants it: exactly six fractional digits and Z."""
-    when = datetime.fromtimestamp(time.time() if moment is None else moment, tz=timezone.utc)
+    when = datetime.fromtimestamp(time.time() if moment is None else moment, tz=UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -75,7 +75,9 @@ class LeaseLock:
                     f"gave up after {wait_seconds:g}s",
                     retry_after_seconds=retry,
                 )
-            time.sleep(min(pause * (0.5 + random.random()), max(0.0, deadline - time.monotonic())) or 0.01)
+            time.sleep(
+                min(pause * (0.5 + random.random()), max(0.0, deadline - time.monotonic())) or 0.01
+            )
             pause = min(pause * 1.5, 2.0)
 
     def _try_acquire(self) -> tuple[str | None, float | None]:
@@ -85,7 +87,9 @@ class LeaseLock:
             lease = self.kube.get("leases", self.namespace, self.name)
             if lease is None:
                 try:
-                    self._lease = self.kube.create("leases", self.namespace, self._body(now, transitions=0))
+                    self._lease = self.kube.create(
+                        "leases", self.namespace, self._body(now, transitions=0)
+                    )
                     return None, None
                 except Conflict:
                     return "another run", None  # it was created between our read and write
@@ -94,10 +98,16 @@ class LeaseLock:
             renewed = parse_time(spec.get("renewTime")) or parse_time(spec.get("acquireTime"))
             duration = spec.get("leaseDurationSeconds") or self.duration
             expires_in = (renewed + duration - now) if renewed is not None else None
-            free = not holder or holder == self.identity or (expires_in is not None and expires_in <= 0)
+            free = (
+                not holder
+                or holder == self.identity
+                or (expires_in is not None and expires_in <= 0)
+            )
             if not free:
                 return holder, expires_in
-            transitions = int(spec.get("leaseTransitions") or 0) + (1 if holder and holder != self.identity else 0)
+            transitions = int(spec.get("leaseTransitions") or 0) + (
+                1 if holder and holder != self.identity else 0
+            )
             body = self._body(now, transitions)
             body["metadata"]["resourceVersion"] = lease["metadata"]["resourceVersion"]
             try:
@@ -161,7 +171,11 @@ class LeaseLock:
             if self._lease is None or self.lost:
                 return
             body = dict(self._lease)
-            body["spec"] = {**self._lease["spec"], "holderIdentity": None, "renewTime": micro_time()}
+            body["spec"] = {
+                **self._lease["spec"],
+                "holderIdentity": None,
+                "renewTime": micro_time(),
+            }
             try:
                 self.kube.replace("leases", self.namespace, self.name, body)
             except (Conflict, LookupError, StoreError):

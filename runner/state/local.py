@@ -115,9 +115,12 @@ class LocalStore(StateStore):
                     if exc.errno not in (errno.EAGAIN, errno.EACCES):
                         raise StoreError(f"cannot lock {path}: {exc.strerror}") from exc
                     if time.monotonic() >= deadline:
-                        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another run"
+                        holder = (
+                            os.pread(fd, 200, 0).decode(errors="replace").strip() or "another run"
+                        )
                         raise LockHeld(
-                            f"state {self.describe(ref)} is locked by {holder}", retry_after_seconds=30
+                            f"state {self.describe(ref)} is locked by {holder}",
+                            retry_after_seconds=30,
                         ) from None
                     time.sleep(0.05)
             os.ftruncate(fd, 0)
