@@ -23,6 +23,7 @@ lint: $(BIN)/runner
 	$(BIN)/ruff check runner tests bench examples
 	$(BIN)/ruff format --check runner
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile examples/app-promise/Dockerfile
 
 bench: $(BIN)/runner
 	$(BIN)/python bench/run.py

@@ -1,0 +1,269 @@
+"""`runner test`: case folders run against the steps, results diffed, expectations updated."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, base_env
+
+APP = REPO / "examples" / "app-promise"
+EXAMPLE_CASES = sorted(p for p in (APP / "tests").iterdir() if p.is_dir())
+
+
+def runner_test(tmp_path: Path, *args: str, cwd: Path = REPO, env: dict[str, str] | None = None):
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "test", "--color", "never", *args],
+        cwd=cwd, env={**base_env(tmp_path), **(env or {})}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture
+def promise(tmp_path: Path) -> Path:
+    """A copy of the App Promise's steps and cases, to break and repair."""
+    root = tmp_path / "app-promise"
+    shutil.copytree(APP / "steps.d", root / "steps.d")
+    shutil.copytree(APP / "tests", root / "tests")
+    return root
+
+
+def write_step(steps: Path, name: str, spec: str) -> None:
+    steps.mkdir(parents=True, exist_ok=True)
+    body = textwrap.indent(textwrap.dedent(spec).strip("\n"), "  ")
+    (steps / f"{name}.yaml").write_text(
+        "apiVersion: runner.kratix.dev/v1alpha1\nkind: Step\n"
+        f"metadata:\n  name: {name}\nspec:\n{body}\n"
+    )
+
+
+def make_case(folder: Path, request: dict | None = None, **files: str) -> Path:
+    (folder / "input").mkdir(parents=True)
+    request = request or {"apiVersion": "workshop.kratix.io/v1", "kind": "App",
+                          "metadata": {"name": "my-app", "namespace": "default"}}
+    (folder / "input" / "object.yaml").write_text(yaml.safe_dump(request))
+    for name, text in files.items():
+        (folder / name.replace("_", ".")).write_text(textwrap.dedent(text))
+    return folder
+
+
+def test_the_example_cases_pass(tmp_path):
+    result = runner_test(tmp_path, *(str(p.relative_to(REPO)) for p in EXAMPLE_CASES))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(EXAMPLE_CASES)} passed, 0 failed" in result.stdout
+    assert "PASS examples/app-promise/tests/defaults" in result.stdout
+    assert "exit 2 as expected" in result.stdout  # bad-port expects the input rule to stop it
+
+
+def test_a_folder_of_cases_stands_for_the_cases_in_it(tmp_path):
+    result = runner_test(tmp_path, "examples/app-promise")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(EXAMPLE_CASES)} passed" in result.stdout
+
+
+def test_wrong_expectations_fail_with_a_diff_and_update_fixes_them(tmp_path, promise):
+    case = promise / "tests" / "defaults"
+    status = case / "metadata" / "status.yaml"
+    status.write_text(status.read_text().replace("runs syntasso/sample-todo", "runs nginx"))
+    (case / "output" / "app" / "service.yaml").unlink()
+    (case / "output" / "app" / "ingress.yaml").write_text("kind: Ingress\n")
+
+    failed = runner_test(tmp_path, str(case))
+    out = failed.stdout
+    assert failed.returncode == 1, out + failed.stderr
+    assert "FAIL" in out and "0 passed, 1 failed" in out
+    assert "metadata/status.yaml: differs" in out
+    assert "--- expected/metadata/status.yaml" in out and "+++ actual/metadata/status.yaml" in out
+    assert "-message: App my-app runs nginx:v0.1.0" in out
+    assert "+message: App my-app runs syntasso/sample-todo:v0.1.0" in out
+    assert "output/app/service.yaml: produced, but not expected" in out
+    assert "+kind: Service" in out
+    assert "output/app/ingress.yaml: expected, but not produced" in out
+
+    updated = runner_test(tmp_path, "--update", str(case))
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert "UPDATED" in updated.stdout and "wrote metadata/status.yaml" in updated.stdout
+    assert not (case / "output" / "app" / "ingress.yaml").exists()
+    assert (case / "output" / "app" / "service.yaml").is_file()
+
+    again = runner_test(tmp_path, str(case))
+    assert again.returncode == 0, again.stdout
+    assert "1 passed, 0 failed" in again.stdout
+
+
+def test_yaml_is_compared_as_data_not_as_text(tmp_path, promise):
+    case = promise / "tests" / "defaults"
+    status = case / "metadata" / "status.yaml"
+    data = yaml.safe_load(status.read_text())
+    # Reordered keys, flow style, different quoting: the same data.
+    status.write_text("{" + ", ".join(f'{k}: "{v}"' for k, v in reversed(data.items())) + "}\n")
+    result = runner_test(tmp_path, str(case))
+    assert result.returncode == 0, result.stdout
+
+
+def test_update_leaves_files_that_are_equal_as_data_alone(tmp_path, promise):
+    case = promise / "tests" / "defaults"
+    deployment = case / "output" / "app" / "deployment.yaml"
+    hand_written = "# kept\n" + deployment.read_text()
+    deployment.write_text(hand_written)
+    (case / "metadata" / "status.yaml").write_text("message: stale\n")
+    assert runner_test(tmp_path, "--update", str(case)).returncode == 0
+    assert deployment.read_text() == hand_written
+
+
+def test_a_case_without_a_request_is_a_bad_case_folder_and_nothing_runs(tmp_path, promise):
+    bad = promise / "tests" / "no-request"
+    (bad / "output").mkdir(parents=True)
+    result = runner_test(tmp_path, str(promise / "tests" / "defaults"), str(bad))
+    assert result.returncode == 2
+    assert "no-request: no request: input/object.yaml is missing" in result.stderr
+    assert "no case was run" in result.stderr
+    assert "PASS" not in result.stdout
+
+
+def test_a_folder_that_holds_no_cases_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = runner_test(tmp_path, str(tmp_path / "empty"), str(tmp_path / "missing"))
+    assert result.returncode == 2
+    assert "no input/object.yaml in this folder or below" in result.stderr
+    assert "missing: no such folder" in result.stderr
+
+
+def test_case_yaml_mistakes_are_located_with_a_suggestion(tmp_path, promise):
+    case_yaml = "exepct:\n  exitCode: 2\naction: destroy\n"
+    case = make_case(promise / "tests" / "typo", case_yaml=case_yaml)
+    result = runner_test(tmp_path, str(case))
+    assert result.returncode == 2
+    assert re.search(r'typo/case.yaml:\d+:\d+: exepct: unknown option "exepct"', result.stderr)
+    assert 'did you mean "expect"?' in result.stderr
+    assert "action: expected configure or delete, found 'destroy'" in result.stderr
+
+
+def test_an_env_file_line_that_is_not_key_value_is_reported_without_its_text(tmp_path, promise):
+    case = make_case(promise / "tests" / "bad-env", env="# comment\nGOOD=1\nhunter2-not-a-pair\n")
+    result = runner_test(tmp_path, str(case))
+    assert result.returncode == 2
+    assert "bad-env/env:3:1: expected KEY=VALUE" in result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_secrets_from_the_env_file_never_appear_in_what_is_printed_or_written(tmp_path):
+    declared, undeclared = "s3cr3t-$value-that-is-long", "db-password-0xdeadbeef"
+    write_step(tmp_path / "steps.d", "leaky", """
+        secrets:
+          TOKEN: { env: MY_TOKEN }
+        run:
+          - script: |
+              echo "token=$TOKEN password=$DB_PASSWORD"
+              echo "token=$TOKEN" >&2
+              mkdir -p "$KRATIX_OUTPUT_DIR"
+              printf 'token: %s\\npassword: %s\\n' "$TOKEN" "$DB_PASSWORD" \\
+                > "$KRATIX_OUTPUT_DIR/leak.yaml"
+              exit 3
+    """)
+    case = make_case(
+        tmp_path / "tests" / "leak",
+        env=f"# secrets are fine here\nMY_TOKEN='{declared}'\nexport DB_PASSWORD={undeclared}\n",
+    )
+    failed = runner_test(tmp_path, "-v", str(case))
+    printed = failed.stdout + failed.stderr
+    assert failed.returncode == 1
+    assert "exit code 1, expected 0" in printed
+    assert "output/leak.yaml: produced, but not expected" in printed
+    assert "+token: '***'" in printed or "+token: ***" in printed
+    assert declared not in printed and undeclared not in printed
+    assert "token=***" in printed
+
+    # An expectation of failure, written by --update: the expected files hold *** only.
+    (case / "case.yaml").write_text("expect:\n  exitCode: 1\n  stdoutContains: token=***\n")
+    updated = runner_test(tmp_path, "--update", str(case))
+    assert updated.returncode == 0, updated.stdout
+    written = (case / "output" / "leak.yaml").read_text()
+    assert declared not in written and undeclared not in written and "***" in written
+    again = runner_test(tmp_path, str(case))
+    assert again.returncode == 0, again.stdout
+    assert declared not in again.stdout + again.stderr
+
+
+def test_an_expected_failure_passes_and_an_unexpected_success_fails(tmp_path, promise):
+    bad_port = promise / "tests" / "bad-port"
+    assert runner_test(tmp_path, str(bad_port)).returncode == 0
+    request = bad_port / "input" / "object.yaml"
+    request.write_text(request.read_text().replace("port: http", "port: 80"))
+    result = runner_test(tmp_path, str(bad_port))
+    assert result.returncode == 1
+    assert "exit code 0, expected 2" in result.stdout
+    assert "stderr does not contain 'input \"port\"'" in result.stdout
+    assert "stderr of runner run" in result.stdout  # the run's log helps to see why
+
+
+def test_each_run_gets_a_fresh_state_store(tmp_path):
+    write_step(tmp_path / "steps.d", "counter", """
+        state:
+          store: local
+          files: [{ path: count.txt }]
+        workdir: work
+        copyWorkdir: true
+        run:
+          - script: echo $(( $(cat count.txt 2>/dev/null || echo 0) + 1 )) > count.txt
+        status:
+          runs: { file: count.txt }
+    """)
+    (tmp_path / "steps.d" / "work").mkdir()
+    case = make_case(tmp_path / "tests" / "count")
+    (case / "metadata").mkdir()
+    (case / "metadata" / "status.yaml").write_text("runs: 1\n")
+    for _ in range(2):
+        result = runner_test(tmp_path, str(case))
+        assert result.returncode == 0, result.stdout
+
+
+def test_steps_action_and_steps_dir_come_from_the_case(tmp_path):
+    steps = tmp_path / "elsewhere"
+    write_step(steps, "on-configure", "run: [[bash, -c, 'echo 1 > $KRATIX_OUTPUT_DIR/a.txt']]")
+    write_step(steps, "on-delete", """
+        on: { action: delete }
+        run: [[bash, -c, 'echo "$KRATIX_WORKFLOW_ACTION" > $KRATIX_OUTPUT_DIR/b.txt']]
+    """)
+    write_step(steps, "other", "run: [[bash, -c, 'echo other > $KRATIX_OUTPUT_DIR/c.txt']]")
+    deleted = make_case(
+        tmp_path / "cases" / "delete", case_yaml="stepsDir: ../../elsewhere\naction: delete\n"
+    )
+    named = make_case(tmp_path / "cases" / "named", steps="# just this one\nother\n")
+    (deleted / "output").mkdir()
+    (deleted / "output" / "b.txt").write_text("delete\n")
+    (named / "output").mkdir()
+    (named / "output" / "c.txt").write_text("other\n")
+    result = runner_test(tmp_path, "--steps-dir", str(steps), str(deleted), str(named))
+    assert result.returncode == 0, result.stdout
+
+
+def test_a_case_that_runs_too_long_fails_with_a_timeout(tmp_path):
+    write_step(tmp_path / "steps.d", "slow", "run: [[sleep, '30']]")
+    case = make_case(tmp_path / "tests" / "slow", case_yaml="timeout: 1s\n")
+    result = runner_test(tmp_path, str(case))
+    assert result.returncode == 1
+    assert "timed out after 1s" in result.stdout
+
+
+def test_junit_report(tmp_path, promise):
+    status = promise / "tests" / "defaults" / "metadata" / "status.yaml"
+    status.write_text("message: wrong\n")
+    report = tmp_path / "report.xml"
+    result = runner_test(tmp_path, "--junit", str(report), str(promise / "tests"))
+    assert result.returncode == 1
+    suite = ElementTree.parse(report).getroot()
+    assert suite.get("tests") == str(len(EXAMPLE_CASES)) and suite.get("failures") == "1"
+    failure = suite.find("testcase/failure")
+    assert failure is not None and "metadata/status.yaml" in (failure.get("message") or "")
