@@ -8,32 +8,46 @@ import sys
 from pathlib import Path
 
 from runner.errors import ExitCode
-from runner.spec.loader import default_steps_dir, load_steps
+from runner.spec.loader import default_steps_dir, display, load_steps
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="*", metavar="PATH", help="step files or folders (default: the steps folder)")
-    parser.add_argument("--format", choices=["text", "json"], default="text", help="json: a machine-readable report")
+    parser.add_argument(
+        "paths", nargs="*", metavar="PATH", help="step files or folders (default: the steps folder)"
+    )
+    parser.add_argument(
+        "--format", choices=["text", "json"], default="text", help="json: a machine-readable report"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths] or [default_steps_dir(args.steps_dir)]
-    result = load_steps(paths)
+    result = load_steps(paths, require_steps=True)
     code = ExitCode.INVALID if result.problems else ExitCode.OK
     if args.format == "json":
         report = {
             "valid": not result.problems,
-            "files": len(result.files),
-            "steps": [s.name for s in result.steps],
+            "files": [display(f) for f in result.files],
+            "steps": [
+                {"name": s.name, "file": s.document.file,
+                 "line": s.document.position(("metadata", "name"))[0]}
+                for s in result.steps
+            ],
             "problems": [p.as_dict() for p in result.problems],
         }
-        json.dump(report, sys.stdout, indent=2)
+        json.dump(report, sys.stdout, indent=2)  # ASCII: file names may not be UTF-8
         sys.stdout.write("\n")
         return int(code)
     for problem in result.problems:
         print(problem.format(), file=sys.stderr)
+    files = _count(len(result.files), "file")
     if result.problems:
-        print(f"{len(result.problems)} problem(s) in {len(result.files)} file(s)", file=sys.stderr)
+        print(f"invalid: {_count(len(result.problems), 'problem')} ({files} checked)",
+              file=sys.stderr)
     else:
-        print(f"ok: {len(result.steps)} step(s) in {len(result.files)} file(s)")
+        print(f"ok: {_count(len(result.steps), 'step')} in {files}")
     return int(code)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -1,5 +1,10 @@
 """The rules a JSON Schema can't express: template references, the shell-injection rule,
-query syntax, defaults that fit their input, and state settings that make sense together."""
+query syntax, defaults that fit their input, and state settings that make sense together.
+
+The checks read the raw document, not the typed Step, and take nothing for granted about
+its shape: they run even when the schema found problems, so one `validate` reports
+everything. (The loader drops what they say about nodes the schema already found wrong.)
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from typing import Any
 
 from runner.errors import Problem
 from runner.query import QueryError, compile_jmespath, compile_query
-from runner.spec.model import MISSING, Step, StatusFromFile
+from runner.spec.model import MISSING, Input, Step
 from runner.spec.schema import closest
 from runner.spec.source import Document, PathKey
 from runner.template import TemplateError, references
@@ -43,54 +48,87 @@ _TEMPLATED: tuple[PathKey, ...] = (
         )
     ),
 )
+# Prose: a `${{` in a description is just text.
+_PROSE: tuple[PathKey, ...] = (
+    ("spec", "inputs", _ANY, "description"),
+    ("spec", "secrets", _ANY, "description"),
+)
+_TEMPLATED_WHERE = "templates work in argv items, env values, workdir, state.name, " \
+    "state.namespace and status values"
+_TYPES = frozenset({"string", "integer", "number", "boolean", "object", "array"})
 
 
 def semantic_problems(step: Step) -> list[Problem]:
     """Every semantic rule broken by one schema-valid step."""
-    doc = step.document
-    problems = list(_template_problems(doc, step))
-    problems += _query_problems(step)
-    problems += _default_problems(step)
-    problems += _state_problems(step)
+    return document_problems(step.document)
+
+
+def document_problems(doc: Document) -> list[Problem]:
+    """Every semantic rule broken by one document (a mapping), whatever its shape."""
+    spec = doc.value.get("spec") if isinstance(doc.value, dict) else None
+    if not isinstance(spec, dict):
+        return []
+    inputs = _mapping(spec.get("inputs"))
+    secrets = _mapping(spec.get("secrets"))
+    problems = list(_template_problems(doc, spec, set(inputs), set(secrets)))
+    problems += _query_problems(doc, spec, inputs)
+    problems += _input_problems(doc, inputs)
+    problems += _state_problems(doc, spec)
     return problems
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _matches(path: PathKey, pattern: PathKey) -> bool:
-    return len(path) == len(pattern) and all(p == _ANY or p == k for k, p in zip(path, pattern))
+    if len(path) != len(pattern):
+        return False
+    return all(p in (_ANY, k) for k, p in zip(path, pattern, strict=True))
 
 
-def _strings(value: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, str]]:
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _strings(v, (*path, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _strings(v, (*path, i))
+def _strings(value: Any, path: PathKey) -> Iterator[tuple[PathKey, str]]:
+    """Every string in `value` with its path (iterative: values can nest deeply)."""
+    stack: list[tuple[PathKey, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            yield where, item
+        elif isinstance(item, dict):
+            stack.extend(((*where, k), v) for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend(((*where, i), v) for i, v in reversed(list(enumerate(item))))
 
 
-def _template_problems(doc: Document, step: Step) -> Iterator[Problem]:
-    inputs = {i.name for i in step.inputs}
-    secrets = {s.name for s in step.secrets}
-    for path, text in _strings(doc.value.get("spec", {}), ("spec",)):
+# -- templates ------------------------------------------------------------------------------
+
+
+def _template_problems(
+    doc: Document, spec: dict[str, Any], inputs: set[str], secrets: set[str]
+) -> Iterator[Problem]:
+    for path, text in _strings(spec, ("spec",)):
         if "${{" not in text:
             continue
-        if path[-1] == "script" and path[1] in ("run", "dryRun"):
+        first = _offset(text, text.index("${{"))
+        if len(path) == 4 and path[3] == "script" and path[1] in ("run", "dryRun"):
             yield doc.problem(
                 path,
                 "templates are not allowed in script: a value pasted into shell text can run "
                 "as code",
-                "read inputs from the environment instead, e.g. \"$INPUT_NAME\"",
+                f'read inputs from the environment instead, e.g. "${_script_example(text)}"',
+                offset=first,
             )
             continue
+        if any(_matches(path, pattern) for pattern in _PROSE):
+            continue
         if not any(_matches(path, pattern) for pattern in _TEMPLATED):
-            yield doc.problem(path, "templates are not expanded here")
+            yield doc.problem(path, "templates are not expanded here", _TEMPLATED_WHERE,
+                              offset=first)
             continue
         try:
             refs = references(text)
         except TemplateError as exc:
-            yield doc.problem(path, str(exc.message), offset=_offset(text, exc.offset))
+            yield doc.problem(path, exc.message, offset=_offset(text, exc.offset))
             continue
         for ref in refs:
             problem = _reference_problem(ref.expr, ref.parts, inputs, secrets)
@@ -99,18 +137,33 @@ def _template_problems(doc: Document, step: Step) -> Iterator[Problem]:
                 yield doc.problem(path, message, hint, offset=_offset(text, ref.start))
 
 
+def _script_example(text: str) -> str:
+    """`$INPUT_NAME` for the first input a script tried to template, for the hint."""
+    try:
+        refs = references(text)
+    except TemplateError:
+        refs = []
+    for ref in refs:
+        if ref.parts[0] == "inputs" and len(ref.parts) == 2:
+            return "INPUT_" + ref.parts[1].upper().replace("-", "_")
+    return "INPUT_NAME"
+
+
 def _reference_problem(
     expr: str, parts: tuple[str, ...], inputs: set[str], secrets: set[str]
 ) -> tuple[str, str | None] | None:
     root = parts[0]
     if root == "inputs":
         if len(parts) < 2:
-            return f'"{expr}" names no input', None
-        if parts[1] in inputs:
+            return f'"{expr}" names no input', _declared(inputs)
+        name = parts[1]
+        if name in inputs:
             return None
-        guess = closest(parts[1], inputs)
+        if name in secrets:
+            return _secret_problem(name)
+        guess = closest(name, inputs)
         return (
-            f'unknown input "{parts[1]}" in ${{{{ {expr} }}}}',
+            f'unknown input "{name}" in ${{{{ {expr} }}}}',
             f'did you mean "inputs.{guess}"?' if guess else _declared(inputs),
         )
     if root == "kratix":
@@ -121,19 +174,23 @@ def _reference_problem(
             f'unknown name "{expr}"',
             f'did you mean "{guess}"?' if guess else "known: " + ", ".join(sorted(KRATIX_NAMES)),
         )
-    if root == "secrets" or (len(parts) == 1 and root in secrets):
-        name = parts[1] if root == "secrets" and len(parts) > 1 else root
-        return (
-            "secrets are never templated",
-            f"commands get the secret as the environment variable ${name}; a script can use "
-            f'"${name}"',
-        )
+    if root == "secrets":
+        return _secret_problem(parts[1] if len(parts) > 1 else "NAME")
+    if len(parts) == 1 and root in secrets:
+        return _secret_problem(root)
     if root in inputs:
         return f'unknown name "{expr}"', f'did you mean "inputs.{expr}"?'
     guess = closest(root, {"inputs", "kratix"})
     return (
         f'unknown name "{expr}": templates use inputs.NAME or kratix.NAME',
         f'did you mean "{guess}"?' if guess else None,
+    )
+
+
+def _secret_problem(name: str) -> tuple[str, str]:
+    return (
+        f'secrets are never templated (found "{name}")',
+        f'commands get the secret as the environment variable {name}; a script can use "${name}"',
     )
 
 
@@ -148,58 +205,127 @@ def _offset(text: str, offset: int | None) -> int | None:
     return offset
 
 
-def _query_problems(step: Step) -> Iterator[Problem]:
-    doc = step.document
-    for item in step.inputs:
-        yield from _one_query(doc, (*item.path, item.language), item.expression, item.language)
-    for key, value in step.status.items():
-        if isinstance(value, StatusFromFile) and value.expression != ".":
-            path = ("spec", "status", key, value.language)
-            yield from _one_query(doc, path, value.expression, value.language)
+# -- queries --------------------------------------------------------------------------------
+
+
+def _query_problems(
+    doc: Document, spec: dict[str, Any], inputs: dict[str, Any]
+) -> Iterator[Problem]:
+    for name, raw in inputs.items():
+        yield from _queries_of(doc, ("spec", "inputs", name), raw)
+    for key, raw in _mapping(spec.get("status")).items():
+        yield from _queries_of(doc, ("spec", "status", key), raw)
+
+
+def _queries_of(doc: Document, path: PathKey, raw: Any) -> Iterator[Problem]:
+    if not isinstance(raw, dict):
+        return
+    for language in ("query", "jmespath"):
+        expression = raw.get(language)
+        if isinstance(expression, str) and expression:
+            yield from _one_query(doc, (*path, language), expression, language)
 
 
 def _one_query(doc: Document, path: PathKey, expression: str, language: str) -> Iterator[Problem]:
     try:
         (compile_query if language == "query" else compile_jmespath)(expression)
     except QueryError as exc:
-        yield doc.problem(path, f"invalid {language}: {exc.message}", offset=exc.offset)
+        message = exc.message
+        if language == "jmespath" and message.startswith("invalid JMESPath: "):
+            message = message[len("invalid JMESPath: ") :]
+        yield doc.problem(path, f"invalid {language}: {message}", offset=exc.offset)
 
 
-def _default_problems(step: Step) -> Iterator[Problem]:
-    doc = step.document
-    for item in step.inputs:
-        if item.pattern is not None:
-            try:
-                re.compile(item.pattern)
-            except re.error as exc:
-                yield doc.problem((*item.path, "pattern"), f"invalid regular expression: {exc}")
-                continue
-        if item.default is not MISSING and item.default is not None:
-            reason = item.check(item.default)
+# -- inputs ---------------------------------------------------------------------------------
+
+
+def _input_problems(doc: Document, inputs: dict[str, Any]) -> Iterator[Problem]:
+    env_names: dict[str, str] = {}
+    for name, raw in inputs.items():
+        path: PathKey = ("spec", "inputs", name)
+        variable = "INPUT_" + name.upper().replace("-", "_")
+        if variable in env_names:
+            yield doc.problem(
+                path,
+                f'inputs "{env_names[variable]}" and "{name}" are both ${variable} to scripts',
+                "rename one of them",
+                key=True,
+            )
+        env_names.setdefault(variable, name)
+        if isinstance(raw, dict):
+            yield from _default_problems(doc, path, raw)
+
+
+def _default_problems(doc: Document, path: PathKey, raw: dict[str, Any]) -> Iterator[Problem]:
+    """A default (and each enum option) must fit the input's own type, enum and pattern."""
+    kind = raw.get("type") if isinstance(raw.get("type"), str) and raw["type"] in _TYPES else None
+    enum = tuple(raw["enum"]) if isinstance(raw.get("enum"), list) and raw["enum"] else None
+    pattern = raw.get("pattern") if isinstance(raw.get("pattern"), str) else None
+    if pattern is not None:
+        reason = _regex_problem(pattern)
+        if reason:
+            yield doc.problem((*path, "pattern"), f"invalid regular expression: {reason}")
+            pattern = None
+    default = raw.get("default", MISSING)
+    if default is not MISSING and default is not None:
+        reason = Input("", "", "query", type=kind, enum=enum, pattern=pattern).check(default)
+        if reason:
+            yield doc.problem((*path, "default"), f"default does not fit the input: {reason}")
+    if enum is not None and (kind is not None or pattern is not None):
+        option_check = Input("", "", "query", type=kind, pattern=pattern)
+        for i, option in enumerate(enum):
+            reason = option_check.check(option)
             if reason:
-                yield doc.problem((*item.path, "default"), f"default does not fit the input: {reason}")
-        if item.enum is not None and item.type is not None:
-            for i, option in enumerate(item.enum):
-                reason = item.check(option)
-                if reason:
-                    yield doc.problem((*item.path, "enum", i), f"enum value does not fit: {reason}")
+                yield doc.problem((*path, "enum", i), f"enum value does not fit: {reason}")
 
 
-def _state_problems(step: Step) -> Iterator[Problem]:
-    doc = step.document
-    state = step.state
-    raw = doc.value["spec"].get("state")
-    if raw is None:
+def _regex_problem(pattern: str) -> str | None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        where = f" at position {exc.pos}" if exc.pos is not None else ""
+        return f"{exc.msg}{where}"
+    except (OverflowError, RecursionError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+# -- state ----------------------------------------------------------------------------------
+
+
+def _state_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
+    state = spec.get("state")
+    if not isinstance(state, dict):
         return
     path: PathKey = ("spec", "state")
-    if state.store != "none" and not state.files:
-        yield doc.problem(path, "a state needs the files to keep", 'add "files: [{path: terraform.tfstate}]"')
-    if state.store == "none" and state.files:
+    store = state.get("store")
+    files = state.get("files")
+    if store != "none" and "files" not in state:
+        yield doc.problem(path, "a state needs the files to keep",
+                          'add "files: [{path: terraform.tfstate}]", or "store: none"')
+    if store == "none" and files:
         yield doc.problem((*path, "files"), 'store "none" keeps no files')
     seen: dict[str, int] = {}
-    for i, f in enumerate(state.files):
-        if f.key in seen:
-            yield doc.problem((*path, "files", i), f'key "{f.key}" is already used by files[{seen[f.key]}]')
-        seen.setdefault(f.key, i)
-    if state.on_delete == "remove" and not step.is_delete:
-        yield doc.problem((*path, "onDelete"), "onDelete applies only to delete steps", 'add "on: {action: delete}"')
+    for i, item in enumerate(files if isinstance(files, list) else ()):
+        if not isinstance(item, dict):
+            continue
+        key = item.get("key") or _file_name(item.get("path"))
+        if not isinstance(key, str) or not key:
+            continue
+        if key in seen:
+            yield doc.problem((*path, "files", i),
+                              f'key "{key}" is already used by files[{seen[key]}]',
+                              'give one of them its own "key:"')
+        seen.setdefault(key, i)
+    if state.get("onDelete") == "remove" and not _is_delete(spec):
+        yield doc.problem((*path, "onDelete"), "onDelete applies only to delete steps",
+                          'add "on: {action: delete}"')
+
+
+def _file_name(path: Any) -> str | None:
+    return path.rstrip("/").rsplit("/", 1)[-1] if isinstance(path, str) else None
+
+
+def _is_delete(spec: dict[str, Any]) -> bool:
+    action = _mapping(spec.get("on")).get("action", "configure")
+    return action == "delete" or (isinstance(action, list) and "delete" in action)

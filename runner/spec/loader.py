@@ -8,10 +8,11 @@ from pathlib import Path
 
 from runner.errors import InvalidError, Problem
 from runner.spec.model import Step, build_step
-from runner.spec.schema import schema_problems
-from runner.spec.source import read_yaml_file
+from runner.spec.schema import check_schema, describe
+from runner.spec.source import MAX_FILE_BYTES, read_yaml_file
 
 STEP_SUFFIXES = (".yaml", ".yml")
+_NO_STEP_FILES = "no step files (*.yaml, *.yml) in this folder"
 
 
 @dataclass
@@ -39,62 +40,118 @@ def default_steps_dir(option: str | None = None) -> Path:
     return Path("/steps.d") if Path("/steps.d").is_dir() else Path("steps.d")
 
 
-def discover(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
-    """The step files named, and those in the folders named (recursively), each once."""
+def discover(
+    paths: list[Path], *, require_steps: bool = False
+) -> tuple[list[Path], list[Problem]]:
+    """The step files named, and those in the folders named (recursively), each once.
+
+    Hidden files and folders (`.git`, editor swap files) inside a folder are skipped.
+    `require_steps`: a folder with no step files is a problem (`validate` wants one).
+    """
     files: list[Path] = []
     problems: list[Problem] = []
     for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in STEP_SUFFIXES and p.is_file())
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            problems.append(Problem("no such file or directory", display(path)))
+        try:
+            if path.is_dir():
+                found = _step_files(path)
+                if not found and require_steps:
+                    problems.append(Problem(_NO_STEP_FILES, display(path)))
+                files.extend(found)
+            elif path.is_file():
+                files.append(path)
+            elif path.exists():
+                problems.append(Problem("not a regular file", display(path)))
+            else:
+                problems.append(Problem("no such file or directory", display(path)))
+        except OSError as exc:
+            problems.append(Problem(f"cannot read: {exc.strerror or exc}", display(path)))
     unique = list(dict.fromkeys(files))
     # File-name order decides run order, whatever folder a file is in.
     unique.sort(key=lambda p: (p.name, str(p)))
     return unique, problems
 
 
+def _step_files(folder: Path) -> list[Path]:
+    found = []
+    for path in folder.rglob("*"):
+        if path.suffix not in STEP_SUFFIXES:
+            continue
+        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        if path.is_file():
+            found.append(path)
+    return sorted(found)
+
+
 def display(path: Path) -> str:
     """A path as users should see it in messages: relative to the current folder when inside it."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):
         return str(path)
 
 
-def load_steps(paths: list[Path]) -> StepSet:
+def load_steps(paths: list[Path], *, require_steps: bool = False) -> StepSet:
     """Load and check every step file; problems are collected, never raised."""
-    from runner.spec.checks import semantic_problems
-
-    files, problems = discover(paths)
+    files, problems = discover(paths, require_steps=require_steps)
     result = StepSet(files=files, problems=problems)
-    first_seen: dict[str, Step] = {}
+    names: dict[str, tuple[str, int]] = {}  # step name -> where it was first defined
     for file in files:
-        docs, parse_problems = read_yaml_file(file, display(file))
-        result.problems.extend(parse_problems)
-        for doc in docs:
-            if not isinstance(doc.value, dict):
-                result.problems.append(doc.problem((), "a step file holds mappings (apiVersion, kind, metadata, spec)"))
-                continue
-            found = schema_problems(doc)
-            if found:
-                result.problems.extend(found)
-                continue
-            step = build_step(doc, file.resolve())
-            result.problems.extend(semantic_problems(step))
-            earlier = first_seen.get(step.name)
-            if earlier:
-                line = earlier.document.position(("metadata", "name"))[0]
-                result.problems.append(
-                    doc.problem(
-                        ("metadata", "name"),
-                        f'step name "{step.name}" is already used in {earlier.document.file}:{line}',
-                    )
-                )
-                continue
-            first_seen[step.name] = step
-            result.steps.append(step)
+        name = display(file)
+        try:
+            found, steps = _load_file(file, name, names)
+        except Exception as exc:  # a bug of ours, not the file's: still no traceback
+            found, steps = [_internal_error(exc, name)], []
+        found.sort(key=lambda p: (p.line or 0, p.col or 0))
+        result.problems.extend(found)
+        result.steps.extend(steps)
     return result
+
+
+def _load_file(
+    file: Path, name: str, names: dict[str, tuple[str, int]]
+) -> tuple[list[Problem], list[Step]]:
+    from runner.spec.checks import document_problems
+
+    docs, problems = read_yaml_file(file, name, max_bytes=MAX_FILE_BYTES)
+    steps: list[Step] = []
+    if not docs and not problems:
+        problems.append(Problem("no step in this file (it is empty)", name, 1, 1))
+    for doc in docs:
+        if not isinstance(doc.value, dict):
+            problems.append(doc.problem(
+                (), f"expected a step (a mapping of apiVersion, kind, metadata and spec), "
+                f"got {describe(doc.value)}"
+            ))
+            continue
+        found, wrong = check_schema(doc)
+        problems += found
+        problems += (p for p in document_problems(doc) if not _under(p.path, wrong))
+        metadata = doc.value.get("metadata")
+        step_name = metadata.get("name") if isinstance(metadata, dict) else None
+        if isinstance(step_name, str):
+            if step_name in names:
+                where, line = names[step_name]
+                message = f'step name "{step_name}" is already used in {where}:{line}'
+                hint = "step names must be unique across the steps directory"
+                problems.append(doc.problem(("metadata", "name"), message, hint))
+                continue
+            names[step_name] = (name, doc.position(("metadata", "name"))[0])
+        if not found:
+            steps.append(build_step(doc, file.resolve()))
+    return problems, steps
+
+
+def _under(path: str, wrong: set[str]) -> bool:
+    """Whether `path` is one of `wrong` or inside one of them."""
+    return any(
+        path == w or (path.startswith(w) and path[len(w)] in ".[") for w in wrong if w
+    )
+
+
+def _internal_error(exc: Exception, name: str) -> Problem:
+    return Problem(
+        f"internal error while checking this file: {type(exc).__name__}: {exc}",
+        name,
+        hint="this is a bug in runner; please report it with the file",
+    )

@@ -49,7 +49,8 @@ class Input:
         if self.type:
             allowed = _JSON_TYPES[self.type]
             # bool is an int in Python; JSON Schema keeps them apart.
-            if not isinstance(value, allowed) or (isinstance(value, bool) and self.type != "boolean"):
+            is_bool = isinstance(value, bool)
+            if not isinstance(value, allowed) or (is_bool and self.type != "boolean"):
                 return f"expected {self.type}, found {_show(value)}"
         if self.enum is not None and value not in self.enum:
             options = ", ".join(_show(v) for v in self.enum)
@@ -188,7 +189,9 @@ def build_step(doc: Document, file: Path) -> Step:
         state=_state(spec.get("state")),
         run=_commands(spec["run"], ("spec", "run")),
         dry_run=_commands(spec["dryRun"], ("spec", "dryRun")) if "dryRun" in spec else None,
-        output=tuple(OutputCopy(o["from"], o.get("to", o["from"])) for o in spec.get("output") or ()),
+        output=tuple(
+            OutputCopy(o["from"], o.get("to", o["from"])) for o in spec.get("output") or ()
+        ),
         status={k: _status_value(v) for k, v in (spec.get("status") or {}).items()},
         timeout=parse_duration(spec.get("timeout")),
     )
@@ -260,7 +263,9 @@ def _commands(raw: list[Any], path: PathKey) -> tuple[Command, ...]:
 def _status_value(raw: Any) -> str | StatusFromFile:
     if isinstance(raw, dict):
         language = "jmespath" if "jmespath" in raw else "query"
-        return StatusFromFile(raw["file"], raw.get(language, "."), language, raw.get("required", False))
+        return StatusFromFile(
+            raw["file"], raw.get(language, "."), language, raw.get("required", False)
+        )
     return _scalar_text(raw)
 
 
