@@ -125,9 +125,13 @@ def merge_status(metadata_dir: Path, values: Mapping[str, Any]) -> Path:
     path = metadata_dir / "status.yaml"
     current: dict[str, Any] = {}
     if path.is_file():
-        loaded = yaml.safe_load(path.read_text("utf-8"))
-        if isinstance(loaded, dict):
-            current = loaded
+        # Read as step files are (YAML 1.2, bounded aliases): an earlier container's `on:` key
+        # must stay "on", not turn into `true:`.
+        docs, problems = read_yaml_file(path)
+        if problems:
+            raise InvalidError(*problems)
+        if docs and isinstance(docs[0].value, dict):
+            current = docs[0].value
     current.update({k: v for k, v in values.items() if k != RESERVED_STATUS_KEY})
     current.pop(RESERVED_STATUS_KEY, None)
     write_atomic(path, yaml.safe_dump(current, sort_keys=False, allow_unicode=True).encode())
