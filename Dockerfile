@@ -49,7 +49,7 @@ COPY steps.d/ /steps.d/
 COPY terraform/ /terraform/
 # Providers baked in (a local mirror Terraform finds by itself): no registry download per run.
 RUN terraform -chdir=/terraform/minio-bucket providers mirror -platform="linux_${TARGETARCH}" /usr/local/share/terraform/plugins \
- && runner validate /steps.d
+ && runner validate --stamp /steps.d
 
 RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin runner
 USER 10001:10001

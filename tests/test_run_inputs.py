@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from tests.conftest import DEFAULT_REQUEST
 
@@ -162,3 +164,30 @@ def test_unknown_step_name_suggests_the_closest(pipeline):
     result = pipeline.run("run", "dumb")
     assert result.returncode == 2
     assert 'no step named "dumb"' in result.stderr and 'did you mean "dump"?' in result.stderr
+
+
+def validate_stamp(pipeline):
+    command = [sys.executable, "-m", "runner", "validate", "--stamp", str(pipeline.steps)]
+    return subprocess.run(command, capture_output=True, text=True, env=pipeline.env)
+
+
+def test_validate_stamp_lets_runs_skip_the_checks_until_a_file_changes(pipeline):
+    dump_step(pipeline, "name: { query: .metadata.name }", ["${{ inputs.name }}"])
+    stamped = validate_stamp(pipeline)
+    assert stamped.returncode == 0, stamped.stderr
+    assert (pipeline.steps / ".runner-validated").is_file()
+    probe = pipeline.run("run", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert probe.returncode == 0
+    assert "| jsonschema" not in probe.stderr  # the schema check (and its import) was skipped
+    # An edited file is checked in full again: the stamp only vouches for the content it saw.
+    text = (pipeline.steps / "dump.yaml").read_text().replace("inputs.name", "inputs.nmae")
+    (pipeline.steps / "dump.yaml").write_text(text)
+    edited = pipeline.run("run")
+    assert edited.returncode == 2 and 'unknown input "nmae"' in edited.stderr
+
+
+def test_validate_stamp_is_written_only_for_a_valid_folder(pipeline):
+    pipeline.step("broken", "run: [[echo, '${{ inputs.x }}']]")
+    result = validate_stamp(pipeline)
+    assert result.returncode == 2
+    assert not (pipeline.steps / ".runner-validated").exists()

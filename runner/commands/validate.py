@@ -7,8 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from runner.errors import ExitCode
+from runner.errors import ExitCode, InvalidError
 from runner.spec.loader import default_steps_dir, display, load_steps
+from runner.spec.stamp import write_stamp
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,19 +19,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", choices=["text", "json"], default="text", help="json: a machine-readable report"
     )
+    parser.add_argument(
+        "--stamp",
+        action="store_true",
+        help="when valid, record it in FOLDER/.runner-validated so runs skip these checks "
+        "(for image builds; one folder only)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths] or [default_steps_dir(args.steps_dir)]
+    if args.stamp and (len(paths) != 1 or not paths[0].is_dir()):
+        raise InvalidError("--stamp needs exactly one steps folder")
     result = load_steps(paths, require_steps=True)
     code = ExitCode.INVALID if result.problems else ExitCode.OK
+    if args.stamp and not result.problems:
+        stamp = write_stamp(paths[0], result.digests)
+        print(f"recorded the valid files in {display(stamp)}", file=sys.stderr)
     if args.format == "json":
         report = {
             "valid": not result.problems,
             "files": [display(f) for f in result.files],
             "steps": [
-                {"name": s.name, "file": s.document.file,
-                 "line": s.document.position(("metadata", "name"))[0]}
+                {
+                    "name": s.name,
+                    "file": s.document.file,
+                    "line": s.document.position(("metadata", "name"))[0],
+                }
                 for s in result.steps
             ],
             "problems": [p.as_dict() for p in result.problems],
@@ -42,8 +57,9 @@ def main(args: argparse.Namespace) -> int:
         print(problem.format(), file=sys.stderr)
     files = _count(len(result.files), "file")
     if result.problems:
-        print(f"invalid: {_count(len(result.problems), 'problem')} ({files} checked)",
-              file=sys.stderr)
+        print(
+            f"invalid: {_count(len(result.problems), 'problem')} ({files} checked)", file=sys.stderr
+        )
     else:
         print(f"ok: {_count(len(result.steps), 'step')} in {files}")
     return int(code)

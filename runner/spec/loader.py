@@ -9,7 +9,8 @@ from pathlib import Path
 from runner.errors import InvalidError, Problem
 from runner.spec.model import Step, build_step
 from runner.spec.schema import check_schema, describe
-from runner.spec.source import MAX_FILE_BYTES, read_yaml_file
+from runner.spec.source import MAX_FILE_BYTES, parse_yaml_bytes, read_bytes
+from runner.spec.stamp import content_digest, trusted_digests
 
 STEP_SUFFIXES = (".yaml", ".yml")
 _NO_STEP_FILES = "no step files (*.yaml, *.yml) in this folder"
@@ -22,6 +23,7 @@ class StepSet:
     steps: list[Step] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)  # of the files' contents, for stamps
 
     def raise_for_problems(self) -> None:
         if self.problems:
@@ -40,9 +42,7 @@ def default_steps_dir(option: str | None = None) -> Path:
     return Path("/steps.d") if Path("/steps.d").is_dir() else Path("steps.d")
 
 
-def discover(
-    paths: list[Path], *, require_steps: bool = False
-) -> tuple[list[Path], list[Problem]]:
+def discover(paths: list[Path], *, require_steps: bool = False) -> tuple[list[Path], list[Problem]]:
     """The step files named, and those in the folders named (recursively), each once.
 
     Hidden files and folders (`.git`, editor swap files) inside a folder are skipped.
@@ -91,15 +91,29 @@ def display(path: Path) -> str:
         return str(path)
 
 
-def load_steps(paths: list[Path], *, require_steps: bool = False) -> StepSet:
-    """Load and check every step file; problems are collected, never raised."""
+def load_steps(
+    paths: list[Path], *, require_steps: bool = False, trust_stamp: bool = False
+) -> StepSet:
+    """Load and check every step file; problems are collected, never raised.
+
+    `trust_stamp`: files that `runner validate --stamp` recorded as valid (same content, same
+    runner) skip the schema and semantic checks; see runner/spec/stamp.py.
+    """
     files, problems = discover(paths, require_steps=require_steps)
     result = StepSet(files=files, problems=problems)
+    trusted: frozenset[str] = frozenset()
+    if trust_stamp and len(paths) == 1 and paths[0].is_dir():
+        trusted = trusted_digests(paths[0])
     names: dict[str, tuple[str, int]] = {}  # step name -> where it was first defined
     for file in files:
         name = display(file)
         try:
-            found, steps = _load_file(file, name, names)
+            data, found = read_bytes(file, name, max_bytes=MAX_FILE_BYTES)
+            steps: list[Step] = []
+            if data is not None:
+                digest = content_digest(data)
+                result.digests.append(digest)
+                found, steps = _load_file(data, file, name, names, checked=digest in trusted)
         except Exception as exc:  # a bug of ours, not the file's: still no traceback
             found, steps = [_internal_error(exc, name)], []
         found.sort(key=lambda p: (p.line or 0, p.col or 0))
@@ -109,24 +123,29 @@ def load_steps(paths: list[Path], *, require_steps: bool = False) -> StepSet:
 
 
 def _load_file(
-    file: Path, name: str, names: dict[str, tuple[str, int]]
+    data: bytes, file: Path, name: str, names: dict[str, tuple[str, int]], *, checked: bool
 ) -> tuple[list[Problem], list[Step]]:
     from runner.spec.checks import document_problems
 
-    docs, problems = read_yaml_file(file, name, max_bytes=MAX_FILE_BYTES)
+    docs, problems = parse_yaml_bytes(data, name)
     steps: list[Step] = []
     if not docs and not problems:
         problems.append(Problem("no step in this file (it is empty)", name, 1, 1))
     for doc in docs:
         if not isinstance(doc.value, dict):
-            problems.append(doc.problem(
-                (), f"expected a step (a mapping of apiVersion, kind, metadata and spec), "
-                f"got {describe(doc.value)}"
-            ))
+            problems.append(
+                doc.problem(
+                    (),
+                    f"expected a step (a mapping of apiVersion, kind, metadata and spec), "
+                    f"got {describe(doc.value)}",
+                )
+            )
             continue
-        found, wrong = check_schema(doc)
-        problems += found
-        problems += (p for p in document_problems(doc) if not _under(p.path, wrong))
+        found: list[Problem] = []
+        if not checked:
+            found, wrong = check_schema(doc)
+            problems += found
+            problems += (p for p in document_problems(doc) if not _under(p.path, wrong))
         metadata = doc.value.get("metadata")
         step_name = metadata.get("name") if isinstance(metadata, dict) else None
         if isinstance(step_name, str):
@@ -144,9 +163,7 @@ def _load_file(
 
 def _under(path: str, wrong: set[str]) -> bool:
     """Whether `path` is one of `wrong` or inside one of them."""
-    return any(
-        path == w or (path.startswith(w) and path[len(w)] in ".[") for w in wrong if w
-    )
+    return any(path == w or (path.startswith(w) and path[len(w)] in ".[") for w in wrong if w)
 
 
 def _internal_error(exc: Exception, name: str) -> Problem:

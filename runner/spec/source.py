@@ -155,11 +155,24 @@ class _Frame:
     """A mapping or sequence being built."""
 
     __slots__ = (
-        "anchor", "expect_key", "is_key", "key", "kind", "mark", "path", "start_count", "value"
+        "anchor",
+        "expect_key",
+        "is_key",
+        "key",
+        "kind",
+        "mark",
+        "path",
+        "start_count",
+        "value",
     )
 
     def __init__(
-        self, kind: int, path: PathKey | None, anchor: str | None, count: int, is_key: bool,
+        self,
+        kind: int,
+        path: PathKey | None,
+        anchor: str | None,
+        count: int,
+        is_key: bool,
         mark: Any,
     ) -> None:
         self.kind = kind
@@ -333,8 +346,12 @@ class _Builder:
         top.expect_key = False
         path = (*top.path, key) if top.path is not None else None
         if merge:
-            self._report(mark, "YAML merge keys (<<) are not supported", top.path,
-                         "repeat the fields instead")
+            self._report(
+                mark,
+                "YAML merge keys (<<) are not supported",
+                top.path,
+                "repeat the fields instead",
+            )
             top.key = _BAD_KEY
         elif key in top.value:
             first = self.doc.key_positions.get(path, (0, 0))[0] if path is not None else 0
@@ -454,8 +471,13 @@ def _reader_problem(exc: yaml.YAMLError, text: str, file: str) -> Problem:
         if isinstance(character, str) and len(character) == 1:
             character = ord(character)
         what = f"character U+{character:04X}" if isinstance(character, int) else "a character"
-        return Problem(f"invalid YAML: {what} is not allowed in YAML text", file, line, col,
-                       hint="remove control characters; write them as escapes in a quoted string")
+        return Problem(
+            f"invalid YAML: {what} is not allowed in YAML text",
+            file,
+            line,
+            col,
+            hint="remove control characters; write them as escapes in a quoted string",
+        )
     return Problem(f"invalid YAML: {exc}", file, 1, 1)
 
 
@@ -464,13 +486,28 @@ def read_yaml_file(
 ) -> tuple[list[Document], list[Problem]]:
     """Read and parse a file; unreadable, binary and (with `max_bytes`) huge files are Problems."""
     name = display or str(path)
+    data, problems = read_bytes(path, name, max_bytes=max_bytes)
+    if data is None:
+        return [], problems
+    return parse_yaml_bytes(data, name)
+
+
+def read_bytes(
+    path: Path, name: str, *, max_bytes: int | None = None
+) -> tuple[bytes | None, list[Problem]]:
+    """A file's bytes, or the Problem that stopped us reading them."""
     try:
         with open(path, "rb") as handle:
             data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
     except OSError as exc:
-        return [], [Problem(f"cannot read file: {exc.strerror or exc}", name)]
+        return None, [Problem(f"cannot read file: {exc.strerror or exc}", name)]
     if max_bytes is not None and len(data) > max_bytes:
-        return [], [Problem(f"file too large (more than {max_bytes} bytes)", name, 1, 1)]
+        return None, [Problem(f"file too large (more than {max_bytes} bytes)", name, 1, 1)]
+    return data, []
+
+
+def parse_yaml_bytes(data: bytes, name: str) -> tuple[list[Document], list[Problem]]:
+    """Parse YAML bytes; binary or non-UTF-8 content is a located Problem."""
     nul = data.find(b"\0")
     if nul >= 0:
         line, col = _byte_position(data, nul)
