@@ -53,8 +53,10 @@ _PROSE: tuple[PathKey, ...] = (
     ("spec", "inputs", _ANY, "description"),
     ("spec", "secrets", _ANY, "description"),
 )
-_TEMPLATED_WHERE = "templates work in argv items, env values, workdir, state.name, " \
+_TEMPLATED_WHERE = (
+    "templates work in argv items, env values, workdir, state.name, "
     "state.namespace and status values"
+)
 _TYPES = frozenset({"string", "integer", "number", "boolean", "object", "array"})
 
 
@@ -122,8 +124,9 @@ def _template_problems(
         if any(_matches(path, pattern) for pattern in _PROSE):
             continue
         if not any(_matches(path, pattern) for pattern in _TEMPLATED):
-            yield doc.problem(path, "templates are not expanded here", _TEMPLATED_WHERE,
-                              offset=first)
+            yield doc.problem(
+                path, "templates are not expanded here", _TEMPLATED_WHERE, offset=first
+            )
             continue
         try:
             refs = references(text)
@@ -301,8 +304,11 @@ def _state_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
     store = state.get("store")
     files = state.get("files")
     if store != "none" and "files" not in state:
-        yield doc.problem(path, "a state needs the files to keep",
-                          'add "files: [{path: terraform.tfstate}]", or "store: none"')
+        yield doc.problem(
+            path,
+            "a state needs the files to keep",
+            'add "files: [{path: terraform.tfstate}]", or "store: none"',
+        )
     if store == "none" and files:
         yield doc.problem((*path, "files"), 'store "none" keeps no files')
     seen: dict[str, int] = {}
@@ -313,13 +319,18 @@ def _state_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
         if not isinstance(key, str) or not key:
             continue
         if key in seen:
-            yield doc.problem((*path, "files", i),
-                              f'key "{key}" is already used by files[{seen[key]}]',
-                              'give one of them its own "key:"')
+            yield doc.problem(
+                (*path, "files", i),
+                f'key "{key}" is already used by files[{seen[key]}]',
+                'give one of them its own "key:"',
+            )
         seen.setdefault(key, i)
     if state.get("onDelete") == "remove" and not _is_delete(spec):
-        yield doc.problem((*path, "onDelete"), "onDelete applies only to delete steps",
-                          'add "on: {action: delete}"')
+        yield doc.problem(
+            (*path, "onDelete"),
+            "onDelete applies only to delete steps",
+            'add "on: {action: delete}"',
+        )
 
 
 def _file_name(path: Any) -> str | None:

@@ -56,8 +56,10 @@ def _inline_refs(node: Any, defs: dict[str, Any], depth: int = 0) -> Any:
         rest = {k: _inline_refs(v, defs, depth) for k, v in node.items() if k != "$ref"}
         # Keywords beside $ref (a description) win over the target's.
         return {**target, **rest} if not (set(rest) - _ANNOTATIONS) else {**rest, "allOf": [target]}
-    return {k: (v if k in ("enum", "const", "examples", "default") else _inline_refs(v, defs, depth))
-            for k, v in node.items()}
+    return {
+        k: (v if k in ("enum", "const", "examples", "default") else _inline_refs(v, defs, depth))
+        for k, v in node.items()
+    }
 
 
 _ANNOTATIONS = {"description", "title", "examples", "default", "markdownDescription"}
@@ -167,8 +169,11 @@ def _explain(doc: Document, error: Any) -> list[Problem]:
         return [doc.problem(path, f"must be at least {error.validator_value} characters")]
     if kind == "maxLength":
         limit = error.validator_value
-        return [doc.problem(path, f"{_show(value, 30)} is longer than {limit} characters "
-                                  f"({len(value)})")]
+        return [
+            doc.problem(
+                path, f"{_show(value, 30)} is longer than {limit} characters ({len(value)})"
+            )
+        ]
     if kind == "minItems":
         if error.validator_value == 1:
             return [doc.problem(path, "must not be empty")]
@@ -186,14 +191,19 @@ def _explain_name(doc: Document, error: Any, path: PathKey) -> Problem:
     name = error.instance
     at = (*path, name)
     if error.validator == "not":
-        return doc.problem(at, f'"{name}" is reserved', "Kratix rejects a top-level "
-                           f'"{name}" key in status.yaml; choose another name', key=True)
+        return doc.problem(
+            at,
+            f'"{name}" is reserved',
+            f'Kratix rejects a top-level "{name}" key in status.yaml; choose another name',
+            key=True,
+        )
     if error.validator == "pattern":
         meaning = _PATTERN_MEANING.get(error.validator_value, f"must match {error.validator_value}")
         return doc.problem(at, f"{_show(name)} {meaning}", key=True)
     if error.validator == "maxLength":
-        return doc.problem(at, f"{_show(name, 30)} is longer than {error.validator_value} "
-                               "characters", key=True)
+        return doc.problem(
+            at, f"{_show(name, 30)} is longer than {error.validator_value} characters", key=True
+        )
     return doc.problem(at, f"{_show(name)} is not a valid name", key=True)
 
 
@@ -225,9 +235,9 @@ def _json_types(value: object) -> set[str]:
         return {"integer", "number"}
     if isinstance(value, float):
         return {"number", "integer"} if value.is_integer() else {"number"}
-    return {
-        dict: {"object"}, list: {"array"}, str: {"string"}, type(None): {"null"}
-    }.get(type(value), set())  # type: ignore[call-overload]
+    return {dict: {"object"}, list: {"array"}, str: {"string"}, type(None): {"null"}}.get(
+        type(value), set()
+    )  # type: ignore[call-overload]
 
 
 def _resolve(branch: dict[str, Any]) -> dict[str, Any]:
@@ -259,12 +269,22 @@ def _explain_one_of(doc: Document, error: Any, path: PathKey) -> list[Problem]:
         present = [n for n in names if isinstance(value, dict) and n in value]
         if len(present) > 1:
             return [doc.problem(path, f"use only one of {', '.join(present)}")]
-        return [doc.problem(path, f"needs {' or '.join(names)}",
-                            _known_fields(set(names)) if not present else None)]
+        return [
+            doc.problem(
+                path,
+                f"needs {' or '.join(names)}",
+                _known_fields(set(names)) if not present else None,
+            )
+        ]
     is_command = any("script" in _resolve(b).get("properties", {}) for b in branches)
     if is_command and isinstance(value, dict) and "argv" in value and "script" in value:
-        return [doc.problem(path, "use only one of argv, script",
-                            "argv runs a program directly; script runs bash")]
+        return [
+            doc.problem(
+                path,
+                "use only one of argv, script",
+                "argv runs a program directly; script runs bash",
+            )
+        ]
     by_branch: dict[int, list[Any]] = {}
     for sub in error.context:
         by_branch.setdefault(sub.relative_schema_path[0], []).append(sub)
@@ -306,17 +326,26 @@ def _explain_command(doc: Document, path: PathKey, value: Any, branches: list[An
             known |= set(_resolve(branch).get("properties", {}))
         for key in value:
             if key not in known:
-                return doc.problem((*path, key), f'unknown field "{key}"',
-                                   _did_you_mean(closest(key, known)) or _known_fields(known),
-                                   key=True)
-        return doc.problem(path, "a command needs argv or script",
-                           'e.g. {argv: [terraform, init]} or {script: "..."}')
+                return doc.problem(
+                    (*path, key),
+                    f'unknown field "{key}"',
+                    _did_you_mean(closest(key, known)) or _known_fields(known),
+                    key=True,
+                )
+        return doc.problem(
+            path,
+            "a command needs argv or script",
+            'e.g. {argv: [terraform, init]} or {script: "..."}',
+        )
     hint = None
     if isinstance(value, str):
-        hint = "write the command as a list of arguments, e.g. [terraform, init], or use " \
-               '{script: "..."} for shell text'
-    return doc.problem(path, f"expected a command (a list or a mapping), got {describe(value)}",
-                       hint)
+        hint = (
+            "write the command as a list of arguments, e.g. [terraform, init], or use "
+            '{script: "..."} for shell text'
+        )
+    return doc.problem(
+        path, f"expected a command (a list or a mapping), got {describe(value)}", hint
+    )
 
 
 def _known_fields(known: set[str]) -> str:
