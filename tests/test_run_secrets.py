@@ -437,3 +437,19 @@ def test_long_secret_base64_wrapped_by_the_base64_tool_is_masked(pipeline):
     assert r.returncode == 0, r.stderr
     for line in base64.encodebytes(secret.encode()).decode().splitlines():
         assert line not in r.stdout, f"wrapped base64 line leaked: {line}"
+
+
+def test_a_secret_with_mask_false_is_required_but_shown(pipeline):
+    pipeline.step("endpoint", """
+        secrets:
+          ENDPOINT: { env: MINIO_ENDPOINT, mask: false }
+          PASSWORD: { env: MINIO_PASSWORD }
+        workdir: ../work
+        run:
+          - [sh, -c, 'echo "to $ENDPOINT as $PASSWORD"']
+    """)
+    result = pipeline.run("run", env={"MINIO_ENDPOINT": "minio.example:9000", "MINIO_PASSWORD": "hunter2-pw"})
+    assert result.returncode == 0, result.stderr
+    assert "to minio.example:9000 as ***" in result.stdout
+    missing = pipeline.run("run", env={"MINIO_PASSWORD": "hunter2-pw"})
+    assert missing.returncode == 2 and "MINIO_ENDPOINT is not set" in missing.stderr

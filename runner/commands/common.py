@@ -80,7 +80,10 @@ def start_session(
     if problems:
         raise InvalidError(*problems)
     for item in prepared:
+        unmasked = {s.name for s in item.step.secrets if not s.mask}
         for name, value in item.secrets.items():
+            if name in unmasked:
+                continue
             warning = masker.add(name, value)
             if warning:
                 log.warning(warning, step=item.step.name)

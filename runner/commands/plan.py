@@ -50,7 +50,11 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
         "file": step.document.file,
         "description": step.description,
         "inputs": prepared.inputs,
-        "secrets": {name: "***" for name in prepared.secrets},
+        "secrets": {
+            s.name: "***" if s.mask else prepared.secrets[s.name]
+            for s in step.secrets
+            if s.name in prepared.secrets
+        },
         "env": prepared.env,
         "workdir": str(prepared.workdir) + (" (run in a copy)" if step.copy_workdir else ""),
         "commands": [

@@ -69,6 +69,7 @@ class Secret:
     env: str | None = None
     file: str | None = None
     required: bool = True
+    mask: bool = True
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,13 @@ def build_step(doc: Document, file: Path) -> Step:
         ),
         inputs=tuple(_input(name, raw) for name, raw in (spec.get("inputs") or {}).items()),
         secrets=tuple(
-            Secret(name, raw.get("env"), raw.get("file"), raw.get("required", True))
+            Secret(
+                name,
+                raw.get("env"),
+                raw.get("file"),
+                raw.get("required", True),
+                raw.get("mask", True),
+            )
             for name, raw in (spec.get("secrets") or {}).items()
         ),
         env=_env(spec.get("env")),

@@ -21,8 +21,10 @@ def token_for(user: str) -> str:
 
 
 def user_for(authorization: str | None) -> str:
-    if authorization and authorization.startswith("Bearer " + TOKEN_PREFIX):
-        encoded = authorization[len("Bearer " + TOKEN_PREFIX) :]
+    # The scheme is case-insensitive (the in-cluster loader sends "bearer").
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and token.startswith(TOKEN_PREFIX):
+        encoded = token[len(TOKEN_PREFIX) :]
         try:
             return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
         except ValueError:

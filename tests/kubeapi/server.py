@@ -50,8 +50,9 @@ class KubeHTTPServer(ThreadingHTTPServer):
         self.server_name, self.server_port = str(host), int(port)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], OSError):
-            return  # clients hanging up, or a connection we reset on purpose
+        if isinstance(sys.exc_info()[1], (OSError, ValueError)):
+            # clients hanging up, or a connection we reset on purpose (whose file is then closed)
+            return
         super().handle_error(request, client_address)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
