@@ -343,9 +343,9 @@ def test_long_variants_found_by_prefix_mask_like_the_reference(
     assert run_stream(masker, chunks, max_pending=max_pending)[0] == expected
 
 
-def test_large_ca_bundle_compiles_quickly_and_is_masked() -> None:
+def test_large_ca_bundle_is_masked_whole_and_line_by_line() -> None:
+    """A CA bundle as a secret (~200 KB, thousands of lines); its speed is in bench/, not here."""
     import random
-    import time
 
     rng = random.Random(7)
     certs = [
@@ -356,8 +356,6 @@ def test_large_ca_bundle_compiles_quickly_and_is_masked() -> None:
     ]
     bundle = "".join(certs)  # ~200 KB, like /etc/ssl/certs/ca-certificates.crt
     masker = masker_for(bundle)
-    started = time.perf_counter()
     assert masker.mask(f"ca: {b64(bundle.encode())}\n") == f"ca: {MASK}\n"
-    assert time.perf_counter() - started < 1.5  # a whole-variant regex took ~2 s
     assert masker.mask(bundle) == MASK
     assert masker.mask(certs[3]) == "\n".join([MASK] * 22) + "\n"
