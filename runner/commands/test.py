@@ -1,20 +1,17 @@
 """`runner test CASE_DIR...`: run steps against case folders and diff the results.
 
-The case format and the running and comparing live in `runner.testcase`; this module parses the
-options, runs the cases (in parallel with `--jobs`) and prints the report in case order.
+This module holds the options; the case format, the running, comparing and reporting live in
+`runner.testing`, imported only when the command runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import FrameType
 
-from runner.errors import ExitCode, InvalidError, Problem
+from runner.errors import ExitCode, InvalidError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,46 +51,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from runner import testcase as tc
+    from runner.testing.report import choose_style
+    from runner.testing.runcase import Options
+    from runner.testing.suite import run_suite
 
     if args.jobs < 1:
         raise InvalidError("--jobs must be at least 1")
-    paths, problems = tc.find_cases(args.cases)
-    cases: list[tc.Case] = []
-    for path in paths:
-        try:
-            cases.append(tc.load_case(path, args.steps_dir, os.environ))
-        except InvalidError as exc:
-            problems += exc.problems
-    if problems:
-        raise InvalidError(*problems, Problem("no case was run: fix the case folders above"))
-
-    style = tc.Style(
-        args.color == "always"
-        or (args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    passed = run_suite(
+        args.cases,
+        steps_dir=args.steps_dir,
+        environ=os.environ,
+        options=Options(update=args.update, keep=args.keep, timeout=args.timeout),
+        jobs=args.jobs,
+        style=choose_style(args.color, sys.stdout, os.environ),
+        verbose=args.verbose,
+        junit=Path(args.junit) if args.junit else None,
     )
-    options = tc.Options(update=args.update, keep=args.keep, timeout=args.timeout)
-    results: list[tc.Result] = []
-    # SIGTERM (a CI job cancelled) stops the runs like Ctrl-C does, rather than orphaning them.
-    signal.signal(signal.SIGTERM, _interrupt)
-    pool = ThreadPoolExecutor(max_workers=args.jobs)
-    try:
-        futures = [pool.submit(tc.run_case, case, options, os.environ) for case in cases]
-        for future in futures:  # reported in the order given, as each becomes available
-            result = future.result()
-            results.append(result)
-            print(tc.format_result(result, style, args.verbose), flush=True)
-    except KeyboardInterrupt:
-        pool.shutdown(wait=False, cancel_futures=True)
-        tc.stop_all()  # the runs save their state and stop; their folders are removed
-        pool.shutdown(wait=True)
-        raise
-    pool.shutdown()
-    print(f"\n{tc.summary(results, style)}")
-    if args.junit:
-        tc.write_junit(Path(args.junit), results)
-    return int(ExitCode.OK if all(r.passed for r in results) else ExitCode.COMMAND_FAILED)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    return int(ExitCode.OK if passed else ExitCode.COMMAND_FAILED)

@@ -1,0 +1,167 @@
+"""Comparing the trees a run produced with the trees a case expects, and `--update`.
+
+YAML and JSON files are compared as data, so key order and formatting don't matter; a changed
+file is shown as a unified diff of both sides normalised (sorted keys, block style).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from runner.masking import Masker
+from runner.spec.source import parse_yaml
+
+_PREVIEW_LINES = 20  # of a file produced but not expected
+_HEADLINES = {
+    "changed": "differs",
+    "missing": "expected, but not produced",
+    "unexpected": "produced, but not expected",
+}
+
+
+@dataclass
+class Difference:
+    tree: str  # output | metadata
+    file: str  # app/deployment.yaml, relative to the tree
+    kind: str  # changed | missing | unexpected
+    diff: list[str] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return f"{self.tree}/{self.file}"
+
+    def headline(self) -> str:
+        return f"{self.path}: {_HEADLINES[self.kind]}"
+
+
+def snapshot(root: Path, masker: Masker | None = None) -> dict[str, bytes]:
+    """relative path ("app/deployment.yaml") -> content (masked), for every file under root."""
+    if not root.is_dir():
+        return {}
+    return {
+        path.relative_to(root).as_posix(): _mask(path.read_bytes(), masker)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _mask(data: bytes, masker: Masker | None) -> bytes:
+    if not masker:
+        return data
+    return masker.mask(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+
+
+def compare_trees(
+    tree: str, expected: dict[str, bytes], actual: dict[str, bytes]
+) -> list[Difference]:
+    """Every file missing, unexpected or changed (as data), in path order."""
+    differences: list[Difference] = []
+    for file in sorted(expected.keys() | actual.keys()):
+        path = f"{tree}/{file}"
+        if file not in actual:
+            differences.append(Difference(tree, file, "missing"))
+        elif file not in expected:
+            differences.append(Difference(tree, file, "unexpected", _preview(path, actual[file])))
+        elif (diff := compare_files(path, expected[file], actual[file])) is not None:
+            differences.append(Difference(tree, file, "changed", diff))
+    return differences
+
+
+def compare_files(path: str, expected: bytes, actual: bytes) -> list[str] | None:
+    """None when the files are equal (as data, for YAML and JSON); else a unified diff."""
+    if expected == actual:
+        return None
+    left, right = normalise(path, expected), normalise(path, actual)
+    if left == right:
+        return None
+    if isinstance(left, bytes) or isinstance(right, bytes):
+        return [
+            f"binary files differ ({len(expected)} bytes expected, {len(actual)} bytes produced)"
+        ]
+    diff = list(
+        difflib.unified_diff(
+            left.splitlines(), right.splitlines(), f"expected/{path}", f"actual/{path}", lineterm=""
+        )
+    )
+    return diff or ["the files differ only in line endings or the newline at the end"]
+
+
+def normalise(path: str, data: bytes) -> str | bytes:
+    """YAML and JSON as sorted, block-style YAML/JSON text; other text as it is; binary as bytes."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+    suffix = Path(path).suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        return _normalise_yaml(path, text)
+    if suffix == ".json":
+        try:
+            return json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        except ValueError:
+            return text
+    return text
+
+
+def _normalise_yaml(path: str, text: str) -> str:
+    """Every document dumped with sorted keys; the text as it is when it isn't valid YAML."""
+    docs, problems = parse_yaml(text, path)
+    if problems:
+        return text
+    try:
+        return yaml.safe_dump_all(
+            [d.value for d in docs],
+            sort_keys=True,
+            allow_unicode=True,
+            default_flow_style=False,
+            width=100,
+        )
+    except yaml.YAMLError:
+        return text
+
+
+def _preview(path: str, data: bytes) -> list[str]:
+    """The start of an unexpected file, as an all-added diff."""
+    text = normalise(path, data)
+    if isinstance(text, bytes):
+        return [f"binary file, {len(data)} bytes"]
+    lines = text.splitlines()
+    shown = [f"+{line}" for line in lines[:_PREVIEW_LINES]]
+    if len(lines) > _PREVIEW_LINES:
+        shown.append(f"+... ({len(lines) - _PREVIEW_LINES} more lines)")
+    return shown
+
+
+def write_expectations(
+    case_dir: Path, differences: list[Difference], actual: dict[str, dict[str, bytes]]
+) -> list[str]:
+    """Make the case's expected trees what the run produced (`actual`, masked), changing only
+    the files in `differences`: files equal as data are left as the author wrote them.
+    Returns the paths changed."""
+    for difference in differences:
+        target = case_dir / difference.path
+        if difference.kind == "missing":
+            target.unlink()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(actual[difference.tree][difference.file])
+    for tree in actual:
+        _remove_empty_folders(case_dir / tree)
+    return [d.path for d in differences]
+
+
+def _remove_empty_folders(root: Path) -> None:
+    if not root.is_dir():
+        return
+    for folder in sorted(
+        (p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
+    ):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if not any(root.iterdir()):
+        root.rmdir()

@@ -1,0 +1,142 @@
+"""Running one case: `runner run` in a subprocess with fresh folders and a fresh local state
+store, its output masked, then judged against what the case expects."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import runner
+from runner.masking import Masker
+from runner.spec.loader import display
+from runner.testing import process
+from runner.testing.case import Case, Expect
+from runner.testing.case_files import ENV_FILE, TREES
+from runner.testing.compare import Difference, compare_trees, snapshot, write_expectations
+
+DEFAULT_TIMEOUT = 600.0
+
+# Environment variables a case must not inherit from the shell running `runner test`: they would
+# make the result depend on who runs it (the case says what it wants instead).
+_NOT_INHERITED = re.compile(
+    r"^(KRATIX_.*|RUNNER_STATE_STORE|RUNNER_STATE_DIR|RUNNER_STEPS_DIR|RUNNER_LOG_FORMAT"
+    r"|KUBERNETES_SERVICE_HOST|KUBERNETES_SERVICE_PORT)$"
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    update: bool = False
+    keep: bool = False
+    timeout: float = DEFAULT_TIMEOUT  # unless the case's case.yaml says
+
+
+@dataclass
+class Result:
+    case: Case
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    duration: float = 0.0
+    failures: list[str] = field(default_factory=list)  # exit code and stdout/stderr checks
+    differences: list[Difference] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    kept: Path | None = None
+    error: str | None = None  # the case could not be run at all
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures and not self.differences and self.error is None
+
+
+def run_case(case: Case, options: Options, environ: Mapping[str, str]) -> Result:
+    """Run the case's steps in a subprocess with fresh folders and compare the results."""
+    masker, warnings = _masker(case)
+    result = Result(case)
+    scratch = Path(tempfile.mkdtemp(prefix=f"runner-test-{case.path.name}-"))
+    try:
+        folders = {name: scratch / name for name in (*TREES, "state", "tmp")}
+        for folder in folders.values():
+            folder.mkdir()
+        timeout = case.timeout or options.timeout
+        env = child_environment(case, environ, folders["tmp"])
+        started = time.monotonic()
+        finished = process.run(_runner_run_argv(case, folders), env, timeout)
+        result.duration = time.monotonic() - started
+        result.exit_code = finished.exit_code
+        result.stdout = masker.mask(finished.stdout)
+        result.stderr = "".join(f"runner test: warning: {w}\n" for w in warnings)
+        result.stderr += masker.mask(finished.stderr)
+        result.failures = _unmet_expectations(case.expect, result, timeout)
+        actual = {tree: snapshot(folders[tree], masker) for tree in TREES}
+        for tree in TREES:
+            result.differences += compare_trees(tree, snapshot(case.path / tree), actual[tree])
+        if options.update and not result.failures and result.differences:
+            result.updated = write_expectations(case.path, result.differences, actual)
+            result.differences = []
+        if options.keep:
+            result.kept = scratch
+    except OSError as exc:
+        result.error = f"cannot run the case: {exc.strerror or exc}"
+    finally:
+        if not options.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return result
+
+
+def _masker(case: Case) -> tuple[Masker, list[str]]:
+    """A masker of the case's secrets, and warnings for the ones too short to mask."""
+    masker = Masker()
+    warnings = []
+    for name, value in case.secrets().items():
+        warning = masker.add(name, value)
+        if warning:
+            warnings.append(f"{display(case.path / ENV_FILE)}: {warning}")
+    return masker, warnings
+
+
+def _runner_run_argv(case: Case, folders: dict[str, Path]) -> list[str]:
+    return [
+        sys.executable, "-m", "runner", "run", *case.steps,
+        "--steps-dir", str(case.steps_dir), "--input", str(case.input_dir),
+        "--output", str(folders["output"]), "--metadata", str(folders["metadata"]),
+        "--state-store", f"local:{folders['state']}", "--log-format", "text",
+    ]  # fmt: skip
+
+
+def _unmet_expectations(expect: Expect, result: Result, timeout: float) -> list[str]:
+    """A timeout or the wrong exit code, and the stdout and stderr checks that failed."""
+    failures = []
+    if result.exit_code is None:
+        failures.append(f"timed out after {timeout:g}s")
+    elif result.exit_code != expect.exit_code:
+        failures.append(f"exit code {result.exit_code}, expected {expect.exit_code}")
+    for name, log, wanted in (
+        ("stdout", result.stdout, expect.stdout_contains),
+        ("stderr", result.stderr, expect.stderr_contains),
+    ):
+        failures += [f"{name} does not contain {text!r}" for text in wanted if text not in log]
+    return failures
+
+
+def child_environment(case: Case, environ: Mapping[str, str], tmp: Path) -> dict[str, str]:
+    """The environment of the case's `runner run`: the caller's, without anything that would
+    make the result depend on who runs it, then the case's defaults, env file and case.yaml."""
+    env = {k: v for k, v in environ.items() if not _NOT_INHERITED.match(k)}
+    package_root = Path(runner.__file__).resolve().parent.parent
+    if package_root.name not in ("site-packages", "dist-packages"):
+        # A source checkout run as `python -m runner`: the child must import the same code.
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(package_root), env.get("PYTHONPATH")) if p
+        )
+    env.update(TMPDIR=str(tmp), KRATIX_WORKFLOW_ACTION="configure", KRATIX_WORKFLOW_TYPE="resource")
+    env.update(case.env)
+    env.update(case.kratix)
+    return env

@@ -1,0 +1,66 @@
+"""All the cases of one `runner test`: loaded first, run N at once, reported in the order given."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import FrameType
+
+from runner.testing.case import Case, load_cases
+from runner.testing.process import stop_all
+from runner.testing.report import Style, format_result, summary, write_junit
+from runner.testing.runcase import Options, Result, run_case
+
+
+def run_suite(
+    case_dirs: Iterable[str],
+    *,
+    steps_dir: str | None,
+    environ: Mapping[str, str],
+    options: Options,
+    jobs: int,
+    style: Style,
+    verbose: bool,
+    junit: Path | None,
+) -> bool:
+    """Run every case and print each result and the summary; True when all passed.
+
+    InvalidError, with no case run, when any case folder is bad."""
+    cases = load_cases(case_dirs, steps_dir, environ)
+    results = _run_cases(cases, options, environ, jobs, style, verbose)
+    print(f"\n{summary(results, style)}")
+    if junit is not None:
+        write_junit(junit, results)
+    return all(r.passed for r in results)
+
+
+def _run_cases(
+    cases: list[Case],
+    options: Options,
+    environ: Mapping[str, str],
+    jobs: int,
+    style: Style,
+    verbose: bool,
+) -> list[Result]:
+    """Run the cases, `jobs` at once, printing each result in case order as it becomes known."""
+    results: list[Result] = []
+    # SIGTERM (a CI job cancelled) stops the runs like Ctrl-C does, rather than orphaning them.
+    signal.signal(signal.SIGTERM, _interrupt)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        try:
+            futures = [pool.submit(run_case, case, options, environ) for case in cases]
+            for future in futures:
+                result = future.result()
+                results.append(result)
+                print(format_result(result, style, verbose), flush=True)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            stop_all()  # the runs save their state and stop; their folders are removed
+            raise  # once the pool has waited for them
+    return results
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
