@@ -108,25 +108,23 @@ class Engine:
                 self.log.warning(f"received {signame}: step stopped", **fields)
             self._check_interrupted()
             if failure:
-                duration = time.monotonic() - started
-                self.log.error(
-                    f"step {step.name} failed after {seconds(duration)}",
-                    event="step-end",
-                    status="failed",
-                    duration=round(duration, 3),
-                    **fields,
-                )
+                self._step_end(step.name, started, "failed")
                 raise CommandFailed(f"step {step.name}: {failure}")
             if not self.ctx.dry_run:
                 self._write_status(prepared, workdir)
                 self._copy_output(prepared, workdir)
+        self._step_end(step.name, started, "succeeded")
+
+    def _step_end(self, name: str, started: float, status: str) -> None:
         duration = time.monotonic() - started
-        self.log.info(
-            f"step {step.name} finished in {seconds(duration)}",
+        verb = "failed after" if status == "failed" else "finished in"
+        self.log.event(
+            f"step {name} {verb} {seconds(duration)}",
+            "error" if status == "failed" else "info",
             event="step-end",
-            status="succeeded",
+            status=status,
             duration=round(duration, 3),
-            **fields,
+            step=name,
         )
 
     @contextmanager
