@@ -95,7 +95,12 @@ class Engine:
                     failure = self._run_commands(prepared, workdir, fields)
                     self._finish_state(prepared, store, workdir, stored, failure)
             except LockHeld as exc:
-                write_workflow_control(self.ctx.metadata_dir, exc.retry_after_seconds)
+                try:
+                    write_workflow_control(self.ctx.metadata_dir, exc.retry_after_seconds)
+                except OSError as write_error:
+                    self.log.error(
+                        f"cannot write workflow-control.yaml: {_os_reason(write_error)}", **fields
+                    )
                 self.log.info(
                     f"asked Kratix to retry in {exc.retry_after_seconds}s (workflow-control.yaml)",
                     **fields,
@@ -146,7 +151,13 @@ class Engine:
             ignore = shutil.ignore_patterns(
                 ".terraform", *(Path(f.path).name for f in prepared.step.state.files)
             )
-            shutil.copytree(source, workdir, symlinks=True, ignore=ignore)
+            try:
+                shutil.copytree(source, workdir, symlinks=True, ignore=ignore)
+            except (shutil.Error, OSError) as exc:
+                raise CommandFailed(
+                    f"step {prepared.step.name}: cannot copy the workdir {source} to {scratch} "
+                    f"(TMPDIR): {_os_reason(exc)}"
+                ) from None
             yield workdir
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -163,12 +174,18 @@ class Engine:
         stored = store.load(ref)
         for item in prepared.step.state.files:
             target = workdir / item.path
-            if stored is not None and item.key in stored:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(stored[item.key])
-            else:
-                # The store is the truth: a stale file from an earlier run must not be used.
-                target.unlink(missing_ok=True)
+            try:
+                if stored is not None and item.key in stored:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(stored[item.key])
+                else:
+                    # The store is the truth: a stale file from an earlier run must not be used.
+                    target.unlink(missing_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot restore {item.path} into {workdir}: {_os_reason(exc)} "
+                    f"(the stored state in {store.describe(ref)} is untouched)"
+                ) from None
         if stored is None:
             self.log.info(f"no stored state in {store.describe(ref)}: starting fresh", **fields)
         else:
@@ -305,7 +322,12 @@ class Engine:
             else:
                 values[key] = value
         if values:
-            path = merge_status(self.ctx.metadata_dir, _mask_values(self.log, values))
+            try:
+                path = merge_status(self.ctx.metadata_dir, _mask_values(self.log, values))
+            except OSError as exc:
+                raise CommandFailed(
+                    f"cannot write status.yaml in {self.ctx.metadata_dir}: {_os_reason(exc)}"
+                ) from None
             self.log.info(f"status: {', '.join(values)} → {path}", step=prepared.step.name)
 
     def _status_from_file(
@@ -341,15 +363,20 @@ class Engine:
             target = (out_root / copy.target).resolve()
             if not target.is_relative_to(out_root):
                 raise InvalidError(f"output target {copy.target} is outside the output folder")
-            if source.is_dir():
-                shutil.copytree(source, target, dirs_exist_ok=True)
-            elif source.is_file():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(
-                    source, target if not copy.target.endswith("/") else target / source.name
-                )
-            else:
+            if not source.exists():
                 raise CommandFailed(f"step {prepared.step.name}: output {copy.source} was not made")
+            try:
+                if source.is_dir():
+                    shutil.copytree(source, target, dirs_exist_ok=True)
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    destination = target / source.name if copy.target.endswith("/") else target
+                    shutil.copy2(source, destination)
+            except (shutil.Error, OSError) as exc:
+                raise CommandFailed(
+                    f"step {prepared.step.name}: cannot copy output {copy.source} to {target}: "
+                    f"{_os_reason(exc)}"
+                ) from None
             self.log.info(f"output: {copy.source} → {target}", step=prepared.step.name)
 
 
@@ -364,6 +391,17 @@ def _reason(command: PreparedCommand, outcome: Outcome) -> str:
     if outcome.exit_code is not None and outcome.exit_code < 0:
         return f"{described} was killed by {signal.Signals(-outcome.exit_code).name}"
     return f"{described} exited with {outcome.exit_code}"
+
+
+def _os_reason(exc: BaseException) -> str:
+    """What went wrong with a file operation, in one line (shutil.Error carries a list)."""
+    if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list):
+        reasons = {str(entry[-1]) for entry in exc.args[0]}
+        return "; ".join(sorted(reasons))[:300]
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return str(exc)
 
 
 def _mask_values(log: Logger, value: Any) -> Any:

@@ -11,6 +11,14 @@ from runner.spec.model import Step
 
 def resolve_secrets(step: Step, environ: Mapping[str, str]) -> dict[str, str]:
     """name -> value for every secret present; a missing required one stops the step."""
+    values, problems = read_secrets(step, environ)
+    if problems:
+        raise InvalidError(*problems)
+    return values
+
+
+def read_secrets(step: Step, environ: Mapping[str, str]) -> tuple[dict[str, str], list[Problem]]:
+    """The secrets that are present, and a Problem for each required one that is not."""
     values: dict[str, str] = {}
     problems: list[Problem] = []
     for secret in step.secrets:
@@ -50,6 +58,4 @@ def resolve_secrets(step: Step, environ: Mapping[str, str]) -> dict[str, str]:
                 )
                 continue
         values[secret.name] = value
-    if problems:
-        raise InvalidError(*problems)
-    return values
+    return values, problems

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from runner.errors import InvalidError, Problem
@@ -13,6 +13,7 @@ from runner.kratix import KratixContext, read_request
 from runner.log import Logger
 from runner.masking import Masker
 from runner.prepare import PreparedStep, prepare
+from runner.secrets import read_secrets
 from runner.spec.loader import default_steps_dir, load_steps
 from runner.spec.model import Step
 from runner.spec.schema import closest
@@ -68,6 +69,9 @@ def start_session(
     steps = select_steps(loaded.steps, names, ctx, log)
     if not steps:
         return Session(ctx, [], [], log)
+    # Secrets first: a message about a bad request may quote a value that is also a secret.
+    for step in steps:
+        _register_secrets(step, environ, log)
     request = read_request(ctx)
     ctx = ctx.with_request(request.value)
     prepared: list[PreparedStep] = []
@@ -78,16 +82,23 @@ def start_session(
         except InvalidError as exc:
             problems += exc.problems
     if problems:
-        raise InvalidError(*problems)
-    for item in prepared:
-        unmasked = {s.name for s in item.step.secrets if not s.mask}
-        for name, value in item.secrets.items():
-            if name in unmasked:
-                continue
-            warning = masker.add(name, value)
-            if warning:
-                log.warning(warning, step=item.step.name)
+        raise InvalidError(*(_masked(masker, p) for p in problems))
     return Session(ctx, steps, prepared, log)
+
+
+def _register_secrets(step: Step, environ: Mapping[str, str], log: Logger) -> None:
+    """Teach the masker the step's secrets that are present (prepare() reports missing ones)."""
+    values, _ = read_secrets(step, environ)
+    for secret in step.secrets:
+        if secret.mask and secret.name in values:
+            warning = log.masker.add(secret.name, values[secret.name])
+            if warning:
+                log.warning(warning, step=step.name)
+
+
+def _masked(masker: Masker, problem: Problem) -> Problem:
+    hint = masker.mask(problem.hint) if problem.hint else None
+    return replace(problem, message=masker.mask(problem.message), hint=hint)
 
 
 def select_steps(
