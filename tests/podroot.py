@@ -212,12 +212,14 @@ def _overlay_root(scratch: str) -> str:
 
 
 def _make_visible(root: str, paths: Sequence[str], uid: int) -> None:
-    """Host paths on other filesystems than / are bound in (an overlay shows only /'s own
-    files), and every folder above them is made traversable for the pod's user (in the
+    """Host paths on other filesystems than / (an overlay shows only /'s own files) or under
+    /tmp (the pod's /tmp is a fresh tmpfs) are bound in, and every folder above them is made traversable for the pod's user (in the
     overlay only: a chmod there copies the folder's metadata up, the host's stays)."""
     root_dev = os.stat("/").st_dev
     for path in paths:
-        if os.stat(path).st_dev != root_dev:
+        # The pod gets a fresh /tmp, so a checkout or venv under /tmp (CI clones) is bound too.
+        under_tmp = os.path.abspath(path) == "/tmp" or os.path.abspath(path).startswith("/tmp/")
+        if under_tmp or os.stat(path).st_dev != root_dev:
             _mount("--rbind", path, _inside(root, path))
         if uid == 0:
             continue
