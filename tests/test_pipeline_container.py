@@ -308,12 +308,6 @@ def test_forbidden_configmap_get_exits_3_naming_the_service_account(
     assert lease_holder(kube, "my-app-state") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner bug: the kubernetes client turns a TLS verification failure into "
-    "ApiException(status=0, body=None) and then crashes in api_client.__call_api "
-    "(AttributeError: body.decode); runner/state/kube.py lets it through as a traceback, exit 1",
-)
 def test_api_server_certificate_not_signed_by_the_pods_ca_exits_3(
     make_pod: Any, s3: S3Server
 ) -> None:

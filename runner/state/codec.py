@@ -15,18 +15,23 @@ Three formats, recorded in the object's `FORMAT_ANNOTATION`:
   `CHUNK_BYTES`; each piece goes into its own chunk object under the key ``chunk`` (ConfigMap
   ``.binaryData``, Secret ``.data``), and the main object's ``.data`` holds only a JSON
   ``manifest``: chunk count, compressed size, the compressed archive's sha256 and a
-  ``generation`` (its first 16 hex digits) that chunk object names can carry, so a new save
-  writes new chunk objects and readers of the old manifest never see a mix unnoticed.
+  ``generation``: 16 hex digits, random per save, that the chunk objects' names carry. A save
+  writes new chunk objects under a new generation and never rewrites one, so a reader of the old
+  manifest finds the old chunks or none (and reads again), never a mix unnoticed. (Earlier
+  runners took the generation from the sha256's first 16 digits; such manifests still read.)
 
 The archive, once decompressed, is one JSON header line ``{"version": 1, "files": [[key, size],
 ...]}`` and then the files' bytes back to back, in header order (sorted keys). Compressed, it is
 a multi-member gzip stream (one member for the header, one per file), so an operator can rebuild
 it with ``cat`` + ``base64 -d`` of each chunk + ``gunzip``.
 
-Memory: states reach 30+ MiB in a 256 MiB pod shared with terraform, so encoding streams the
-compressor over slices of the input and emits base64 chunks as it goes (the whole compressed
-archive never exists at once), and decoding verifies the chunks' checksum chunk by chunk before
-decompressing anything.
+Memory: states reach 30+ MiB in a 256 MiB pod shared with terraform, so neither direction ever
+holds more than one chunk of encoded data. `encode_stream` compresses slices of the input and
+hands out each chunk's base64 as soon as it is full (the store writes it and drops it); the
+manifest, which needs the size and checksum of everything, comes last, as the store writes it
+last. `ChunkedDecoder` takes one chunk at a time (the store fetches it, feeds it, drops it),
+hashes it, and inflates it straight into the files; the checksum is compared once the last chunk
+is in, and on a mismatch CorruptState is raised before any file is handed out.
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ import binascii
 import hashlib
 import io
 import json
+import os
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 MAX_OBJECT_BYTES = 1_000_000
@@ -71,11 +77,13 @@ GZIP_LEVEL: Final = 6
 
 # Keys as Kubernetes allows them in ConfigMap/Secret data (IsConfigMapKey).
 _KEY = re.compile(r"[-._a-zA-Z0-9]+")
+_GENERATION = re.compile(r"[0-9a-f]{16}")
 _MAX_KEY_LENGTH = 253
 _SLICE = 1 << 20  # input fed to the compressor, and most output taken from zlib, at a time
 _INFLATE_SLICE = 64 << 10  # compressed input fed to the decompressor at a time
 _MAX_HEADER = 64 << 20  # a header line longer than this is not ours
 _MANIFEST_LIMIT = 1_000_000  # thousands of keys, long ones: the main object must still fit
+_DIGEST_PREFIX = b"kratix-step-runner/state/v1\0"
 
 
 class CorruptState(ValueError):
@@ -97,7 +105,8 @@ class Payload:
     `data` is ``{"manifest": json}`` (a Secret: the json base64-encoded, as its ``.data`` must
     be; `manifest()` reads both) and `chunks` lists each chunk object's payload, in order:
     ``{"chunk": base64}``, to be put in ``.binaryData`` of a ConfigMap or ``.data`` of a Secret
-    (see `chunk_field`).
+    (see `chunk_field`). `encode` fills `chunks`; `Encoding.payload` leaves it empty (the
+    chunks were handed out one by one).
     """
 
     format: str
@@ -130,15 +139,36 @@ def valid_key(key: str) -> bool:
     )
 
 
+def new_generation() -> str:
+    """A fresh generation: 16 random hex digits (64 bits), so no two saves share chunk names."""
+    return os.urandom(8).hex()
+
+
 # ---------------------------------------------------------------------------------------------
 # encode
 
 
-def encode(files: Mapping[str, bytes], kind: str) -> Payload:
-    """The payload that stores `files` in objects of `kind` ("configmap" or "secret").
+def encode(files: Mapping[str, bytes], kind: str, *, generation: str | None = None) -> Payload:
+    """The payload that stores `files` in objects of `kind` ("configmap" or "secret"), all of it
+    at once: `encode_stream` made into one `Payload`, chunks included (tests, small states).
 
     Plain when every value is UTF-8 and keys + values fit `MAX_OBJECT_BYTES`; else gzip when
-    keys + compressed values fit; else chunked. Raises ValueError for a bad kind or key.
+    keys + compressed values fit; else chunked, under `generation` (default: a new random
+    one). Raises ValueError for a bad kind, key or generation.
+    """
+    encoding = encode_stream(files, kind, generation=generation)
+    chunks = [{CHUNK_KEY: chunk.decode("ascii")} for chunk in encoding.chunks()]
+    return replace(encoding.payload(), chunks=chunks)
+
+
+def encode_stream(
+    files: Mapping[str, bytes], kind: str, *, generation: str | None = None
+) -> Encoding:
+    """Start encoding `files` for objects of `kind`: the format is decided at once (plain and
+    gzip payloads are made at once, they fit one object); a chunked state's chunks are made
+    one at a time as `Encoding.chunks()` is iterated, and its manifest once they all have been.
+
+    Raises ValueError for a bad kind, key or generation.
     """
     _check_kind(kind)
     keys = sorted(files)
@@ -148,14 +178,58 @@ def encode(files: Mapping[str, bytes], kind: str) -> Payload:
                 f"state key {key!r} is not a valid ConfigMap/Secret key "
                 "(letters, digits, '-', '_' and '.'; at most 253 characters)"
             )
+    if generation is None:
+        generation = new_generation()
+    elif _GENERATION.fullmatch(generation) is None:
+        raise ValueError(f"generation {generation!r} is not 16 lowercase hex digits")
     budget = MAX_OBJECT_BYTES
     if sum(len(k) + len(files[k]) for k in keys) <= budget:
         texts = _texts(files, keys)
         if texts is not None:
             if kind == CONFIGMAP:
-                return Payload(PLAIN, texts)
-            return Payload(PLAIN, {k: _b64(files[k]) for k in keys})
-    return _encode_compressed(files, keys, kind, budget)
+                return Encoding(Payload(PLAIN, texts))
+            return Encoding(Payload(PLAIN, {k: _b64(files[k]) for k in keys}))
+    return _encode_compressed(files, keys, kind, budget, generation)
+
+
+class Encoding:
+    """A state being encoded (see `encode_stream`).
+
+    `format` is known from the start. For ``chunked``, `generation` names the chunk objects;
+    `chunks()` yields each chunk's value for the object's ``chunk`` key, base64 as ASCII bytes
+    (ready to go into a JSON body: base64 needs no escaping), making it only when asked; and
+    `payload()`, the main object's data with the manifest, is there once every chunk has been
+    taken. For plain and gzip, `chunks()` yields nothing and `payload()` is ready at once.
+    """
+
+    def __init__(
+        self,
+        payload: Payload | None,
+        chunks: Iterator[bytes] | None = None,
+        generation: str | None = None,
+        format: str | None = None,
+    ) -> None:
+        self._payload = payload
+        self._chunks = chunks
+        self.generation = generation
+        self.format: str = format or (payload.format if payload else CHUNKED)
+
+    def chunks(self) -> Iterator[bytes]:
+        """Each chunk's base64 in order (chunked only); iterable once."""
+        if self._chunks is None:
+            return iter(())
+        chunks, self._chunks = self._chunks, None
+        return chunks
+
+    def payload(self) -> Payload:
+        """The main object's payload. Raises RuntimeError for a chunked state whose chunks
+        have not all been taken yet (its manifest is made after the last)."""
+        if self._payload is None:
+            raise RuntimeError("the manifest is made after the last chunk: take every chunk first")
+        return self._payload
+
+    def _finish(self, payload: Payload) -> None:
+        self._payload = payload
 
 
 def _texts(files: Mapping[str, bytes], keys: list[str]) -> dict[str, str] | None:
@@ -169,8 +243,8 @@ def _texts(files: Mapping[str, bytes], keys: list[str]) -> dict[str, str] | None
 
 
 def _encode_compressed(
-    files: Mapping[str, bytes], keys: list[str], kind: str, budget: int
-) -> Payload:
+    files: Mapping[str, bytes], keys: list[str], kind: str, budget: int, generation: str
+) -> Encoding:
     """Gzip each file while the total fits; past the budget, carry on as a chunked archive
     with the members already made, so nothing is compressed twice."""
     pieces = _compress_files(files, keys)
@@ -184,11 +258,15 @@ def _encode_compressed(
         members[index].append(piece)
         used += len(piece)
         if used > budget:
-            return _chunked(files, keys, kind, members, pieces)
+            # Before any chunk is made (and written): the manifest must fit the main object.
+            _manifest_text(kind, keys, generation, 0, 0, 0, "0" * 64, worst=True)
+            encoding = Encoding(None, generation=generation, format=CHUNKED)
+            encoding._chunks = _chunked(encoding, files, keys, kind, members, pieces)
+            return encoding
     encoded = {k: _b64(b"".join(members[i])) for i, k in enumerate(keys)}
     if kind == CONFIGMAP:
-        return Payload(GZIP, {}, encoded)
-    return Payload(GZIP, encoded)
+        return Encoding(Payload(GZIP, {}, encoded))
+    return Encoding(Payload(GZIP, encoded))
 
 
 def _compress_files(files: Mapping[str, bytes], keys: list[str]) -> Iterator[tuple[int, bytes]]:
@@ -209,38 +287,61 @@ def _gzip(data: bytes) -> bytes:
 
 
 def _chunked(
+    encoding: Encoding,
     files: Mapping[str, bytes],
     keys: list[str],
     kind: str,
     members: list[list[bytes]],
     rest: Iterator[tuple[int, bytes]],
-) -> Payload:
+) -> Iterator[bytes]:
+    """The chunks' base64, one by one; after the last, the manifest goes into `encoding`."""
     writer = _ChunkWriter()
     header = {"version": ARCHIVE_VERSION, "files": [[k, len(files[k])] for k in keys]}
-    writer.write(_gzip(json.dumps(header, separators=(",", ":")).encode("ascii") + b"\n"))
+    yield from writer.write(
+        _gzip(json.dumps(header, separators=(",", ":")).encode("ascii") + b"\n")
+    )
     for member in members:
         while member:
-            writer.write(member.pop(0))
+            yield from writer.write(member.pop(0))
     for _, piece in rest:
-        writer.write(piece)
-    chunks = writer.finish()
-    digest_hex = writer.sha256.hexdigest()
+        yield from writer.write(piece)
+    yield from writer.finish()
+    total = sum(len(files[k]) for k in keys)
+    generation = str(encoding.generation)
+    sha = writer.sha256.hexdigest()
+    value = _manifest_text(kind, keys, generation, writer.count, writer.size, total, sha)
+    encoding._finish(Payload(CHUNKED, {MANIFEST_KEY: value}))
+
+
+def _manifest_text(
+    kind: str,
+    keys: list[str],
+    generation: str,
+    chunks: int,
+    size: int,
+    total: int,
+    sha: str,
+    worst: bool = False,
+) -> str:
+    """The manifest as it goes into the main object's ``.data``; with worst=True, one with the
+    biggest numbers it could hold, to learn up front whether it fits. Raises ValueError."""
+    if worst:
+        chunks = size = total = 1 << 63
     doc = {
         "version": MANIFEST_VERSION,
-        "chunks": len(chunks),
-        "size": writer.size,
-        "sha256": digest_hex,
+        "chunks": chunks,
+        "size": size,
+        "sha256": sha,
         "keys": keys,
-        "generation": digest_hex[:16],
+        "generation": generation,
         "files": len(keys),
-        "bytes": sum(len(files[k]) for k in keys),
+        "bytes": total,
     }
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     if len(text) * 4 // 3 + len(MANIFEST_KEY) > _MANIFEST_LIMIT:
         raise ValueError(f"a state of {len(keys)} files has too many keys for one manifest")
     # A Secret's .data is base64 like everything in it; a ConfigMap shows the manifest as is.
-    value = text if kind == CONFIGMAP else _b64(text.encode("ascii"))
-    return Payload(CHUNKED, {MANIFEST_KEY: value}, {}, chunks)
+    return text if kind == CONFIGMAP else _b64(text.encode("ascii"))
 
 
 class _ChunkWriter:
@@ -249,27 +350,27 @@ class _ChunkWriter:
     def __init__(self) -> None:
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self.count = 0
         self.limit = CHUNK_BYTES
         self._buffer = bytearray()
-        self._chunks: list[dict[str, str]] = []
 
-    def write(self, piece: bytes) -> None:
+    def write(self, piece: bytes) -> Iterator[bytes]:
         self.sha256.update(piece)
         self.size += len(piece)
         self._buffer += piece
         while len(self._buffer) >= self.limit:
-            self._emit(self.limit)
+            yield self._emit(self.limit)
 
-    def _emit(self, length: int) -> None:
+    def _emit(self, length: int) -> bytes:
         with memoryview(self._buffer) as view, view[:length] as head:
-            encoded = _b64(head)
+            encoded = base64.b64encode(head)
         del self._buffer[:length]
-        self._chunks.append({CHUNK_KEY: encoded})
+        self.count += 1
+        return encoded
 
-    def finish(self) -> list[dict[str, str]]:
+    def finish(self) -> Iterator[bytes]:
         if self._buffer:
-            self._emit(len(self._buffer))
-        return self._chunks
+            yield self._emit(len(self._buffer))
 
 
 def _b64(data: bytes | memoryview) -> str:
@@ -289,29 +390,74 @@ def decode(
 ) -> dict[str, bytes]:
     """The files stored in an object of `kind` with `format` (its annotation), `data` and
     `binary_data` (its ``.data``/``.binaryData``) and, for chunked, each chunk object's
-    ``.data``/``.binaryData`` merged, in order.
+    ``.data``/``.binaryData`` merged, in order. `chunks` is consumed one at a time, so it
+    can be a generator that fetches each chunk object when asked.
 
     A missing format (None or "") reads as plain, so objects made by hand or by the tutorial's
     ``kubectl create configmap --from-file`` load. Raises CorruptState when the objects do not
     make a state: for chunked, when the chunk count, size or checksum disagrees with the
     manifest (a reader saw a mix of saves: read again); UnsupportedFormat for an unknown format.
     """
+    files, _ = _decode(kind, format, data, binary_data, chunks, keep=True)
+    assert files is not None
+    return files
+
+
+def decode_digest(
+    kind: str,
+    format: str | None,
+    data: Mapping[str, str] | None,
+    binary_data: Mapping[str, str] | None,
+    chunks: Iterable[Mapping[str, str]] | None = None,
+) -> str:
+    """`digest(decode(...))` without keeping the files: a chunked state is hashed as it
+    inflates. Raises as `decode` does."""
+    return _decode(kind, format, data, binary_data, chunks, keep=False)[1]
+
+
+def decode_with_digest(
+    kind: str,
+    format: str | None,
+    data: Mapping[str, str] | None,
+    binary_data: Mapping[str, str] | None,
+    chunks: Iterable[Mapping[str, str]] | None = None,
+) -> tuple[dict[str, bytes], str]:
+    """`decode(...)` and its `digest`, hashed in the same pass over a chunked state."""
+    files, sha = _decode(kind, format, data, binary_data, chunks, keep=True)
+    assert files is not None
+    return files, sha
+
+
+def _decode(
+    kind: str,
+    format: str | None,
+    data: Mapping[str, str] | None,
+    binary_data: Mapping[str, str] | None,
+    chunks: Iterable[Mapping[str, str]] | None,
+    keep: bool,
+) -> tuple[dict[str, bytes] | None, str]:
     _check_kind(kind)
     data = data or {}
     binary_data = binary_data or {}
     fmt = format or PLAIN
     if fmt == PLAIN:
-        return _decode_plain(kind, data, binary_data)
-    if fmt == GZIP:
-        return _decode_gzip(kind, data, binary_data)
-    if fmt == CHUNKED:
+        files = _decode_plain(kind, data, binary_data)
+    elif fmt == GZIP:
+        files = _decode_gzip(kind, data, binary_data)
+    elif fmt == CHUNKED:
         if chunks is None:
             raise CorruptState("chunked state read without its chunk objects")
-        return _decode_chunked(kind, data, chunks)
-    raise UnsupportedFormat(
-        f"unknown state format {fmt!r} in annotation {FORMAT_ANNOTATION} "
-        f"(this runner reads {', '.join(FORMATS)}; was it written by a newer runner?)"
-    )
+        decoder = ChunkedDecoder(data, keep=keep)
+        for chunk in chunks:
+            decoder.feed(chunk)
+            del chunk  # before the next is fetched
+        return decoder.finish(), decoder.digest
+    else:
+        raise UnsupportedFormat(
+            f"unknown state format {fmt!r} in annotation {FORMAT_ANNOTATION} "
+            f"(this runner reads {', '.join(FORMATS)}; was it written by a newer runner?)"
+        )
+    return (files if keep else None), digest(files)
 
 
 def _decode_plain(
@@ -371,39 +517,88 @@ def _crc(data: bytes) -> bytes:
     return zlib.crc32(data).to_bytes(4, "little")
 
 
-def _decode_chunked(
-    kind: str, data: Mapping[str, str], chunks: Iterable[Mapping[str, str]]
-) -> dict[str, bytes]:
-    doc = manifest(data, format=CHUNKED)
-    assert doc is not None  # format=CHUNKED raises rather than return None
-    chunk_list = list(chunks)
-    if len(chunk_list) != doc["chunks"]:
-        raise CorruptState(
-            f"chunked state: the manifest (generation {doc['generation']}) names "
-            f"{doc['chunks']} chunks but {len(chunk_list)} were read"
-        )
-    # First pass: check size and checksum without keeping the decoded chunks.
-    sha, size = hashlib.sha256(), 0
-    for index, chunk in enumerate(chunk_list):
+class ChunkedDecoder:
+    """Reads a chunked state one chunk at a time: `feed` each chunk object's merged
+    ``.data``/``.binaryData`` in order, then `finish`.
+
+    Each chunk is base64-decoded, hashed and inflated into the files at once, and dropped.
+    What the manifest promises (chunk count, size, sha256, keys) is checked in `finish`, after
+    the last chunk and before any file is handed out: a mix of saves raises CorruptState there
+    (a size beyond the manifest's, or a chunk too many, as soon as it shows). A chunk that
+    does not inflate does not stop the hashing, so a mix is reported as one (read again) rather
+    than as the garbled archive it makes. With keep=False no file is kept, only `digest`.
+    """
+
+    def __init__(self, data: Mapping[str, str], *, keep: bool = True) -> None:
+        doc = manifest(data, format=CHUNKED)
+        assert doc is not None  # format=CHUNKED raises rather than return None
+        self.manifest = doc
+        self._sha = hashlib.sha256()
+        self._size = 0
+        self._count = 0
+        # Deflate expands at most ~1032:1: a header claiming more is not ours.
+        self._archive: _ArchiveReader | None = _ArchiveReader(1032 * doc["size"] + 1024, keep)
+        self._inflater: _Inflater | None = _Inflater(self._archive)
+        self._error: CorruptState | None = None
+        self._keep = keep
+        self.digest = ""
+
+    @property
+    def chunks(self) -> int:
+        """How many chunks the manifest names."""
+        return int(self.manifest["chunks"])
+
+    def feed(self, chunk: Mapping[str, str]) -> None:
+        index = self._count
+        self._count += 1
+        if index >= self.chunks:
+            raise self._count_mismatch("more")
         raw = _chunk_bytes(index, chunk)
-        sha.update(raw)
-        size += len(raw)
-        if size > doc["size"]:
-            break
-    if size != doc["size"] or sha.hexdigest() != doc["sha256"]:
-        raise CorruptState(
+        self._sha.update(raw)
+        self._size += len(raw)
+        if self._size > self.manifest["size"]:
+            raise self._mismatch()
+        if self._inflater is not None:
+            try:
+                self._inflater.feed(raw)
+            except CorruptState as exc:
+                # Keep hashing: if the checksum disagrees too, that is the story to tell.
+                self._error = exc
+                self._inflater = self._archive = None
+
+    def finish(self) -> dict[str, bytes] | None:
+        """The files (None with keep=False); sets `digest`. Raises CorruptState."""
+        doc = self.manifest
+        if self._count != self.chunks:
+            raise self._count_mismatch(str(self._count))
+        if self._size != doc["size"] or self._sha.hexdigest() != doc["sha256"]:
+            raise self._mismatch()
+        if self._error is not None:
+            raise self._error
+        assert self._inflater is not None and self._archive is not None
+        self._inflater.finish()
+        files = self._archive.finish()
+        if self._archive.keys != doc["keys"]:
+            raise CorruptState("chunked state: the archive's keys differ from the manifest's")
+        self.digest = self._archive.digest()
+        return files if self._keep else None
+
+    def _count_mismatch(self, read: str) -> CorruptState:
+        doc = self.manifest
+        return CorruptState(
+            f"chunked state: the manifest (generation {doc['generation']}) names "
+            f"{doc['chunks']} chunks but {read} were read"
+        )
+
+    def _mismatch(self) -> CorruptState:
+        doc, size = self.manifest, self._size
+        return CorruptState(
             f"chunked state: the chunks do not match the manifest (generation "
             f"{doc['generation']}: {doc['size']} bytes, sha256 {doc['sha256'][:16]}...; read "
-            f"{size} bytes{'' if size != doc['size'] else ', other checksum'}): "
+            f"{'more' if size > doc['size'] else size} bytes"
+            f"{'' if size != doc['size'] else ', other checksum'}): "
             "a chunk is missing, truncated or from another save"
         )
-    # Second pass: decompress the verified bytes.
-    # Deflate expands at most ~1032:1: a header claiming more is not ours.
-    limit = 1032 * size + 1024
-    files = _unarchive((_chunk_bytes(i, c) for i, c in enumerate(chunk_list)), limit)
-    if sorted(files) != doc["keys"]:
-        raise CorruptState("chunked state: the archive's keys differ from the manifest's")
-    return files
 
 
 def _chunk_bytes(index: int, chunk: Mapping[str, str]) -> bytes:
@@ -456,8 +651,8 @@ def _check_manifest(doc: Any) -> None:
     sha, generation = doc["sha256"], doc["generation"]
     if not isinstance(sha, str) or re.fullmatch(r"[0-9a-f]{64}", sha) is None:
         raise ValueError("sha256 must be 64 hex digits")
-    if generation != sha[:16]:
-        raise ValueError("generation must be the first 16 hex digits of sha256")
+    if not isinstance(generation, str) or _GENERATION.fullmatch(generation) is None:
+        raise ValueError("generation must be 16 lowercase hex digits")
     keys = doc["keys"]
     if not isinstance(keys, list) or not all(isinstance(k, str) and valid_key(k) for k in keys):
         raise ValueError("keys must be a list of valid keys")
@@ -465,56 +660,64 @@ def _check_manifest(doc: Any) -> None:
         raise ValueError("keys must be sorted and unique")
 
 
-def _unarchive(compressed: Iterable[bytes], max_bytes: int) -> dict[str, bytes]:
-    """Decompress a multi-member gzip stream of the archive and split it into files."""
-    reader = _ArchiveReader(max_bytes)
-    decompressor = zlib.decompressobj(31)
-    in_member = False
-    try:
-        for piece in _slices(compressed):
-            data = piece
-            while data or in_member:
-                # At most _SLICE out at a time: a 900 KiB chunk may inflate to hundreds of MiB.
-                out = decompressor.decompress(data, _SLICE)
-                in_member = True
-                reader.feed(out)
-                if decompressor.eof:
-                    data = decompressor.unused_data
-                    decompressor = zlib.decompressobj(31)
-                    in_member = False
-                elif decompressor.unconsumed_tail:
-                    data = decompressor.unconsumed_tail
-                elif len(out) < _SLICE:
-                    break  # this piece is used up and nothing is pending: next piece
-                else:
-                    data = b""  # output may be pending inside zlib: drain it
-    except zlib.error as exc:
-        raise CorruptState(f"chunked state: the archive is corrupt: {exc}") from None
-    if in_member:
-        raise CorruptState("chunked state: the archive is truncated")
-    return reader.finish()
+class _Inflater:
+    """Inflates a multi-member gzip stream fed a piece at a time into an _ArchiveReader."""
 
+    def __init__(self, reader: _ArchiveReader) -> None:
+        self._reader = reader
+        self._decompressor = zlib.decompressobj(31)
+        self._in_member = False
 
-def _slices(pieces: Iterable[bytes]) -> Iterator[bytes | memoryview]:
-    """The pieces cut into _INFLATE_SLICE views, so zlib's unconsumed tails stay small."""
-    for piece in pieces:
-        with memoryview(piece) as view:
-            for start in range(0, len(view), _INFLATE_SLICE):
-                yield view[start : start + _INFLATE_SLICE]
+    def feed(self, piece: bytes) -> None:
+        try:
+            with memoryview(piece) as view:
+                for start in range(0, len(view), _INFLATE_SLICE):
+                    self._inflate(view[start : start + _INFLATE_SLICE])
+        except zlib.error as exc:
+            raise CorruptState(f"chunked state: the archive is corrupt: {exc}") from None
+
+    def _inflate(self, data: bytes | memoryview) -> None:
+        # Slices of _INFLATE_SLICE in, at most _SLICE out at a time: a 900 KiB chunk may
+        # inflate to hundreds of MiB, and zlib's unconsumed tails stay small.
+        while data or self._in_member:
+            out = self._decompressor.decompress(data, _SLICE)
+            self._in_member = True
+            self._reader.feed(out)
+            if self._decompressor.eof:
+                data = self._decompressor.unused_data
+                self._decompressor = zlib.decompressobj(31)
+                self._in_member = False
+            elif self._decompressor.unconsumed_tail:
+                data = self._decompressor.unconsumed_tail
+            elif len(out) < _SLICE:
+                return  # this piece is used up and nothing is pending: next piece
+            else:
+                data = b""  # output may be pending inside zlib: drain it
+
+    def finish(self) -> None:
+        if self._in_member:
+            raise CorruptState("chunked state: the archive is truncated")
 
 
 class _ArchiveReader:
     """Splits the decompressed archive (header line, then the files back to back) as it
-    arrives, without copying output that falls wholly inside one file."""
+    arrives, without copying output that falls wholly inside one file, and hashes the files
+    as `digest` frames them (with keep=False it keeps nothing else)."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, keep: bool = True) -> None:
         self._max_bytes = max_bytes
+        self._keep = keep
         self._header = bytearray()
         self._entries: list[tuple[str, int]] | None = None
         self._index = 0
         self._remaining = 0
         self._current: io.BytesIO | None = None
+        self._sha: Any = None  # the digest, hashed as the files go by (entries in key order)
         self.files: dict[str, bytes] = {}
+
+    @property
+    def keys(self) -> list[str]:
+        return sorted(k for k, _ in self._entries or [])
 
     def feed(self, out: bytes) -> None:
         view = memoryview(out)
@@ -533,7 +736,13 @@ class _ArchiveReader:
             if self._index >= len(self._entries):
                 raise CorruptState("chunked state: unexpected bytes after the archive's files")
             take = min(self._remaining, len(view))
-            if self._current is None and take == self._remaining:
+            if self._sha is not None:
+                self._sha.update(view[:take])
+            if not self._keep:
+                self._remaining -= take
+                if self._remaining == 0:
+                    self._close_file(b"")
+            elif self._current is None and take == self._remaining:
                 # The whole file in this piece: keep `out` itself when it is exactly the file.
                 self._close_file(out if take == len(out) else bytes(view[:take]))
             else:
@@ -562,32 +771,47 @@ class _ArchiveReader:
             raise CorruptState("chunked state: duplicate keys in the archive")
         if sum(n for _, n in entries) > self._max_bytes:
             raise CorruptState("chunked state: the archive header claims more than it can hold")
+        if [k for k, _ in entries] == sorted(k for k, _ in entries):
+            self._sha = hashlib.sha256(_DIGEST_PREFIX)
+            self._sha.update(len(entries).to_bytes(8, "big"))
+        elif not self._keep:
+            self._keep = True  # not in digest order (never written so): digest() at the end
         self._entries = entries
         self._index = 0
-        self._remaining = entries[0][1] if entries else 0
-        self._skip_empty()
+        self._begin()
+
+    def _begin(self) -> None:
+        """Start the file at _index, closing empty ones at once."""
+        assert self._entries is not None
+        while self._index < len(self._entries):
+            key, self._remaining = self._entries[self._index]
+            if self._sha is not None:
+                name = key.encode("utf-8")
+                self._sha.update(len(name).to_bytes(8, "big"))
+                self._sha.update(name)
+                self._sha.update(self._remaining.to_bytes(8, "big"))
+            if self._remaining:
+                return
+            if self._keep:
+                self.files[key] = b""
+            self._index += 1
 
     def _close_file(self, content: bytes) -> None:
         assert self._entries is not None
-        self.files[self._entries[self._index][0]] = content
+        if self._keep:
+            self.files[self._entries[self._index][0]] = content
         self._current = None
         self._remaining = 0
         self._index += 1
-        self._skip_empty()
-
-    def _skip_empty(self) -> None:
-        assert self._entries is not None
-        while self._index < len(self._entries):
-            self._remaining = self._entries[self._index][1]
-            if self._remaining:
-                return
-            self.files[self._entries[self._index][0]] = b""
-            self._index += 1
+        self._begin()
 
     def finish(self) -> dict[str, bytes]:
         if self._entries is None or self._index < len(self._entries):
             raise CorruptState("chunked state: the archive is truncated")
         return self.files
+
+    def digest(self) -> str:
+        return self._sha.hexdigest() if self._sha is not None else digest(self.files)
 
 
 def _unb64(key: str, value: str) -> bytes:
@@ -610,7 +834,7 @@ def _file_key(key: str) -> str:
 def digest(files: Mapping[str, bytes]) -> str:
     """sha256 (hex) of a state: sorted keys, each key and value length-prefixed, so equal states
     digest equally whatever the dict order and no two different states share a framing."""
-    sha = hashlib.sha256(b"kratix-step-runner/state/v1\0")
+    sha = hashlib.sha256(_DIGEST_PREFIX)
     sha.update(len(files).to_bytes(8, "big"))
     for key in sorted(files):
         name = key.encode("utf-8")

@@ -1,8 +1,14 @@
 """Raw JSON requests to the Kubernetes API through the `kubernetes` package, with bounded
 retries for transient failures and every refusal explained in words an operator can act on.
 
-Objects travel as plain dicts (`_preload_content=False`): no model classes are built, which
-keeps large states cheap, and `binaryData` stays exactly as the server sent it.
+Objects travel as plain dicts: no model classes are built, which keeps large states cheap, and
+`binaryData` stays exactly as the server sent it. The `kubernetes` package supplies the
+configuration, the credentials and the connection pool; requests go to that pool directly, with
+bodies serialised here once (the ApiClient would copy each body into a sanitised dict, dump it
+to a str and encode that again). A caller may pass a body already serialised (`bytes`): the
+state store builds each chunk object's ~1.2 MB JSON around the chunk's base64 that way. Answers
+are parsed from the response bytes, and not at all when the caller doesn't want them (a chunk
+object the server echoes back).
 """
 
 from __future__ import annotations
@@ -92,11 +98,15 @@ class Kube:
         except LookupError:
             return None
 
-    def create(self, resource: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", resource, namespace, None, body)
+    def create(
+        self, resource: str, namespace: str, body: dict[str, Any] | bytes, *, answer: bool = True
+    ) -> dict[str, Any]:
+        """POST `body` (a dict, or its JSON already serialised); the created object, or {} with
+        answer=False (the server's echo of a big object is read but not parsed)."""
+        return self.request("POST", resource, namespace, None, body, answer=answer)
 
     def replace(
-        self, resource: str, namespace: str, name: str, body: dict[str, Any]
+        self, resource: str, namespace: str, name: str, body: dict[str, Any] | bytes
     ) -> dict[str, Any]:
         return self.request("PUT", resource, namespace, name, body)
 
@@ -114,31 +124,32 @@ class Kube:
 
     # -- transport ---------------------------------------------------------------------------
     def request(
-        self, method: str, resource: str, namespace: str, name: str | None, body: Any = None
+        self,
+        method: str,
+        resource: str,
+        namespace: str,
+        name: str | None,
+        body: Any = None,
+        *,
+        answer: bool = True,
     ) -> dict[str, Any]:
         """One API call; retried on 5xx/429/connection errors. Raises LookupError for 404,
-        Conflict for 409, StoreError for everything a retry can't fix."""
+        Conflict for 409, StoreError for everything a retry can't fix. `body` is a JSON-able
+        value or its JSON as bytes; with answer=False the response body is not parsed ({})."""
         prefix = RESOURCES[resource][0]
         path = f"{prefix}/namespaces/{namespace}/{resource}" + (f"/{name}" if name else "")
+        payload: bytes | None
+        if body is None or isinstance(body, bytes):
+            payload = body
+        else:
+            payload = json.dumps(body, separators=(",", ":")).encode("utf-8")
         delay = self.backoff
         last = ""
         for attempt in range(1, self.attempts + 1):
             self.requests += 1
             try:
-                response = self.api.call_api(
-                    path,
-                    method,
-                    header_params={
-                        "Content-Type": "application/json",
-                        "Accept": "application/json",
-                    },
-                    body=body,
-                    auth_settings=["BearerToken"],
-                    _preload_content=False,
-                    _request_timeout=(5, 60),
-                )
-                data = response.data
-                return json.loads(data) if data else {}
+                data = self._send(method, path, payload)
+                return json.loads(data) if data and answer else {}
             except Exception as exc:
                 status = getattr(exc, "status", None)
                 if status is None:
@@ -164,6 +175,38 @@ class Kube:
                 hint="the API server may be overloaded or unreachable; Kratix will retry the workflow",
             )
         )
+
+    def _send(self, method: str, path: str, body: bytes | None) -> bytes:
+        """The response body of one request, sent through the ApiClient's connection pool with
+        its headers and credentials (as ApiClient.call_api sends them, less the copies). Raises
+        ApiException for a non-2xx answer, as the ApiClient does."""
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
+        api = self.api
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers.update(api.default_headers)
+        if api.cookie:
+            headers["Cookie"] = api.cookie
+        api.update_params_for_auth(headers, [], ["BearerToken"])
+        try:
+            response = api.rest_client.pool_manager.request(
+                method,
+                api.configuration.host + path,
+                body=body,
+                headers=headers,
+                preload_content=False,
+                timeout=urllib3.Timeout(connect=5, read=60),
+            )
+        except urllib3.exceptions.SSLError as exc:
+            # As the ApiClient reports it (status 0): a retry will not fix a certificate.
+            raise ApiException(status=0, reason=f"{type(exc).__name__}\n{exc}") from None
+        data: bytes = response.data
+        if not 200 <= response.status <= 299:
+            error = ApiException(http_resp=response)
+            error.body = data.decode("utf-8", "replace")
+            raise error
+        return data
 
     def _raise_for(
         self, exc: Any, method: str, resource: str, namespace: str, name: str | None

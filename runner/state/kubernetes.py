@@ -4,7 +4,14 @@ One main object per state, named as the step says. Small text state is stored as
 `data` (so `kubectl get configmap my-app-state -o jsonpath={.data.tfstate}` shows it, as in
 the Kratix tutorial), larger state gzip-compressed, and state beyond one object split into
 chunk objects `NAME-GENERATION-I` that the main object lists in a manifest. Chunks are
-written first and the manifest last, so a reader sees the old generation or the new.
+written first and the manifest last, so a reader sees the old generation or the new. Each save
+takes a new random generation and only ever creates chunk objects, never rewrites one, so the
+chunks a manifest names are the ones it was written with until they are deleted (a reader that
+then misses one reads again).
+
+Memory: a big state passes through here one chunk at a time. A save encodes a chunk, sends it and
+drops it before encoding the next (only the manifest is kept); a load fetches a chunk, feeds it
+to the decoder and drops it before fetching the next.
 
 Every write carries the resourceVersion this run read: a save never overwrites a state that
 another run saved in between, and never deletes and recreates (no window without state).
@@ -12,6 +19,7 @@ another run saved in between, and never deletes and recreates (no window without
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator, Mapping
@@ -62,13 +70,17 @@ class KubeStore(StateStore):
 
     # -- reading -----------------------------------------------------------------------------
     def load(self, ref: StateRef) -> dict[str, bytes] | None:
+        return self._load(ref, keep=True)
+
+    def _load(self, ref: StateRef, keep: bool) -> dict[str, bytes] | None:
+        """The stored files (keep=False: only note what was read, for a save); None if none."""
         for _ in range(_READ_ATTEMPTS):
             main = self.kube.get(self.resource, ref.namespace, ref.name)
             if main is None:
                 self._read[ref] = _Seen(None, None, None)
                 return None
             try:
-                files = self._decode(ref, main)
+                files, digest = self._decode(ref, main, keep)
             except codec.UnsupportedFormat as exc:
                 raise StoreError(
                     f"state {self.describe(ref)} is in a format this runner can't read: {exc}"
@@ -76,33 +88,41 @@ class KubeStore(StateStore):
             except codec.CorruptState:
                 continue  # a save replaced the chunks between our reads: read again
             self._read[ref] = _Seen(
-                main["metadata"]["resourceVersion"], codec.digest(files), self._manifest_of(main)
+                main["metadata"]["resourceVersion"], digest, self._manifest_of(main)
             )
             return files
         raise StoreError(f"state {self.describe(ref)} kept changing while being read; try again")
 
-    def _decode(self, ref: StateRef, main: dict[str, Any]) -> dict[str, bytes]:
+    def _decode(
+        self, ref: StateRef, main: dict[str, Any], keep: bool = True
+    ) -> tuple[dict[str, bytes] | None, str]:
+        """The files of the state whose main object is `main` (None with keep=False) and their
+        digest. A chunked state's chunk objects are fetched one at a time as it decodes."""
         annotations = main["metadata"].get("annotations") or {}
         fmt = annotations.get(codec.FORMAT_ANNOTATION, "plain")
         data = main.get("data") or {}
         binary = main.get("binaryData") or {}
-        chunks = None
         manifest = codec.manifest(data, format=fmt)
-        if manifest is not None:
-            chunks = []
-            for index in range(manifest["chunks"]):
-                chunk = self.kube.get(
-                    self.resource, ref.namespace, _chunk_name(ref, manifest, index)
-                )
-                if chunk is None:
-                    raise codec.CorruptState("a chunk is missing")
-                chunks.append({**(chunk.get("data") or {}), **(chunk.get("binaryData") or {})})
+        chunks = None if manifest is None else self._chunks(ref, manifest)
         try:
-            return codec.decode(self.codec_kind, fmt, data, binary, chunks)
+            if keep:
+                return codec.decode_with_digest(self.codec_kind, fmt, data, binary, chunks)
+            return None, codec.decode_digest(self.codec_kind, fmt, data, binary, chunks)
         except codec.CorruptState:
             raise
         except ValueError as exc:
             raise StoreError(f"state {self.describe(ref)} is not readable: {exc}") from None
+
+    def _chunks(self, ref: StateRef, manifest: dict[str, Any]) -> Iterator[dict[str, str]]:
+        """Each chunk object's payload in order, fetched when the decoder asks for it."""
+        for index in range(manifest["chunks"]):
+            chunk = self.kube.get(self.resource, ref.namespace, _chunk_name(ref, manifest, index))
+            if chunk is None:
+                raise codec.CorruptState("a chunk is missing")
+            value = {**(chunk.get("data") or {}), **(chunk.get("binaryData") or {})}
+            del chunk
+            yield value
+            del value  # before the next is fetched: one chunk in memory at a time
 
     # -- writing -----------------------------------------------------------------------------
     def save(self, ref: StateRef, files: dict[str, bytes]) -> None:
@@ -112,14 +132,17 @@ class KubeStore(StateStore):
                 f"lost {lock.describe()} to another run while the commands ran; not saving over its state"
             )
         if ref not in self._read:
-            self.load(ref)
+            self._load(ref, keep=False)
         seen = self._read[ref]
         version, base_digest, old_manifest = seen.version, seen.digest, seen.manifest
-        payload = codec.encode(files, self.codec_kind)
-        manifest = codec.manifest(payload.data) if payload.format == "chunked" else None
-        if manifest is not None:
-            for index, chunk in enumerate(payload.chunks):
-                self._write_chunk(ref, manifest, index, chunk)
+        new_digest = codec.digest(files)
+        encoding = codec.encode_stream(files, self.codec_kind)
+        if encoding.format == codec.CHUNKED:
+            # Each chunk is sent as soon as it is made, and dropped.
+            for index, chunk in enumerate(encoding.chunks()):
+                self._write_chunk(ref, str(encoding.generation), index, chunk)
+        payload = encoding.payload()
+        manifest = payload.manifest
         body = self._object(ref, payload)
         for _ in range(_WRITE_ATTEMPTS):
             try:
@@ -133,32 +156,48 @@ class KubeStore(StateStore):
                 # Someone wrote in between. Go on only if the state itself is what we read
                 # (a label or annotation changed); a newer state is never overwritten.
                 current = self.kube.get(self.resource, ref.namespace, ref.name)
-                current_digest = codec.digest(self._decode(ref, current)) if current else None
-                if current_digest != base_digest and current_digest != codec.digest(files):
+                try:
+                    current_digest = self._decode(ref, current, keep=False)[1] if current else None
+                except codec.CorruptState:  # being replaced again as we read it: not ours
+                    current_digest = "unreadable"
+                if current_digest != base_digest and current_digest != new_digest:
                     raise StoreError(
                         f"state {self.describe(ref)} was changed by another run since this run read it; "
                         "not overwriting it (turn on state.lock to serialise runs)"
                     ) from None
                 version = current["metadata"]["resourceVersion"] if current else None
-                old_manifest = self._manifest_of(current)
+                current_manifest = self._manifest_of(current)
+                if not _same_generation(current_manifest, manifest):
+                    # (Ours already, when our earlier write landed unanswered: the chunks
+                    # to delete afterwards are still those of the manifest we read.)
+                    old_manifest = current_manifest
         else:
             raise StoreError(f"state {self.describe(ref)} kept changing; gave up saving")
-        self._read[ref] = _Seen(
-            written["metadata"]["resourceVersion"], codec.digest(files), manifest
-        )
-        if old_manifest and old_manifest.get("generation") != (manifest or {}).get("generation"):
+        self._read[ref] = _Seen(written["metadata"]["resourceVersion"], new_digest, manifest)
+        if old_manifest and not _same_generation(old_manifest, manifest):
             self._delete_chunks(ref, old_manifest)
 
-    def _write_chunk(
-        self, ref: StateRef, manifest: dict[str, Any], index: int, data: dict[str, str]
-    ) -> None:
-        name = _chunk_name(ref, manifest, index)
+    def _write_chunk(self, ref: StateRef, generation: str, index: int, chunk: bytes) -> None:
+        """Create one chunk object; its JSON is built around the chunk's base64 (no escaping
+        needed) and sent as bytes, and the server's echo of it is not parsed."""
+        name = _chunk_name(ref, {"generation": generation}, index)
         body = self._base_body(name, ref, {_CHUNK_OF: ref.name})
-        body[codec.chunk_field(self.codec_kind)] = data
+        head = json.dumps(body, separators=(",", ":"))[:-1]
+        field = codec.chunk_field(self.codec_kind)
+        head += f',"{field}":{{"{codec.CHUNK_KEY}":"'
         try:
-            self.kube.create(self.resource, ref.namespace, body)
+            self.kube.create(
+                self.resource, ref.namespace, b"".join((head.encode(), chunk, b'"}}')), answer=False
+            )
         except Conflict:
-            pass  # same generation = same content (the name carries the content's hash)
+            # Generations are random and chunk objects never rewritten: this is our own create,
+            # retried after its answer was lost. Make sure of it.
+            existing = self.kube.get(self.resource, ref.namespace, name) or {}
+            if (existing.get(field) or {}).get(codec.CHUNK_KEY) != chunk.decode("ascii"):
+                raise StoreError(
+                    f"{self.describe(ref)}: chunk object {name} already exists with other "
+                    "content; not saving"
+                ) from None
 
     def _object(self, ref: StateRef, payload: codec.Payload) -> dict[str, Any]:
         body = self._base_body(ref.name, ref, {})
@@ -241,6 +280,10 @@ class SecretStore(KubeStore):
     kind = "secret"
     resource = "secrets"
     codec_kind = "secret"
+
+
+def _same_generation(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    return (a or {}).get("generation") == (b or {}).get("generation")
 
 
 @dataclass(frozen=True)
