@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -165,19 +166,21 @@ class Engine:
     # -- state -------------------------------------------------------------------------------
     def _restore(
         self, prepared: PreparedStep, store: StateStore | None, workdir: Path
-    ) -> dict[str, bytes] | None:
+    ) -> _Restored | None:
         ref = prepared.state_ref
         if store is None or ref is None:
             return None
         fields = {"step": prepared.step.name}
         started = time.monotonic()
         stored = store.load(ref)
+        written: set[str] = set()
         for item in prepared.step.state.files:
             target = workdir / item.path
             try:
                 if stored is not None and item.key in stored:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(stored[item.key])
+                    written.add(item.key)
                 else:
                     # The store is the truth: a stale file from an earlier run must not be used.
                     target.unlink(missing_ok=True)
@@ -188,22 +191,31 @@ class Engine:
                 ) from None
         if stored is None:
             self.log.info(f"no stored state in {store.describe(ref)}: starting fresh", **fields)
-        else:
-            size = sum(len(v) for v in stored.values())
-            self.log.info(
-                f"restored state from {store.describe(ref)} ({size} bytes) in "
-                f"{seconds(time.monotonic() - started)}",
-                event="state-restore",
-                **fields,
-            )
-        return stored
+            return None
+        size = sum(len(v) for v in stored.values())
+        self.log.info(
+            f"restored state from {store.describe(ref)} ({size} bytes) in "
+            f"{seconds(time.monotonic() - started)}",
+            event="state-restore",
+            **fields,
+        )
+        # The restored files are on disk now: keep only what tells whether the commands
+        # changed anything (digest, sizes) and the stored entries no state file holds.
+        from runner.state.codec import digest
+
+        return _Restored(
+            digest=digest(stored),
+            sizes={k: len(v) for k, v in stored.items()},
+            others={k: v for k, v in stored.items() if k not in written},
+            written=frozenset(written),
+        )
 
     def _finish_state(
         self,
         prepared: PreparedStep,
         store: StateStore | None,
         workdir: Path,
-        stored: dict[str, bytes] | None,
+        stored: _Restored | None,
         failure: str | None,
     ) -> None:
         ref = prepared.state_ref
@@ -221,17 +233,36 @@ class Engine:
         if failure is not None and state.save != "always":
             self.log.info("not saving state: the step failed and save is on-success", **fields)
             return
-        files = dict(stored or {})
+        from runner.state.codec import digest
+
+        files = dict(stored.others) if stored else {}
         found = False
+        gone = []  # restored files the commands removed: their stored value is kept, as before
         for item in state.files:
             path = workdir / item.path
             if path.is_file():
                 files[item.key] = path.read_bytes()
                 found = True
+            elif stored is not None and item.key in stored.written:
+                gone.append(item.key)
         if not found:
             self.log.info("no state files were written: nothing to save", **fields)
             return
-        if files == stored:
+        if stored is not None and gone:
+            # Rare: read those values back rather than keep every state in memory meanwhile.
+            again = store.load(ref)
+            if again is None or digest(again) != stored.digest:
+                raise StoreError(
+                    f"state {store.describe(ref)} was changed by another run since this run "
+                    "read it; not overwriting it (turn on state.lock to serialise runs)"
+                )
+            files.update((key, again[key]) for key in gone)
+            del again
+        if (
+            stored is not None
+            and {k: len(v) for k, v in files.items()} == stored.sizes
+            and digest(files) == stored.digest
+        ):
             self.log.info("state unchanged: not saved again", **fields)
             return
         started = time.monotonic()
@@ -378,6 +409,16 @@ class Engine:
                     f"{_os_reason(exc)}"
                 ) from None
             self.log.info(f"output: {copy.source} → {target}", step=prepared.step.name)
+
+
+@dataclass(frozen=True)
+class _Restored:
+    """What a step's restore keeps in memory: not the state, which is in the workdir now."""
+
+    digest: str  # runner.state.codec.digest of the state as stored
+    sizes: dict[str, int]  # each stored entry's size: most changes show without hashing
+    others: dict[str, bytes]  # stored entries no state file holds: saved back as they are
+    written: frozenset[str]  # the keys restored into state files
 
 
 def _reason(command: PreparedCommand, outcome: Outcome) -> str:

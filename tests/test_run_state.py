@@ -6,8 +6,11 @@ import json
 import threading
 import time
 
+import pytest
+
 from runner.state.base import StateRef
 from runner.state.local import LocalStore
+from tests.kubeapi import FakeKubeAPI
 
 COUNTER = """
     state:
@@ -194,3 +197,41 @@ def test_delete_step_with_on_delete_remove_removes_the_state(pipeline):
     assert result.returncode == 0, result.stderr
     assert "removed state" in result.stderr
     assert stored(pipeline) is None
+
+
+TWO_FILES = """
+    state:
+      store: {store}
+      name: two
+      files: [{path: a.txt, key: a}, {path: b.txt, key: b}]
+    workdir: ../work
+    run:
+      - script: |
+          {script}
+"""
+
+
+@pytest.mark.parametrize("store", ["local", "configmap"])
+def test_a_restored_file_the_commands_removed_keeps_its_stored_value(pipeline, tmp_path, store):
+    """The engine keeps only a digest of the restored state; a removed file is read back."""
+    api = None
+    if store == "configmap":
+        api = FakeKubeAPI().start()
+        pipeline.env.pop("RUNNER_STATE_STORE")
+        pipeline.env["KUBECONFIG"] = str(api.write_kubeconfig(tmp_path / "kc"))
+
+    def run(script: str):
+        pipeline.step("two", TWO_FILES.replace("{store}", store).replace("{script}", script))
+        result = pipeline.run("run")
+        assert result.returncode == 0, result.stderr
+        return result
+
+    try:
+        run("echo A1 > a.txt; echo B1 > b.txt")
+        assert "A1" in run("cat a.txt b.txt; rm a.txt; echo B2 > b.txt").stdout
+        again = run("cat a.txt b.txt")
+        assert "A1\nB2" in again.stdout and "state unchanged" in again.stderr
+        assert "state unchanged" in run("rm a.txt").stderr
+    finally:
+        if api:
+            api.stop()
