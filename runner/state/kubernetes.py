@@ -34,6 +34,7 @@ from runner.state.kube import Conflict, Kube
 from runner.state.lease import LeaseLock
 
 _CHUNK_OF = "runner.kratix.dev/chunk-of"
+_SAVE_ID = "runner.kratix.dev/save-id"
 _READ_ATTEMPTS = 4  # re-reads when a concurrent save replaced the chunks under us
 _WRITE_ATTEMPTS = 5  # updates retried when only metadata changed in between
 
@@ -144,6 +145,10 @@ class KubeStore(StateStore):
         payload = encoding.payload()
         manifest = payload.manifest
         body = self._object(ref, payload)
+        # Which write is this run's: after a lost answer, the object may carry our own save.
+        save_id = f"{self.identity}/{uuid.uuid4().hex[:8]}"
+        body["metadata"]["annotations"][_SAVE_ID] = save_id
+        written: dict[str, Any] | None = None
         for _ in range(_WRITE_ATTEMPTS):
             try:
                 if version is None:
@@ -156,11 +161,14 @@ class KubeStore(StateStore):
                 # Someone wrote in between. Go on only if the state itself is what we read
                 # (a label or annotation changed); a newer state is never overwritten.
                 current = self.kube.get(self.resource, ref.namespace, ref.name)
+                if current and _annotations(current).get(_SAVE_ID) == save_id:
+                    written = current  # our own write landed; only its answer was lost
+                    break
                 try:
                     current_digest = self._decode(ref, current, keep=False)[1] if current else None
                 except codec.CorruptState:  # being replaced again as we read it: not ours
                     current_digest = "unreadable"
-                if current_digest != base_digest and current_digest != new_digest:
+                if current_digest != base_digest:
                     raise StoreError(
                         f"state {self.describe(ref)} was changed by another run since this run read it; "
                         "not overwriting it (turn on state.lock to serialise runs)"
@@ -173,6 +181,7 @@ class KubeStore(StateStore):
                     old_manifest = current_manifest
         else:
             raise StoreError(f"state {self.describe(ref)} kept changing; gave up saving")
+        assert written is not None
         self._read[ref] = _Seen(written["metadata"]["resourceVersion"], new_digest, manifest)
         if old_manifest and not _same_generation(old_manifest, manifest):
             self._delete_chunks(ref, old_manifest)
@@ -295,3 +304,7 @@ class _Seen:
 
 def _chunk_name(ref: StateRef, manifest: dict[str, Any], index: int) -> str:
     return f"{ref.name}-{manifest['generation']}-{index}"
+
+
+def _annotations(obj: dict[str, Any]) -> dict[str, str]:
+    return obj.get("metadata", {}).get("annotations") or {}

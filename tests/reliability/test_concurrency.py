@@ -110,14 +110,6 @@ def test_without_the_lock_racing_runs_fail_with_exit_3_and_lose_nothing(kube, pi
     assert final == codes.count(0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "With lock: false, racing runs that save byte-identical state all exit 0, so increments "
-    "are lost (5 successes, count 1). On a Conflict, KubeStore.save (runner/state/kubernetes.py "
-    "~L155-167) goes on when the current state's digest equals what it is writing (new_digest), to treat a "
-    "write whose answer was lost as its own - but another run's identical write looks the "
-    "same. Fix: stamp each save with a unique id (e.g. annotation runner.kratix.dev/save-id = "
-    "holder identity + a counter) and accept a conflicting object as our own landed write only "
-    "when it carries our id; otherwise raise 'changed by another run'."))
 def test_without_the_lock_racing_identical_saves_lose_nothing(kube, pipeline, tmp_path, ledger):
     _, codes = _racers(pipeline, 5, distinct=False)
     final = int(stored(kube, tmp_path)["count"].split()[0])
