@@ -17,6 +17,7 @@ is no slower. Prints the medians as a table and whether the goal is met.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import shutil
 import statistics
@@ -165,7 +166,11 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=1000, help="step files per set (1000)")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each tool, median (5)")
     parser.add_argument("--keep", metavar="DIR", help="generate into DIR and keep the files")
+    parser.add_argument("--quick", action="store_true", help="3 runs each instead of --repeat")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     args = parser.parse_args()
+    if args.quick:
+        args.repeat = 3
     runner = shutil.which("runner", path=str(BIN)) or "runner"
     checker = shutil.which("check-jsonschema", path=str(BIN))
     if checker is None:
@@ -226,6 +231,10 @@ def main() -> int:
     )  # runner's row comes first in each pair
     print()
     print(f"goal (runner validate no slower than check-jsonschema): {'met' if met else 'NOT met'}")
+    if args.json:  # the "all valid" set, for bench/run.py's table
+        runner_row, check_row = rows[0], rows[1]
+        print(json.dumps({"files": runner_row[1], "runner_seconds": runner_row[4],
+                          "check_jsonschema_seconds": check_row[4]}))
     return 0 if met else 1
 
 
