@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,3 +138,14 @@ def pipeline(tmp_path: Path) -> Pipeline:
         folder.mkdir(parents=True)
     p.request(DEFAULT_REQUEST)
     return p
+
+
+@pytest.fixture
+def leftovers() -> Iterator[list[int]]:
+    """Pids a test wants gone (background processes its commands started): killed at the end,
+    whatever happened."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)

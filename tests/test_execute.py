@@ -3,7 +3,6 @@ process keeps open, incremental decoding, forwarded signals, and the no-pidfd fa
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -55,15 +54,6 @@ def mode(request, monkeypatch):
     else:
         monkeypatch.setattr(execute, "_pidfd_works", False)
     return request.param
-
-
-@pytest.fixture
-def leftovers():
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def test_a_quick_command_gives_its_code_and_output(tmp_path, mode):

@@ -4,11 +4,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import signal
 import sys
 import time
 from pathlib import Path
@@ -40,16 +37,6 @@ def wait_gone(pid: int, within: float = 3.0) -> bool:
             return False
         time.sleep(0.05)
     return True
-
-
-@pytest.fixture
-def reap_leftovers():
-    """Kill whatever a failing test leaves behind (pids written to files)."""
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
 
 
 # -- inputs are data, never shell ---------------------------------------------------------------
@@ -145,7 +132,7 @@ def test_output_is_streamed_while_the_command_runs(pipeline):
 
 
 @pytest.mark.parametrize("where", ["command", "step"])
-def test_a_timeout_kills_the_whole_process_group(pipeline, where, reap_leftovers):
+def test_a_timeout_kills_the_whole_process_group(pipeline, where, leftovers):
     command = '[bash, -c, "sleep 60 & echo $! > child.pid; echo $$ > parent.pid; wait"]'
     if where == "command":
         body = f"run:\n  - {{ argv: {command}, timeout: 1s }}\n  - [touch, after]"
@@ -157,7 +144,7 @@ def test_a_timeout_kills_the_whole_process_group(pipeline, where, reap_leftovers
     took = time.monotonic() - started
     child = int((pipeline.work / "child.pid").read_text())
     parent = int((pipeline.work / "parent.pid").read_text())
-    reap_leftovers += [child, parent]
+    leftovers += [child, parent]
     assert r.returncode == 1, r.stderr
     assert "timed out" in r.stderr
     assert wait_gone(parent)
@@ -166,7 +153,7 @@ def test_a_timeout_kills_the_whole_process_group(pipeline, where, reap_leftovers
     assert took < 4, f"took {took:.1f}s for a 1s timeout"
 
 
-def test_a_timeout_also_kills_what_ignores_sigterm_after_the_grace(pipeline, reap_leftovers):
+def test_a_timeout_also_kills_what_ignores_sigterm_after_the_grace(pipeline, leftovers):
     pipeline.step(
         "stubborn",
         """
@@ -179,7 +166,7 @@ def test_a_timeout_also_kills_what_ignores_sigterm_after_the_grace(pipeline, rea
     r = pipeline.run("run", env={"RUNNER_KILL_GRACE": "1"})
     took = time.monotonic() - started
     child = int((pipeline.work / "child.pid").read_text())
-    reap_leftovers.append(child)
+    leftovers.append(child)
     assert r.returncode == 1, r.stderr
     assert "timed out" in r.stderr
     assert wait_gone(child)

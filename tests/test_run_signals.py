@@ -3,8 +3,6 @@ to the step's state."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -60,16 +58,6 @@ def stop(process: subprocess.Popen[str], signum: int) -> tuple[int, float, str]:
     finally:
         process.kill()
     return process.returncode, time.monotonic() - sent, err
-
-
-@pytest.fixture
-def leftovers():
-    """Pids a test wants gone; killed at the end whatever happened."""
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def state_step(save: str, script: str) -> str:
