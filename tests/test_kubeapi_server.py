@@ -507,6 +507,21 @@ def test_list_filters_by_label_selector(core: client.CoreV1Api, ns: str) -> None
     assert names("") == ["a", "b", "c"]
 
 
+def test_list_as_partial_object_metadata_returns_metadata_only(
+    api: FakeKubeAPI, core: client.CoreV1Api, ns: str
+) -> None:
+    core.create_namespaced_config_map(ns, cm("big", data={"k": "x" * 1000}, labels={"app": "x"}))
+    request = urllib.request.Request(
+        f"{api.url}/api/v1/namespaces/{ns}/configmaps?labelSelector=app%3Dx",
+        headers={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        listed = json.loads(response.read())
+    assert listed["kind"] == "PartialObjectMetadataList"
+    assert [item["metadata"]["name"] for item in listed["items"]] == ["big"]
+    assert all(set(item) == {"kind", "apiVersion", "metadata"} for item in listed["items"])
+
+
 def test_list_pages_with_limit_and_continue(core: client.CoreV1Api, ns: str) -> None:
     for name in "abcde":
         core.create_namespaced_config_map(ns, cm(name))

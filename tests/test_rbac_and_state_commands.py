@@ -45,7 +45,7 @@ def test_rbac_grants_exactly_the_verbs_each_store_uses(pipeline):
             "permissions": [
                 {
                     "apiGroups": [""],
-                    "verbs": ["get", "create", "update", "delete"],
+                    "verbs": ["get", "list", "create", "update", "delete"],
                     "resources": ["configmaps"],
                 },
                 {
@@ -59,7 +59,7 @@ def test_rbac_grants_exactly_the_verbs_each_store_uses(pipeline):
     assert rbac(pipeline, "sec")["rbac"]["permissions"] == [
         {
             "apiGroups": [""],
-            "verbs": ["get", "create", "update", "delete"],
+            "verbs": ["get", "list", "create", "update", "delete"],
             "resources": ["secrets"],
         },
     ]

@@ -182,8 +182,8 @@ def test_writes_whose_answer_was_lost_are_taken_as_ours_and_nothing_is_left_behi
     lost: list[str] = []
     real = Kube._send
 
-    def send(self: Kube, method: str, path: str, body: bytes | None) -> bytes:
-        data = real(self, method, path, body)
+    def send(self: Kube, method: str, path: str, body: bytes | None, accept: str) -> bytes:
+        data = real(self, method, path, body, accept)
         if method in ("POST", "PUT") and method not in lost:
             lost.append(method)
             raise urllib3.exceptions.ProtocolError("connection reset: the answer is lost")

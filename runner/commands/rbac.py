@@ -10,8 +10,10 @@ from runner.spec.loader import default_steps_dir, load_steps
 from runner.spec.model import Step
 
 # Exactly the verbs the stores use: read, create, update with resourceVersion, and delete
-# (old chunks of a large state, `onDelete: remove`, `runner state rm`).
-STORE_VERBS = ["get", "create", "update", "delete"]
+# (old chunks of a large state, `onDelete: remove`, `runner state rm`); `list` finds chunks
+# left by a save that was killed half way. Leases are never listed.
+STORE_VERBS = ["get", "list", "create", "update", "delete"]
+LEASE_VERBS = ["get", "create", "update", "delete"]
 _RESOURCES = {"configmap": ("", "configmaps"), "secret": ("", "secrets")}
 
 
@@ -32,7 +34,11 @@ def permissions(steps: list[Step]) -> list[dict[str, object]]:
             needed[("coordination.k8s.io", "leases")] = None
     order = ["configmaps", "secrets", "leases"]
     return [
-        {"apiGroups": [group], "verbs": list(STORE_VERBS), "resources": [resource]}
+        {
+            "apiGroups": [group],
+            "verbs": list(LEASE_VERBS if resource == "leases" else STORE_VERBS),
+            "resources": [resource],
+        }
         for group, resource in sorted(needed, key=lambda k: order.index(k[1]))
     ]
 

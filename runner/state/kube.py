@@ -28,6 +28,7 @@ RESOURCES = {
     "leases": ("/apis/coordination.k8s.io/v1", "coordination.k8s.io", "Lease"),
 }
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "DELETE": "delete", "PATCH": "patch"}
+_METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 _TRANSIENT = {429, 500, 502, 503, 504}
 
 
@@ -98,6 +99,21 @@ class Kube:
         except LookupError:
             return None
 
+    def list_names(self, resource: str, namespace: str, label_selector: str) -> list[str]:
+        """Names of the objects with these labels; metadata only, so listing large chunk
+        objects costs no more than their names."""
+        from urllib.parse import urlencode
+
+        answer = self.request(
+            "GET",
+            resource,
+            namespace,
+            None,
+            query=urlencode({"labelSelector": label_selector}),
+            accept=_METADATA_ONLY,
+        )
+        return [item["metadata"]["name"] for item in answer.get("items") or []]
+
     def create(
         self, resource: str, namespace: str, body: dict[str, Any] | bytes, *, answer: bool = True
     ) -> dict[str, Any]:
@@ -132,12 +148,16 @@ class Kube:
         body: Any = None,
         *,
         answer: bool = True,
+        query: str = "",
+        accept: str = "application/json",
     ) -> dict[str, Any]:
         """One API call; retried on 5xx/429/connection errors. Raises LookupError for 404,
         Conflict for 409, StoreError for everything a retry can't fix. `body` is a JSON-able
         value or its JSON as bytes; with answer=False the response body is not parsed ({})."""
         prefix = RESOURCES[resource][0]
         path = f"{prefix}/namespaces/{namespace}/{resource}" + (f"/{name}" if name else "")
+        if query:
+            path += f"?{query}"
         payload: bytes | None
         if body is None or isinstance(body, bytes):
             payload = body
@@ -148,7 +168,7 @@ class Kube:
         for attempt in range(1, self.attempts + 1):
             self.requests += 1
             try:
-                data = self._send(method, path, payload)
+                data = self._send(method, path, payload, accept)
                 return json.loads(data) if data and answer else {}
             except Exception as exc:
                 status = getattr(exc, "status", None)
@@ -176,7 +196,7 @@ class Kube:
             )
         )
 
-    def _send(self, method: str, path: str, body: bytes | None) -> bytes:
+    def _send(self, method: str, path: str, body: bytes | None, accept: str) -> bytes:
         """The response body of one request, sent through the ApiClient's connection pool with
         its headers and credentials (as ApiClient.call_api sends them, less the copies). Raises
         ApiException for a non-2xx answer, as the ApiClient does."""
@@ -184,7 +204,7 @@ class Kube:
         from kubernetes.client.exceptions import ApiException
 
         api = self.api
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = {"Content-Type": "application/json", "Accept": accept}
         headers.update(api.default_headers)
         if api.cookie:
             headers["Cookie"] = api.cookie

@@ -185,6 +185,25 @@ class KubeStore(StateStore):
         self._read[ref] = _Seen(written["metadata"]["resourceVersion"], new_digest, manifest)
         if old_manifest and not _same_generation(old_manifest, manifest):
             self._delete_chunks(ref, old_manifest)
+        if (manifest is not None or old_manifest is not None) and ref in self._locks:
+            # Only under the lock: without it another run may be writing chunks right now.
+            self._sweep_chunks(ref, manifest)
+
+    def _sweep_chunks(self, ref: StateRef, keep: dict[str, Any] | None) -> None:
+        """Delete chunk objects no manifest lists: those of a save killed between writing its
+        chunks and its manifest, or before it deleted the generation it replaced. Only saves
+        of chunked states pay the one (metadata-only) list request."""
+        prefix = f"{ref.name}-{keep['generation']}-" if keep else None
+        try:
+            names = self.kube.list_names(self.resource, ref.namespace, f"{_CHUNK_OF}={ref.name}")
+        except StoreError:
+            return  # e.g. `list` not granted: the orphans wait, nothing else is at stake
+        for name in names:
+            if prefix is None or not name.startswith(prefix):
+                try:
+                    self.kube.delete(self.resource, ref.namespace, name)
+                except StoreError:
+                    pass  # a later save tries again
 
     def _write_chunk(self, ref: StateRef, generation: str, index: int, chunk: bytes) -> None:
         """Create one chunk object; its JSON is built around the chunk's base64 (no escaping

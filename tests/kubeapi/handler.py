@@ -235,6 +235,21 @@ class Handler(BaseHTTPRequestHandler):
                 limit,
                 query.get("continue"),
             )
+            if "as=PartialObjectMetadataList" in (self.headers.get("Accept") or ""):
+                # Metadata only, as the real server answers this Accept (kubectl uses it too).
+                answer = {
+                    "kind": "PartialObjectMetadataList",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": answer.get("metadata", {}),
+                    "items": [
+                        {
+                            "kind": "PartialObjectMetadata",
+                            "apiVersion": "meta.k8s.io/v1",
+                            "metadata": item["metadata"],
+                        }
+                        for item in answer.get("items", [])
+                    ],
+                }
             return 200, answer, {}
         assert ns is not None
         if route.verb == "get":

@@ -183,13 +183,6 @@ def _manifest_generation(api) -> str:
     return json.loads(main["data"]["manifest"])["generation"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Known limitation: chunk objects of a save killed between writing its chunks and its "
-    "manifest (or before deleting the old generation's) are never deleted - every such kill "
-    "of a multi-MiB state leaves up to ~1 MiB per chunk in etcd. Sweeping them by the "
-    "runner.kratix.dev/chunk-of label needs a list that returns metadata only "
-    "(Accept: ...;as=PartialObjectMetadataList): a plain list returns every chunk's data and "
-    "broke the memory bound of tests/test_state_memory.py. It also needs `list` in runner rbac."))
 def test_chunks_left_by_a_killed_save_are_removed_by_the_next_save(kube, pipeline, tmp_path):
     counter_step(pipeline, "configmap", big=BIG_KUBE)
     assert pipeline.run("run").returncode == 0
