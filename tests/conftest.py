@@ -149,3 +149,16 @@ def leftovers() -> Iterator[list[int]]:
     for pid in pids:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+
+
+def hold_lease(api: Any, name: str, holder: str, seconds: int, namespace: str = "default") -> None:
+    """Seed the loopback API server with a Lease another run (`holder`) renewed just now."""
+    from runner.state.lease import micro_time
+
+    now = micro_time()
+    spec = {"holderIdentity": holder, "leaseDurationSeconds": seconds, "acquireTime": now,
+            "renewTime": now, "leaseTransitions": 0}  # fmt: skip
+    api.put_object("leases", namespace, {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": name, "namespace": namespace}, "spec": spec,
+    })  # fmt: skip

@@ -8,8 +8,7 @@ import sys
 import pytest
 import yaml
 
-from runner.state.lease import micro_time
-from tests.conftest import REPO
+from tests.conftest import REPO, hold_lease
 from tests.kubeapi import FakeKubeAPI
 
 STATEFUL = """
@@ -149,21 +148,7 @@ def test_state_unlock_breaks_a_stale_lease(pipeline, tmp_path):
     with FakeKubeAPI() as api:
         pipeline.env.pop("RUNNER_STATE_STORE")
         pipeline.env["KUBECONFIG"] = str(api.write_kubeconfig(tmp_path / "kc"))
-        api.put_object(
-            "leases",
-            "default",
-            {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": "my-app-state", "namespace": "default"},
-                "spec": {
-                    "holderIdentity": "stuck/1",
-                    "leaseDurationSeconds": 3600,
-                    "acquireTime": micro_time(),
-                    "renewTime": micro_time(),
-                },
-            },
-        )
+        hold_lease(api, "my-app-state", "stuck/1", seconds=3600)
         assert pipeline.run("run", "--lock-wait", "0.2").returncode == 3
         result = pipeline.run("state", "unlock", "cm")
         assert result.returncode == 0 and "unlocked configmap default/my-app-state" in result.stdout

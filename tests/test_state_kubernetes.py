@@ -19,7 +19,7 @@ from runner.errors import StoreError
 from runner.state.base import StateRef
 from runner.state.kube import Kube, load_client
 from runner.state.kubernetes import ConfigMapStore, SecretStore
-from runner.state.lease import micro_time
+from tests.conftest import hold_lease
 from tests.kubeapi import FakeKubeAPI
 
 COUNTER = """
@@ -161,22 +161,7 @@ def test_two_concurrent_runs_are_serialised_with_no_lost_update(kube, pipeline):
 
 def test_a_lease_of_a_killed_holder_is_taken_over_once_expired(kube, pipeline):
     counter(pipeline)
-    kube.put_object(
-        "leases",
-        "default",
-        {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {"name": "counter", "namespace": "default"},
-            "spec": {
-                "holderIdentity": "killed-pod/1",
-                "leaseDurationSeconds": 2,
-                "acquireTime": micro_time(),
-                "renewTime": micro_time(),
-                "leaseTransitions": 0,
-            },
-        },
-    )
+    hold_lease(kube, "counter", "killed-pod/1", seconds=2)
     started = time.monotonic()
     result = pipeline.run("run", "--lock-wait", "20")
     assert result.returncode == 0, result.stderr
@@ -187,21 +172,7 @@ def test_a_lease_of_a_killed_holder_is_taken_over_once_expired(kube, pipeline):
 
 def test_a_live_holder_makes_the_run_exit_3_and_ask_kratix_to_retry(kube, pipeline):
     counter(pipeline)
-    kube.put_object(
-        "leases",
-        "default",
-        {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {"name": "counter", "namespace": "default"},
-            "spec": {
-                "holderIdentity": "busy-pod/7",
-                "leaseDurationSeconds": 300,
-                "acquireTime": micro_time(),
-                "renewTime": micro_time(),
-            },
-        },
-    )
+    hold_lease(kube, "counter", "busy-pod/7", seconds=300)
     result = pipeline.run("run", "--lock-wait", "0.5")
     assert result.returncode == 3
     assert "is held by busy-pod/7" in result.stderr

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.state.lease import micro_time
+from tests.conftest import hold_lease
 from tests.reliability.helpers import (
     BIG_KUBE,
     BIG_LOCAL,
@@ -142,12 +142,7 @@ def test_sigterm_while_waiting_for_the_lock_exits_at_once_and_leaves_the_holder_
     counter_step(pipeline, store)
     if store == "configmap":
         api = request.getfixturevalue("kube")
-        api.put_object("leases", "default", {
-            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": STATE_NAME, "namespace": "default"},
-            "spec": {"holderIdentity": "busy-pod/7", "leaseDurationSeconds": 300,
-                     "acquireTime": micro_time(), "renewTime": micro_time()},
-        })
+        hold_lease(api, STATE_NAME, "busy-pod/7", seconds=300)
         holder = None
     else:
         lock = pipeline.state_dir / "default" / f"{STATE_NAME}.lock"
