@@ -36,6 +36,7 @@ PathKey = tuple[str | int, ...]
 MAX_NODES = 100_000
 MAX_DEPTH = 100
 MAX_FILE_BYTES = 1 << 20  # 1 MiB, also the largest ConfigMap a step could be shipped in
+_TOO_DEEP = "nested too deeply"
 
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
@@ -271,7 +272,7 @@ class _Builder:
         mark = event.start_mark
         self.count += 1
         if len(self.stack) >= self.max_depth:
-            raise _Abort(self._at(mark, f"nested too deeply (more than {self.max_depth} levels)"))
+            raise _Abort(self._at(mark, f"{_TOO_DEEP} (more than {self.max_depth} levels)"))
         path, is_key = self._slot()
         if is_key:
             path = None
@@ -428,10 +429,29 @@ def parse_yaml(
     except _Abort as exc:
         builder.problems.append(exc.problem)
     except yaml.MarkedYAMLError as exc:
+        deeper = _libyaml_depth_limit(exc)
+        if deeper is not None and deeper < len(text):
+            # libyaml (0.2.5 as bundled by PyYAML >= 6.0.2) has a nesting limit of its own, and
+            # its scanner reaches it before we see the events of deep flow nesting. Everything
+            # before that point nests more deeply than our limit, so parsing just that prefix
+            # reports our own message at the place where our limit is crossed.
+            docs, problems = parse_yaml(
+                text[:deeper], file, max_nodes=max_nodes, max_depth=max_depth
+            )
+            if problems and problems[-1].message.startswith(_TOO_DEEP):
+                return docs, problems
         builder.problems.append(_syntax_problem(exc, text, file))
     except yaml.YAMLError as exc:  # reader errors: control characters
         builder.problems.append(_reader_problem(exc, text, file))
     return builder.docs, builder.problems
+
+
+def _libyaml_depth_limit(exc: yaml.MarkedYAMLError) -> int | None:
+    """Where libyaml's own nesting limit stopped the scan, if that is what `exc` is."""
+    mark = exc.problem_mark
+    if mark is None or "maximum nesting depth" not in (exc.problem or ""):
+        return None
+    return int(mark.index)
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, file: str) -> Problem:
