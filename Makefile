@@ -1,16 +1,25 @@
 # The two commands of the README: `make demo` (the main job) and `make test` (the suite).
-# Both set up a virtualenv on first use; nothing needs installing by hand beyond python3.
+# Both set up a virtualenv on first use from the lock file (uv.lock); nothing needs installing
+# by hand beyond python3. `make lock` updates the lock; `make test-latest` tries the newest
+# versions pyproject.toml allows, as a scheduled check would.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+UV := .uv/bin/uv
+# uv uses the python3 it is given and never downloads an interpreter of its own.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-$(BIN)/runner: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(BIN)/runner: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --quiet --locked --extra test --python $(PYTHON)
 	@touch $@
 
-.PHONY: install test demo lint bench
+.PHONY: install test test-latest demo lint bench lock lock-upgrade
 install: $(BIN)/runner
 
 test: lint
@@ -27,3 +36,19 @@ lint: $(BIN)/runner
 
 bench: $(BIN)/runner
 	$(BIN)/python bench/run.py
+
+# uv.lock after an edit of pyproject.toml (keeps every other pin), or moved to the newest
+# versions pyproject.toml allows (lock-upgrade). Commit a lock change on its own.
+lock: | $(UV)
+	$(UV) lock --python $(PYTHON)
+
+lock-upgrade: | $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+
+# The suite against the newest allowed versions, in a separate virtualenv, lock untouched.
+test-latest: | $(UV)
+	rm -rf .venv-latest
+	$(UV) venv --quiet --python $(PYTHON) .venv-latest
+	VIRTUAL_ENV=.venv-latest $(UV) pip install --quiet --upgrade -e '.[test]'
+	@touch .venv-latest/bin/runner  # installed: keep the lock's sync out of it
+	$(MAKE) test VENV=.venv-latest BIN=.venv-latest/bin
