@@ -15,7 +15,13 @@ from typing import Any
 
 from runner.errors import CommandFailed, Interrupted, InvalidError, LockHeld, StoreError
 from runner.execute import Executor, Outcome
-from runner.kratix import KratixContext, merge_status, write_workflow_control
+from runner.kratix import (
+    KratixContext,
+    WorkflowControl,
+    request_workflow_control,
+    status_problems,
+    write_status,
+)
 from runner.log import Logger, seconds
 from runner.prepare import PreparedCommand, PreparedStep
 from runner.query import QueryError, compile_jmespath, compile_query
@@ -89,6 +95,8 @@ class Engine:
             try:
                 self._interruptible = True  # nothing to save yet while waiting or restoring
                 self._check_interrupted()
+                if self.ctx.dry_run and not step.dry_run:
+                    self.log.info("dry run: the step has no dryRun commands; none run", **fields)
                 with lock:
                     stored = self._restore(prepared, store, workdir)
                     self._interruptible = False
@@ -96,16 +104,7 @@ class Engine:
                     failure = self._run_commands(prepared, workdir, fields)
                     self._finish_state(prepared, store, workdir, stored, failure)
             except LockHeld as exc:
-                try:
-                    write_workflow_control(self.ctx.metadata_dir, exc.retry_after_seconds)
-                except OSError as write_error:
-                    self.log.error(
-                        f"cannot write workflow-control.yaml: {_os_reason(write_error)}", **fields
-                    )
-                self.log.info(
-                    f"asked Kratix to retry in {exc.retry_after_seconds}s (workflow-control.yaml)",
-                    **fields,
-                )
+                self._ask_to_retry(step.name, exc)
                 raise
             finally:
                 self._interruptible = False
@@ -116,10 +115,31 @@ class Engine:
             if failure:
                 self._step_end(step.name, started, "failed")
                 raise CommandFailed(f"step {step.name}: {failure}")
-            if not self.ctx.dry_run:
-                self._write_status(prepared, workdir)
-                self._copy_output(prepared, workdir)
+            # A dry run writes output and status too (Kratix diffs them against the live
+            # request's); status last, so that it never reports a step whose output failed.
+            self._copy_output(prepared, workdir)
+            self._write_status(prepared, workdir)
         self._step_end(step.name, started, "succeeded")
+
+    def _ask_to_retry(self, step: str, held: LockHeld) -> None:
+        """Another run holds the lock: ask Kratix, in workflow-control.yaml, to retry later."""
+        retry = f"{held.retry_after_seconds}s"
+        reason = self.log.masker.mask(held.problems[0].message)
+        wanted = WorkflowControl(retry_after=retry, message=f"step {step}: {reason}")
+        try:
+            now = request_workflow_control(self.ctx.metadata_dir, wanted)
+        except OSError as exc:
+            # Exiting 0 without the file would let Kratix mark the workflow done: fail instead.
+            raise StoreError(
+                f"step {step}: {reason}; and cannot ask Kratix to retry: "
+                f"cannot write workflow-control.yaml: {_os_reason(exc)}"
+            ) from None
+        if now is wanted:
+            self.log.info(f"asked Kratix to retry in {retry} (workflow-control.yaml)", step=step)
+        else:
+            self.log.info(
+                f"workflow-control.yaml already asks Kratix to {now.describe()}", step=step
+            )
 
     def _step_end(self, name: str, started: float, status: str) -> None:
         duration = time.monotonic() - started
@@ -168,8 +188,8 @@ class Engine:
         self, prepared: PreparedStep, store: StateStore | None, workdir: Path
     ) -> _Restored | None:
         ref = prepared.state_ref
-        if store is None or ref is None:
-            return None
+        if store is None or ref is None or not prepared.commands:
+            return None  # no command would read it (a dry run without dryRun commands)
         fields = {"step": prepared.step.name}
         started = time.monotonic()
         stored = store.load(ref)
@@ -344,6 +364,7 @@ class Engine:
 
     # -- results ---------------------------------------------------------------------------
     def _write_status(self, prepared: PreparedStep, workdir: Path) -> None:
+        step = prepared.step
         values: dict[str, Any] = {}
         for key, value in prepared.status.items():
             if isinstance(value, StatusFromFile):
@@ -352,14 +373,26 @@ class Engine:
                     values[key] = found
             else:
                 values[key] = value
-        if values:
-            try:
-                path = merge_status(self.ctx.metadata_dir, _mask_values(self.log, values))
-            except OSError as exc:
-                raise CommandFailed(
-                    f"cannot write status.yaml in {self.ctx.metadata_dir}: {_os_reason(exc)}"
-                ) from None
-            self.log.info(f"status: {', '.join(values)} → {path}", step=prepared.step.name)
+        if not values:
+            return
+        problems = status_problems(values)
+        if problems:
+            raise CommandFailed(
+                *(step.document.problem(("spec", "status"), f"status: {p}") for p in problems)
+            )
+        if self.ctx.workflow == "promise" and set(values) - {"message"}:
+            others = ", ".join(k for k in values if k != "message")
+            self.log.warning(
+                f"status {others}: a Promise's status keeps only message (Kratix drops the rest)",
+                step=step.name,
+            )
+        try:
+            path = write_status(self.ctx.metadata_dir, _mask_values(self.log, values))
+        except OSError as exc:
+            raise CommandFailed(
+                f"cannot write status.yaml in {self.ctx.metadata_dir}: {_os_reason(exc)}"
+            ) from None
+        self.log.info(f"status: {', '.join(values)} → {path}", step=step.name)
 
     def _status_from_file(
         self, prepared: PreparedStep, workdir: Path, key: str, value: StatusFromFile
@@ -382,7 +415,7 @@ class Engine:
         else:
             why = f"{value.expression} found nothing in {value.file}"
         if found is None:
-            if value.required:
+            if value.required and not self.ctx.dry_run:
                 raise CommandFailed(step.document.problem(("spec", "status", key), why))
             self.log.warning(f"status {key}: {why}", step=step.name)
         return found
@@ -395,14 +428,18 @@ class Engine:
             if not target.is_relative_to(out_root):
                 raise InvalidError(f"output target {copy.target} is outside the output folder")
             if not source.exists():
+                if self.ctx.dry_run:  # a preview whose commands did not run: not a failure
+                    self.log.warning(f"output {copy.source} was not made", step=prepared.step.name)
+                    continue
                 raise CommandFailed(f"step {prepared.step.name}: output {copy.source} was not made")
             try:
                 if source.is_dir():
                     shutil.copytree(source, target, dirs_exist_ok=True)
                 else:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    destination = target / source.name if copy.target.endswith("/") else target
-                    shutil.copy2(source, destination)
+                    into = copy.target.endswith("/")  # `to: app/`: into that folder
+                    folder = target if into else target.parent
+                    folder.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(source, folder / source.name if into else target)
             except (shutil.Error, OSError) as exc:
                 raise CommandFailed(
                     f"step {prepared.step.name}: cannot copy output {copy.source} to {target}: "

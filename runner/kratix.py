@@ -4,13 +4,15 @@ status.yaml merging and workflow-control.yaml."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from runner import kratix_yaml
 from runner.errors import InvalidError, Problem
-from runner.spec.source import Document, read_yaml_file
+from runner.spec.source import MAX_FILE_BYTES, Document, read_yaml_file
 
 DEFAULT_ROOT = Path("/kratix")
 RESERVED_STATUS_KEY = "kratix"  # Kratix rejects a status.yaml with this top-level key
@@ -28,6 +30,8 @@ class KratixContext:
     promise: str | None = None
     pipeline: str | None = None
     object: dict[str, str | None] = field(default_factory=dict)
+    crd_plural: str | None = None
+    cluster_scoped: bool = False
     dry_run: bool = False
 
     @classmethod
@@ -39,10 +43,13 @@ class KratixContext:
         metadata_dir: str | None = None,
     ) -> KratixContext:
         env = environ.get
+        # Absolute: commands run in their workdir, where a relative --output would point elsewhere.
         return cls(
-            input_dir=Path(input_dir) if input_dir else DEFAULT_ROOT / "input",
-            output_dir=Path(output_dir) if output_dir else DEFAULT_ROOT / "output",
-            metadata_dir=Path(metadata_dir) if metadata_dir else DEFAULT_ROOT / "metadata",
+            input_dir=Path(input_dir).absolute() if input_dir else DEFAULT_ROOT / "input",
+            output_dir=Path(output_dir).absolute() if output_dir else DEFAULT_ROOT / "output",
+            metadata_dir=(
+                Path(metadata_dir).absolute() if metadata_dir else DEFAULT_ROOT / "metadata"
+            ),
             action=env("KRATIX_WORKFLOW_ACTION") or "configure",
             workflow=env("KRATIX_WORKFLOW_TYPE") or "resource",
             promise=env("KRATIX_PROMISE_NAME") or None,
@@ -51,6 +58,8 @@ class KratixContext:
                 key: env(f"KRATIX_OBJECT_{key.upper()}") or None
                 for key in ("kind", "group", "version", "name", "namespace")
             },
+            crd_plural=env("KRATIX_CRD_PLURAL") or None,
+            cluster_scoped=(env("KRATIX_CLUSTER_SCOPED") or "").lower() == "true",
             dry_run=(env("KRATIX_DRY_RUN") or "").lower() == "true",
         )
 
@@ -59,7 +68,12 @@ class KratixContext:
         return self.input_dir / "object.yaml"
 
     def with_request(self, request: Mapping[str, Any]) -> KratixContext:
-        """Fill object identity the environment didn't give from the request itself."""
+        """Fill object identity the environment didn't give from the request itself.
+
+        In a dry run the request wins: Kratix runs the preview under a temporary object
+        (`KRATIX_OBJECT_NAME=kratix-dry-run-...`) but mounts the live request, whose names the
+        state and the output must use.
+        """
         meta = request.get("metadata")
         meta = meta if isinstance(meta, dict) else {}
         api_version = str(request.get("apiVersion") or "")
@@ -71,9 +85,11 @@ class KratixContext:
             "name": meta.get("name"),
             "namespace": meta.get("namespace"),
         }
-        merged = {
-            k: self.object.get(k) or (str(v) if v is not None else None) for k, v in found.items()
-        }
+        given = {k: str(v) if v is not None else None for k, v in found.items()}
+        if self.dry_run:
+            merged = {k: given[k] or self.object.get(k) for k in found}
+        else:
+            merged = {k: self.object.get(k) or given[k] for k in found}
         return replace(self, object=merged)
 
     def template_values(self) -> dict[str, Any]:
@@ -84,6 +100,9 @@ class KratixContext:
             "promise": self.promise,
             "pipeline": self.pipeline,
             "object": dict(self.object),
+            "crdPlural": self.crd_plural,
+            "clusterScoped": self.cluster_scoped,
+            "dryRun": self.dry_run,
             "dirs": {
                 "input": str(self.input_dir),
                 "output": str(self.output_dir),
@@ -118,31 +137,148 @@ def read_request(ctx: KratixContext) -> Document:
     return docs[0]
 
 
-def merge_status(metadata_dir: Path, values: Mapping[str, Any]) -> Path:
-    """Merge `values` into status.yaml at the top level, as Kratix does between containers."""
-    import yaml
+STATUS_FILE = "status.yaml"
+CONTROL_FILE = "workflow-control.yaml"
 
-    path = metadata_dir / "status.yaml"
-    current: dict[str, Any] = {}
-    if path.is_file():
-        # Read as step files are (YAML 1.2, bounded aliases): an earlier container's `on:` key
-        # must stay "on", not turn into `true:`.
-        docs, problems = read_yaml_file(path)
-        if problems:
-            raise InvalidError(*problems)
-        if docs and isinstance(docs[0].value, dict):
-            current = docs[0].value
-    current.update({k: v for k, v in values.items() if k != RESERVED_STATUS_KEY})
-    current.pop(RESERVED_STATUS_KEY, None)
-    write_atomic(path, yaml.safe_dump(current, sort_keys=False, allow_unicode=True).encode())
+
+def read_status(metadata_dir: Path) -> dict[str, Any]:
+    """status.yaml as Kratix will read it, refusing what Kratix would reject (exit 2)."""
+    path = metadata_dir / STATUS_FILE
+    value = _read_metadata_file(path)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidError(Problem("status.yaml must be a YAML mapping", str(path), 1, 1))
+    problems = status_problems(value)
+    if problems:
+        raise InvalidError(
+            *(
+                Problem(p, str(path), hint="an earlier container of this Pipeline wrote it")
+                for p in problems
+            )
+        )
+    return value
+
+
+def status_problems(values: Mapping[str, Any]) -> list[str]:
+    """What Kratix would refuse in status values: it fails a pipeline whose status.yaml sets
+    `kratix`, and reads `message` as a string."""
+    problems = []
+    if RESERVED_STATUS_KEY in values:
+        problems.append(f'the top-level key "{RESERVED_STATUS_KEY}" is reserved by Kratix')
+    message = values.get("message")
+    if "message" in values and not isinstance(message, str):
+        problems.append(f"message must be a string, not {_type_name(message)}")
+    return problems
+
+
+def merge_status(current: Mapping[str, Any], incoming: Mapping[str, Any]) -> dict[str, Any]:
+    """Kratix's merge (work-creator MergeStatuses): top-level keys replace, except `conditions`,
+    which merge by `type` when both sides are lists."""
+    merged = dict(current)
+    for key, value in incoming.items():
+        existing = merged.get(key)
+        if key == "conditions" and isinstance(value, list) and isinstance(existing, list):
+            merged[key] = _merge_conditions(existing, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _merge_conditions(existing: list[Any], incoming: list[Any]) -> list[Any]:
+    by_type: dict[str, Any] = {}
+    for condition in (*existing, *incoming):
+        if isinstance(condition, dict) and isinstance(condition.get("type"), str):
+            by_type[condition["type"]] = condition  # Kratix keeps typed conditions only
+    return list(by_type.values())
+
+
+def write_status(metadata_dir: Path, values: Mapping[str, Any]) -> Path:
+    """Merge `values` into status.yaml, keeping what earlier containers wrote as Kratix reads it."""
+    path = metadata_dir / STATUS_FILE
+    merged = merge_status(read_status(metadata_dir), values)
+    write_atomic(path, kratix_yaml.dump(merged).encode())
     return path
 
 
-def write_workflow_control(metadata_dir: Path, retry_after_seconds: int) -> Path:
-    """Ask Kratix to run the workflow again later (e.g. while another run holds the lock)."""
-    path = metadata_dir / "workflow-control.yaml"
-    write_atomic(path, f"retryAfter: {retry_after_seconds}s\n".encode())
-    return path
+@dataclass(frozen=True)
+class WorkflowControl:
+    """workflow-control.yaml: what the Pipeline asks of Kratix once every container exited 0."""
+
+    retry_after: str = ""  # a Go duration (`30s`, `1m30s`)
+    message: str = ""
+    suspend: bool = False
+
+    @property
+    def asks(self) -> bool:
+        """Kratix suspends or retries the workflow (work-creator IfSuspendOrRetry)."""
+        return self.suspend or bool(self.retry_after)
+
+    def describe(self) -> str:
+        what = "suspend" if self.suspend else f"retry after {self.retry_after}"
+        return what + (f" ({self.message})" if self.message else "")
+
+
+_GO_DURATION = re.compile(r"[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+|0")
+
+
+def read_workflow_control(metadata_dir: Path) -> WorkflowControl | None:
+    """The file an earlier container (or run) wrote, checked as Kratix will read it."""
+    path = metadata_dir / CONTROL_FILE
+    value = _read_metadata_file(path)
+    if value is None:
+        return None if not path.exists() else WorkflowControl()
+    fields = {"retryAfter": str, "message": str, "suspend": bool}
+    problems = []
+    if not isinstance(value, dict):
+        problems.append("workflow-control.yaml must be a YAML mapping")
+        value = {}
+    for key, kind in fields.items():
+        if key in value and value[key] is not None and not isinstance(value[key], kind):
+            problems.append(f"{key} must be a {kind.__name__}, not {_type_name(value[key])}")
+    retry = value.get("retryAfter") or ""
+    if isinstance(retry, str) and retry and not _GO_DURATION.fullmatch(retry):
+        problems.append(f'retryAfter "{retry}" is not a duration Kratix can read (e.g. 30s, 5m)')
+    if problems:
+        raise InvalidError(*(Problem(p, str(path)) for p in problems))
+    return WorkflowControl(str(retry), str(value.get("message") or ""), bool(value.get("suspend")))
+
+
+def request_workflow_control(metadata_dir: Path, request: WorkflowControl) -> WorkflowControl:
+    """Ask Kratix to retry or suspend, unless the file already asks for it: a request another
+    container wrote is never replaced. Returns what the file asks now."""
+    existing = read_workflow_control(metadata_dir)
+    if existing is not None and existing.asks:
+        return existing
+    body: dict[str, Any] = {}
+    if request.retry_after:
+        body["retryAfter"] = request.retry_after
+    if request.suspend:
+        body["suspend"] = True
+    if request.message:
+        body["message"] = request.message
+    write_atomic(metadata_dir / CONTROL_FILE, kratix_yaml.dump(body).encode())
+    return request
+
+
+def _read_metadata_file(path: Path) -> Any:
+    """A metadata file's YAML as Kratix reads it; None when absent or empty."""
+    if not path.exists():
+        return None
+    docs, problems = read_yaml_file(path, max_bytes=MAX_FILE_BYTES, scalars=kratix_yaml.GO_YAML)
+    if problems:
+        raise InvalidError(*problems)
+    return docs[0].value if docs else None
+
+
+def _type_name(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        dict: "a mapping",
+        list: "a list",
+    }.get(type(value), "null" if value is None else type(value).__name__)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -22,6 +22,8 @@ from runner.state.base import StateRef
 from runner.template import TemplateError, render
 
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# Where Kratix runs promise workflows unless the Promise names a pipelineNamespace.
+SYSTEM_NAMESPACE = "kratix-platform-system"
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
@@ -149,10 +151,15 @@ def _state(
         if state.name
         else f"{ctx.object.get('name') or 'state'}-{step.name}"
     )
+    # Default: where the pipeline runs, which is where Kratix creates the Role that
+    # `rbac.permissions` grant: the pod's namespace (the request's, unless the Promise sets
+    # workflows.config.pipelineNamespace); outside a pod, the request's, as Kratix's default.
     namespace = (
         text(state.namespace, ("spec", "state", "namespace"))
         if state.namespace
-        else ctx.object.get("namespace") or pod_namespace() or "default"
+        else pod_namespace()
+        or ctx.object.get("namespace")
+        or (SYSTEM_NAMESPACE if ctx.workflow == "promise" else "default")
     )
     if not _DNS_SUBDOMAIN.fullmatch(name) or len(name) > 253:
         raise InvalidError(

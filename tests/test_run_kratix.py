@@ -177,23 +177,6 @@ def test_dry_run_runs_the_dry_run_commands_and_saves_no_state(pipeline):
     assert not (pipeline.state_dir / "default" / "tf").exists()
 
 
-def test_dry_run_without_dry_run_commands_prints_the_plan(pipeline):
-    pipeline.step(
-        "tf",
-        """
-        inputs: {name: {query: .metadata.name}}
-        workdir: ../work
-        run:
-          - [sh, -c, 'echo applied > s.txt']
-    """,
-    )
-    result = pipeline.run("run", env={"KRATIX_DRY_RUN": "true"})
-    assert result.returncode == 0
-    assert "printing the plan" in result.stderr
-    assert "step: tf" in result.stdout
-    assert not (pipeline.work / "s.txt").exists()
-
-
 def test_plan_shows_inputs_env_commands_and_state_with_secrets_masked(pipeline):
     pipeline.step(
         "tf",
@@ -219,14 +202,3 @@ def test_plan_shows_inputs_env_commands_and_state_with_secrets_masked(pipeline):
     text = pipeline.run("plan", env={"PW": "hunter2-long-password"})
     assert yaml.safe_load(text.stdout.split("---")[0])["step"] == "tf"
     assert not (pipeline.work / "s.tfstate").exists()
-
-
-def test_status_keys_of_earlier_containers_keep_their_yaml_1_2_meaning(pipeline):
-    (pipeline.metadata / "status.yaml").write_text("on: kept\nyes: 1\nversion: '1.10'\n")
-    pipeline.step("report", """
-        workdir: ../work
-        run: [[true]]
-        status: {message: done}
-    """)
-    assert pipeline.run("run").returncode == 0
-    assert (pipeline.metadata / "status.yaml").read_text().startswith("'on': kept\n'yes': 1\nversion: '1.10'\n")

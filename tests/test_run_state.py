@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import threading
 import time
 
 import pytest
+import yaml
 
 from runner.state.base import StateRef
 from runner.state.local import LocalStore
@@ -128,8 +131,9 @@ def test_concurrent_runs_on_one_state_are_serialised_with_no_lost_update(pipelin
     assert stored(pipeline) == {"count": b"5\n"}
 
 
-def test_lock_held_past_the_wait_exits_3_and_asks_kratix_to_retry(pipeline):
+def test_lock_held_past_the_wait_asks_kratix_to_retry_and_exits_0(pipeline):
     counter_step(pipeline)
+    pipeline.step("after", "workdir: ../work\nrun: [[touch, after-ran]]", file="zz-after.yaml")
     store = LocalStore(pipeline.state_dir)
     ref = StateRef("counter", "counter", "default")
     entered = threading.Event()
@@ -148,11 +152,15 @@ def test_lock_held_past_the_wait_exits_3_and_asks_kratix_to_retry(pipeline):
     finally:
         release.set()
         holder.join()
-    assert result.returncode == 3
-    assert "is locked by" in result.stderr
-    control = (pipeline.metadata / "workflow-control.yaml").read_text()
-    assert control.startswith("retryAfter: ")
+    # Kratix reads workflow-control.yaml only after every container exited 0.
+    assert result.returncode == 0, result.stderr
+    control = yaml.safe_load((pipeline.metadata / "workflow-control.yaml").read_text())
+    assert set(control) == {"retryAfter", "message"}
+    assert re.fullmatch(r"[0-9]+s", control["retryAfter"])
+    assert "step counter:" in control["message"] and "is locked by" in control["message"]
+    assert f"pid {os.getpid()}" in control["message"]  # the holder
     assert stored(pipeline) is None
+    assert not (pipeline.work / "after-ran").exists()  # no further step runs
 
 
 def test_failed_save_keeps_the_previous_state_whole(tmp_path, monkeypatch):

@@ -6,7 +6,8 @@ import argparse
 import os
 
 from runner.commands.common import add_kratix_arguments, start_session
-from runner.errors import ExitCode, RunnerError
+from runner.errors import ExitCode, InvalidError, LockHeld, RunnerError
+from runner.kratix import read_status, read_workflow_control
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,26 +28,36 @@ def main(args: argparse.Namespace) -> int:
     from runner.engine import Engine
 
     session = start_session(args, args.names, os.environ)
-    if session.ctx.dry_run and not any(p.step.dry_run for p in session.prepared):
-        from runner.commands.plan import print_plan
-
-        session.log.info("KRATIX_DRY_RUN=true: printing the plan, running nothing")
-        print_plan(session)
+    if not session.prepared:
         return int(ExitCode.OK)
-    engine = Engine(session.ctx, session.log, os.environ, args.state_store, args.lock_wait)
+    ctx, log = session.ctx, session.log
+    # Before anything runs: what earlier containers of this Pipeline left for Kratix.
+    read_status(ctx.metadata_dir)
+    control = read_workflow_control(ctx.metadata_dir)
+    if control is not None and control.asks:
+        log.info(
+            f"workflow-control.yaml already asks Kratix to {control.describe()}: running nothing"
+        )
+        return int(ExitCode.OK)
+    try:
+        ctx.metadata_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidError(
+            f"cannot create the metadata folder {ctx.metadata_dir}: {exc.strerror}"
+        ) from None
+    engine = Engine(ctx, log, os.environ, args.state_store, args.lock_wait)
     engine.install_signal_handlers()
     try:
         for prepared in session.prepared:
-            if session.ctx.dry_run and not prepared.step.dry_run:
-                session.log.info(
-                    "dry run: the step has no dryRun commands; skipped", step=prepared.step.name
-                )
-                continue
             engine.run_step(prepared)
+    except LockHeld:
+        # Kratix reads workflow-control.yaml only once every container exited 0.
+        log.info("another run holds the state: no further step runs; Kratix retries the workflow")
+        return int(ExitCode.OK)
     except RunnerError as exc:
         # Messages may quote command output or values: mask them like everything else.
         for problem in exc.problems:
-            session.log.error(problem.format())
+            log.error(problem.format())
         return int(exc.exit_code)
     finally:
         engine.close()

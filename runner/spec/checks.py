@@ -26,6 +26,7 @@ KRATIX_NAMES = frozenset(
         "kratix.object.kind", "kratix.object.group", "kratix.object.version",
         "kratix.object.name", "kratix.object.namespace",
         "kratix.dirs.input", "kratix.dirs.output", "kratix.dirs.metadata",
+        "kratix.crdPlural", "kratix.clusterScoped", "kratix.dryRun",
     }
 )  # fmt: skip
 

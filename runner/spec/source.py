@@ -16,6 +16,7 @@ repeated `max_nodes` nodes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,17 @@ def resolve_plain(value: str) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Scalars:
+    """How plain (unquoted) scalars resolve: as values, and as mapping keys."""
+
+    resolve: Callable[[str], Any]
+    key: Callable[[str], str]
+
+
+YAML_1_2 = Scalars(resolve_plain, str)
+
+
 # -- building values from events ------------------------------------------------------------
 
 _BAD_KEY: Any = object()  # a key that was reported (duplicate, merge, not a string): drop its value
@@ -190,8 +202,9 @@ class _Frame:
 class _Builder:
     """Feeds on parser events; yields a Document per YAML document."""
 
-    def __init__(self, file: str, max_nodes: int, max_depth: int) -> None:
+    def __init__(self, file: str, max_nodes: int, max_depth: int, scalars: Scalars) -> None:
         self.file = file
+        self.scalars = scalars
         self.max_nodes = max_nodes
         self.max_depth = max_depth
         self.docs: list[Document] = []
@@ -236,7 +249,8 @@ class _Builder:
         style = event.style or ""
         if is_key:
             merge = event.value == "<<" and not style and event.tag is None
-            self._key(str(event.value), event.start_mark, merge=merge)
+            key = str(event.value) if style else self.scalars.key(event.value)
+            self._key(key, event.start_mark, merge=merge)
             self._anchor_done(event.anchor, event.value, 1)
             return
         value = self._scalar_value(event, style, path)
@@ -260,13 +274,13 @@ class _Builder:
         if style:  # quoted, literal or folded: always a string
             return event.value
         if tag is None:
-            return resolve_plain(event.value)
+            return self.scalars.resolve(event.value)
         if tag == "!" or tag == _STANDARD_TAG + "str":
             return event.value
         if not tag.startswith(_STANDARD_TAG):
             self._tag_problem(tag, event.start_mark, path)
             return event.value
-        return resolve_plain(event.value)
+        return self.scalars.resolve(event.value)
 
     def _start(self, event: Any, kind: int) -> None:
         mark = event.start_mark
@@ -416,13 +430,18 @@ _YAML_HINTS = (
 
 
 def parse_yaml(
-    text: str, file: str, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH
+    text: str,
+    file: str,
+    *,
+    max_nodes: int = MAX_NODES,
+    max_depth: int = MAX_DEPTH,
+    scalars: Scalars | None = None,
 ) -> tuple[list[Document], list[Problem]]:
     """Parse every document in `text`; malformed YAML becomes a located Problem, not an exception.
 
     Documents before a syntax error are returned (and checked); the rest of the file is not.
     """
-    builder = _Builder(file, max_nodes, max_depth)
+    builder = _Builder(file, max_nodes, max_depth, scalars or YAML_1_2)
     try:
         for event in yaml.parse(text, Loader=_Loader):
             builder.feed(event)
@@ -502,14 +521,18 @@ def _reader_problem(exc: yaml.YAMLError, text: str, file: str) -> Problem:
 
 
 def read_yaml_file(
-    path: Path, display: str | None = None, *, max_bytes: int | None = None
+    path: Path,
+    display: str | None = None,
+    *,
+    max_bytes: int | None = None,
+    scalars: Scalars | None = None,
 ) -> tuple[list[Document], list[Problem]]:
     """Read and parse a file; unreadable, binary and (with `max_bytes`) huge files are Problems."""
     name = display or str(path)
     data, problems = read_bytes(path, name, max_bytes=max_bytes)
     if data is None:
         return [], problems
-    return parse_yaml_bytes(data, name)
+    return parse_yaml_bytes(data, name, scalars=scalars)
 
 
 def read_bytes(
@@ -526,7 +549,9 @@ def read_bytes(
     return data, []
 
 
-def parse_yaml_bytes(data: bytes, name: str) -> tuple[list[Document], list[Problem]]:
+def parse_yaml_bytes(
+    data: bytes, name: str, *, scalars: Scalars | None = None
+) -> tuple[list[Document], list[Problem]]:
     """Parse YAML bytes; binary or non-UTF-8 content is a located Problem."""
     nul = data.find(b"\0")
     if nul >= 0:
@@ -537,7 +562,7 @@ def parse_yaml_bytes(data: bytes, name: str) -> tuple[list[Document], list[Probl
     except UnicodeDecodeError as exc:
         line, col = _byte_position(data, exc.start)
         return [], [Problem(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", name, line, col)]
-    return parse_yaml(text, name)
+    return parse_yaml(text, name, scalars=scalars)
 
 
 def _byte_position(data: bytes, index: int) -> tuple[int, int]:
