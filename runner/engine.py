@@ -135,7 +135,9 @@ class Engine:
                 f"cannot write workflow-control.yaml: {_os_reason(exc)}"
             ) from None
         if now is wanted:
-            self.log.info(f"asked Kratix to retry in {retry} (workflow-control.yaml)", step=step)
+            self.log.info(
+                f"{reason}: asked Kratix to retry in {retry} (workflow-control.yaml)", step=step
+            )
         else:
             self.log.info(
                 f"workflow-control.yaml already asks Kratix to {now.describe()}", step=step
