@@ -390,6 +390,10 @@ class Engine:
             )
         try:
             path = write_status(self.ctx.metadata_dir, _mask_values(self.log, values))
+        except (
+            InvalidError
+        ) as exc:  # a command wrote status.yaml itself, and Kratix would refuse it
+            raise CommandFailed(*exc.problems) from None
         except OSError as exc:
             raise CommandFailed(
                 f"cannot write status.yaml in {self.ctx.metadata_dir}: {_os_reason(exc)}"

@@ -282,3 +282,17 @@ def test_state_defaults_to_the_pipelines_namespace_not_the_requests(pipeline):
     assert pipeline.run("run").returncode == 0  # outside a pod: the request's namespace
     stored = {p.relative_to(pipeline.state_dir).parts[0] for p in pipeline.state_dir.iterdir()}
     assert {"platform-pipelines", "default"} <= stored
+
+
+def test_a_bad_status_yaml_written_by_a_command_fails_the_step_with_exit_1(pipeline):
+    pipeline.step(
+        "report",
+        """
+        workdir: ../work
+        run: [[sh, -c, 'echo "kratix: {}" > "$KRATIX_METADATA_DIR/status.yaml"']]
+        status: {message: done}
+    """,
+    )
+    result = pipeline.run("run")
+    assert result.returncode == 1  # commands ran: never exit 2
+    assert 'status.yaml: the top-level key "kratix" is reserved by Kratix' in result.stderr
