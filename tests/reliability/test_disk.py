@@ -163,7 +163,7 @@ def test_copying_the_workdir_onto_a_full_disk_is_a_clear_error(pipeline, ledger)
     assert "File too large" in result.stderr
 
 
-def test_status_into_an_unusable_metadata_folder_is_a_clear_error(pipeline):
+def test_an_unusable_metadata_folder_is_a_clear_error_before_anything_runs(pipeline):
     pipeline.step("s", """
         workdir: ../work
         state: {store: local, files: [{path: state.txt}]}
@@ -173,9 +173,11 @@ def test_status_into_an_unusable_metadata_folder_is_a_clear_error(pipeline):
     shutil.rmtree(pipeline.metadata)
     pipeline.metadata.write_text("a file where the metadata folder should be")
     result = pipeline.run("run", check_traceback=False)
-    assert LocalStore(pipeline.state_dir).load(REF) == {"state.txt": b"done\n"}
-    clear_error(result)
-    assert "metadata" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert f"cannot create the metadata folder {pipeline.metadata}" in result.stderr
+    assert not (pipeline.work / "state.txt").exists()
+    assert LocalStore(pipeline.state_dir).load(REF) is None
 
 
 def test_outputs_onto_a_full_disk_are_a_clear_error(pipeline, ledger):
