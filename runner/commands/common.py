@@ -15,7 +15,7 @@ from runner.masking import Masker
 from runner.prepare import PreparedStep, prepare
 from runner.secrets import read_secrets
 from runner.spec.loader import default_steps_dir, load_steps
-from runner.spec.model import Step
+from runner.spec.model import WORKFLOW_ACTIONS, WORKFLOW_TYPES, Mismatch, Step
 from runner.spec.schema import closest
 
 
@@ -105,37 +105,82 @@ def select_steps(
     steps: list[Step], names: list[str], ctx: KratixContext, log: Logger
 ) -> list[Step]:
     """The named steps in the order named, or every step whose `on` matches, in file-name order."""
+    check_workflow(ctx)
     if names:
-        by_name = {s.name: s for s in steps}
-        unknown = [n for n in names if n not in by_name]
-        if unknown:
-            problems = []
-            for name in unknown:
-                guess = closest(name, set(by_name))
-                problems.append(
-                    Problem(
-                        f'no step named "{name}"',
-                        hint=f'did you mean "{guess}"?'
-                        if guess
-                        else "steps: " + ", ".join(sorted(by_name)) or "none",
-                    )
-                )
-            raise InvalidError(*problems)
-        chosen = [by_name[n] for n in names]
+        chosen = named_steps(steps, names)
         for step in chosen:
-            if not step.trigger.matches(ctx.workflow, ctx.action, ctx.promise):
+            why = step.trigger.mismatches(ctx.workflow, ctx.action, ctx.promise)
+            if why:
                 log.warning(
-                    f"step {step.name} is not meant for workflow={ctx.workflow} action={ctx.action}; "
+                    f"step {step.name} is not meant for this workflow ({_joined(why)}); "
                     "running it because it was named",
                     step=step.name,
                 )
         return chosen
     chosen = [s for s in steps if s.trigger.matches(ctx.workflow, ctx.action, ctx.promise)]
     if not chosen:
-        log.info(
-            f"no step matches workflow={ctx.workflow} action={ctx.action} promise={ctx.promise or '-'}"
-        )
+        log.warning(_nothing_matches(steps, ctx))
     return chosen
+
+
+def named_steps(steps: list[Step], names: list[str]) -> list[Step]:
+    """The steps named, in the order named; InvalidError with a did-you-mean for unknown ones."""
+    by_name = {s.name: s for s in steps}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise InvalidError(*(_no_step_named(name, sorted(by_name)) for name in unknown))
+    return [by_name[n] for n in names]
+
+
+def _no_step_named(name: str, known: list[str]) -> Problem:
+    guess = closest(name, known)
+    hint = f'did you mean "{guess}"?' if guess else "steps: " + (", ".join(known) or "none")
+    return Problem(f'no step named "{name}"', hint=hint)
+
+
+def check_workflow(ctx: KratixContext) -> None:
+    """KRATIX_WORKFLOW_ACTION and KRATIX_WORKFLOW_TYPE must be values Kratix sets (exit 2)."""
+    problems = []
+    for variable, value, allowed in (
+        ("KRATIX_WORKFLOW_ACTION", ctx.action, WORKFLOW_ACTIONS),
+        ("KRATIX_WORKFLOW_TYPE", ctx.workflow, WORKFLOW_TYPES),
+    ):
+        if value not in allowed:
+            guess = closest(value, set(allowed))
+            hint = (
+                f'did you mean "{guess}"?'
+                if guess
+                else f"when it is unset, the runner uses {allowed[0]}"
+            )
+            problems.append(
+                Problem(f'{variable} is "{value}": Kratix sets {" or ".join(allowed)}', hint=hint)
+            )
+    if problems:
+        raise InvalidError(*problems)
+
+
+_REASONS_SHOWN = 10  # steps whose mismatch is explained when nothing matches
+
+
+def _nothing_matches(steps: list[Step], ctx: KratixContext) -> str:
+    """Why `run` without names has nothing to do: each step's `on` and how it differs."""
+    text = (
+        f"no step matches workflow={ctx.workflow} action={ctx.action} "
+        f"promise={ctx.promise or '-'}: nothing to run"
+    )
+    if not steps:
+        return text + " (the steps folder holds no steps)"
+    reasons = [
+        f"{s.name}: {_joined(s.trigger.mismatches(ctx.workflow, ctx.action, ctx.promise))}"
+        for s in steps[:_REASONS_SHOWN]
+    ]
+    if len(steps) > _REASONS_SHOWN:
+        reasons.append(f"... and {len(steps) - _REASONS_SHOWN} more")
+    return text + " (" + "; ".join(reasons) + ")"
+
+
+def _joined(mismatches: list[Mismatch]) -> str:
+    return " and ".join(str(m) for m in mismatches)
 
 
 def steps_dir(args: argparse.Namespace) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from runner.errors import InvalidError
+from runner.commands.common import named_steps
 from runner.spec.loader import default_steps_dir, load_steps
 from runner.spec.model import Step
 
@@ -46,12 +46,7 @@ def permissions(steps: list[Step]) -> list[dict[str, object]]:
 def main(args: argparse.Namespace) -> int:
     loaded = load_steps([default_steps_dir(args.steps_dir)], trust_stamp=True)
     loaded.raise_for_problems()
-    steps = loaded.steps
-    if args.names:
-        unknown = [n for n in args.names if loaded.by_name(n) is None]
-        if unknown:
-            raise InvalidError(*(f'no step named "{n}"' for n in unknown))
-        steps = [s for s in steps if s.name in args.names]
+    steps = named_steps(loaded.steps, args.names) if args.names else loaded.steps
     entries = permissions(steps)
     out = sys.stdout
     out.write(f"# rbac.permissions for a Pipeline running: {', '.join(s.name for s in steps)}\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,9 @@ class Command:
     path: PathKey = ()
 
     def describe(self) -> str:
+        """The command for logs: argv quoted as a shell would read it, or a script's first line."""
         if self.argv is not None:
-            return " ".join(self.argv)
+            return shlex.join(self.argv)
         first = (self.script or "").strip().splitlines()
         return "script: " + (first[0] + (" ..." if len(first) > 1 else "") if first else "")
 
@@ -115,18 +117,52 @@ class StatusFromFile:
     required: bool = False
 
 
+# What Kratix sets in KRATIX_WORKFLOW_ACTION and KRATIX_WORKFLOW_TYPE (api/v1alpha1 const.go).
+WORKFLOW_ACTIONS = ("configure", "delete")
+WORKFLOW_TYPES = ("resource", "promise")
+_TRIGGER_VARIABLES = {
+    "workflow": "KRATIX_WORKFLOW_TYPE",
+    "action": "KRATIX_WORKFLOW_ACTION",
+    "promise": "KRATIX_PROMISE_NAME",
+}
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Why a step's `on` does not match the workflow: the field, what it wants, what it got."""
+
+    field: str  # workflow | action | promise
+    wanted: str
+    actual: str | None
+
+    def __str__(self) -> str:
+        actual = self.actual if self.actual else "not set"
+        return f"on.{self.field} is {self.wanted} but {_TRIGGER_VARIABLES[self.field]} is {actual}"
+
+
 @dataclass(frozen=True)
 class Trigger:
+    """A step's `on`. Omitted, it matches the configure action of any workflow, never delete:
+    a delete step says `action: delete`."""
+
     workflow: str | None = None
     actions: tuple[str, ...] = ("configure",)
     promise: str | None = None
 
-    def matches(self, workflow: str, action: str, promise: str | None) -> bool:
+    def mismatches(self, workflow: str, action: str, promise: str | None) -> list[Mismatch]:
+        """Every field of `on` the workflow does not match; [] when the step applies."""
+        found = []
         if self.workflow and workflow and self.workflow != workflow:
-            return False
+            found.append(Mismatch("workflow", self.workflow, workflow))
+        if action not in self.actions:
+            wanted = self.actions[0] if len(self.actions) == 1 else f"[{', '.join(self.actions)}]"
+            found.append(Mismatch("action", wanted, action))
         if self.promise and self.promise != promise:
-            return False
-        return action in self.actions
+            found.append(Mismatch("promise", self.promise, promise))
+        return found
+
+    def matches(self, workflow: str, action: str, promise: str | None) -> bool:
+        return not self.mismatches(workflow, action, promise)
 
 
 @dataclass(frozen=True)
