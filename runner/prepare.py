@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,8 @@ class PreparedCommand:
     source: Command
 
     def describe(self) -> str:
-        return self.source.describe() if self.source.script is not None else " ".join(self.argv)
+        """The rendered command for logs, quoted as a shell would read it (`shlex.join`)."""
+        return self.source.describe() if self.source.script is not None else shlex.join(self.argv)
 
 
 @dataclass

@@ -376,9 +376,9 @@ def test_text_log_shows_each_step_and_command_start_and_finish_with_durations(pi
         r"step logs started$",
         r"▶ echo hello$",
         rf"✔ echo hello {duration}$",
-        r"▶ sh -c echo oops >&2$",
+        r"▶ sh -c 'echo oops >&2'$",
         r"^oops$",
-        rf"✔ sh -c echo oops >&2 {duration}$",
+        rf"✔ sh -c 'echo oops >&2' {duration}$",
         r"step logs finished in \d+(\.\d+)?s$",
     ]
     position = 0

@@ -49,6 +49,11 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
         "step": step.name,
         "file": step.document.file,
         "description": step.description,
+        "on": {
+            "workflow": step.trigger.workflow or "any",
+            "action": list(step.trigger.actions),
+            "promise": step.trigger.promise or "any",
+        },
         "inputs": prepared.inputs,
         "secrets": {
             s.name: "***" if s.mask else prepared.secrets[s.name]
@@ -63,10 +68,15 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
                 **({"cwd": c.cwd} if c.cwd != "." else {}),
                 **({"timeout": c.timeout} if c.timeout else {}),
                 **({"stdout": c.stdout} if c.stdout else {}),
+                **({"env": c.env} if c.env else {}),
+                **({"continueOnError": True} if c.continue_on_error else {}),
             }
             for c in prepared.commands
         ],
         "state": state,
+        "output": [
+            {"from": o.source, "to": str(session.ctx.output_dir / o.target)} for o in step.output
+        ],
         "status": {
             k: (f"from {v.file} {v.expression}" if isinstance(v, StatusFromFile) else v)
             for k, v in prepared.status.items()
@@ -76,7 +86,11 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
 
 
 def print_plan(session: Session, fmt: str = "text") -> None:
-    plans = [describe(p, session) for p in session.prepared]
+    from runner.engine import _mask_values
+
+    # Masked as data first: a secret's value may be escaped differently once serialised (a `"`
+    # in JSON), and a masked value must stay a string (`'***'`, not a YAML alias `***`).
+    plans = _mask_values(session.log, [describe(p, session) for p in session.prepared])
     masker = session.log.masker
     if fmt == "json":
         sys.stdout.write(masker.mask(json.dumps(plans, indent=2)) + "\n")
