@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from runner.errors import ExitCode, InvalidError
+from runner.errors import ExitCode, InvalidError, Problem
 from runner.spec.loader import default_steps_dir, display, load_steps
 from runner.spec.stamp import write_stamp
 
@@ -17,7 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "paths", nargs="*", metavar="PATH", help="step files or folders (default: the steps folder)"
     )
     parser.add_argument(
-        "--format", choices=["text", "json"], default="text", help="json: a machine-readable report"
+        "--format",
+        choices=["text", "json", "github"],
+        default="text",
+        help="json: a machine-readable report; github: GitHub Actions error annotations",
     )
     parser.add_argument(
         "--stamp",
@@ -53,8 +56,12 @@ def main(args: argparse.Namespace) -> int:
         json.dump(report, sys.stdout, indent=2)  # ASCII: file names may not be UTF-8
         sys.stdout.write("\n")
         return int(code)
-    for problem in result.problems:
-        print(problem.format(), file=sys.stderr)
+    if args.format == "github":
+        for problem in result.problems:
+            print(github_annotation(problem))
+    else:
+        for problem in result.problems:
+            print(problem.format(), file=sys.stderr)
     files = _count(len(result.files), "file")
     if result.problems:
         print(
@@ -67,3 +74,23 @@ def main(args: argparse.Namespace) -> int:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def github_annotation(problem: Problem) -> str:
+    """`::error file=F,line=L,col=C,title=runner validate::PATH: message`, escaped as the
+    Actions toolkit does: the hint, when there is one, is the message's second line."""
+    where = {"file": problem.file, "line": problem.line, "col": problem.col} if problem.file else {}
+    listed = [f"{key}={_escape_property(str(value))}" for key, value in where.items() if value]
+    listed.append("title=runner validate")
+    message = f"{problem.path}: {problem.message}" if problem.path else problem.message
+    if problem.hint:
+        message += f"\nhint: {problem.hint}"
+    return f"::error {','.join(listed)}::{_escape_data(message)}"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
