@@ -267,3 +267,34 @@ def test_junit_report(tmp_path, promise):
     assert suite.get("tests") == str(len(EXAMPLE_CASES)) and suite.get("failures") == "1"
     failure = suite.find("testcase/failure")
     assert failure is not None and "metadata/status.yaml" in (failure.get("message") or "")
+
+
+def test_secrets_declared_mask_false_are_shown_as_runner_run_shows_them(tmp_path):
+    write_step(tmp_path / "steps.d", "endpoint", """
+        secrets:
+          ENDPOINT:  { env: MINIO_ENDPOINT, mask: false }
+          TOKEN_URL: { env: PUBLIC_TOKEN_URL, mask: false }   # named like a secret, declared not
+          PASSWORD:  { env: MINIO_PASSWORD }
+        run:
+          - script: |
+              echo "endpoint=$ENDPOINT url=$TOKEN_URL password=$PASSWORD"
+              printf 'endpoint: %s\\n' "$ENDPOINT" > "$KRATIX_OUTPUT_DIR/endpoint.yaml"
+    """)
+    case = make_case(
+        tmp_path / "tests" / "shown",
+        env="MINIO_ENDPOINT=minio.example:9000\nPUBLIC_TOKEN_URL=https://auth.example/token\n"
+        "MINIO_PASSWORD=a-password-long-enough\n",
+    )
+    (case / "output").mkdir()
+    (case / "output" / "endpoint.yaml").write_text("endpoint: minio.example:9000\n")
+    result = runner_test(tmp_path, "-v", str(case))
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = "endpoint=minio.example:9000 url=https://auth.example/token password=***"
+    assert line in result.stdout
+    assert "a-password-long-enough" not in result.stdout + result.stderr
+
+    # case.yaml's `secrets:` still masks a variable, whatever the steps say.
+    (case / "case.yaml").write_text("secrets: [MINIO_ENDPOINT]\n")
+    masked = runner_test(tmp_path, "-v", str(case))
+    assert masked.returncode == 1  # the produced file holds *** now, the expected one doesn't
+    assert "endpoint=*** url=https://auth.example/token password=***" in masked.stdout

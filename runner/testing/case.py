@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import InvalidError, Problem
-from runner.spec.loader import default_steps_dir, display, load_steps
+from runner.spec.loader import StepSet, default_steps_dir, display, load_steps
 from runner.spec.source import Document
 from runner.testing.case_files import (
     CASE_FILE,
@@ -54,7 +54,8 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     kratix: dict[str, str] = field(default_factory=dict)  # KRATIX_* from case.yaml
     expect: Expect = Expect()
-    secret_names: set[str] = field(default_factory=set)
+    secret_names: set[str] = field(default_factory=set)  # masked, whatever they are named
+    shown_names: set[str] = field(default_factory=set)  # `mask: false` secrets: never masked
     timeout: float | None = None
     description: str = ""
 
@@ -68,9 +69,11 @@ class Case:
 
     def secrets(self) -> dict[str, str]:
         """The env file values that are masked: declared by a step, named in case.yaml, or
-        named like a secret."""
+        named like a secret, unless the steps declare it with `mask: false` (as `run` shows it)."""
         return {
-            k: v for k, v in self.env.items() if k in self.secret_names or _SECRET_NAME.search(k)
+            k: v
+            for k, v in self.env.items()
+            if k in self.secret_names or (_SECRET_NAME.search(k) and k not in self.shown_names)
         }
 
 
@@ -152,6 +155,7 @@ def load_case(path: Path, steps_dir_option: str | None, environ: Mapping[str, st
         raise InvalidError(*problems)
 
     expect = options.get("expect") or {}
+    masked, shown = declared_secret_envs(steps_dir)
     return Case(
         path=path,
         steps_dir=steps_dir,
@@ -167,7 +171,8 @@ def load_case(path: Path, steps_dir_option: str | None, environ: Mapping[str, st
             stdout_contains=tuple(str(s) for s in as_list(expect.get("stdoutContains"))),
             stderr_contains=tuple(str(s) for s in as_list(expect.get("stderrContains"))),
         ),
-        secret_names=set(as_list(options.get("secrets"))) | declared_secret_envs(steps_dir),
+        secret_names=set(as_list(options.get("secrets"))) | masked,
+        shown_names=shown - masked,
         timeout=seconds(options.get("timeout")),
         description=str(options.get("description") or ""),
     )
@@ -229,12 +234,23 @@ def resolve_steps_dir(
     return default_steps_dir(None)
 
 
-def declared_secret_envs(steps_dir: Path) -> frozenset[str]:
-    """The environment variables the steps read as secrets (`secrets: {X: {env: NAME}}`)."""
-    return _declared_secret_envs(steps_dir.resolve())
+def declared_secret_envs(steps_dir: Path) -> tuple[set[str], set[str]]:
+    """The environment variables the steps read as secrets (`secrets: {X: {env: NAME}}`):
+    those masked, and those declared `mask: false`."""
+    masked: set[str] = set()
+    shown: set[str] = set()
+    for step in steps_of(steps_dir).steps:
+        for secret in step.secrets:
+            if secret.env:
+                (masked if secret.mask else shown).add(secret.env)
+    return masked, shown
+
+
+def steps_of(steps_dir: Path) -> StepSet:
+    """The steps of a case's steps folder; their problems are the run's to report."""
+    return _steps_of(steps_dir.resolve())
 
 
 @functools.cache  # cases share their steps folder: load it once
-def _declared_secret_envs(steps_dir: Path) -> frozenset[str]:
-    loaded = load_steps([steps_dir])  # problems are the run's to report
-    return frozenset(s.env for step in loaded.steps for s in step.secrets if s.env)
+def _steps_of(steps_dir: Path) -> StepSet:
+    return load_steps([steps_dir])
