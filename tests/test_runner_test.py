@@ -298,3 +298,77 @@ def test_secrets_declared_mask_false_are_shown_as_runner_run_shows_them(tmp_path
     masked = runner_test(tmp_path, "-v", str(case))
     assert masked.returncode == 1  # the produced file holds *** now, the expected one doesn't
     assert "endpoint=*** url=https://auth.example/token password=***" in masked.stdout
+
+
+COUNTER = """
+    inputs: {name: {query: .metadata.name}}
+    state:
+      store: configmap          # runner test puts every step's state in a local store
+      name: "${{ inputs.name }}-counter"
+      namespace: "${{ kratix.object.namespace }}"
+      files: [{ path: count.txt, key: count }]
+    workdir: work
+    copyWorkdir: true
+    run:
+      - script: |
+          echo "previous: $(cat count.txt 2>/dev/null || echo none)"
+          echo $(( $(cat count.txt 2>/dev/null || echo 0) + 1 )) > count.txt
+    status:
+      runs: { file: count.txt }
+"""
+
+
+def test_a_case_starts_from_the_state_in_its_state_folder(tmp_path):
+    write_step(tmp_path / "steps.d", "counter", COUNTER)
+    (tmp_path / "steps.d" / "work").mkdir()
+    request = {"apiVersion": "workshop.kratix.io/v1", "kind": "App",
+               "metadata": {"name": "my-app", "namespace": "team-a"}}  # fmt: skip
+    case = make_case(tmp_path / "tests" / "second-run", request,
+                     case_yaml="expect: {stdoutContains: 'previous: 41'}\n")  # fmt: skip
+    (case / "state" / "counter").mkdir(parents=True)
+    (case / "state" / "counter" / "count").write_text("41\n")
+    (case / "metadata").mkdir()
+    (case / "metadata" / "status.yaml").write_text("runs: 42\n")
+    for _ in range(2):  # each run starts from the seed again, not from the last run's state
+        result = runner_test(tmp_path, str(case))
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert (case / "state" / "counter" / "count").read_text() == "41\n"
+
+    first_run = make_case(tmp_path / "tests" / "first-run", request,
+                          case_yaml="expect: {stdoutContains: 'previous: none'}\n")  # fmt: skip
+    (first_run / "metadata").mkdir()
+    (first_run / "metadata" / "status.yaml").write_text("runs: 1\n")
+    assert runner_test(tmp_path, str(first_run)).returncode == 0
+
+
+def test_state_folder_mistakes_are_reported_and_nothing_runs(tmp_path):
+    write_step(tmp_path / "steps.d", "counter", COUNTER)
+    write_step(tmp_path / "steps.d", "stateless", "run: [[true]]")
+    case = make_case(tmp_path / "tests" / "bad-state")
+    for path in ("countr/count", "counter/cout", "counter/count", "stateless/x", "counter/.gitkeep"):
+        (case / "state" / path).parent.mkdir(parents=True, exist_ok=True)
+        (case / "state" / path).write_text("1\n")
+    (case / "state" / "loose-file").write_text("1\n")
+    result = runner_test(tmp_path, str(case))
+    assert result.returncode == 2, result.stdout + result.stderr
+    err = result.stderr
+    assert 'bad-state/state/countr: no step named "countr"\n  hint: did you mean "counter"?' in err
+    assert ('bad-state/state/counter/cout: step counter has no state key "cout"\n'
+            '  hint: did you mean "count"?') in err  # fmt: skip
+    assert "bad-state/state/stateless: step stateless keeps no state" in err
+    assert "bad-state/state/loose-file: a file directly in state/" in err
+    assert ".gitkeep" not in err
+    assert "no case was run" in err and "PASS" not in result.stdout
+
+
+def test_a_seeded_step_that_refuses_the_request_is_left_to_the_run_to_report(tmp_path):
+    write_step(tmp_path / "steps.d", "counter", COUNTER.replace(
+        "{query: .metadata.name}", "{query: .metadata.name, pattern: '^[a-z]+$'}"))  # fmt: skip
+    request = {"metadata": {"name": "Not_A_Name", "namespace": "default"}}
+    case = make_case(tmp_path / "tests" / "refused", request,
+                     case_yaml="expect: {exitCode: 2, stderrContains: 'does not match pattern'}\n")  # fmt: skip
+    (case / "state" / "counter").mkdir(parents=True)
+    (case / "state" / "counter" / "count").write_text("41\n")
+    result = runner_test(tmp_path, "-v", str(case))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "runner test: warning: state/counter not seeded:" in result.stdout

@@ -8,11 +8,13 @@ A case folder holds one request and what the steps should make of it:
       case.yaml           options (optional): steps, stepsDir, action, workflow, promise,
                           pipeline, expect, secrets, timeout, description
       steps               step names, one a line (optional; the same as `steps:` in case.yaml)
+      state/STEP/KEY      the state a step starts from (optional; default: none, a first run)
       output/             the expected /kratix/output   (absent: the steps write nothing there)
       metadata/           the expected /kratix/metadata (status.yaml, destination-selectors.yaml)
 
 Each case runs `runner run` in its own subprocess, with fresh output and metadata folders and a
-fresh local state store in a temporary folder, so cases can't see each other or the user's state.
+fresh local state store (holding only what state/ seeds) in a temporary folder, so cases can't
+see each other or the user's state.
 YAML and JSON files are compared as data (key order and formatting don't matter) and differences
 are shown as unified diffs of the normalised text. Secrets from the env file are masked in
 everything shown and in everything `--update` writes.
@@ -21,6 +23,7 @@ The modules, in the order a run uses them:
 
     case_files.py   parsing and checking a case's files: case.yaml, env, steps
     case.py         the Case: finding case folders, loading one, its steps folder and secrets
+    seed.py         the case's state/ folder: checked, then stored as the steps' starting state
     process.py      running a subprocess with a timeout; stopping every run on an interrupt
     runcase.py      running one case in fresh folders and judging the result
     compare.py      produced vs expected trees: data-aware diffs, and --update

@@ -25,6 +25,7 @@ from runner.testing.case_files import (
     read_case_yaml,
     seconds,
 )
+from runner.testing.seed import SEED_DIR, Seed, read_seed
 
 # Env file variables masked even when no step declares them as a secret.
 _SECRET_NAME = re.compile(
@@ -58,6 +59,7 @@ class Case:
     shown_names: set[str] = field(default_factory=set)  # `mask: false` secrets: never masked
     timeout: float | None = None
     description: str = ""
+    seed: Seed = field(default_factory=dict)  # state/STEP/KEY: the state the steps start from
 
     @property
     def name(self) -> str:
@@ -119,7 +121,7 @@ def find_cases(paths: Iterable[str]) -> tuple[list[Path], list[Problem]]:
 
 
 def _looks_like_case(path: Path) -> bool:
-    markers = ("input", CASE_FILE, ENV_FILE, STEPS_FILE, *TREES)
+    markers = ("input", CASE_FILE, ENV_FILE, STEPS_FILE, SEED_DIR, *TREES)
     return any((path / m).exists() for m in markers)
 
 
@@ -151,6 +153,8 @@ def load_case(path: Path, steps_dir_option: str | None, environ: Mapping[str, st
     problems += found
     steps_dir, found = _steps_dir(path, options, steps_dir_option, environ)
     problems += found
+    seed, found = read_seed(path, steps_of(steps_dir)) if not found else ({}, [])
+    problems += found
     if problems:
         raise InvalidError(*problems)
 
@@ -175,6 +179,7 @@ def load_case(path: Path, steps_dir_option: str | None, environ: Mapping[str, st
         shown_names=shown - masked,
         timeout=seconds(options.get("timeout")),
         description=str(options.get("description") or ""),
+        seed=seed,
     )
 
 

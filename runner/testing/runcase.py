@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import runner
+from runner.errors import StoreError
 from runner.masking import Masker
 from runner.spec.loader import display
 from runner.testing import process
-from runner.testing.case import Case, Expect
+from runner.testing.case import Case, Expect, steps_of
 from runner.testing.case_files import ENV_FILE, TREES
 from runner.testing.compare import Difference, compare_trees, snapshot, write_expectations
+from runner.testing.seed import seed_state
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -68,11 +70,14 @@ def run_case(case: Case, options: Options, environ: Mapping[str, str]) -> Result
         timeout = case.timeout or options.timeout
         env = child_environment(case, environ, folders["tmp"])
         started = time.monotonic()
+        warnings += seed_state(
+            case.seed, steps_of(case.steps_dir), env, {**folders, "input": case.input_dir}
+        )
         finished = process.run(_runner_run_argv(case, folders), env, timeout)
         result.duration = time.monotonic() - started
         result.exit_code = finished.exit_code
         result.stdout = masker.mask(finished.stdout)
-        result.stderr = "".join(f"runner test: warning: {w}\n" for w in warnings)
+        result.stderr = masker.mask("".join(f"runner test: warning: {w}\n" for w in warnings))
         result.stderr += masker.mask(finished.stderr)
         result.failures = _unmet_expectations(case.expect, result, timeout)
         actual = {tree: snapshot(folders[tree], masker) for tree in TREES}
@@ -85,6 +90,8 @@ def run_case(case: Case, options: Options, environ: Mapping[str, str]) -> Result
             result.kept = scratch
     except OSError as exc:
         result.error = f"cannot run the case: {exc.strerror or exc}"
+    except StoreError as exc:
+        result.error = f"cannot seed the state: {exc}"
     finally:
         if not options.keep:
             shutil.rmtree(scratch, ignore_errors=True)
