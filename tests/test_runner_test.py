@@ -372,3 +372,101 @@ def test_a_seeded_step_that_refuses_the_request_is_left_to_the_run_to_report(tmp
     result = runner_test(tmp_path, "-v", str(case))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "runner test: warning: state/counter not seeded:" in result.stdout
+
+
+VOLATILE = """
+    workdir: work
+    copyWorkdir: true
+    run:
+      - script: |
+          now=$(date +%s%N)
+          echo "$now" > now.txt
+          mkdir -p "$KRATIX_OUTPUT_DIR/app"
+          printf 'kind: Thing\\nmetadata: {name: x, annotations: {example.com/built-at: "%s"}}\\n' \\
+            "$now" > "$KRATIX_OUTPUT_DIR/app/thing.yaml"
+          printf 'conditions:\\n- {type: Ready, lastTransitionTime: "%s"}\\n' "$now" \\
+            >> "$KRATIX_OUTPUT_DIR/app/thing.yaml"
+          printf '{"id": "%s", "name": "x"}\\n' "$now" > "$KRATIX_OUTPUT_DIR/app/info.json"
+    status:
+      message: done
+      lastRun: { file: now.txt }
+"""
+
+
+def volatile_case(tmp_path: Path, case_yaml: str) -> Path:
+    write_step(tmp_path / "steps.d", "volatile", VOLATILE)
+    (tmp_path / "steps.d" / "work").mkdir(exist_ok=True)
+    case = make_case(tmp_path / "tests" / "volatile", case_yaml=case_yaml)
+    (case / "metadata").mkdir()
+    (case / "metadata" / "status.yaml").write_text("message: done\nlastRun: 1\n")
+    (case / "output" / "app").mkdir(parents=True)
+    (case / "output" / "app" / "thing.yaml").write_text(textwrap.dedent("""\
+        kind: Thing
+        metadata: {name: x, annotations: {example.com/built-at: "1"}}
+        conditions:
+        - {type: Ready, lastTransitionTime: "1"}
+    """))
+    (case / "output" / "app" / "info.json").write_text('{"name": "x"}\n')  # no id at all
+    return case
+
+
+IGNORE = """\
+ignore:
+  metadata/status.yaml: lastRun
+  output/app/thing.yaml:
+    - .metadata.annotations."example.com/built-at"
+    - .conditions[*].lastTransitionTime
+  output/app/info.json: [.id]
+"""
+
+
+def test_ignored_fields_are_left_out_of_the_comparison(tmp_path):
+    case = volatile_case(tmp_path, IGNORE)
+    result = runner_test(tmp_path, str(case))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    # Without them, the same case fails on each volatile field.
+    (case / "case.yaml").write_text("")
+    failed = runner_test(tmp_path, str(case))
+    assert failed.returncode == 1
+    for path in ("metadata/status.yaml", "output/app/thing.yaml", "output/app/info.json"):
+        assert f"{path}: differs" in failed.stdout
+
+
+def test_ignoring_a_field_still_compares_the_rest_of_the_file(tmp_path):
+    case = volatile_case(tmp_path, IGNORE)
+    status = case / "metadata" / "status.yaml"
+    status.write_text("message: not done\nlastRun: 1\n")
+    result = runner_test(tmp_path, str(case))
+    assert result.returncode == 1
+    assert "metadata/status.yaml: differs" in result.stdout
+    assert "-message: not done" in result.stdout and "+message: done" in result.stdout
+    assert "lastRun" not in result.stdout  # the diff is of what is compared
+    assert "output/app" not in result.stdout
+
+    # --update leaves the file's ignored fields to what the run produced: still ignored.
+    assert runner_test(tmp_path, "--update", str(case)).returncode == 0
+    assert runner_test(tmp_path, str(case)).returncode == 0
+
+
+def test_ignore_mistakes_are_located(tmp_path):
+    case = volatile_case(tmp_path, textwrap.dedent("""\
+        ignore:
+          metadata/status.yaml: [.lastRun, ".a // 1", ".a["]
+          output/app/notes.txt: [.x]
+          input/object.yaml: [.metadata]
+          metadata/status.yml: .
+    """))
+    result = runner_test(tmp_path, str(case))
+    assert result.returncode == 2, result.stdout + result.stderr
+    err = result.stderr
+    assert re.search(r'case.yaml:2:\d+: ignore\["metadata/status.yaml"\]\[1\]: \'.a // 1\' is '
+                     r'not a field path: "//" picks a value', err)  # fmt: skip
+    assert re.search(r'case.yaml:2:\d+: ignore\["metadata/status.yaml"\]\[2\]: \'.a\[\' is not '
+                     r'a field path: unclosed "\["', err)  # fmt: skip
+    assert ('ignore["output/app/notes.txt"]: fields can be ignored in YAML and JSON files only'
+            in err)  # fmt: skip
+    assert 'ignore["input/object.yaml"]: expected a file of the expected trees' in err
+    assert ('ignore["metadata/status.yml"]: \'.\' is not a field path: it is the whole document'
+            in err)  # fmt: skip
+    assert "no case was run" in err

@@ -6,7 +6,7 @@ A case folder holds one request and what the steps should make of it:
       input/object.yaml   the request (required)
       env                 KEY=VALUE lines: the container's environment (optional; secrets allowed)
       case.yaml           options (optional): steps, stepsDir, action, workflow, promise,
-                          pipeline, expect, secrets, timeout, description
+                          pipeline, expect, secrets, ignore, timeout, description
       steps               step names, one a line (optional; the same as `steps:` in case.yaml)
       state/STEP/KEY      the state a step starts from (optional; default: none, a first run)
       output/             the expected /kratix/output   (absent: the steps write nothing there)
@@ -24,6 +24,7 @@ The modules, in the order a run uses them:
     case_files.py   parsing and checking a case's files: case.yaml, env, steps
     case.py         the Case: finding case folders, loading one, its steps folder and secrets
     seed.py         the case's state/ folder: checked, then stored as the steps' starting state
+    ignore.py       case.yaml's `ignore:`: the volatile fields left out of the comparison
     process.py      running a subprocess with a timeout; stopping every run on an interrupt
     runcase.py      running one case in fresh folders and judging the result
     compare.py      produced vs expected trees: data-aware diffs, and --update

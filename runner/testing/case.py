@@ -25,6 +25,7 @@ from runner.testing.case_files import (
     read_case_yaml,
     seconds,
 )
+from runner.testing.ignore import Ignored, read_ignore
 from runner.testing.seed import SEED_DIR, Seed, read_seed
 
 # Env file variables masked even when no step declares them as a secret.
@@ -60,6 +61,7 @@ class Case:
     timeout: float | None = None
     description: str = ""
     seed: Seed = field(default_factory=dict)  # state/STEP/KEY: the state the steps start from
+    ignore: Ignored = field(default_factory=dict)  # file -> fields left out of the comparison
 
     @property
     def name(self) -> str:
@@ -145,6 +147,8 @@ def load_case(path: Path, steps_dir_option: str | None, environ: Mapping[str, st
     doc, found = read_case_yaml(case_file) if case_file.is_file() else (None, [])
     problems += found
     options: dict[str, Any] = doc.value if doc is not None and isinstance(doc.value, dict) else {}
+    ignore, found = read_ignore(doc) if doc is not None else ({}, [])
+    problems += found
 
     env, found = parse_env_file(path / ENV_FILE) if (path / ENV_FILE).is_file() else ({}, [])
     problems += found
@@ -180,6 +184,7 @@ def load_case(path: Path, steps_dir_option: str | None, environ: Mapping[str, st
         timeout=seconds(options.get("timeout")),
         description=str(options.get("description") or ""),
         seed=seed,
+        ignore=ignore,
     )
 
 

@@ -35,6 +35,7 @@ _CASE_KEYS = {
     "pipeline": "KRATIX_PIPELINE_NAME",
     "expect": "the expected exit code and output: {exitCode, stdoutContains, stderrContains}",
     "secrets": "more env file variables to mask",
+    "ignore": "fields left out of the comparison, by file: {metadata/status.yaml: .lastRun}",
     "timeout": "longest the case may run (e.g. 30s, 2m)",
 }
 _EXPECT_KEYS = ("exitCode", "stdoutContains", "stderrContains")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import yaml
 
 from runner.masking import Masker
 from runner.spec.source import parse_yaml
+from runner.testing.ignore import FieldPath, remove
 
 _PREVIEW_LINES = 20  # of a file produced but not expected
 _HEADLINES = {
@@ -57,9 +59,13 @@ def _mask(data: bytes, masker: Masker | None) -> bytes:
 
 
 def compare_trees(
-    tree: str, expected: dict[str, bytes], actual: dict[str, bytes]
+    tree: str,
+    expected: dict[str, bytes],
+    actual: dict[str, bytes],
+    ignore: Mapping[str, tuple[FieldPath, ...]] | None = None,
 ) -> list[Difference]:
-    """Every file missing, unexpected or changed (as data), in path order."""
+    """Every file missing, unexpected or changed (as data, without the `ignore`d fields of
+    each "tree/file"), in path order."""
     differences: list[Difference] = []
     for file in sorted(expected.keys() | actual.keys()):
         path = f"{tree}/{file}"
@@ -67,16 +73,21 @@ def compare_trees(
             differences.append(Difference(tree, file, "missing"))
         elif file not in expected:
             differences.append(Difference(tree, file, "unexpected", _preview(path, actual[file])))
-        elif (diff := compare_files(path, expected[file], actual[file])) is not None:
+        elif (
+            diff := compare_files(path, expected[file], actual[file], (ignore or {}).get(path, ()))
+        ) is not None:
             differences.append(Difference(tree, file, "changed", diff))
     return differences
 
 
-def compare_files(path: str, expected: bytes, actual: bytes) -> list[str] | None:
-    """None when the files are equal (as data, for YAML and JSON); else a unified diff."""
+def compare_files(
+    path: str, expected: bytes, actual: bytes, ignore: tuple[FieldPath, ...] = ()
+) -> list[str] | None:
+    """None when the files are equal (as data, for YAML and JSON, the `ignore`d fields left
+    out); else a unified diff."""
     if expected == actual:
         return None
-    left, right = normalise(path, expected), normalise(path, actual)
+    left, right = normalise(path, expected, ignore), normalise(path, actual, ignore)
     if left == right:
         return None
     if isinstance(left, bytes) or isinstance(right, bytes):
@@ -91,31 +102,39 @@ def compare_files(path: str, expected: bytes, actual: bytes) -> list[str] | None
     return diff or ["the files differ only in line endings or the newline at the end"]
 
 
-def normalise(path: str, data: bytes) -> str | bytes:
-    """YAML and JSON as sorted, block-style YAML/JSON text; other text as it is; binary as bytes."""
+def normalise(path: str, data: bytes, ignore: tuple[FieldPath, ...] = ()) -> str | bytes:
+    """YAML and JSON as sorted, block-style YAML/JSON text without the `ignore`d fields; other
+    text as it is; binary as bytes."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return data
     suffix = Path(path).suffix.lower()
     if suffix in (".yaml", ".yml"):
-        return _normalise_yaml(path, text)
+        return _normalise_yaml(path, text, ignore)
     if suffix == ".json":
         try:
-            return json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+            value = json.loads(text)
         except ValueError:
             return text
+        for field_path in ignore:
+            remove(value, field_path)
+        return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
     return text
 
 
-def _normalise_yaml(path: str, text: str) -> str:
+def _normalise_yaml(path: str, text: str, ignore: tuple[FieldPath, ...]) -> str:
     """Every document dumped with sorted keys; the text as it is when it isn't valid YAML."""
     docs, problems = parse_yaml(text, path)
     if problems:
         return text
+    values = [d.value for d in docs]
+    for value in values:
+        for field_path in ignore:
+            remove(value, field_path)
     try:
         return yaml.safe_dump_all(
-            [d.value for d in docs],
+            values,
             sort_keys=True,
             allow_unicode=True,
             default_flow_style=False,

@@ -82,7 +82,8 @@ def run_case(case: Case, options: Options, environ: Mapping[str, str]) -> Result
         result.failures = _unmet_expectations(case.expect, result, timeout)
         actual = {tree: snapshot(folders[tree], masker) for tree in TREES}
         for tree in TREES:
-            result.differences += compare_trees(tree, snapshot(case.path / tree), actual[tree])
+            expected = snapshot(case.path / tree)
+            result.differences += compare_trees(tree, expected, actual[tree], case.ignore)
         if options.update and not result.failures and result.differences:
             result.updated = write_expectations(case.path, result.differences, actual)
             result.differences = []
