@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -470,3 +471,50 @@ def test_ignore_mistakes_are_located(tmp_path):
     assert ('ignore["metadata/status.yml"]: \'.\' is not a field path: it is the whole document'
             in err)  # fmt: skip
     assert "no case was run" in err
+
+
+def test_json_format_is_one_document_with_each_cases_status_differences_and_duration(
+    tmp_path, promise
+):
+    status = promise / "tests" / "defaults" / "metadata" / "status.yaml"
+    status.write_text(status.read_text().replace("runs syntasso/sample-todo", "runs nginx"))
+    (promise / "tests" / "defaults" / "output" / "app" / "service.yaml").unlink()
+    result = runner_test(tmp_path, "--format", "json", str(promise / "tests"))
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)  # the whole of stdout: nothing else is printed there
+    assert report["passed"] is False
+    assert report["summary"] == {"cases": len(EXAMPLE_CASES), "passed": len(EXAMPLE_CASES) - 1,
+                                 "failed": 1, "errors": 0, "updated": 0}  # fmt: skip
+    assert report["duration"] > 0
+    by_name = {c["name"].rsplit("/", 1)[1]: c for c in report["cases"]}
+    assert set(by_name) == {p.name for p in EXAMPLE_CASES}
+    assert by_name["bad-port"]["status"] == "pass" and by_name["bad-port"]["exitCode"] == 2
+    failed = by_name["defaults"]
+    assert failed["status"] == "fail" and failed["exitCode"] == 0 and failed["duration"] > 0
+    differences = {d["file"]: d for d in failed["differences"]}
+    assert set(differences) == {"metadata/status.yaml", "output/app/service.yaml"}
+    changed = differences["metadata/status.yaml"]
+    assert changed["kind"] == "changed"
+    assert "-message: App my-app runs nginx:v0.1.0" in changed["diff"].splitlines()
+    assert "+message: App my-app runs syntasso/sample-todo:v0.1.0" in changed["diff"].splitlines()
+    assert differences["output/app/service.yaml"]["kind"] == "unexpected"
+    assert "step render-manifests started" in failed["stderr"]
+
+
+def test_json_format_reports_bad_case_folders_too(tmp_path):
+    result = runner_test(tmp_path, "--format", "json", str(tmp_path / "missing"))
+    assert result.returncode == 2
+    report = json.loads(result.stdout)
+    assert report["passed"] is False and report["cases"] == []
+    assert report["problems"][0]["message"].startswith("no such folder")
+    assert "missing: no such folder" in result.stderr
+
+
+def test_json_status_of_a_case_that_could_not_be_run_is_error(tmp_path):
+    from runner.testing.case import Case
+    from runner.testing.report import json_report
+    from runner.testing.runcase import Result
+
+    broken = Result(Case(tmp_path, tmp_path), error="cannot run the case: No space left")
+    [case] = json_report([broken], 0.1)["cases"]
+    assert case["status"] == "error" and case["error"] == "cannot run the case: No space left"

@@ -7,6 +7,7 @@ This module holds the options; the case format, the running, comparing and repor
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -43,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report (for CI)")
     parser.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="json: one machine-readable report on stdout, at the end",
+    )
+    parser.add_argument(
         "--color",
         choices=["auto", "always", "never"],
         default="auto",
@@ -55,16 +62,23 @@ def main(args: argparse.Namespace) -> int:
     from runner.testing.runcase import Options
     from runner.testing.suite import run_suite
 
-    if args.jobs < 1:
-        raise InvalidError("--jobs must be at least 1")
-    passed = run_suite(
-        args.cases,
-        steps_dir=args.steps_dir,
-        environ=os.environ,
-        options=Options(update=args.update, keep=args.keep, timeout=args.timeout),
-        jobs=args.jobs,
-        style=choose_style(args.color, sys.stdout, os.environ),
-        verbose=args.verbose,
-        junit=Path(args.junit) if args.junit else None,
-    )
+    try:
+        if args.jobs < 1:
+            raise InvalidError("--jobs must be at least 1")
+        passed = run_suite(
+            args.cases,
+            steps_dir=args.steps_dir,
+            environ=os.environ,
+            options=Options(update=args.update, keep=args.keep, timeout=args.timeout),
+            jobs=args.jobs,
+            style=choose_style(args.color, sys.stdout, os.environ),
+            verbose=args.verbose,
+            junit=Path(args.junit) if args.junit else None,
+            fmt=args.format,
+        )
+    except InvalidError as exc:
+        if args.format == "json":  # tools get a document either way; people get stderr
+            report = {"passed": False, "problems": [p.as_dict() for p in exc.problems], "cases": []}
+            sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        raise
     return int(ExitCode.OK if passed else ExitCode.COMMAND_FAILED)

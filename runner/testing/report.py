@@ -1,11 +1,12 @@
-"""What `runner test` shows: each case's result, the summary line, and the JUnit XML report."""
+"""What `runner test` shows: each case's result, the summary line, the JUnit XML report, and
+the JSON report of `--format json`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from runner.testing.runcase import Result
 
@@ -136,3 +137,49 @@ def write_junit(path: Path, results: list[Result]) -> None:
             ET.SubElement(case, "system-err").text = result.stderr
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def status(result: Result) -> str:
+    """pass, fail or error (the case could not be run at all)."""
+    if result.error:
+        return "error"
+    return "pass" if result.passed else "fail"
+
+
+def json_report(results: list[Result], duration: float) -> dict[str, Any]:
+    """`--format json`: every case's status, what failed, each differing file with its diff."""
+    statuses = [status(r) for r in results]
+    return {
+        "passed": all(s == "pass" for s in statuses),
+        "summary": {
+            "cases": len(results),
+            "passed": statuses.count("pass"),
+            "failed": statuses.count("fail"),
+            "errors": statuses.count("error"),
+            "updated": sum(1 for r in results if r.updated),
+        },
+        "duration": round(duration, 3),
+        "cases": [_case_report(r, s) for r, s in zip(results, statuses, strict=True)],
+    }
+
+
+def _case_report(result: Result, status: str) -> dict[str, Any]:
+    case = result.case
+    return {
+        "name": case.name,
+        "description": case.description,
+        "status": status,
+        "duration": round(result.duration, 3),
+        "exitCode": result.exit_code,
+        "expectedExitCode": case.expect.exit_code,
+        "failures": result.failures,
+        "differences": [
+            {"file": d.path, "kind": d.kind, "message": d.headline(), "diff": "\n".join(d.diff)}
+            for d in result.differences
+        ],
+        "updated": result.updated,
+        "error": result.error,
+        "kept": str(result.kept) if result.kept is not None else None,
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+    }

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import signal
-from collections.abc import Iterable, Mapping
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
 from runner.testing.case import Case, load_cases
 from runner.testing.process import stop_all
-from runner.testing.report import Style, format_result, summary, write_junit
+from runner.testing.report import Style, format_result, json_report, summary, write_junit
 from runner.testing.runcase import Options, Result, run_case
 
 
@@ -24,13 +27,21 @@ def run_suite(
     style: Style,
     verbose: bool,
     junit: Path | None,
+    fmt: str = "text",
 ) -> bool:
-    """Run every case and print each result and the summary; True when all passed.
+    """Run every case and print each result and the summary (`fmt` text), or one JSON document
+    at the end (`fmt` json); True when all passed.
 
     InvalidError, with no case run, when any case folder is bad."""
+    started = time.monotonic()
     cases = load_cases(case_dirs, steps_dir, environ)
-    results = _run_cases(cases, options, environ, jobs, style, verbose)
-    print(f"\n{summary(results, style)}")
+    show = None if fmt == "json" else lambda r: print(format_result(r, style, verbose), flush=True)
+    results = _run_cases(cases, options, environ, jobs, show)
+    if fmt == "json":
+        report = json_report(results, time.monotonic() - started)
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")  # ASCII: names may not be UTF-8
+    else:
+        print(f"\n{summary(results, style)}")
     if junit is not None:
         write_junit(junit, results)
     return all(r.passed for r in results)
@@ -41,10 +52,9 @@ def _run_cases(
     options: Options,
     environ: Mapping[str, str],
     jobs: int,
-    style: Style,
-    verbose: bool,
+    show: Callable[[Result], None] | None,
 ) -> list[Result]:
-    """Run the cases, `jobs` at once, printing each result in case order as it becomes known."""
+    """Run the cases, `jobs` at once, showing each result in case order as it becomes known."""
     results: list[Result] = []
     # SIGTERM (a CI job cancelled) stops the runs like Ctrl-C does, rather than orphaning them.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -54,7 +64,8 @@ def _run_cases(
             for future in futures:
                 result = future.result()
                 results.append(result)
-                print(format_result(result, style, verbose), flush=True)
+                if show is not None:
+                    show(result)
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
             stop_all()  # the runs save their state and stop; their folders are removed
