@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,3 +184,29 @@ def real_terraform(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("real-terraform")
     (folder / "terraform").symlink_to(binary)
     return folder
+
+
+# The reliability ledger (tests/reliability/conftest.py), summed over pytest-xdist's workers.
+LEDGER_OUTPUT = "reliability_ledger"
+_LEDGER_TOTAL = pytest.StashKey[Counter[str]]()
+
+
+def ledger_total(config: pytest.Config) -> Counter[str]:
+    return config.stash.setdefault(_LEDGER_TOTAL, Counter())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    ledger_total(node.config).update(getattr(node, "workeroutput", {}).get(LEDGER_OUTPUT, {}))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    total = ledger_total(config)
+    if not total:
+        return
+    terminalreporter.write_sep("-", "reliability ledger")
+    terminalreporter.write_line(
+        f"runner processes: {total['runs']}, API faults injected: {total['faults']}, "
+        f"signals sent: {total['signals']}, updates lost: {total['lost']}, "
+        f"secrets leaked: {total['leaked']}, fuzz examples: {total['examples']}"
+    )

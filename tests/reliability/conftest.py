@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from tests.conftest import LEDGER_OUTPUT, ledger_total
 from tests.kubeapi import FakeKubeAPI
 
 LEDGER: Counter[str] = Counter()
@@ -62,12 +63,10 @@ def kube(api, tmp_path, pipeline):
     return api
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not LEDGER:
-        return
-    terminalreporter.write_sep("-", "reliability ledger")
-    terminalreporter.write_line(
-        f"runner processes: {LEDGER['runs']}, API faults injected: {LEDGER['faults']}, "
-        f"signals sent: {LEDGER['signals']}, updates lost: {LEDGER['lost']}, "
-        f"secrets leaked: {LEDGER['leaked']}, fuzz examples: {LEDGER['examples']}"
-    )
+def pytest_sessionfinish(session):
+    """Hand this process's ledger to the summary: the controller's, under pytest-xdist."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[LEDGER_OUTPUT] = dict(LEDGER)
+    else:
+        ledger_total(session.config).update(LEDGER)
