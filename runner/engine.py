@@ -389,7 +389,7 @@ class Engine:
                 step=step.name,
             )
         try:
-            path = write_status(self.ctx.metadata_dir, _mask_values(self.log, values))
+            path = write_status(self.ctx.metadata_dir, self.log.masker.mask_values(values))
         except (
             InvalidError
         ) as exc:  # a command wrote status.yaml itself, and Kratix would refuse it
@@ -486,20 +486,6 @@ def _os_reason(exc: BaseException) -> str:
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"
     return str(exc)
-
-
-def _mask_values(log: Logger, value: Any) -> Any:
-    if isinstance(value, str):
-        return log.masker.mask(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        text = str(value)  # a PIN or an account id read from a file is a number
-        masked = log.masker.mask(text)
-        return masked if masked != text else value
-    if isinstance(value, dict):
-        return {k: _mask_values(log, v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask_values(log, v) for v in value]
-    return value
 
 
 __all__ = ["Engine", "StoreError"]

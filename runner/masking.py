@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 __all__ = ["MASK", "MIN_SECRET_LENGTH", "Masker", "StreamMasker"]
 
@@ -85,6 +86,20 @@ class Masker:
             pos = end
         out.append(text[pos:])
         return "".join(out)
+
+    def mask_values(self, value: Any) -> Any:
+        """`value` (str, numbers, dicts, lists) with secrets masked in every string and number."""
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            text = str(value)  # a PIN or an account id read from a file is a number
+            masked = self.mask(text)
+            return masked if masked != text else value
+        if isinstance(value, dict):
+            return {k: self.mask_values(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.mask_values(v) for v in value]
+        return value
 
     def stream(self, max_pending: int = MAX_PENDING) -> StreamMasker:
         """A masker for chunked output (see StreamMasker) that uses this masker's secrets."""

@@ -86,11 +86,9 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
 
 
 def print_plan(session: Session, fmt: str = "text") -> None:
-    from runner.engine import _mask_values
-
     # Masked as data first: a secret's value may be escaped differently once serialised (a `"`
     # in JSON), and a masked value must stay a string (`'***'`, not a YAML alias `***`).
-    plans = _mask_values(session.log, [describe(p, session) for p in session.prepared])
+    plans = session.log.masker.mask_values([describe(p, session) for p in session.prepared])
     masker = session.log.masker
     if fmt == "json":
         sys.stdout.write(masker.mask(json.dumps(plans, indent=2)) + "\n")
