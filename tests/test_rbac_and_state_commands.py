@@ -163,3 +163,22 @@ def test_state_of_a_stateless_step_is_a_clear_error(pipeline):
     pipeline.step("plain", "run: [[true]]")
     result = pipeline.run("state", "show", "plain")
     assert result.returncode == 2 and "keeps no state" in result.stderr
+
+
+def test_rbac_grants_a_fixed_state_namespace_and_flags_a_templated_one(pipeline):
+    fixed = STATEFUL.format(store="configmap", lock="true")
+    pipeline.step("fixed", fixed.replace("      store:", "      namespace: tf-state\n      store:"))
+    templated = STATEFUL.format(store="secret", lock="false")
+    pipeline.step("templated", templated.replace(
+        "      store:", '      namespace: "${{ kratix.object.namespace }}"\n      store:'))
+    entries = rbac(pipeline, "fixed")["rbac"]["permissions"]
+    assert [(e["resources"][0], e.get("resourceNamespace")) for e in entries] == [
+        ("configmaps", "tf-state"),
+        ("leases", "tf-state"),
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "rbac", "--steps-dir", str(pipeline.steps), "templated"],
+        capture_output=True, text=True, env=pipeline.env,
+    )
+    assert "templated: state.namespace is a template; add resourceNamespace" in result.stdout
+    assert "resourceNamespace:" not in result.stdout.split("rbac:")[1]

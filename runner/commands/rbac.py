@@ -22,25 +22,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def permissions(steps: list[Step]) -> list[dict[str, object]]:
-    """One entry per resource the steps' stores touch, in a stable order."""
-    needed: dict[tuple[str, str], None] = {}
+    """One entry per resource (and namespace) the steps' stores touch, in a stable order.
+
+    Without `resourceNamespace` an entry grants the pipeline's own namespace, where state lives
+    by default; a step whose `state.namespace` is a fixed name gets an entry for that namespace.
+    """
+    needed: dict[tuple[str, str, str | None], None] = {}
     for step in steps:
         # A step without `store:` uses a ConfigMap inside a cluster, where Pipelines run.
         store = step.state.store or "configmap"
         if not step.state.files or store not in _RESOURCES:
             continue
-        needed[_RESOURCES[store]] = None
+        namespace = step.state.namespace if _fixed(step.state.namespace) else None
+        needed[(*_RESOURCES[store], namespace)] = None
         if step.state.lock:
-            needed[("coordination.k8s.io", "leases")] = None
+            needed[("coordination.k8s.io", "leases", namespace)] = None
     order = ["configmaps", "secrets", "leases"]
-    return [
-        {
+    entries: list[dict[str, object]] = []
+    for group, resource, namespace in sorted(needed, key=lambda k: (k[2] or "", order.index(k[1]))):
+        entry: dict[str, object] = {
             "apiGroups": [group],
             "verbs": list(LEASE_VERBS if resource == "leases" else STORE_VERBS),
             "resources": [resource],
         }
-        for group, resource in sorted(needed, key=lambda k: order.index(k[1]))
-    ]
+        if namespace:
+            entry["resourceNamespace"] = namespace
+        entries.append(entry)
+    return entries
+
+
+def _fixed(namespace: str | None) -> bool:
+    return bool(namespace) and "${{" not in (namespace or "")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -51,8 +63,15 @@ def main(args: argparse.Namespace) -> int:
     out = sys.stdout
     out.write(f"# rbac.permissions for a Pipeline running: {', '.join(s.name for s in steps)}\n")
     out.write(
-        "# (state in another namespace than the request's: add resourceNamespace to each entry)\n"
+        "# (granted in the pipeline's namespace: the request's, or the Promise's\n"
+        "#  workflows.config.pipelineNamespace; state.namespace names another)\n"
     )
+    templated = [s.name for s in steps if s.state.namespace and not _fixed(s.state.namespace)]
+    if templated:
+        out.write(
+            f"# {', '.join(templated)}: state.namespace is a template; add resourceNamespace "
+            "to the entries if it renders to another namespace than the pipeline's\n"
+        )
     if not entries:
         out.write("# these steps keep no state in the cluster: no permissions needed\n")
         return 0
@@ -64,4 +83,6 @@ def main(args: argparse.Namespace) -> int:
         )
         out.write(f"      verbs: [{', '.join(entry['verbs'])}]\n")  # type: ignore[arg-type]
         out.write(f"      resources: [{entry['resources'][0]}]\n")  # type: ignore[index]
+        if "resourceNamespace" in entry:
+            out.write(f"      resourceNamespace: {entry['resourceNamespace']}\n")
     return 0
