@@ -23,7 +23,7 @@ $(BIN)/runner: pyproject.toml uv.lock | $(UV)
 install: $(BIN)/runner
 
 test: lint
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n auto $(PYTEST_ARGS)
 
 demo: $(BIN)/runner
 	$(BIN)/python examples/demo.py
