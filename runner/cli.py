@@ -6,9 +6,11 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from runner.errors import ExitCode, RunnerError
+from runner.settings import LOG_FORMAT, Settings, argument_type
 
 # verb -> (module under runner.commands, one-line help). Modules are imported only when used,
 # so `runner validate` never pays for what `runner run` needs.
@@ -37,8 +39,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--log-format",
-        choices=["text", "json"],
-        default=os.environ.get("RUNNER_LOG_FORMAT", "text"),
+        type=argument_type(LOG_FORMAT),
+        metavar="text|json",
+        help="one JSON object per log line with json (default: $RUNNER_LOG_FORMAT, else text)",
     )
     subparsers = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
     for verb, help_text in VERBS.items():
@@ -85,16 +88,40 @@ def report(exc: RunnerError, log_format: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser(argv).parse_args(argv)
+    args = argparse.Namespace()
+    settings: Settings | None = None
     try:
+        args = build_parser(argv).parse_args(argv)
+        settings = _settings(args, os.environ)
         return int(_module(args.verb).main(args))
     except RunnerError as exc:
-        report(exc, getattr(args, "log_format", "text"))
+        report(exc, (settings or _fallback_settings(args)).log_format)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:  # `runner plan | head`
         return int(ExitCode.OK)
+
+
+def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    """The settings from the environment, with the command line's options over them; set on
+    `args` (`args.settings`, and `args.log_format` resolved) for the commands."""
+    settings = Settings.from_environ(environ)
+    overrides = {
+        name: getattr(args, name)
+        for name in ("log_format", "lock_wait")
+        if getattr(args, name, None) is not None
+    }
+    settings = replace(settings, **overrides)
+    args.settings = settings
+    args.log_format = settings.log_format
+    return settings
+
+
+def _fallback_settings(args: argparse.Namespace) -> Settings:
+    """How to report when the settings could not be read: each usable one, else its default."""
+    log_format = getattr(args, "log_format", None) or LOG_FORMAT.read_or_default(os.environ)
+    return Settings(log_format=log_format)
 
 
 def console() -> None:

@@ -25,6 +25,7 @@ from runner.kratix import (
 from runner.log import Logger, seconds
 from runner.prepare import PreparedCommand, PreparedStep
 from runner.query import QueryError, compile_jmespath, compile_query
+from runner.settings import DEFAULTS, Settings
 from runner.spec.model import StatusFromFile
 from runner.state import open_store
 from runner.state.base import StateStore
@@ -37,14 +38,14 @@ class Engine:
         log: Logger,
         environ: Mapping[str, str],
         store_override: str | None = None,
-        lock_wait: float = 60.0,
+        settings: Settings = DEFAULTS,
     ) -> None:
         self.ctx = ctx
         self.log = log
         self.environ = dict(environ)
         self.store_override = store_override
-        self.lock_wait = lock_wait
-        self.executor = Executor(log, environ=self.environ)
+        self.lock_wait = settings.lock_wait
+        self.executor = Executor(log, settings.kill_grace, environ=self.environ)
         self._stores: dict[str, StateStore] = {}
         self._interruptible = False  # True while a signal may unwind the step at once
 

@@ -57,11 +57,7 @@ from typing import IO, Any
 
 from runner.log import Logger
 from runner.masking import MAX_PENDING, StreamMasker
-
-# After SIGTERM, how long a command gets to finish (terraform writes its state on SIGTERM)
-# before its process group is killed. `RUNNER_KILL_GRACE` (seconds) overrides it.
-GRACE_SECONDS = 10.0
-GRACE_ENV = "RUNNER_KILL_GRACE"
+from runner.settings import KILL_GRACE
 
 # How long output is still read after the command exits, when something it left running
 # keeps its stdout or stderr open (see the module docstring).
@@ -88,23 +84,6 @@ class Outcome:
             and self.signalled is None
             and self.error is None
         )
-
-
-def kill_grace(environ: Mapping[str, str]) -> tuple[float, str | None]:
-    """The grace period from `RUNNER_KILL_GRACE`, and a warning when its value is unusable."""
-    raw = environ.get(GRACE_ENV, "").strip()
-    if not raw:
-        return GRACE_SECONDS, None
-    try:
-        value = float(raw.removesuffix("s"))
-    except ValueError:
-        value = -1.0
-    if not math.isfinite(value) or value < 0:
-        return (
-            GRACE_SECONDS,
-            f"{GRACE_ENV}={raw!r} is not a number of seconds; using {GRACE_SECONDS:g}",
-        )
-    return value, None
 
 
 class _Stream:
@@ -134,10 +113,10 @@ class Executor:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.log = log
+        # After SIGTERM, how long a command gets to finish (terraform writes its state on
+        # SIGTERM) before its process group is killed: `RUNNER_KILL_GRACE`, default 10s.
         if grace_seconds is None:
-            grace_seconds, warning = kill_grace(os.environ if environ is None else environ)
-            if warning:
-                log.warning(warning)
+            grace_seconds = KILL_GRACE.read(os.environ if environ is None else environ)
         self.grace_seconds = grace_seconds
         self._running: Any = None  # the running command (or _STARTING); read by the engine
         self.interrupted: int | None = None

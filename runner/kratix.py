@@ -12,6 +12,7 @@ from typing import Any
 
 from runner import kratix_yaml
 from runner.errors import InvalidError, Problem
+from runner.settings import DRY_RUN
 from runner.spec.source import MAX_FILE_BYTES, Document, read_yaml_file
 
 DEFAULT_ROOT = Path("/kratix")
@@ -60,7 +61,7 @@ class KratixContext:
             },
             crd_plural=env("KRATIX_CRD_PLURAL") or None,
             cluster_scoped=(env("KRATIX_CLUSTER_SCOPED") or "").lower() == "true",
-            dry_run=(env("KRATIX_DRY_RUN") or "").lower() == "true",
+            dry_run=DRY_RUN.read(environ),
         )
 
     @property

@@ -192,18 +192,19 @@ def test_a_command_ignoring_sigterm_is_killed_after_the_grace_period(pipeline, l
     assert stored(pipeline, "sig") == {"state.txt": b"stubborn\n"}
 
 
-def test_an_unusable_kill_grace_warns_and_keeps_the_default(pipeline):
+def test_an_unusable_kill_grace_is_refused_before_anything_runs(pipeline):
     pipeline.step(
         "ok",
         """
         workdir: ../work
         run:
-          - [true]
+          - [touch, ran]
     """,
     )
     r = pipeline.run("run", env={"RUNNER_KILL_GRACE": "soon"})
-    assert r.returncode == 0, r.stderr
-    assert "RUNNER_KILL_GRACE" in r.stderr and "warning" in r.stderr
+    assert r.returncode == 2, r.stderr
+    assert 'RUNNER_KILL_GRACE="soon" is not valid' in r.stderr
+    assert not (pipeline.work / "ran").exists()
 
 
 # -- failures and timeouts ----------------------------------------------------------------------

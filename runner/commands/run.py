@@ -8,6 +8,7 @@ import os
 from runner.commands.common import add_kratix_arguments, start_session
 from runner.errors import ExitCode, InvalidError, LockHeld, RunnerError
 from runner.kratix import read_status, read_workflow_control
+from runner.settings import LOCK_WAIT, argument_type
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,10 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_kratix_arguments(parser)
     parser.add_argument(
         "--lock-wait",
-        type=float,
-        default=float(os.environ.get("RUNNER_LOCK_WAIT", "60")),
-        metavar="SECONDS",
-        help="how long to wait for another run's lock before asking Kratix to retry (default 60)",
+        type=argument_type(LOCK_WAIT),
+        metavar="DURATION",
+        help="how long to wait for another run's lock before asking Kratix to retry, e.g. 90s "
+        "or 2m (default: $RUNNER_LOCK_WAIT, else 60s)",
     )
 
 
@@ -45,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
         raise InvalidError(
             f"cannot create the metadata folder {ctx.metadata_dir}: {exc.strerror}"
         ) from None
-    engine = Engine(ctx, log, os.environ, args.state_store, args.lock_wait)
+    engine = Engine(ctx, log, os.environ, args.state_store, args.settings)
     engine.install_signal_handlers()
     try:
         for prepared in session.prepared:

@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.settings import parse_duration
 from runner.spec.source import Document, PathKey
 
 MISSING: Any = object()  # an input with no default (None is a valid default)
 
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
@@ -24,13 +23,9 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def parse_duration(value: str | float | int | None) -> float | None:
+def optional_duration(value: str | float | None) -> float | None:
     """`10m` -> 600.0; numbers are seconds. The schema has checked the syntax."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(value))
+    return None if value is None else parse_duration(value)
 
 
 @dataclass(frozen=True)
@@ -236,7 +231,7 @@ def build_step(doc: Document, file: Path) -> Step:
             OutputCopy(o["from"], o.get("to", o["from"])) for o in spec.get("output") or ()
         ),
         status={k: _status_value(v) for k, v in (spec.get("status") or {}).items()},
-        timeout=parse_duration(spec.get("timeout")),
+        timeout=optional_duration(spec.get("timeout")),
     )
 
 
@@ -294,7 +289,7 @@ def _commands(raw: list[Any], path: PathKey) -> tuple[Command, ...]:
                 script=item.get("script"),
                 workdir=item.get("workdir"),
                 env=_env(item.get("env")),
-                timeout=parse_duration(item.get("timeout")),
+                timeout=optional_duration(item.get("timeout")),
                 continue_on_error=item.get("continueOnError", False),
                 stdout=item.get("stdout"),
                 path=(*path, i),

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.errors import Problem, StoreError
+from runner.settings import KUBE_ATTEMPTS
 
 # resource -> (API prefix, API group for RBAC, kind)
 RESOURCES = {
@@ -79,7 +80,7 @@ class Kube:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Kube:
-        attempts = int(environ.get("RUNNER_KUBE_ATTEMPTS", "6"))
+        attempts = KUBE_ATTEMPTS.read(environ)
         return cls(load_client(environ), attempts=attempts)
 
     @property

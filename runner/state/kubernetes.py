@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.errors import StoreError
+from runner.settings import LEASE_SECONDS
 from runner.state import codec
 from runner.state.base import StateRef, StateStore
 from runner.state.kube import Conflict, Kube
@@ -60,7 +61,7 @@ class KubeStore(StateStore):
 
     @classmethod
     def open(cls, location: str | None, environ: Mapping[str, str]) -> KubeStore:
-        lease = int(environ.get("RUNNER_LEASE_SECONDS", "60"))
+        lease = LEASE_SECONDS.read(environ)
         return cls(Kube.from_environment(environ), holder_identity(environ), lease)
 
     def describe(self, ref: StateRef) -> str:

@@ -1,0 +1,170 @@
+"""Settings: refused before anything runs with one clear line, and their good forms work."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from runner.settings import SETTINGS
+from tests.conftest import REPO
+from tests.kubeapi import FakeKubeAPI
+
+TOUCH = """
+    workdir: ../work
+    run:
+      - [touch, ran]
+"""
+
+COUNTER = """
+    state:
+      store: configmap
+      name: counter
+      files: [{path: count.txt, key: count}]
+    workdir: ../work
+    run:
+      - script: |
+          n=$(cat count.txt 2>/dev/null || echo 0)
+          {pause}
+          echo $((n + 1)) > count.txt
+"""
+
+
+@pytest.fixture
+def api():
+    with FakeKubeAPI() as server:
+        yield server
+
+
+@pytest.fixture
+def kube(api, tmp_path, pipeline):
+    config = api.write_kubeconfig(tmp_path / "kubeconfig")
+    pipeline.env.pop("RUNNER_STATE_STORE")
+    pipeline.env.update(KUBECONFIG=str(config), RUNNER_LEASE_SECONDS="2")
+    return api
+
+
+def bare(pipeline, *argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`runner ARGV` without the Kratix folder options (for `validate`)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", *argv], cwd=pipeline.work, env={**pipeline.env, **env},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def json_records(stderr: str) -> list[dict]:
+    return [json.loads(line) for line in stderr.splitlines()]
+
+
+# -- bad settings: exit 2, one line, nothing run --------------------------------------------
+
+
+BAD = [
+    ("RUNNER_LOCK_WAIT", "1x"),
+    ("RUNNER_LOCK_WAIT", "-5"),
+    ("RUNNER_LEASE_SECONDS", "1.5"),
+    ("RUNNER_LEASE_SECONDS", "60x"),
+    ("RUNNER_KUBE_ATTEMPTS", "x"),
+    ("RUNNER_KUBE_ATTEMPTS", "0"),
+    ("RUNNER_LOG_FORMAT", "yaml"),
+    ("RUNNER_KILL_GRACE", "-1"),
+    ("KRATIX_DRY_RUN", "maybe"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value"), BAD, ids=[f"{v}={x}" for v, x in BAD])
+def test_a_bad_setting_exits_2_with_one_line_before_anything_runs(pipeline, variable, value):
+    pipeline.step("touch", TOUCH)
+    result = pipeline.run("run", env={variable: value})
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f'runner: {variable}="{value}" is not valid: expected '), line
+    assert not (pipeline.work / "ran").exists()
+
+
+def test_a_bad_setting_is_refused_by_every_command(pipeline):
+    pipeline.step("touch", TOUCH)
+    result = bare(pipeline, "validate", str(pipeline.steps), env={"RUNNER_LEASE_SECONDS": "soon"})
+    assert result.returncode == 2
+    assert 'RUNNER_LEASE_SECONDS="soon" is not valid' in result.stderr
+
+
+def test_a_bad_setting_is_a_json_record_with_the_json_log_format(pipeline):
+    pipeline.step("touch", TOUCH)
+    result = pipeline.run("run", "--log-format", "json", env={"RUNNER_LOCK_WAIT": "soon"})
+    assert result.returncode == 2
+    [record] = json_records(result.stderr)
+    assert record["level"] == "error" and record["exit_code"] == 2
+    assert record["msg"].startswith('RUNNER_LOCK_WAIT="soon" is not valid')
+
+
+def test_a_bad_lock_wait_option_is_a_usage_error(pipeline):
+    pipeline.step("touch", TOUCH)
+    result = pipeline.run("run", "--lock-wait", "soon")
+    assert result.returncode == 2
+    assert 'argument --lock-wait: "soon" is not valid: expected a duration' in result.stderr
+    assert not (pipeline.work / "ran").exists()
+
+
+# -- good forms -----------------------------------------------------------------------------
+
+
+def test_upper_case_json_log_format_gives_json_records(pipeline):
+    pipeline.step("touch", TOUCH)
+    result = pipeline.run("run", env={"RUNNER_LOG_FORMAT": "JSON"})
+    assert result.returncode == 0, result.stderr
+    records = json_records(result.stderr)
+    assert any(r.get("event") == "step-end" for r in records), records
+
+
+def test_upper_case_json_log_format_reports_validate_usage_errors_as_json(pipeline, tmp_path):
+    result = bare(
+        pipeline, "validate", "--stamp", str(tmp_path), str(tmp_path),
+        env={"RUNNER_LOG_FORMAT": "JSON"},
+    )  # fmt: skip
+    assert result.returncode == 2
+    [record] = json_records(result.stderr)
+    assert "--stamp needs exactly one steps folder" in record["msg"]
+
+
+def test_a_yes_dry_run_is_a_dry_run(pipeline):
+    pipeline.step("touch", TOUCH)
+    result = pipeline.run("run", env={"KRATIX_DRY_RUN": "yes"})
+    assert result.returncode == 0, result.stderr
+    assert "printing the plan" in result.stderr
+    assert not (pipeline.work / "ran").exists()
+
+
+def test_durations_with_units_are_accepted_for_lock_wait_and_kill_grace(pipeline):
+    pipeline.step("touch", TOUCH)
+    env = {"RUNNER_LOCK_WAIT": "1m", "RUNNER_KILL_GRACE": "1m30s"}
+    result = pipeline.run("run", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (pipeline.work / "ran").exists()
+    result = pipeline.run("run", "--lock-wait", "500ms")
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_lease_duration_given_as_a_duration(kube, pipeline):
+    pipeline.step("counter", COUNTER.replace("{pause}", ""))
+    result = pipeline.run("run", env={"RUNNER_LEASE_SECONDS": "1m"})
+    assert result.returncode == 0, result.stderr
+    assert kube.get_object("leases", "default", "counter")["spec"]["leaseDurationSeconds"] == 60
+
+
+def test_kube_attempts_bound_the_retries(kube, pipeline):
+    pipeline.step("counter", COUNTER.replace("{pause}", ""))
+    kube.fail(rate=1.0, status=503)
+    result = pipeline.run("run", env={"RUNNER_KUBE_ATTEMPTS": "2"})
+    assert result.returncode == 3, result.stderr
+    assert "after 2 attempts" in result.stderr
+
+
+def test_every_setting_is_in_the_cli_reference_table():
+    reference = (REPO / "docs" / "cli.md").read_text()
+    for setting in SETTINGS:
+        assert f"| `{setting.variable}` |" in reference, setting.variable
