@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from runner.errors import ExitCode, RunnerError
-from runner.settings import LOG_FORMAT, Settings, argument_type
+from runner.settings import DEBUG, LOG_FORMAT, Settings, argument_type
 
 # verb -> (module under runner.commands, one-line help). Modules are imported only when used,
 # so `runner validate` never pays for what `runner run` needs.
@@ -101,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:  # `runner plan | head`
         return int(ExitCode.OK)
+    except Exception as exc:  # a bug of ours: one line asking for a report, never a traceback
+        settings = settings or _fallback_settings(args)
+        report_internal_error(exc, settings.log_format, settings.debug)
+        return int(ExitCode.INTERNAL)
 
 
 def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
@@ -121,7 +125,31 @@ def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
 def _fallback_settings(args: argparse.Namespace) -> Settings:
     """How to report when the settings could not be read: each usable one, else its default."""
     log_format = getattr(args, "log_format", None) or LOG_FORMAT.read_or_default(os.environ)
-    return Settings(log_format=log_format)
+    return Settings(log_format=log_format, debug=DEBUG.read_or_default(os.environ))
+
+
+def report_internal_error(exc: BaseException, log_format: str, debug: bool) -> None:
+    """One masked line (or JSON record) on stderr; with RUNNER_DEBUG, the masked traceback."""
+    from runner.masking import session_masker
+
+    masker = session_masker()
+    message = " ".join(masker.mask(str(exc)).split()) or "(no message)"
+    after = "the traceback follows" if debug else "run with RUNNER_DEBUG=1 for the traceback"
+    text = (
+        f"internal error: {type(exc).__name__}: {message} — this is a bug in runner "
+        f"{_version()}; please report it to the kratix-step-runner maintainers ({after})"
+    )
+    if log_format == "json":
+        from runner.log import Logger
+
+        Logger("json", masker).error(text, exit_code=int(ExitCode.INTERNAL))
+    else:
+        print(f"runner: {text}", file=sys.stderr)
+    if debug:
+        import traceback
+
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        print(masker.mask(trace), end="", file=sys.stderr)
 
 
 def console() -> None:

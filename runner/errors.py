@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     COMMAND_FAILED = 1
     INVALID = 2
     STORE = 3
+    INTERNAL = 4  # a bug: reported in one line, with the traceback only under RUNNER_DEBUG
     INTERRUPTED = 130
     TERMINATED = 143
 

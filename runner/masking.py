@@ -12,7 +12,14 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "Masker", "StreamMasker"]
+__all__ = [
+    "MASK",
+    "MIN_SECRET_LENGTH",
+    "Masker",
+    "StreamMasker",
+    "session_masker",
+    "set_session_masker",
+]
 
 MASK = "***"
 # Shorter values would mask innocent text everywhere ("yes", "1") and hide nothing useful.
@@ -164,6 +171,22 @@ class Masker:
                 if "\n" in v
             )
         return self._pattern
+
+
+# The masker of the session running in this process: the CLI's error boundary masks an
+# unexpected error's message with it, since that message may quote a secret.
+_session_masker: Masker | None = None
+
+
+def set_session_masker(masker: Masker) -> None:
+    """Make `masker` the one `session_masker()` returns (`start_session` does)."""
+    global _session_masker
+    _session_masker = masker
+
+
+def session_masker() -> Masker:
+    """The running session's masker; an empty one before a session started."""
+    return _session_masker if _session_masker is not None else Masker()
 
 
 class StreamMasker:

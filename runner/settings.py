@@ -156,6 +156,7 @@ KILL_GRACE = Setting(
 )
 BOOLEAN_FORM = "true or false (also 1/0, yes/no; any case)"
 DRY_RUN = Setting("KRATIX_DRY_RUN", False, BOOLEAN_FORM, parse_bool)
+DEBUG = Setting("RUNNER_DEBUG", False, BOOLEAN_FORM, parse_bool)
 
 SETTINGS: tuple[Setting[Any], ...] = (
     LOCK_WAIT,
@@ -164,6 +165,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     LOG_FORMAT,
     KILL_GRACE,
     DRY_RUN,
+    DEBUG,
 )
 
 
@@ -177,6 +179,7 @@ class Settings:
     log_format: str = LOG_FORMAT.default
     kill_grace: float = KILL_GRACE.default
     dry_run: bool = DRY_RUN.default
+    debug: bool = DEBUG.default
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -197,6 +200,7 @@ class Settings:
             log_format=read(LOG_FORMAT),
             kill_grace=read(KILL_GRACE),
             dry_run=read(DRY_RUN),
+            debug=read(DEBUG),
         )
         if problems:
             raise InvalidError(*problems)

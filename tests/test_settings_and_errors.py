@@ -1,8 +1,10 @@
-"""Settings: refused before anything runs with one clear line, and their good forms work."""
+"""Settings refused before anything runs, and the one error boundary: `runner run` as a
+subprocess, and in-process where a bug has to be provoked."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -13,6 +15,15 @@ from tests.conftest import REPO
 from tests.kubeapi import FakeKubeAPI
 
 TOUCH = """
+    workdir: ../work
+    run:
+      - [touch, ran]
+"""
+
+SECRET = "hunter2-very-secret"
+SECRETIVE = """
+    secrets:
+      TOKEN: { env: MY_TOKEN }
     workdir: ../work
     run:
       - [touch, ran]
@@ -73,6 +84,7 @@ BAD = [
     ("RUNNER_LOG_FORMAT", "yaml"),
     ("RUNNER_KILL_GRACE", "-1"),
     ("KRATIX_DRY_RUN", "maybe"),
+    ("RUNNER_DEBUG", "2"),
 ]
 
 
@@ -168,3 +180,85 @@ def test_every_setting_is_in_the_cli_reference_table():
     reference = (REPO / "docs" / "cli.md").read_text()
     for setting in SETTINGS:
         assert f"| `{setting.variable}` |" in reference, setting.variable
+
+
+# -- the error boundary ---------------------------------------------------------------------
+
+
+def _break_preparation(monkeypatch):
+    """A bug after the secrets are known: preparing a step raises, quoting a secret."""
+    import runner.commands.common as common
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"cannot render token {SECRET}\nsecond line")
+
+    monkeypatch.setattr(common, "prepare", broken)
+
+
+def _in_process(pipeline, monkeypatch, *argv: str, **env: str) -> int:
+    from runner import cli
+
+    for name in list(os.environ):
+        if name.startswith(("RUNNER_", "KRATIX_")):
+            monkeypatch.delenv(name)
+    for name, value in {**pipeline.env, "MY_TOKEN": SECRET, **env}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(pipeline.work)
+    return cli.main(["run", *pipeline.args(), *argv])
+
+
+def test_an_internal_error_is_one_masked_line_and_exit_4(pipeline, monkeypatch, capsys):
+    pipeline.step("secretive", SECRETIVE)
+    _break_preparation(monkeypatch)
+    code = _in_process(pipeline, monkeypatch)
+    err = capsys.readouterr().err
+    assert code == 4
+    [line] = err.splitlines()
+    assert line.startswith("runner: internal error: RuntimeError: cannot render token *** second")
+    assert "please report" in line and "RUNNER_DEBUG=1" in line
+    assert SECRET not in err and "Traceback" not in err
+    assert not (pipeline.work / "ran").exists()
+
+
+def test_an_internal_error_is_one_json_record_with_the_json_log_format(
+    pipeline, monkeypatch, capsys
+):
+    pipeline.step("secretive", SECRETIVE)
+    _break_preparation(monkeypatch)
+    code = _in_process(pipeline, monkeypatch, "--log-format", "json")
+    err = capsys.readouterr().err
+    assert code == 4
+    [record] = json_records(err)
+    assert record["exit_code"] == 4 and record["msg"].startswith("internal error: RuntimeError")
+    assert SECRET not in err
+
+
+def test_runner_debug_adds_the_masked_traceback(pipeline, monkeypatch, capsys):
+    pipeline.step("secretive", SECRETIVE)
+    _break_preparation(monkeypatch)
+    code = _in_process(pipeline, monkeypatch, RUNNER_DEBUG="1")
+    err = capsys.readouterr().err
+    assert code == 4
+    assert err.splitlines()[0].startswith("runner: internal error: RuntimeError")
+    assert "Traceback (most recent call last)" in err and "in broken" in err
+    assert SECRET not in err
+
+
+def test_an_internal_error_in_a_runner_process_exits_4_without_a_traceback(pipeline):
+    """The same bug in a real process: the error boundary is `runner`'s own, not pytest's."""
+    pipeline.step("secretive", SECRETIVE)
+    script = (
+        "import os, runner.commands.common as common, runner.cli as cli\n"
+        "def broken(*a, **k): raise KeyError(os.environ['MY_TOKEN'])\n"
+        "common.prepare = broken\n"
+        "cli.console()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "run", *pipeline.args()],
+        cwd=pipeline.work, env={**pipeline.env, "MY_TOKEN": SECRET},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 4, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("runner: internal error: KeyError: '***'"), line
+    assert SECRET not in result.stderr

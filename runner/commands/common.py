@@ -11,7 +11,7 @@ from pathlib import Path
 from runner.errors import InvalidError, Problem
 from runner.kratix import KratixContext, read_request
 from runner.log import Logger
-from runner.masking import Masker
+from runner.masking import Masker, set_session_masker
 from runner.prepare import PreparedStep, prepare
 from runner.secrets import read_secrets
 from runner.spec.loader import default_steps_dir, load_steps
@@ -53,6 +53,7 @@ def start_session(
 ) -> Session:
     """Load the steps, read the request, choose the steps and prepare them all before any runs."""
     masker = Masker()
+    set_session_masker(masker)  # an internal error's message is masked with it too
     log = Logger(args.log_format, masker)
     loaded = load_steps([default_steps_dir(args.steps_dir)], trust_stamp=True)
     loaded.raise_for_problems()

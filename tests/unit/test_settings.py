@@ -105,7 +105,7 @@ def test_a_step_timeout_is_parsed_by_the_settings_grammar() -> None:
 def test_defaults_without_any_variable() -> None:
     assert Settings.from_environ({}) == Settings(
         lock_wait=60.0, lease_seconds=60, kube_attempts=6, log_format="text", kill_grace=10.0,
-        dry_run=False,
+        dry_run=False, debug=False,
     )  # fmt: skip
 
 
@@ -117,10 +117,11 @@ def test_good_forms_of_every_setting() -> None:
         "RUNNER_LOG_FORMAT": "JSON",
         "RUNNER_KILL_GRACE": "500ms",
         "KRATIX_DRY_RUN": "yes",
+        "RUNNER_DEBUG": "1",
     }
     assert Settings.from_environ(environ) == Settings(
         lock_wait=60.0, lease_seconds=90, kube_attempts=3, log_format="json", kill_grace=0.5,
-        dry_run=True,
+        dry_run=True, debug=True,
     )  # fmt: skip
 
 
@@ -152,6 +153,7 @@ def test_surrounding_spaces_are_ignored() -> None:
         ("RUNNER_KUBE_ATTEMPTS", "٣"), ("RUNNER_KUBE_ATTEMPTS", "+3"),
         ("RUNNER_LOG_FORMAT", "yaml"), ("RUNNER_KILL_GRACE", "soon"),
         ("RUNNER_KILL_GRACE", "-1s"), ("KRATIX_DRY_RUN", "maybe"), ("KRATIX_DRY_RUN", "on"),
+        ("RUNNER_DEBUG", "2"),
     ],
 )  # fmt: skip
 def test_a_bad_value_names_the_variable_the_value_and_the_form(variable: str, value: str) -> None:
