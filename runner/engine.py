@@ -92,7 +92,7 @@ class Engine:
         with self._workspace(prepared) as workdir:
             lock: Any = nullcontext()
             if store is not None and ref is not None and step.state.lock and not self.ctx.dry_run:
-                lock = store.lock(ref, self.lock_wait)
+                lock = store.lock(ref, self.lock_wait, self.log)
             try:
                 self._interruptible = True  # nothing to save yet while waiting or restoring
                 self._check_interrupted()

@@ -1,8 +1,9 @@
-"""Settings refused before anything runs, and the one error boundary: `runner run` as a
-subprocess, and in-process where a bug has to be provoked."""
+"""Settings refused before anything runs, the one error boundary, and what locks tell the log:
+`runner run` as a subprocess, and in-process where a bug has to be provoked."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ import sys
 import pytest
 
 from runner.settings import SETTINGS
-from tests.conftest import REPO
+from tests.conftest import REPO, hold_lease
 from tests.kubeapi import FakeKubeAPI
 
 TOUCH = """
@@ -262,3 +263,37 @@ def test_an_internal_error_in_a_runner_process_exits_4_without_a_traceback(pipel
     [line] = result.stderr.splitlines()
     assert line.startswith("runner: internal error: KeyError: '***'"), line
     assert SECRET not in result.stderr
+
+
+# -- locks: waiting is told ---------------------------------------------------------------
+
+
+def test_a_run_waiting_for_a_lease_says_who_holds_it(kube, pipeline):
+    pipeline.step("counter", COUNTER.replace("{pause}", ""))
+    hold_lease(kube, "counter", "busy-pod/7", seconds=300)
+    result = pipeline.run("run", "--lock-wait", "1s")
+    assert "waiting for Lease default/counter, held by busy-pod/7" in result.stderr
+    assert "giving up after 1s" in result.stderr
+    assert "gave up after 1s" in result.stderr
+
+
+def test_a_run_waiting_for_a_local_lock_says_who_holds_it(pipeline):
+    pipeline.step(
+        "local",
+        """
+        state: {store: local, name: app-state, files: [{path: s.txt}]}
+        workdir: ../work
+        run:
+          - [touch, ran]
+    """,
+    )
+    path = pipeline.state_dir / "default" / "app-state.lock"
+    path.parent.mkdir(parents=True)
+    with open(path, "w") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        holder.write("pid 4242")
+        holder.flush()
+        result = pipeline.run("run", "--lock-wait", "1")
+    assert "[local] waiting for the lock of state local" in result.stderr
+    assert "held by pid 4242" in result.stderr
+    assert not (pipeline.work / "ran").exists()

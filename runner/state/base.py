@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import abc
 import re
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from runner.settings import format_duration
+
+if TYPE_CHECKING:
+    from runner.log import Logger
 
 MANAGED_BY = "kratix-step-runner"
+WAIT_NOTICE_SECONDS = 5.0  # how often a run waiting for a lock says so
 
 
 @dataclass(frozen=True)
@@ -63,8 +71,9 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     @contextmanager
-    def lock(self, ref: StateRef, wait_seconds: float) -> Iterator[None]:
-        """Hold the state's lock for the block; raise LockHeld after `wait_seconds`."""
+    def lock(self, ref: StateRef, wait_seconds: float, log: Logger | None = None) -> Iterator[None]:
+        """Hold the state's lock for the block; raise LockHeld after `wait_seconds`. While
+        waiting, say who holds it on `log` (see WaitNotice)."""
 
     @abc.abstractmethod
     def unlock(self, ref: StateRef) -> bool:
@@ -76,3 +85,28 @@ class StateStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+
+class WaitNotice:
+    """Logs why a run is waiting for a lock: when it starts waiting, then every few seconds."""
+
+    def __init__(self, log: Logger | None, step: str, wait_seconds: float) -> None:
+        self.log = log
+        self.step = step
+        self.wait_seconds = wait_seconds
+        self.started = time.monotonic()
+        self._next = self.started
+
+    def __call__(self, lock: str, holder: str) -> None:
+        """Waiting for `lock` (as `describe()` names it), held by `holder`."""
+        now = time.monotonic()
+        if self.log is None or now < self._next:
+            return
+        self._next = now + WAIT_NOTICE_SECONDS
+        waited = format_duration(round(now - self.started))
+        self.log.info(
+            f"waiting for {lock}, held by {holder} (another run on the same state): "
+            f"waited {waited}, giving up after {format_duration(self.wait_seconds)}",
+            step=self.step,
+            event="lock-wait",
+        )

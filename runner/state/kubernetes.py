@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import StoreError
 from runner.settings import LEASE_SECONDS
@@ -33,6 +33,9 @@ from runner.state import codec
 from runner.state.base import StateRef, StateStore
 from runner.state.kube import Conflict, Kube
 from runner.state.lease import LeaseLock
+
+if TYPE_CHECKING:
+    from runner.log import Logger
 
 _CHUNK_OF = "runner.kratix.dev/chunk-of"
 _SAVE_ID = "runner.kratix.dev/save-id"
@@ -283,9 +286,16 @@ class KubeStore(StateStore):
         return main is not None
 
     @contextmanager
-    def lock(self, ref: StateRef, wait_seconds: float) -> Iterator[None]:
+    def lock(self, ref: StateRef, wait_seconds: float, log: Logger | None = None) -> Iterator[None]:
         lease = LeaseLock(
-            self.kube, ref.namespace, ref.name, self.identity, self.lease_seconds, ref.labels()
+            self.kube,
+            ref.namespace,
+            ref.name,
+            self.identity,
+            self.lease_seconds,
+            ref.labels(),
+            log=log,
+            step=ref.step,
         )
         lease.acquire(wait_seconds)
         self._locks[ref] = lease

@@ -13,10 +13,15 @@ import random
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import LockHeld, StoreError
+from runner.settings import format_duration
+from runner.state.base import WaitNotice
 from runner.state.kube import Conflict, Kube
+
+if TYPE_CHECKING:
+    from runner.log import Logger
 
 
 def micro_time(moment: float | None = None) -> str:
@@ -43,6 +48,8 @@ class LeaseLock:
         identity: str,
         duration: int,
         labels: dict[str, str],
+        log: Logger | None = None,
+        step: str = "",
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -50,6 +57,8 @@ class LeaseLock:
         self.identity = identity
         self.duration = duration
         self.labels = labels
+        self.log = log  # where waiting for the lock is told
+        self.step = step
         self.lost = False
         self._lease: dict[str, Any] | None = None
         self._stop = threading.Event()
@@ -62,6 +71,7 @@ class LeaseLock:
     # -- acquire -----------------------------------------------------------------------------
     def acquire(self, wait_seconds: float) -> None:
         deadline = time.monotonic() + wait_seconds
+        notice = WaitNotice(self.log, self.step, wait_seconds)
         pause = 0.2
         while True:
             holder, expires_in = self._try_acquire()
@@ -72,9 +82,10 @@ class LeaseLock:
                 retry = max(5, min(int(expires_in) + 1, 300)) if expires_in is not None else 30
                 raise LockHeld(
                     f"{self.describe()} is held by {holder} (another run on the same state); "
-                    f"gave up after {wait_seconds:g}s",
+                    f"gave up after {format_duration(wait_seconds)}",
                     retry_after_seconds=retry,
                 )
+            notice(self.describe(), holder)
             time.sleep(
                 min(pause * (0.5 + random.random()), max(0.0, deadline - time.monotonic())) or 0.01
             )

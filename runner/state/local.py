@@ -18,9 +18,13 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner.errors import LockHeld, StoreError
-from runner.state.base import StateRef, StateStore
+from runner.state.base import StateRef, StateStore, WaitNotice
+
+if TYPE_CHECKING:
+    from runner.log import Logger
 
 _CURRENT = "current"
 _LABELS = "labels.json"
@@ -98,7 +102,7 @@ class LocalStore(StateStore):
         return self.root / ref.namespace / f"{ref.name}.lock"
 
     @contextmanager
-    def lock(self, ref: StateRef, wait_seconds: float) -> Iterator[None]:
+    def lock(self, ref: StateRef, wait_seconds: float, log: Logger | None = None) -> Iterator[None]:
         path = self._lock_path(ref)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +111,7 @@ class LocalStore(StateStore):
             raise StoreError(f"cannot create lock {path}: {exc.strerror}") from exc
         try:
             deadline = time.monotonic() + wait_seconds
+            notice = WaitNotice(log, ref.step, wait_seconds)
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -114,14 +119,13 @@ class LocalStore(StateStore):
                 except OSError as exc:
                     if exc.errno not in (errno.EAGAIN, errno.EACCES):
                         raise StoreError(f"cannot lock {path}: {exc.strerror}") from exc
+                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another run"
                     if time.monotonic() >= deadline:
-                        holder = (
-                            os.pread(fd, 200, 0).decode(errors="replace").strip() or "another run"
-                        )
                         raise LockHeld(
                             f"state {self.describe(ref)} is locked by {holder}",
                             retry_after_seconds=30,
                         ) from None
+                    notice(f"the lock of state {self.describe(ref)}", holder)
                     time.sleep(0.05)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
