@@ -265,7 +265,7 @@ def test_an_internal_error_in_a_runner_process_exits_4_without_a_traceback(pipel
     assert SECRET not in result.stderr
 
 
-# -- locks: waiting is told ---------------------------------------------------------------
+# -- locks: waiting is told, a lapsed lease is lost -----------------------------------------
 
 
 def test_a_run_waiting_for_a_lease_says_who_holds_it(kube, pipeline):
@@ -297,3 +297,16 @@ def test_a_run_waiting_for_a_local_lock_says_who_holds_it(pipeline):
     assert "[local] waiting for the lock of state local" in result.stderr
     assert "held by pid 4242" in result.stderr
     assert not (pipeline.work / "ran").exists()
+
+
+def test_a_lease_that_cannot_be_renewed_is_lost_and_the_state_not_saved(kube, pipeline):
+    """The API refuses every renewal: once the Lease lapsed another run could hold it, so
+    the run must not save over that run's state."""
+    pipeline.step("counter", COUNTER.replace("{pause}", "sleep 3"))
+    kube.forbid("update", "leases")  # taking a new Lease is a create: only renewals fail
+    result = pipeline.run("run")
+    assert result.returncode == 3, result.stderr
+    assert "warning: lost Lease default/counter (not renewed for" in result.stderr
+    assert "cannot update leases" in result.stderr
+    assert "not saving over what another run may have saved" in result.stderr
+    assert kube.get_object("configmaps", "default", "counter") is None

@@ -134,7 +134,8 @@ class KubeStore(StateStore):
         lock = self._locks.get(ref)
         if lock is not None and lock.lost:
             raise StoreError(
-                f"lost {lock.describe()} to another run while the commands ran; not saving over its state"
+                f"lost {lock.describe()} while the commands ran ({lock.lost_because}); not "
+                "saving over what another run may have saved"
             )
         if ref not in self._read:
             self._load(ref, keep=False)

@@ -3,8 +3,10 @@
 Acquire: read the Lease; take it when it is free, ours, or expired (renewTime +
 leaseDurationSeconds in the past: its holder stopped renewing, e.g. a killed pod), writing
 with the resourceVersion read so two runs can't both win. While held, a thread renews it
-every third of the duration. Release clears the holder. If a renewal finds another holder,
-the lock was lost: `lost` is set and the store refuses to save over the other run's work.
+every third of the duration. Release clears the holder. The lock is lost when a renewal finds
+another holder, or when no renewal succeeded for a whole duration (the API refused or failed
+them, or the renewer itself failed): from then on another run may take it. `lost` says so, and
+the store refuses to save over what the other run may have saved.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import LockHeld, StoreError
+from runner.errors import LockHeld, RunnerError, StoreError
 from runner.settings import format_duration
 from runner.state.base import WaitNotice
 from runner.state.kube import Conflict, Kube
@@ -57,13 +59,16 @@ class LeaseLock:
         self.identity = identity
         self.duration = duration
         self.labels = labels
-        self.log = log  # where waiting for the lock is told
+        self.log = log  # where waiting, and losing the lock, are told
         self.step = step
-        self.lost = False
+        self.lost_because: str | None = None  # set once, when the lock is lost
+        self.renew_error: str | None = None  # the last renewal's failure, until one succeeds
+        self._renewed = 0.0  # time.monotonic() of the renewTime last written
         self._lease: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         self._mutex = threading.Lock()  # one request on the Lease at a time
+        self._losing = threading.Lock()
 
     def describe(self) -> str:
         return f"Lease {self.namespace}/{self.name}"
@@ -93,7 +98,7 @@ class LeaseLock:
 
     def _try_acquire(self) -> tuple[str | None, float | None]:
         """(None, None) when we now hold it; else (holder, seconds until it expires)."""
-        now = time.time()
+        now, self._renewed = time.time(), time.monotonic()  # the renewTime a win writes
         with self._mutex:
             lease = self.kube.get("leases", self.namespace, self.name)
             if lease is None:
@@ -152,8 +157,8 @@ class LeaseLock:
         while not self._stop.wait(self.duration / 3):
             try:
                 self.renew()
-            except StoreError:
-                pass  # transient trouble: the next tick tries again; expiry is 3 ticks away
+            except Exception as exc:  # any failure: a dead renewer would let the lease lapse
+                self.renew_error = _reason(exc)
             if self.lost:
                 return
 
@@ -161,17 +166,41 @@ class LeaseLock:
         with self._mutex:
             if self._lease is None or self.lost:
                 return
+            stamped = time.monotonic()
             body = dict(self._lease)
             body["spec"] = {**self._lease["spec"], "renewTime": micro_time()}
             try:
                 self._lease = self.kube.replace("leases", self.namespace, self.name, body)
+                self._renewed, self.renew_error = stamped, None
             except (Conflict, LookupError):
                 current = self.kube.get("leases", self.namespace, self.name)
                 holder = ((current or {}).get("spec") or {}).get("holderIdentity")
                 if holder != self.identity:
-                    self.lost = True
+                    self._lose(f"{holder} took it" if holder else "it was released or deleted")
                 elif current is not None:
                     self._lease = current
+
+    @property
+    def lost(self) -> bool:
+        """True once another run holds the Lease, or may: it went a whole duration unrenewed."""
+        if self.lost_because is None and self._lease is not None:
+            unrenewed = time.monotonic() - self._renewed
+            if unrenewed >= self.duration:
+                why = f": {self.renew_error}" if self.renew_error else ""
+                self._lose(f"not renewed for {format_duration(unrenewed)}{why}")
+        return self.lost_because is not None
+
+    def _lose(self, because: str) -> None:
+        with self._losing:  # the renewer and the main thread may both find it lost
+            if self.lost_because is not None:
+                return
+            self.lost_because = because
+        if self.log is not None:
+            self.log.warning(
+                f"lost {self.describe()} ({because}); another run may take the state, so this "
+                "run will not save it",
+                step=self.step,
+            )
 
     # -- release -------------------------------------------------------------------------------
     def release(self) -> None:
@@ -192,3 +221,10 @@ class LeaseLock:
             except (Conflict, LookupError, StoreError):
                 pass  # it expires on its own; never fail a finished run over a release
             self._lease = None
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, in one line: a store error's message, else the exception itself."""
+    if isinstance(exc, RunnerError) and exc.problems:
+        return exc.problems[0].message
+    return f"{type(exc).__name__}: {exc}"

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import threading
+import time
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from runner import settings as s
-from runner.errors import InvalidError
+from runner.errors import InvalidError, StoreError
+from runner.log import Logger
 from runner.settings import Settings, format_duration, parse_duration
 from runner.spec import model
 from runner.spec.schema import schema_text
@@ -189,3 +194,63 @@ def test_the_stores_read_their_settings_with_the_same_grammar() -> None:
 
     with pytest.raises(InvalidError, match="RUNNER_KUBE_ATTEMPTS"):
         Kube.from_environment({"RUNNER_KUBE_ATTEMPTS": "x"})
+
+
+# -- the lease renewer ---------------------------------------------------------------------
+
+
+class FailingRenewals:
+    """A Kube whose Lease can be created and read, but every renewal raises `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.renewals = 0
+        self.lease: dict[str, Any] | None = None
+        self.lock = threading.Lock()
+
+    def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.lease
+
+    def create(self, resource: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.lease = {**body, "metadata": {**body["metadata"], "resourceVersion": "1"}}
+        return self.lease
+
+    def replace(self, resource: str, namespace: str, name: str, body: Any) -> dict[str, Any]:
+        with self.lock:
+            self.renewals += 1
+        raise self.error
+
+
+def wait_until(condition: Any, seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("the renewer tripped"), StoreError("the API refused: 403")],
+    ids=["bug", "store-error"],
+)
+def test_a_lease_not_renewed_for_its_duration_is_lost_and_told_once(error: Exception) -> None:
+    from runner.state.lease import LeaseLock
+
+    kube = FailingRenewals(error)
+    err = io.StringIO()
+    log = Logger("text", stream=err, out=io.StringIO())
+    lock = LeaseLock(kube, "default", "app", "me/1", 1, {}, log=log, step="app")
+    lock.acquire(0)
+    try:
+        assert wait_until(lambda: kube.renewals >= 2)  # the renewer survives a failure
+        assert wait_until(lambda: lock.lost)
+        assert lock.lost_because is not None and "not renewed for" in lock.lost_because
+        assert str(error.args[0]) in lock.lost_because
+    finally:
+        lock.release()
+    assert lock.lost
+    warnings = [line for line in err.getvalue().splitlines() if "warning" in line]
+    assert len(warnings) == 1, err.getvalue()
+    assert "lost Lease default/app" in warnings[0] and "[app]" in warnings[0]
