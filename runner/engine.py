@@ -25,7 +25,7 @@ from runner.kratix import (
 from runner.log import Logger, seconds
 from runner.prepare import PreparedCommand, PreparedStep
 from runner.query import QueryError, compile_jmespath, compile_query
-from runner.settings import DEFAULTS, Settings
+from runner.settings import DEFAULTS, Settings, format_duration
 from runner.spec.model import StatusFromFile
 from runner.state import open_store
 from runner.state.base import StateStore
@@ -124,7 +124,7 @@ class Engine:
 
     def _ask_to_retry(self, step: str, held: LockHeld) -> None:
         """Another run holds the lock: ask Kratix, in workflow-control.yaml, to retry later."""
-        retry = f"{held.retry_after_seconds}s"
+        retry = format_duration(held.retry_after_seconds)
         reason = self.log.masker.mask(held.problems[0].message)
         wanted = WorkflowControl(retry_after=retry, message=f"step {step}: {reason}")
         try:

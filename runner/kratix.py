@@ -220,6 +220,8 @@ class WorkflowControl:
         return what + (f" ({self.message})" if self.message else "")
 
 
+# Go's time.ParseDuration, which Kratix reads retryAfter with: wider than the runner's own
+# grammar (runner.settings), since another container may have written the file.
 _GO_DURATION = re.compile(r"[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+|0")
 
 

@@ -148,7 +148,7 @@ def test_a_yes_dry_run_is_a_dry_run(pipeline):
     pipeline.step("touch", TOUCH)
     result = pipeline.run("run", env={"KRATIX_DRY_RUN": "yes"})
     assert result.returncode == 0, result.stderr
-    assert "printing the plan" in result.stderr
+    assert "dry run: the step has no dryRun commands; none run" in result.stderr
     assert not (pipeline.work / "ran").exists()
 
 
