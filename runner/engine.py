@@ -391,9 +391,8 @@ class Engine:
             )
         try:
             path = write_status(self.ctx.metadata_dir, self.log.masker.mask_values(values))
-        except (
-            InvalidError
-        ) as exc:  # a command wrote status.yaml itself, and Kratix would refuse it
+        except InvalidError as exc:
+            # A command wrote status.yaml itself, and Kratix would refuse it.
             raise CommandFailed(*exc.problems) from None
         except OSError as exc:
             raise CommandFailed(
