@@ -8,12 +8,12 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from runner.errors import CommandFailed, Interrupted, InvalidError, LockHeld, StoreError
+from runner.errors import CommandFailed, Interrupted, InvalidError, LockHeld, Problem, StoreError
 from runner.execute import Executor, Outcome
 from runner.kratix import (
     KratixContext,
@@ -26,7 +26,7 @@ from runner.log import Logger, seconds
 from runner.prepare import PreparedCommand, PreparedStep
 from runner.query import QueryError, compile_jmespath, compile_query
 from runner.settings import DEFAULTS, Settings, format_duration
-from runner.spec.model import StatusFromFile
+from runner.spec.model import StateFile, StatusFromFile, state_key
 from runner.state import open_store
 from runner.state.base import StateStore
 
@@ -261,14 +261,27 @@ class Engine:
         files = dict(stored.others) if stored else {}
         found = False
         gone = []  # restored files the commands removed: their stored value is kept, as before
-        for item in state.files:
+        # State files this store can't take are left out and reported once the others are
+        # saved: each is refused on its own, and losing the rest with it would not save it.
+        refused: list[Problem] = []
+        for index, item in enumerate(state.files):
             path = workdir / item.path
             if path.is_file():
-                files[item.key] = path.read_bytes()
+                reason = store.key_problem(item.key)
+                if reason is not None:
+                    refused.append(_refused(prepared, store, index, item, reason))
+                    continue
+                try:
+                    files[item.key] = path.read_bytes()
+                except OSError as exc:
+                    refused.append(_unreadable(prepared, index, item, exc))
+                    continue
                 found = True
             elif stored is not None and item.key in stored.written:
                 gone.append(item.key)
         if not found:
+            if refused:
+                raise StoreError(*_noted(refused, "no state file was saved"))
             self.log.info("no state files were written: nothing to save", **fields)
             return
         if stored is not None and gone:
@@ -287,16 +300,25 @@ class Engine:
             and digest(files) == stored.digest
         ):
             self.log.info("state unchanged: not saved again", **fields)
-            return
-        started = time.monotonic()
-        store.save(ref, files)
-        size = sum(len(v) for v in files.values())
-        self.log.info(
-            f"saved state to {store.describe(ref)} ({size} bytes) in "
-            f"{seconds(time.monotonic() - started)}",
-            event="state-save",
-            **fields,
-        )
+        else:
+            started = time.monotonic()
+            try:
+                store.save(ref, files)
+            except StoreError as exc:
+                # Which state, which files: the store's own words may name neither.
+                saving = ", ".join(f.path for f in state.files if f.key in files)
+                head = f"could not save {saving} to {store.describe(ref)}: "
+                first, *rest = exc.problems or [Problem("refused")]
+                raise StoreError(replace(first, message=head + first.message), *rest) from None
+            size = sum(len(v) for v in files.values())
+            self.log.info(
+                f"saved state to {store.describe(ref)} ({size} bytes) in "
+                f"{seconds(time.monotonic() - started)}",
+                event="state-save",
+                **fields,
+            )
+        if refused:
+            raise StoreError(*_noted(refused, "the other state files were saved"))
 
     # -- commands --------------------------------------------------------------------------
     def _run_commands(
@@ -462,6 +484,33 @@ class _Restored:
     sizes: dict[str, int]  # each stored entry's size: most changes show without hashing
     others: dict[str, bytes]  # stored entries no state file holds: saved back as they are
     written: frozenset[str]  # the keys restored into state files
+
+
+def _refused(
+    prepared: PreparedStep, store: StateStore, index: int, item: StateFile, reason: str
+) -> Problem:
+    """A state file whose key the store can't hold, located at its `key:` or its `path:`."""
+    ref = prepared.state_ref
+    assert ref is not None
+    derived = item.key == state_key(item.path)
+    return prepared.step.document.problem(
+        ("spec", "state", "files", index, "path" if derived else "key"),
+        f"state file {item.path} was not saved: {store.describe(ref)} cannot keep it under the "
+        f'key "{item.key}": {reason}',
+        f"give the file {'an explicit' if derived else 'another'} key, e.g. "
+        f'"key: {store.suggested_key(item.key)}"',
+    )
+
+
+def _unreadable(prepared: PreparedStep, index: int, item: StateFile, exc: OSError) -> Problem:
+    return prepared.step.document.problem(
+        ("spec", "state", "files", index, "path"),
+        f"state file {item.path} was not saved: cannot read it: {_os_reason(exc)}",
+    )
+
+
+def _noted(problems: list[Problem], note: str) -> list[Problem]:
+    return [replace(p, hint=f"{p.hint}; {note}" if p.hint else note) for p in problems]
 
 
 def _reason(command: PreparedCommand, outcome: Outcome) -> str:

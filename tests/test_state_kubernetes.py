@@ -215,6 +215,47 @@ def test_unprocessable_object_is_explained_with_exit_3(kube, tmp_path):
     assert "DNS-1123" in str(info.value)
 
 
+TWO_FILES = """
+    state:
+      store: {store}
+      name: counter
+      lock: {lock}
+      files: [{path: "my state.tfstate"}, {path: count.txt, key: count}]
+    workdir: ../work
+    run:
+      - script: echo tf > "my state.tfstate"; echo 1 > count.txt
+"""
+
+
+def test_a_key_kubernetes_cannot_hold_exits_3_naming_the_file_and_saves_the_others(kube, pipeline):
+    # Valid for the local store the step names; --state-store puts it in a ConfigMap.
+    pipeline.step("s", TWO_FILES.replace("{store}", "local").replace("{lock}", "true"))
+    result = pipeline.run("run", "--state-store", "configmap")
+    assert result.returncode == 3, result.stderr
+    assert (
+        'spec.state.files[0].path: state file my state.tfstate was not saved: configmap '
+        'default/counter cannot keep it under the key "my state.tfstate"'
+    ) in result.stderr
+    assert "the other state files were saved" in result.stderr
+    assert kube.get_object("configmaps", "default", "counter")["data"] == {"count": "1\n"}
+
+
+@pytest.mark.parametrize("status", [413, 422, 403])
+def test_a_save_the_api_refuses_exits_3_naming_the_state_object_and_the_files(
+    kube, pipeline, status
+):
+    pipeline.step("s", TWO_FILES.replace("{store}", "configmap").replace("{lock}", "false")
+                  .replace('{path: "my state.tfstate"}, ', ""))  # fmt: skip
+    if status == 403:
+        kube.forbid("create", "configmaps")
+    else:
+        kube.fail(rate=1.0, status=status, only=["create"])
+    result = pipeline.run("run")
+    assert result.returncode == 3, result.stderr
+    assert "could not save count.txt to configmap default/counter: " in result.stderr
+    assert kube.get_object("configmaps", "default", "counter") is None
+
+
 def test_transient_503s_are_survived(kube, pipeline):
     counter(pipeline)
     kube.fail(rate=0.3, status=503, seed=7)

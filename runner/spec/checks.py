@@ -14,7 +14,7 @@ from typing import Any
 
 from runner.errors import Problem
 from runner.query import QueryError, compile_jmespath, compile_query
-from runner.spec.model import MISSING, Input, Step
+from runner.spec.model import MISSING, Input, Step, state_key
 from runner.spec.schema import closest
 from runner.spec.source import Document, PathKey
 from runner.template import TemplateError, references
@@ -316,8 +316,14 @@ def _state_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
     for i, item in enumerate(files if isinstance(files, list) else ()):
         if not isinstance(item, dict):
             continue
-        key = item.get("key") or _file_name(item.get("path"))
-        if not isinstance(key, str) or not key:
+        file_path, explicit = item.get("path"), item.get("key")
+        if not isinstance(file_path, str) or not isinstance(explicit, (str, type(None))):
+            continue
+        key = state_key(file_path, explicit)
+        where = (*path, "files", i, "key" if explicit else "path")
+        problem = _key_problem(doc, where, store, file_path, key, bool(explicit))
+        if problem is not None:
+            yield problem
             continue
         if key in seen:
             yield doc.problem(
@@ -334,8 +340,33 @@ def _state_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
         )
 
 
-def _file_name(path: Any) -> str | None:
-    return path.rstrip("/").rsplit("/", 1)[-1] if isinstance(path, str) else None
+def _key_problem(
+    doc: Document, where: PathKey, store: Any, file_path: str, key: str, explicit: bool
+) -> Problem | None:
+    """A state key the step's store can't hold. A step without a store is held to the
+    ConfigMap rule: that is its store in a cluster."""
+    from runner.state import STORES, store_class
+
+    if not key:
+        return doc.problem(
+            where,
+            f'"{file_path}" names no file: a file name is needed (it is the key too)',
+            'name the file itself, e.g. "path: terraform.tfstate"',
+        )
+    rule = store_class(store if isinstance(store, str) and store in STORES else "configmap")
+    reason = rule.key_problem(key)
+    if reason is None:
+        return None
+    example = f'"key: {rule.suggested_key(key)}"'
+    if explicit:
+        return doc.problem(
+            where, f'state key "{key}" is not valid: {reason}', f"choose another, e.g. {example}"
+        )
+    return doc.problem(
+        where,
+        f'state key "{key}" (the file\'s name) is not valid: {reason}',
+        f"give the file an explicit key, e.g. {example}",
+    )
 
 
 def _is_delete(spec: dict[str, Any]) -> bool:

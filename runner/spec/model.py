@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from runner.settings import parse_duration
@@ -91,6 +91,11 @@ class Command:
 class StateFile:
     path: str
     key: str
+
+
+def state_key(path: str, key: str | None = None) -> str:
+    """The key a state file is kept under: its `key:`, else the file's name ("" for none)."""
+    return key or PurePosixPath(path).name
 
 
 @dataclass(frozen=True)
@@ -269,7 +274,7 @@ def _state(raw: dict[str, Any] | None) -> State:
         name=raw.get("name"),
         namespace=raw.get("namespace"),
         files=tuple(
-            StateFile(f["path"], f.get("key") or Path(f["path"]).name) for f in raw.get("files", ())
+            StateFile(f["path"], state_key(f["path"], f.get("key"))) for f in raw.get("files", ())
         ),
         save=raw.get("save", "always"),
         lock=raw.get("lock", True),

@@ -83,6 +83,18 @@ class StateStore(abc.ABC):
     def describe(self, ref: StateRef) -> str:
         """Where the state lives, for messages: `configmap default/my-app-state`."""
 
+    @staticmethod
+    @abc.abstractmethod
+    def key_problem(key: str) -> str | None:
+        """Why this store can't keep a file under `key`, in words that name the rule; None
+        when it can. `validate` asks it of the store a step names, a save of the store in use."""
+
+    @classmethod
+    def suggested_key(cls, key: str) -> str:
+        """A key like `key` that this store can keep, for hints."""
+        guess = re.sub(r"[^-._a-zA-Z0-9]+", "-", key)[:253]
+        return guess if cls.key_problem(guess) is None else "state"
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 

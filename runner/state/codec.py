@@ -134,9 +134,29 @@ def chunk_field(kind: str) -> str:
 
 def valid_key(key: str) -> bool:
     """Whether `key` may name a file in a ConfigMap or Secret."""
-    return (
-        len(key) <= _MAX_KEY_LENGTH and key not in (".", "..") and _KEY.fullmatch(key) is not None
-    )
+    return key_problem(key) is None
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` can't name a file in a ConfigMap or Secret (the API server's IsConfigMapKey),
+    in words that name the rule; None when it can."""
+    if not key:
+        return "a ConfigMap/Secret key can't be empty"
+    if len(key) > _MAX_KEY_LENGTH:
+        return f"a ConfigMap/Secret key has at most 253 characters (this one has {len(key)})"
+    if key in (".", ".."):
+        return 'a ConfigMap/Secret key can\'t be "." or ".."'
+    if _KEY.fullmatch(key) is None:
+        bad = ", ".join(dict.fromkeys(_show_char(c) for c in key if not _KEY.fullmatch(c)))
+        return (
+            "a ConfigMap/Secret key has only letters, digits, '-', '_' and '.' "
+            f"(this one has {bad})"
+        )
+    return None
+
+
+def _show_char(char: str) -> str:
+    return "a space" if char == " " else repr(char)
 
 
 def new_generation() -> str:
@@ -173,11 +193,9 @@ def encode_stream(
     _check_kind(kind)
     keys = sorted(files)
     for key in keys:
-        if not valid_key(key):
-            raise ValueError(
-                f"state key {key!r} is not a valid ConfigMap/Secret key "
-                "(letters, digits, '-', '_' and '.'; at most 253 characters)"
-            )
+        problem = key_problem(key)
+        if problem is not None:
+            raise ValueError(f"state key {key!r} is not valid: {problem}")
     if generation is None:
         generation = new_generation()
     elif _GENERATION.fullmatch(generation) is None:

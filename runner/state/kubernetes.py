@@ -70,6 +70,8 @@ class KubeStore(StateStore):
     def describe(self, ref: StateRef) -> str:
         return f"{self.kind} {ref.namespace}/{ref.name}"
 
+    key_problem = staticmethod(codec.key_problem)
+
     def close(self) -> None:
         self.kube.close()
 
@@ -142,7 +144,10 @@ class KubeStore(StateStore):
         seen = self._read[ref]
         version, base_digest, old_manifest = seen.version, seen.digest, seen.manifest
         new_digest = codec.digest(files)
-        encoding = codec.encode_stream(files, self.codec_kind)
+        try:
+            encoding = codec.encode_stream(files, self.codec_kind)
+        except ValueError as exc:  # a key no ConfigMap/Secret can hold: nothing was written
+            raise StoreError(f"cannot save state {self.describe(ref)}: {exc}") from None
         if encoding.format == codec.CHUNKED:
             # Each chunk is sent as soon as it is made, and dropped.
             for index, chunk in enumerate(encoding.chunks()):

@@ -47,6 +47,20 @@ class LocalStore(StateStore):
     def describe(self, ref: StateRef) -> str:
         return f"local {self._dir(ref)}"
 
+    @staticmethod
+    def key_problem(key: str) -> str | None:
+        """Each key is a file name in a generation folder, beside the store's own labels.json."""
+        if key == _LABELS:
+            return f"the local store keeps its own {_LABELS} beside the state files"
+        if key in ("", ".", ".."):
+            return 'a file name can\'t be empty, "." or ".."'
+        if "/" in key or "\0" in key:
+            return "a file name can't hold '/' or a NUL character"
+        size = len(key.encode("utf-8", "surrogatepass"))
+        if size > 255:
+            return f"a file name has at most 255 bytes (this one has {size})"
+        return None
+
     def load(self, ref: StateRef) -> dict[str, bytes] | None:
         current = self._dir(ref) / _CURRENT
         try:
@@ -59,6 +73,10 @@ class LocalStore(StateStore):
             raise StoreError(f"cannot read state {self.describe(ref)}: {exc.strerror}") from exc
 
     def save(self, ref: StateRef, files: dict[str, bytes]) -> None:
+        for key in files:
+            problem = self.key_problem(key)
+            if problem is not None:
+                raise StoreError(f"cannot save state {self.describe(ref)}: key {key!r}: {problem}")
         folder = self._dir(ref)
         made: list[Path] = []  # what this save created, removed again if it fails
         try:
