@@ -153,6 +153,42 @@ def test_large_state_round_trips_byte_identical(kube, tmp_path, size_mib, cls):
     assert list(kube.objects(resource, "default")) == ["counter"]
 
 
+def test_the_chunk_sweep_deletes_only_this_states_chunks_whatever_the_list_returns(
+    kube, pipeline
+):
+    pipeline.step("counter", """
+        state: {store: configmap, name: counter, files: [{path: big.bin}]}
+        workdir: ../work
+        run:
+          - script: head -c 3000000 /dev/urandom > big.bin
+    """)  # fmt: skip
+    assert pipeline.run("run").returncode == 0
+    first = json.loads(kube.get_object("configmaps", "default", "counter")["data"]["manifest"])
+
+    def seed(name: str, labels: dict[str, str]) -> None:
+        metadata = {"name": name, "namespace": "default", "labels": labels}
+        kube.put_object("configmaps", "default", {"metadata": metadata, "data": {"k": "v"}})
+
+    ours = {"runner.kratix.dev/chunk-of": "counter"}
+    seed("app-settings", {})
+    seed("counter-settings", {})
+    seed("counter-0123456789abcdef-0", {})  # named like a chunk of ours, not labelled as one
+    seed("precious", ours)  # labelled as ours, not named like a chunk
+    seed("other-0123456789abcdef-0", {"runner.kratix.dev/chunk-of": "other"})
+    seed("counter-fedcba9876543210-1", ours)  # a chunk left by a killed save: swept
+    unrelated = ["app-settings", "counter-settings", "counter-0123456789abcdef-0", "precious",
+                 "other-0123456789abcdef-0"]  # fmt: skip
+    kube.ignore_label_selector = True  # a proxy or an old server: list returns everything
+    result = pipeline.run("run")
+    assert result.returncode == 0, result.stderr
+    left = kube.objects("configmaps", "default")
+    assert all(name in left for name in unrelated), sorted(left)
+    manifest = json.loads(left["counter"]["data"]["manifest"])
+    assert manifest["generation"] != first["generation"]
+    chunks = [f"counter-{manifest['generation']}-{i}" for i in range(manifest["chunks"])]
+    assert sorted(left) == sorted([*unrelated, "counter", *chunks])
+
+
 def test_two_concurrent_runs_are_serialised_with_no_lost_update(kube, pipeline):
     counter(pipeline, pause="sleep 0.3")
     procs = [pipeline.popen("run") for _ in range(4)]

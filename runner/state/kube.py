@@ -100,9 +100,12 @@ class Kube:
         except LookupError:
             return None
 
-    def list_names(self, resource: str, namespace: str, label_selector: str) -> list[str]:
-        """Names of the objects with these labels; metadata only, so listing large chunk
-        objects costs no more than their names."""
+    def list_metadata(
+        self, resource: str, namespace: str, label_selector: str
+    ) -> list[dict[str, Any]]:
+        """The metadata (name, labels, ...) of the objects with these labels; metadata only, so
+        listing large chunk objects costs no more than their names. A server or proxy may
+        ignore the selector: callers check the labels themselves before acting on an item."""
         from urllib.parse import urlencode
 
         answer = self.request(
@@ -113,7 +116,7 @@ class Kube:
             query=urlencode({"labelSelector": label_selector}),
             accept=_METADATA_ONLY,
         )
-        return [item["metadata"]["name"] for item in answer.get("items") or []]
+        return [item.get("metadata") or {} for item in answer.get("items") or []]
 
     def create(
         self, resource: str, namespace: str, body: dict[str, Any] | bytes, *, answer: bool = True

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -205,10 +206,18 @@ class KubeStore(StateStore):
         of chunked states pay the one (metadata-only) list request."""
         prefix = f"{ref.name}-{keep['generation']}-" if keep else None
         try:
-            names = self.kube.list_names(self.resource, ref.namespace, f"{_CHUNK_OF}={ref.name}")
+            listed = self.kube.list_metadata(
+                self.resource, ref.namespace, f"{_CHUNK_OF}={ref.name}"
+            )
         except StoreError:
             return  # e.g. `list` not granted: the orphans wait, nothing else is at stake
-        for name in names:
+        for metadata in listed:
+            # Whatever the list returned (a proxy or an old server may ignore labelSelector),
+            # only this state's own chunk objects are ever deleted: never its main object,
+            # another state's objects or anything else in the namespace.
+            if not _is_chunk_of(ref, metadata):
+                continue
+            name = metadata["name"]
             if prefix is None or not name.startswith(prefix):
                 try:
                     self.kube.delete(self.resource, ref.namespace, name)
@@ -340,6 +349,23 @@ class _Seen:
 
 def _chunk_name(ref: StateRef, manifest: dict[str, Any], index: int) -> str:
     return f"{ref.name}-{manifest['generation']}-{index}"
+
+
+_CHUNK_SUFFIX = re.compile(r"-[0-9a-f]{16}-(0|[1-9][0-9]*)")  # what _chunk_name appends
+
+
+def _is_chunk_of(ref: StateRef, metadata: dict[str, Any]) -> bool:
+    """Whether a listed object is one of `ref`'s chunk objects: in its namespace, labelled as
+    its chunk, and named as its chunks are."""
+    name = metadata.get("name")
+    labels = metadata.get("labels") or {}
+    return (
+        isinstance(name, str)
+        and metadata.get("namespace", ref.namespace) == ref.namespace
+        and labels.get(_CHUNK_OF) == ref.name
+        and name.startswith(f"{ref.name}-")
+        and _CHUNK_SUFFIX.fullmatch(name, len(ref.name)) is not None
+    )
 
 
 def _annotations(obj: dict[str, Any]) -> dict[str, str]:

@@ -230,7 +230,7 @@ class Handler(BaseHTTPRequestHandler):
             answer = store.list(
                 res,
                 ns,
-                query.get("labelSelector"),
+                None if self.api.ignore_label_selector else query.get("labelSelector"),
                 query.get("fieldSelector"),
                 limit,
                 query.get("continue"),

@@ -268,6 +268,8 @@ class FakeKubeAPI:
         self._requests_lock = threading.Lock()
         self._faults: Faults = make_faults()
         self._rules = Rules()
+        # True: list answers every object, as a proxy or an old server ignoring labelSelector.
+        self.ignore_label_selector = False
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._server = KubeHTTPServer((host, port), Handler)
