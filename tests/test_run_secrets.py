@@ -149,6 +149,71 @@ def test_present_secrets_reach_commands_only_as_environment(pipeline):
     assert (pipeline.work / "seen.txt").read_text() == "env-secret-value|file-secret-value"
 
 
+# -- empty secrets --------------------------------------------------------------------------------
+
+EMPTY_STEP = """
+    secrets:
+      TOKEN: {{ env: MY_TOKEN{extra} }}
+      CA_BUNDLE: {{ file: {file}{extra} }}
+    workdir: ../work
+    run:
+      - script: |
+          echo "token=${{TOKEN-unset}} ca=${{CA_BUNDLE-unset}}" > seen.txt
+"""
+
+
+def empty_secrets(pipeline, extra: str = "") -> None:
+    """TOKEN from an empty variable and CA_BUNDLE from a file with only a newline."""
+    ca = pipeline.root / "ca.crt"
+    ca.write_text("\n")
+    pipeline.step("empty", EMPTY_STEP.format(file=ca, extra=extra))
+
+
+def test_an_empty_required_secret_exits_2_naming_it_and_runs_nothing(pipeline):
+    pipeline.step("a-first", """
+        workdir: ../work
+        run:
+          - [touch, first-ran]
+    """)  # fmt: skip
+    empty_secrets(pipeline)
+    r = pipeline.run("run", env={"MY_TOKEN": ""})
+    assert r.returncode == 2, r.stderr
+    assert "spec.secrets.TOKEN: secret TOKEN: environment variable MY_TOKEN is empty" in r.stderr
+    ca = pipeline.root / "ca.crt"
+    assert f"spec.secrets.CA_BUNDLE: secret CA_BUNDLE: file {ca} is empty" in r.stderr
+    assert 'add "allowEmpty: true" to the secret' in r.stderr
+    assert not (pipeline.work / "first-ran").exists()
+    assert not (pipeline.work / "seen.txt").exists()
+
+
+def test_allow_empty_passes_an_empty_secret_on(pipeline):
+    empty_secrets(pipeline, ", allowEmpty: true")
+    r = pipeline.run("run", env={"MY_TOKEN": ""})
+    assert r.returncode == 0, r.stderr
+    assert (pipeline.work / "seen.txt").read_text() == "token= ca=\n"
+
+
+def test_an_empty_optional_secret_is_treated_as_absent(pipeline):
+    empty_secrets(pipeline, ", required: false")
+    r = pipeline.run("run", env={"MY_TOKEN": ""})
+    assert r.returncode == 0, r.stderr
+    assert (pipeline.work / "seen.txt").read_text() == "token=unset ca=unset\n"
+
+
+def test_allow_empty_must_be_a_boolean_and_validates(tmp_path):
+    from tests.test_validate import invalid, step, validate, where
+
+    good = step(spec="secrets:\n  T: {env: T, allowEmpty: true}\nrun: [[x]]\n")
+    (tmp_path / "good.yaml").write_text(good)
+    assert validate(tmp_path, "good.yaml").code == 0
+    bad = step(spec='secrets:\n  T: {env: T, allowEmpty: "yes"}\nrun: [[x]]\n')
+    result = invalid(tmp_path, bad)
+    at = where(bad, '"yes"')
+    assert any(
+        line.startswith(f"a.yaml:{at}: spec.secrets.T.allowEmpty: ") for line in result.lines
+    ), result.err
+
+
 # -- masking ------------------------------------------------------------------------------------
 
 SECRET = (

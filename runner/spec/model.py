@@ -66,6 +66,7 @@ class Secret:
     file: str | None = None
     required: bool = True
     mask: bool = True
+    allow_empty: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,7 @@ def build_step(doc: Document, file: Path) -> Step:
                 raw.get("file"),
                 raw.get("required", True),
                 raw.get("mask", True),
+                raw.get("allowEmpty", False),
             )
             for name, raw in (spec.get("secrets") or {}).items()
         ),
