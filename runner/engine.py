@@ -454,7 +454,16 @@ class Engine:
             source = (workdir / copy.source).resolve()
             target = (out_root / copy.target).resolve()
             if not target.is_relative_to(out_root):
-                raise InvalidError(f"output target {copy.target} is outside the output folder")
+                # `validate` refuses targets that leave the folder; a symlink in it still can,
+                # and the commands have run by now: the step failed (exit 1), not its file.
+                raise CommandFailed(
+                    prepared.step.document.problem(
+                        copy.path,
+                        f"output target {copy.target} is outside the output folder "
+                        f"{out_root} (it resolves to {target})",
+                        "a symlink in the output folder may lead out of it",
+                    )
+                )
             if not source.exists():
                 if self.ctx.dry_run:  # a preview whose commands did not run: not a failure
                     self.log.warning(f"output {copy.source} was not made", step=prepared.step.name)

@@ -1,5 +1,6 @@
 """The rules a JSON Schema can't express: template references, the shell-injection rule,
-query syntax, defaults that fit their input, and state settings that make sense together.
+query syntax, defaults that fit their input, state settings that make sense together (keys the
+store can hold), and output targets inside the output folder.
 
 The checks read the raw document, not the typed Step, and take nothing for granted about
 its shape: they run even when the schema found problems, so one `validate` reports
@@ -8,6 +9,7 @@ everything. (The loader drops what they say about nodes the schema already found
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -77,6 +79,7 @@ def document_problems(doc: Document) -> list[Problem]:
     problems += _query_problems(doc, spec, inputs)
     problems += _input_problems(doc, inputs)
     problems += _state_problems(doc, spec)
+    problems += _output_problems(doc, spec)
     return problems
 
 
@@ -367,6 +370,40 @@ def _key_problem(
         f'state key "{key}" (the file\'s name) is not valid: {reason}',
         f"give the file an explicit key, e.g. {example}",
     )
+
+
+# -- output ---------------------------------------------------------------------------------
+
+
+def _output_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
+    """Each `output:` target must stay inside the output folder; `to` defaults to `from`."""
+    output = spec.get("output")
+    for i, item in enumerate(output if isinstance(output, list) else ()):
+        if not isinstance(item, dict):
+            continue
+        field = "to" if "to" in item else "from"
+        target = item.get(field)
+        if not isinstance(target, str) or not target:
+            continue
+        reason = _outside_output(target)
+        if reason is None:
+            continue
+        if field == "to":
+            name = posixpath.basename(posixpath.normpath(target)) or "app"
+            example = name + "/" if target.endswith("/") else name
+            hint = f'give a path inside the output folder, e.g. "to: {example}"'
+        else:
+            hint = 'add a "to:" inside the output folder: it defaults to the "from:" path'
+        yield doc.problem(("spec", "output", i, field), f'output target "{target}" {reason}', hint)
+
+
+def _outside_output(target: str) -> str | None:
+    if target.startswith("/"):
+        return "is absolute: targets are relative to the output folder"
+    normal = posixpath.normpath(target)
+    if normal == ".." or normal.startswith("../"):
+        return "is outside the output folder"
+    return None
 
 
 def _is_delete(spec: dict[str, Any]) -> bool:

@@ -170,6 +170,7 @@ class Trigger:
 class OutputCopy:
     source: str
     target: str
+    path: PathKey = ()  # where the target is written: its `to`, else its `from`
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,12 @@ def build_step(doc: Document, file: Path) -> Step:
         run=_commands(spec["run"], ("spec", "run")),
         dry_run=_commands(spec["dryRun"], ("spec", "dryRun")) if "dryRun" in spec else None,
         output=tuple(
-            OutputCopy(o["from"], o.get("to", o["from"])) for o in spec.get("output") or ()
+            OutputCopy(
+                o["from"],
+                o.get("to", o["from"]),
+                ("spec", "output", i, "to" if "to" in o else "from"),
+            )
+            for i, o in enumerate(spec.get("output") or ())
         ),
         status={k: _status_value(v) for k, v in (spec.get("status") or {}).items()},
         timeout=optional_duration(spec.get("timeout")),
