@@ -148,6 +148,10 @@ def _state(
     store = override.partition(":")[0] if override else state.store or default_store(environ)
     if store == "none" or state.store == "none" or not state.files:
         return "none", None
+    if store != state.store:
+        # `validate` held the keys to the step's own store (or ConfigMap's rule); another store
+        # chosen at run time may refuse some: say so before any command runs.
+        _check_keys(step, store)
     name = (
         text(state.name, ("spec", "state", "name"))
         if state.name
@@ -183,6 +187,23 @@ def _state(
         object_name=ctx.object.get("name"),
         object_namespace=ctx.object.get("namespace"),
     )
+
+
+def _check_keys(step: Step, store: str) -> None:
+    from runner.state import store_class
+
+    rule = store_class(store)
+    problems = [
+        step.document.problem(
+            ("spec", "state", "files", index),
+            f'the {store} store cannot keep state key "{item.key}": {reason}',
+            f'give the file a key it can keep, e.g. "key: {rule.suggested_key(item.key)}"',
+        )
+        for index, item in enumerate(step.state.files)
+        if (reason := rule.key_problem(item.key)) is not None
+    ]
+    if problems:
+        raise InvalidError(*problems)
 
 
 def pod_namespace() -> str | None:

@@ -109,7 +109,7 @@ def test_an_explicit_key_clashing_with_a_file_name_is_a_duplicate(tmp_path):
 # -- at save time: the local store -----------------------------------------------------------
 
 
-def test_a_key_the_local_store_reserves_exits_3_and_saves_the_other_files(pipeline):
+def test_a_key_the_run_time_store_refuses_stops_the_run_before_any_command(pipeline):
     # Valid for the configmap store the step names; run locally (--state-store), the key
     # would be the local store's own labels.json.
     pipeline.step(
@@ -126,10 +126,7 @@ def test_a_key_the_local_store_reserves_exits_3_and_saves_the_other_files(pipeli
     """,
     )
     result = pipeline.run("run")
-    assert result.returncode == 3, result.stderr
-    assert "state file labels.json was not saved" in result.stderr
-    assert "spec.state.files[0].path" in result.stderr
-    assert "the other state files were saved" in result.stderr
-    saved = pipeline.state_dir / "default" / "st" / "current"
-    assert (saved / "count.txt").read_text() == "7\n"
-    assert '"runner.kratix.dev/step": "s"' in (saved / "labels.json").read_text()
+    assert result.returncode == 2, result.stderr
+    assert "spec.state.files[0]: the local store cannot keep state key \"labels.json\"" in result.stderr
+    assert not (pipeline.work / "count.txt").exists()
+    assert not (pipeline.state_dir / "default" / "st").exists()
