@@ -26,7 +26,7 @@ from runner.log import Logger, seconds
 from runner.prepare import PreparedCommand, PreparedStep
 from runner.query import QueryError, compile_jmespath, compile_query
 from runner.settings import DEFAULTS, Settings, format_duration
-from runner.spec.model import StateFile, StatusFromFile, state_key
+from runner.spec.model import StateFile, StatusFromFile
 from runner.state import open_store
 from runner.state.base import StateStore
 
@@ -261,16 +261,13 @@ class Engine:
         files = dict(stored.others) if stored else {}
         found = False
         gone = []  # restored files the commands removed: their stored value is kept, as before
-        # State files this store can't take are left out and reported once the others are
-        # saved: each is refused on its own, and losing the rest with it would not save it.
+        # State files that can't be read are left out and reported once the others are saved
+        # (their keys were checked before the commands ran, in prepare): losing the rest with
+        # them would not save them.
         refused: list[Problem] = []
         for index, item in enumerate(state.files):
             path = workdir / item.path
             if path.is_file():
-                reason = store.key_problem(item.key)
-                if reason is not None:
-                    refused.append(_refused(prepared, store, index, item, reason))
-                    continue
                 try:
                     files[item.key] = path.read_bytes()
                 except OSError as exc:
@@ -493,22 +490,6 @@ class _Restored:
     sizes: dict[str, int]  # each stored entry's size: most changes show without hashing
     others: dict[str, bytes]  # stored entries no state file holds: saved back as they are
     written: frozenset[str]  # the keys restored into state files
-
-
-def _refused(
-    prepared: PreparedStep, store: StateStore, index: int, item: StateFile, reason: str
-) -> Problem:
-    """A state file whose key the store can't hold, located at its `key:` or its `path:`."""
-    ref = prepared.state_ref
-    assert ref is not None
-    derived = item.key == state_key(item.path)
-    return prepared.step.document.problem(
-        ("spec", "state", "files", index, "path" if derived else "key"),
-        f"state file {item.path} was not saved: {store.describe(ref)} cannot keep it under the "
-        f'key "{item.key}": {reason}',
-        f"give the file {'an explicit' if derived else 'another'} key, e.g. "
-        f'"key: {store.suggested_key(item.key)}"',
-    )
 
 
 def _unreadable(prepared: PreparedStep, index: int, item: StateFile, exc: OSError) -> Problem:

@@ -17,7 +17,7 @@ from runner.errors import InvalidError, Problem
 from runner.inputs import input_env, resolve_inputs
 from runner.kratix import KratixContext
 from runner.secrets import resolve_secrets
-from runner.spec.model import Command, StatusFromFile, Step
+from runner.spec.model import Command, StatusFromFile, Step, state_key
 from runner.spec.source import Document
 from runner.state.base import StateRef
 from runner.template import TemplateError, render
@@ -193,15 +193,21 @@ def _check_keys(step: Step, store: str) -> None:
     from runner.state import store_class
 
     rule = store_class(store)
-    problems = [
-        step.document.problem(
-            ("spec", "state", "files", index),
-            f'the {store} store cannot keep state key "{item.key}": {reason}',
-            f'give the file a key it can keep, e.g. "key: {rule.suggested_key(item.key)}"',
+    problems = []
+    for index, item in enumerate(step.state.files):
+        reason = rule.key_problem(item.key)
+        if reason is None:
+            continue
+        derived = item.key == state_key(item.path)
+        problems.append(
+            step.document.problem(
+                ("spec", "state", "files", index, "path" if derived else "key"),
+                f'the {store} store cannot keep state file {item.path} under the key "{item.key}": '
+                f"{reason}",
+                f"give the file {'an explicit' if derived else 'another'} key, e.g. "
+                f'"key: {rule.suggested_key(item.key)}"',
+            )
         )
-        for index, item in enumerate(step.state.files)
-        if (reason := rule.key_problem(item.key)) is not None
-    ]
     if problems:
         raise InvalidError(*problems)
 

@@ -127,6 +127,9 @@ def test_a_key_the_run_time_store_refuses_stops_the_run_before_any_command(pipel
     )
     result = pipeline.run("run")
     assert result.returncode == 2, result.stderr
-    assert "spec.state.files[0]: the local store cannot keep state key \"labels.json\"" in result.stderr
+    assert (
+        'spec.state.files[0].path: the local store cannot keep state file labels.json under the '
+        'key "labels.json"'
+    ) in result.stderr
     assert not (pipeline.work / "count.txt").exists()
     assert not (pipeline.state_dir / "default" / "st").exists()

@@ -263,17 +263,17 @@ TWO_FILES = """
 """
 
 
-def test_a_key_kubernetes_cannot_hold_exits_3_naming_the_file_and_saves_the_others(kube, pipeline):
+def test_a_key_kubernetes_cannot_hold_stops_the_run_before_any_command(kube, pipeline):
     # Valid for the local store the step names; --state-store puts it in a ConfigMap.
     pipeline.step("s", TWO_FILES.replace("{store}", "local").replace("{lock}", "true"))
     result = pipeline.run("run", "--state-store", "configmap")
-    assert result.returncode == 3, result.stderr
+    assert result.returncode == 2, result.stderr
     assert (
-        'spec.state.files[0].path: state file my state.tfstate was not saved: configmap '
-        'default/counter cannot keep it under the key "my state.tfstate"'
+        'spec.state.files[0].path: the configmap store cannot keep state file my state.tfstate '
+        'under the key "my state.tfstate"'
     ) in result.stderr
-    assert "the other state files were saved" in result.stderr
-    assert kube.get_object("configmaps", "default", "counter")["data"] == {"count": "1\n"}
+    assert 'hint: give the file an explicit key, e.g. "key: my-state.tfstate"' in result.stderr
+    assert kube.get_object("configmaps", "default", "counter") is None
 
 
 @pytest.mark.parametrize("status", [413, 422, 403])
