@@ -446,6 +446,11 @@ class Engine:
         return found
 
     def _copy_output(self, prepared: PreparedStep, workdir: Path) -> None:
+        if prepared.step.output and self.ctx.action == "delete":
+            # A delete Pipeline has no work-writer container: nothing reads /kratix/output.
+            self.log.warning(
+                "output: Kratix ignores the output of a delete workflow", step=prepared.step.name
+            )
         out_root = self.ctx.output_dir.resolve()
         for copy in prepared.step.output:
             source = (workdir / copy.source).resolve()

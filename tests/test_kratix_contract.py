@@ -296,3 +296,12 @@ def test_a_bad_status_yaml_written_by_a_command_fails_the_step_with_exit_1(pipel
     result = pipeline.run("run")
     assert result.returncode == 1  # commands ran: never exit 2
     assert 'status.yaml: the top-level key "kratix" is reserved by Kratix' in result.stderr
+
+
+def test_output_of_a_delete_step_is_copied_with_a_warning_that_kratix_ignores_it(pipeline):
+    (pipeline.work / "gone.yaml").write_text("kind: ConfigMap\n")
+    touch_step(pipeline, extra="on: {action: delete}\noutput: [{from: gone.yaml}]")
+    result = pipeline.run("run", env={"KRATIX_WORKFLOW_ACTION": "delete"})
+    assert result.returncode == 0, result.stderr
+    assert "output: Kratix ignores the output of a delete workflow" in result.stderr
+    assert (pipeline.work / "work-ran").exists()
