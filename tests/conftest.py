@@ -152,6 +152,15 @@ def leftovers() -> Iterator[list[int]]:
             os.kill(pid, signal.SIGKILL)
 
 
+def use_kube_api(pipeline: Pipeline, api: Any, lease_seconds: int) -> Any:
+    """Point `pipeline` at the loopback API server: state goes where the step says, and a Lease
+    whose holder stopped renewing expires in `lease_seconds`."""
+    config = api.write_kubeconfig(pipeline.root / "kubeconfig")
+    pipeline.env.pop("RUNNER_STATE_STORE")
+    pipeline.env.update(KUBECONFIG=str(config), RUNNER_LEASE_SECONDS=str(lease_seconds))
+    return api
+
+
 def hold_lease(api: Any, name: str, holder: str, seconds: int, namespace: str = "default") -> None:
     """Seed the loopback API server with a Lease another run (`holder`) renewed just now."""
     from runner.state.lease import micro_time

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from runner.settings import SETTINGS
-from tests.conftest import REPO, hold_lease
+from tests.conftest import REPO, hold_lease, use_kube_api
 from tests.kubeapi import FakeKubeAPI
 
 TOUCH = """
@@ -51,11 +51,8 @@ def api():
 
 
 @pytest.fixture
-def kube(api, tmp_path, pipeline):
-    config = api.write_kubeconfig(tmp_path / "kubeconfig")
-    pipeline.env.pop("RUNNER_STATE_STORE")
-    pipeline.env.update(KUBECONFIG=str(config), RUNNER_LEASE_SECONDS="2")
-    return api
+def kube(api, pipeline):
+    return use_kube_api(pipeline, api, lease_seconds=2)
 
 
 def bare(pipeline, *argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

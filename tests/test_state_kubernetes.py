@@ -21,7 +21,7 @@ from runner.errors import StoreError
 from runner.state.base import StateRef
 from runner.state.kube import Kube, load_client
 from runner.state.kubernetes import ConfigMapStore, SecretStore
-from tests.conftest import hold_lease
+from tests.conftest import hold_lease, use_kube_api
 from tests.kubeapi import FakeKubeAPI
 
 COUNTER = """
@@ -46,12 +46,9 @@ def api():
 
 
 @pytest.fixture
-def kube(api, tmp_path, pipeline):
+def kube(api, pipeline):
     """The pipeline talks to the loopback API server; state goes where the step says."""
-    config = api.write_kubeconfig(tmp_path / "kubeconfig")
-    pipeline.env.pop("RUNNER_STATE_STORE")
-    pipeline.env.update(KUBECONFIG=str(config), RUNNER_LEASE_SECONDS="5")
-    return api
+    return use_kube_api(pipeline, api, lease_seconds=5)
 
 
 def counter(pipeline, store: str = "configmap", pause: str = "") -> None:

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import LEDGER_OUTPUT, ledger_total
+from tests.conftest import LEDGER_OUTPUT, ledger_total, use_kube_api
 from tests.kubeapi import FakeKubeAPI
 
 LEDGER: Counter[str] = Counter()
@@ -55,12 +55,9 @@ def api():
 
 
 @pytest.fixture
-def kube(api, tmp_path, pipeline):
+def kube(api, pipeline):
     """`runner run` talks to the loopback API server; a killed holder's Lease expires in 2 s."""
-    config = api.write_kubeconfig(tmp_path / "kubeconfig")
-    pipeline.env.pop("RUNNER_STATE_STORE")
-    pipeline.env.update(KUBECONFIG=str(config), RUNNER_LEASE_SECONDS="2")
-    return api
+    return use_kube_api(pipeline, api, lease_seconds=2)
 
 
 def pytest_sessionfinish(session):
