@@ -27,7 +27,7 @@ from runner.prepare import PreparedCommand, PreparedStep
 from runner.query import QueryError, compile_jmespath, compile_query
 from runner.settings import DEFAULTS, Settings, format_duration
 from runner.spec.model import StateFile, StatusFromFile
-from runner.state import open_store
+from runner.state import StoreSpec, open_store
 from runner.state.base import StateStore
 
 
@@ -37,7 +37,7 @@ class Engine:
         ctx: KratixContext,
         log: Logger,
         environ: Mapping[str, str],
-        store_override: str | None = None,
+        store_override: StoreSpec | None = None,
         settings: Settings = DEFAULTS,
     ) -> None:
         self.ctx = ctx
@@ -69,9 +69,8 @@ class Engine:
     # -- stores --------------------------------------------------------------------------
     def store(self, kind: str) -> StateStore:
         if kind not in self._stores:
-            location = None
-            if self.store_override and self.store_override.partition(":")[0] == kind:
-                location = self.store_override.partition(":")[2]
+            override = self.store_override
+            location = override.location_for(kind) if override else None
             self._stores[kind] = open_store(kind, location, self.environ)
         return self._stores[kind]
 

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,13 +18,12 @@ from runner.kratix import KratixContext
 from runner.secrets import resolve_secrets
 from runner.spec.model import Command, StatusFromFile, Step, state_key
 from runner.spec.source import Document
+from runner.state import NONE, StoreSpec, default_kind, store_class
 from runner.state.base import StateRef
 from runner.template import TemplateError, render
 
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 # Where Kratix runs promise workflows unless the Promise names a pipelineNamespace.
 SYSTEM_NAMESPACE = "kratix-platform-system"
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ class PreparedStep:
     workdir: Path  # the step's workdir as written (copied first when copyWorkdir)
     env: dict[str, str]  # the step's environment on top of the container's: kratix, inputs, env:
     commands: list[PreparedCommand]
-    store: str  # configmap | secret | local | none
+    store: str  # a registered store kind (runner.state.STORES), or none
     state_ref: StateRef | None
     status: dict[str, str | StatusFromFile] = field(default_factory=dict)
 
@@ -61,7 +59,7 @@ def prepare(
     ctx: KratixContext,
     request: Document,
     environ: Mapping[str, str],
-    store_override: str | None = None,
+    store_override: StoreSpec | None = None,
     need_secrets: bool = True,
 ) -> PreparedStep:
     """Resolve everything a run needs, or raise InvalidError with every problem found."""
@@ -131,23 +129,18 @@ def _command(step: Step, command: Command, text: Any) -> PreparedCommand:
     )
 
 
-def default_store(environ: Mapping[str, str]) -> str:
-    """configmap inside a cluster (the service account is there), local outside."""
-    return "configmap" if environ.get("KUBERNETES_SERVICE_HOST") else "local"
-
-
 def _state(
     step: Step,
     ctx: KratixContext,
     request: Document,
     text: Any,
     environ: Mapping[str, str],
-    override: str | None,
+    override: StoreSpec | None,
 ) -> tuple[str, StateRef | None]:
     state = step.state
-    store = override.partition(":")[0] if override else state.store or default_store(environ)
-    if store == "none" or state.store == "none" or not state.files:
-        return "none", None
+    store = override.kind if override else state.store or default_kind(environ)
+    if store == NONE or state.store == NONE or not state.files:
+        return NONE, None
     if store != state.store:
         # `validate` held the keys to the step's own store (or ConfigMap's rule); another store
         # chosen at run time may refuse some: say so before any command runs.
@@ -167,17 +160,15 @@ def _state(
         or ctx.object.get("namespace")
         or (SYSTEM_NAMESPACE if ctx.workflow == "promise" else "default")
     )
-    if not _DNS_SUBDOMAIN.fullmatch(name) or len(name) > 253:
+    rules = store_class(store)
+    if (problem := rules.name_problem(name)) is not None:
         raise InvalidError(
-            step.document.problem(
-                ("spec", "state", "name"),
-                f'state name "{name}" is not a DNS-1123 subdomain (lowercase letters, digits, "-" and ".")',
-            )
+            step.document.problem(("spec", "state", "name"), f'state name "{name}" {problem}')
         )
-    if not _DNS_LABEL.fullmatch(namespace):
+    if (problem := rules.namespace_problem(namespace)) is not None:
         raise InvalidError(
             step.document.problem(
-                ("spec", "state", "namespace"), f'namespace "{namespace}" is not a DNS-1123 label'
+                ("spec", "state", "namespace"), f'namespace "{namespace}" {problem}'
             )
         )
     return store, StateRef(
@@ -190,8 +181,6 @@ def _state(
 
 
 def _check_keys(step: Step, store: str) -> None:
-    from runner.state import store_class
-
     rule = store_class(store)
     problems = []
     for index, item in enumerate(step.state.files):

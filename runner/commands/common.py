@@ -17,6 +17,7 @@ from runner.secrets import read_secrets
 from runner.spec.loader import default_steps_dir, load_steps
 from runner.spec.model import WORKFLOW_ACTIONS, WORKFLOW_TYPES, Mismatch, Step
 from runner.spec.schema import closest
+from runner.state import StoreSpec
 
 
 def add_kratix_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +44,7 @@ class Session:
     steps: list[Step]
     prepared: list[PreparedStep]
     log: Logger
+    store: StoreSpec | None  # --state-store: overrides every step's store
 
 
 def start_session(
@@ -58,18 +60,10 @@ def start_session(
     loaded = load_steps([default_steps_dir(args.steps_dir)], trust_stamp=True)
     loaded.raise_for_problems()
     ctx = KratixContext.from_environment(environ, args.input, args.output, args.metadata)
-    if args.state_store and args.state_store.partition(":")[0] not in (
-        "local",
-        "configmap",
-        "secret",
-        "none",
-    ):
-        raise InvalidError(
-            f'unknown state store "{args.state_store}": use local[:DIR], configmap, secret or none'
-        )
+    store = StoreSpec.parse(args.state_store) if args.state_store else None
     steps = select_steps(loaded.steps, names, ctx, log)
     if not steps:
-        return Session(ctx, [], [], log)
+        return Session(ctx, [], [], log, store)
     # Secrets first: a message about a bad request may quote a value that is also a secret.
     for step in steps:
         _register_secrets(step, environ, log)
@@ -79,12 +73,12 @@ def start_session(
     problems: list[Problem] = []
     for step in steps:
         try:
-            prepared.append(prepare(step, ctx, request, environ, args.state_store, need_secrets))
+            prepared.append(prepare(step, ctx, request, environ, store, need_secrets))
         except InvalidError as exc:
             problems += exc.problems
     if problems:
         raise InvalidError(*(_masked(masker, p) for p in problems))
-    return Session(ctx, steps, prepared, log)
+    return Session(ctx, steps, prepared, log, store)
 
 
 def _register_secrets(step: Step, environ: Mapping[str, str], log: Logger) -> None:

@@ -8,13 +8,8 @@ import sys
 from runner.commands.common import named_steps
 from runner.spec.loader import default_steps_dir, load_steps
 from runner.spec.model import Step
-
-# Exactly the verbs the stores use: read, create, update with resourceVersion, and delete
-# (old chunks of a large state, `onDelete: remove`, `runner state rm`); `list` finds chunks
-# left by a save that was killed half way. Leases are never listed.
-STORE_VERBS = ["get", "list", "create", "update", "delete"]
-LEASE_VERBS = ["get", "create", "update", "delete"]
-_RESOURCES = {"configmap": ("", "configmaps"), "secret": ("", "secrets")}
+from runner.state import IN_CLUSTER, NONE, kinds, store_class
+from runner.state.base import RbacRule
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,22 +22,28 @@ def permissions(steps: list[Step]) -> list[dict[str, object]]:
     Without `resourceNamespace` an entry grants the pipeline's own namespace, where state lives
     by default; a step whose `state.namespace` is a fixed name gets an entry for that namespace.
     """
-    needed: dict[tuple[str, str, str | None], None] = {}
+    # (group, resource, namespace) -> verbs, and the order the entries are printed in
+    needed: dict[tuple[str, str, str | None], list[str]] = {}
+    order: dict[tuple[str, str, str | None], tuple[str, bool, int]] = {}
     for step in steps:
-        # A step without `store:` uses a ConfigMap inside a cluster, where Pipelines run.
-        store = step.state.store or "configmap"
-        if not step.state.files or store not in _RESOURCES:
+        # A step without `store:` uses the in-cluster default: that is where Pipelines run.
+        kind = step.state.store or IN_CLUSTER
+        if not step.state.files or kind == NONE:
             continue
         namespace = step.state.namespace if _fixed(step.state.namespace) else None
-        needed[(*_RESOURCES[store], namespace)] = None
-        if step.state.lock:
-            needed[("coordination.k8s.io", "leases", namespace)] = None
-    order = ["configmaps", "secrets", "leases"]
+        rule: RbacRule
+        for rule in store_class(kind).rbac_rules(step.state.lock):
+            key = (rule.api_group, rule.resource, namespace)
+            verbs = needed.setdefault(key, [])
+            verbs += [v for v in rule.verbs if v not in verbs]
+            # State objects in store order, then the locks' objects, per namespace.
+            order.setdefault(key, (namespace or "", rule.for_lock, kinds().index(kind)))
     entries: list[dict[str, object]] = []
-    for group, resource, namespace in sorted(needed, key=lambda k: (k[2] or "", order.index(k[1]))):
+    for key in sorted(needed, key=order.__getitem__):
+        group, resource, namespace = key
         entry: dict[str, object] = {
             "apiGroups": [group],
-            "verbs": list(LEASE_VERBS if resource == "leases" else STORE_VERBS),
+            "verbs": needed[key],
             "resources": [resource],
         }
         if namespace:

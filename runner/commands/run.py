@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
         raise InvalidError(
             f"cannot create the metadata folder {ctx.metadata_dir}: {exc.strerror}"
         ) from None
-    engine = Engine(ctx, log, os.environ, args.state_store, args.settings)
+    engine = Engine(ctx, log, os.environ, session.store, args.settings)
     engine.install_signal_handlers()
     try:
         for prepared in session.prepared:

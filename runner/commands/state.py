@@ -30,8 +30,8 @@ def main(args: argparse.Namespace) -> int:
     ref = prepared.state_ref
     if ref is None:
         raise InvalidError(f"step {args.step} keeps no state")
-    location = args.state_store.partition(":")[2] if args.state_store else None
-    store = open_store(prepared.store, location or None, os.environ)
+    location = session.store.location_for(prepared.store) if session.store else None
+    store = open_store(prepared.store, location, os.environ)
     try:
         where = store.describe(ref)
         if args.action == "show":

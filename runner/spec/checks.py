@@ -348,7 +348,7 @@ def _key_problem(
 ) -> Problem | None:
     """A state key the step's store can't hold. A step without a store is held to the
     ConfigMap rule: that is its store in a cluster."""
-    from runner.state import STORES, store_class
+    from runner.state import IN_CLUSTER, STORES, store_class
 
     if not key:
         return doc.problem(
@@ -356,7 +356,7 @@ def _key_problem(
             f'"{file_path}" names no file: a file name is needed (it is the key too)',
             'name the file itself, e.g. "path: terraform.tfstate"',
         )
-    rule = store_class(store if isinstance(store, str) and store in STORES else "configmap")
+    rule = store_class(store if isinstance(store, str) and store in STORES else IN_CLUSTER)
     reason = rule.key_problem(key)
     if reason is None:
         return None

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from runner.log import Logger
 
 MANAGED_BY = "kratix-step-runner"
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 WAIT_NOTICE_SECONDS = 5.0  # how often a run waiting for a lock says so
 
 
@@ -47,10 +49,51 @@ def label_value(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+$", "", re.sub(r"[^-A-Za-z0-9_.]", "-", text)[:63]).lstrip("-_.")
 
 
+@dataclass(frozen=True)
+class RbacRule:
+    """One Pipeline `rbac.permissions` entry a store needs (in the state's namespace)."""
+
+    api_group: str
+    resource: str
+    verbs: tuple[str, ...]
+    for_lock: bool = False  # listed after the state objects' entries
+
+
 class StateStore(abc.ABC):
-    """Keeps a state's files (key -> bytes). Saves are all-or-nothing."""
+    """Keeps a state's files (key -> bytes). Saves are all-or-nothing.
+
+    What a store is (its kind, its rules for names, namespaces and keys, the RBAC it needs and
+    where it keeps state by default) is said by the class, so `validate`, `prepare` and
+    `runner rbac` can ask it without opening it.
+    """
 
     kind: str = ""
+    # What follows `KIND:` in --state-store, for the usage message (`local[:DIR]`); "" for none.
+    location_usage: str = ""
+    default_location: str | None = None  # where state lives when --state-store names no place
+
+    @classmethod
+    def usage(cls) -> str:
+        return f"{cls.kind}[:{cls.location_usage}]" if cls.location_usage else cls.kind
+
+    @classmethod
+    def name_problem(cls, name: str) -> str | None:
+        """Why `name` can't name a state here (said after the quoted name); None when it can.
+        Every store so far keeps to the Kubernetes object name rule, so a step can move."""
+        if _DNS_SUBDOMAIN.fullmatch(name) and len(name) <= 253:
+            return None
+        return 'is not a DNS-1123 subdomain (lowercase letters, digits, "-" and ".")'
+
+    @classmethod
+    def namespace_problem(cls, namespace: str) -> str | None:
+        """Why `namespace` can't hold a state here; None when it can."""
+        return None if _DNS_LABEL.fullmatch(namespace) else "is not a DNS-1123 label"
+
+    @classmethod
+    def rbac_rules(cls, lock: bool) -> tuple[RbacRule, ...]:
+        """The Kubernetes permissions a Pipeline needs to keep (and with `lock`, lock) a state
+        here; none for a store outside the cluster."""
+        return ()
 
     @classmethod
     @abc.abstractmethod

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import StoreError
 from runner.settings import LEASE_SECONDS
 from runner.state import codec
-from runner.state.base import StateRef, StateStore
+from runner.state.base import RbacRule, StateRef, StateStore
 from runner.state.kube import Conflict, Kube
 from runner.state.lease import LeaseLock
 
@@ -42,6 +42,11 @@ _CHUNK_OF = "runner.kratix.dev/chunk-of"
 _SAVE_ID = "runner.kratix.dev/save-id"
 _READ_ATTEMPTS = 4  # re-reads when a concurrent save replaced the chunks under us
 _WRITE_ATTEMPTS = 5  # updates retried when only metadata changed in between
+# Exactly the verbs the stores use: read, create, update with resourceVersion, and delete
+# (old chunks of a large state, `onDelete: remove`, `runner state rm`); `list` finds chunks
+# left by a save that was killed half way. Leases are never listed.
+STORE_VERBS = ("get", "list", "create", "update", "delete")
+LEASE_VERBS = ("get", "create", "update", "delete")
 
 
 def holder_identity(environ: Mapping[str, str]) -> str:
@@ -67,6 +72,12 @@ class KubeStore(StateStore):
     def open(cls, location: str | None, environ: Mapping[str, str]) -> KubeStore:
         lease = LEASE_SECONDS.read(environ)
         return cls(Kube.from_environment(environ), holder_identity(environ), lease)
+
+    @classmethod
+    def rbac_rules(cls, lock: bool) -> tuple[RbacRule, ...]:
+        state = RbacRule("", cls.resource, STORE_VERBS)
+        lease = RbacRule("coordination.k8s.io", "leases", LEASE_VERBS, for_lock=True)
+        return (state, lease) if lock else (state,)
 
     def describe(self, ref: StateRef) -> str:
         return f"{self.kind} {ref.namespace}/{ref.name}"

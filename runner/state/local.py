@@ -32,6 +32,8 @@ _LABELS = "labels.json"
 
 class LocalStore(StateStore):
     kind = "local"
+    location_usage = "DIR"
+    default_location = ".runner-state"  # in the current folder, unless $RUNNER_STATE_DIR says
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -39,7 +41,7 @@ class LocalStore(StateStore):
     @classmethod
     def open(cls, location: str | None, environ: Mapping[str, str]) -> LocalStore:
         """`local:DIR`, else `$RUNNER_STATE_DIR`, else `.runner-state` in the current folder."""
-        return cls(Path(location or environ.get("RUNNER_STATE_DIR") or ".runner-state"))
+        return cls(Path(location or environ.get("RUNNER_STATE_DIR") or cls.default_location))
 
     def _dir(self, ref: StateRef) -> Path:
         return self.root / ref.namespace / ref.name

@@ -99,6 +99,7 @@ def seed_state(
     why: a request the step refuses)."""
     from runner.kratix import KratixContext, read_request
     from runner.prepare import prepare
+    from runner.state import StoreSpec
     from runner.state.local import LocalStore
 
     if not seed:
@@ -118,7 +119,9 @@ def seed_state(
         if step is None:
             continue  # the steps folder has problems, which the run reports
         try:
-            prepared = prepare(step, ctx, request, env, f"local:{store.root}", need_secrets=False)
+            prepared = prepare(
+                step, ctx, request, env, StoreSpec("local", str(store.root)), need_secrets=False
+            )
         except InvalidError as exc:
             warnings.append(f"{SEED_DIR}/{name} not seeded: {exc.problems[0].format()}")
             continue
