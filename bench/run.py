@@ -298,10 +298,10 @@ class Bench:
         """What a state holds now, read back through the runner's store."""
         store = self.store()
         try:
-            files = store.load(self.ref(name.removesuffix("-state")))
+            loaded = store.load(self.ref(name.removesuffix("-state")))
         finally:
             store.close()
-        return None if files is None else files.get("tfstate")
+        return None if loaded is None else loaded.files.get("tfstate")
 
     def configmap(self, name: str) -> dict[str, Any] | None:
         from runner.state.kube import Kube, load_client
@@ -663,12 +663,12 @@ def big_state(b: Bench) -> None:
         for i in range(runs):
             b.api.reset_counts()
             t0 = time.perf_counter()
-            files = store.load(ref)
+            loaded = store.load(ref)
             t1 = time.perf_counter()
-            if files is None or files["tfstate"] != current:
+            if loaded is None or loaded.files["tfstate"] != current:
                 raise BenchError("the in-process 0.9 MiB state did not read back byte for byte")
             current = current + f"applied {i}\n".encode()
-            store.save(ref, {"tfstate": current})
+            store.save(ref, {"tfstate": current}, expected=loaded.version)
             t2 = time.perf_counter()
             requests.append(len(b.api.requests()))
             load_s.add(t1 - t0)
@@ -795,22 +795,23 @@ def huge_states(b: Bench) -> None:
             for i in range(iterations):
                 b.api.reset_counts()
                 t0 = time.perf_counter()
-                files = store.load(ref)
+                loaded = store.load(ref)
                 t1 = time.perf_counter()
                 load_req = len(b.api.requests())
-                ok = files is not None and files["tfstate"] == current
-                del files
+                ok = loaded is not None and loaded.files["tfstate"] == current
+                version = loaded.version if loaded is not None else None
+                del loaded
                 handled = handled and ok
                 current = current + f"applied {i}\n".encode()
                 b.api.reset_counts()
                 t2 = time.perf_counter()
-                store.save(ref, {"tfstate": current})
+                store.save(ref, {"tfstate": current}, expected=version)
                 t3 = time.perf_counter()
                 save_req = len(b.api.requests())
                 load_s.add(t1 - t0)
                 save_s.add(t3 - t2)
             final = store.load(ref)
-            handled = handled and final is not None and final["tfstate"] == current
+            handled = handled and final is not None and final.files["tfstate"] == current
             del final
         finally:
             store.close()

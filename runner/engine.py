@@ -28,7 +28,14 @@ from runner.query import QueryError, compile_jmespath, compile_query
 from runner.settings import DEFAULTS, Settings, format_duration
 from runner.spec.model import StateFile, StatusFromFile
 from runner.state import StoreSpec, open_store
-from runner.state.base import StateStore
+from runner.state.base import (
+    UNCHECKED,
+    Expected,
+    HeldLock,
+    StateStore,
+    changed_since_read,
+    digest,
+)
 
 
 class Engine:
@@ -97,12 +104,12 @@ class Engine:
                 self._check_interrupted()
                 if self.ctx.dry_run and not step.dry_run:
                     self.log.info("dry run: the step has no dryRun commands; none run", **fields)
-                with lock:
-                    stored = self._restore(prepared, store, workdir)
+                with lock as held:
+                    stored, expected = self._restore(prepared, store, workdir)
                     self._interruptible = False
                     self._check_interrupted()
                     failure = self._run_commands(prepared, workdir, fields)
-                    self._finish_state(prepared, store, workdir, stored, failure)
+                    self._finish_state(prepared, store, workdir, stored, failure, expected, held)
             except LockHeld as exc:
                 self._ask_to_retry(step.name, exc)
                 raise
@@ -188,13 +195,16 @@ class Engine:
     # -- state -------------------------------------------------------------------------------
     def _restore(
         self, prepared: PreparedStep, store: StateStore | None, workdir: Path
-    ) -> _Restored | None:
+    ) -> tuple[_Restored | None, Expected]:
+        """What was restored, and the version a save of this state expects."""
         ref = prepared.state_ref
         if store is None or ref is None or not prepared.commands:
-            return None  # no command would read it (a dry run without dryRun commands)
+            # No command would read it (a dry run without dryRun commands).
+            return None, UNCHECKED
         fields = {"step": prepared.step.name}
         started = time.monotonic()
-        stored = store.load(ref)
+        loaded = store.load(ref)
+        stored = loaded.files if loaded is not None else None
         written: set[str] = set()
         for item in prepared.step.state.files:
             target = workdir / item.path
@@ -211,9 +221,9 @@ class Engine:
                     f"cannot restore {item.path} into {workdir}: {_os_reason(exc)} "
                     f"(the stored state in {store.describe(ref)} is untouched)"
                 ) from None
-        if stored is None:
+        if loaded is None or stored is None:
             self.log.info(f"no stored state in {store.describe(ref)}: starting fresh", **fields)
-            return None
+            return None, None
         size = sum(len(v) for v in stored.values())
         self.log.info(
             f"restored state from {store.describe(ref)} ({size} bytes) in "
@@ -223,14 +233,13 @@ class Engine:
         )
         # The restored files are on disk now: keep only what tells whether the commands
         # changed anything (digest, sizes) and the stored entries no state file holds.
-        from runner.state.codec import digest
-
-        return _Restored(
+        restored = _Restored(
             digest=digest(stored),
             sizes={k: len(v) for k, v in stored.items()},
             others={k: v for k, v in stored.items() if k not in written},
             written=frozenset(written),
         )
+        return restored, loaded.version
 
     def _finish_state(
         self,
@@ -239,7 +248,11 @@ class Engine:
         workdir: Path,
         stored: _Restored | None,
         failure: str | None,
+        expected: Expected = UNCHECKED,
+        held: HeldLock | None = None,
     ) -> None:
+        """Save (or remove) the state as the step says; a save expects the version restored,
+        and is refused once the lock is lost."""
         ref = prepared.state_ref
         if store is None or ref is None or self.ctx.dry_run:
             return
@@ -255,8 +268,6 @@ class Engine:
         if failure is not None and state.save != "always":
             self.log.info("not saving state: the step failed and save is on-success", **fields)
             return
-        from runner.state.codec import digest
-
         files = dict(stored.others) if stored else {}
         found = False
         gone = []  # restored files the commands removed: their stored value is kept, as before
@@ -282,13 +293,11 @@ class Engine:
             return
         if stored is not None and gone:
             # Rare: read those values back rather than keep every state in memory meanwhile.
+            # (The save expects the version restored: it refuses if the state moved since.)
             again = store.load(ref)
-            if again is None or digest(again) != stored.digest:
-                raise StoreError(
-                    f"state {store.describe(ref)} was changed by another run since this run "
-                    "read it; not overwriting it (turn on state.lock to serialise runs)"
-                )
-            files.update((key, again[key]) for key in gone)
+            if again is None or not again.files.keys() >= set(gone):
+                raise changed_since_read(store.describe(ref))
+            files.update((key, again.files[key]) for key in gone)
             del again
         if (
             stored is not None
@@ -299,7 +308,12 @@ class Engine:
         else:
             started = time.monotonic()
             try:
-                store.save(ref, files)
+                if held is not None and (lost := held.lost_reason()) is not None:
+                    raise StoreError(
+                        f"lost {held.describe()} while the commands ran ({lost}); not saving "
+                        "over what another run may have saved"
+                    )
+                store.save(ref, files, expected)
             except StoreError as exc:
                 # Which state, which files: the store's own words may name neither.
                 saving = ", ".join(f.path for f in state.files if f.key in files)
@@ -490,7 +504,7 @@ class Engine:
 class _Restored:
     """What a step's restore keeps in memory: not the state, which is in the workdir now."""
 
-    digest: str  # runner.state.codec.digest of the state as stored
+    digest: str  # runner.state.base.digest of the state as stored
     sizes: dict[str, int]  # each stored entry's size: most changes show without hashing
     others: dict[str, bytes]  # stored entries no state file holds: saved back as they are
     written: frozenset[str]  # the keys restored into state files

@@ -21,7 +21,8 @@ EXIT = {signal.SIGTERM: 143, signal.SIGINT: 130}
 def stored(pipeline, step: str) -> dict[str, bytes] | None:
     """The step's state as the local store holds it (name: <object>-<step>)."""
     ref = StateRef(step=step, name=f"my-app-{step}", namespace="default")
-    return LocalStore(pipeline.state_dir).load(ref)
+    loaded = LocalStore(pipeline.state_dir).load(ref)
+    return None if loaded is None else loaded.files
 
 
 def alive(pid: int) -> bool:

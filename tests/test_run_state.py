@@ -36,7 +36,8 @@ def counter_step(pipeline, save: str = "always", then: str = "true") -> None:
 
 
 def stored(pipeline) -> dict[str, bytes] | None:
-    return LocalStore(pipeline.state_dir).load(StateRef("counter", "counter", "default"))
+    loaded = LocalStore(pipeline.state_dir).load(StateRef("counter", "counter", "default"))
+    return None if loaded is None else loaded.files
 
 
 def test_state_is_restored_before_and_saved_after_the_commands(pipeline):
@@ -184,7 +185,7 @@ def test_failed_save_keeps_the_previous_state_whole(tmp_path, monkeypatch):
     else:
         raise AssertionError("the save should have failed")
     monkeypatch.setattr(os, "replace", real_replace)
-    assert store.load(ref) == {"a": b"old-a", "b": b"old-b"}
+    assert store.load(ref).files == {"a": b"old-a", "b": b"old-b"}
     assert not list((tmp_path / "default" / "counter").glob(".*.tmp"))
 
 

@@ -105,24 +105,24 @@ def test_a_newer_state_saved_by_another_run_is_never_overwritten(kube, tmp_path)
     store = open_store(kube, tmp_path)
     store.save(REF, {"count": b"1"})
     mine = open_store(kube, tmp_path)
-    assert mine.load(REF) == {"count": b"1"}
+    read = mine.load(REF)
+    assert read.files == {"count": b"1"}
     other = open_store(kube, tmp_path)
-    other.load(REF)
-    other.save(REF, {"count": b"2"})
+    other.save(REF, {"count": b"2"}, expected=other.load(REF).version)
     with pytest.raises(StoreError, match="changed by another run"):
-        mine.save(REF, {"count": b"2-from-stale-read"})
-    assert store.load(REF) == {"count": b"2"}
+        mine.save(REF, {"count": b"2-from-stale-read"}, expected=read.version)
+    assert store.load(REF).files == {"count": b"2"}
 
 
 def test_a_metadata_only_change_in_between_is_retried_and_saved(kube, tmp_path):
     store = open_store(kube, tmp_path)
     store.save(REF, {"count": b"1"})
-    store.load(REF)
+    read = store.load(REF)
     obj = kube.get_object("configmaps", "default", "counter")
     obj["metadata"]["labels"]["team"] = "platform"  # an operator labels it meanwhile
     kube.put_object("configmaps", "default", obj)
-    store.save(REF, {"count": b"2"})
-    assert open_store(kube, tmp_path).load(REF) == {"count": b"2"}
+    store.save(REF, {"count": b"2"}, expected=read.version)
+    assert open_store(kube, tmp_path).load(REF).files == {"count": b"2"}
 
 
 @pytest.mark.parametrize("size_mib", [3, 30])
@@ -138,7 +138,7 @@ def test_large_state_round_trips_byte_identical(kube, tmp_path, size_mib, cls):
     files = {"tfstate": text, "plugin.bin": noise}
     store = open_store(kube, tmp_path, cls)
     store.save(REF, files)
-    assert open_store(kube, tmp_path, cls).load(REF) == files
+    assert open_store(kube, tmp_path, cls).load(REF).files == files
     resource = "configmaps" if cls is ConfigMapStore else "secrets"
     stored = kube.objects(resource, "default")
     # The objects each keep under the API server's 1 MiB limit (the server enforces it too).
@@ -146,7 +146,7 @@ def test_large_state_round_trips_byte_identical(kube, tmp_path, size_mib, cls):
     # A second save of other content replaces the chunks and leaves no orphans behind.
     smaller = {"tfstate": b"{}"}
     store.save(REF, smaller)
-    assert open_store(kube, tmp_path, cls).load(REF) == smaller
+    assert open_store(kube, tmp_path, cls).load(REF).files == smaller
     assert list(kube.objects(resource, "default")) == ["counter"]
 
 
@@ -350,6 +350,7 @@ def test_round_trip_against_a_real_cluster(tmp_path):
     try:
         with store.lock(ref, 10):
             store.save(ref, files)
-        assert ConfigMapStore(Kube(load_client({"KUBECONFIG": config})), "h2", 5).load(ref) == files
+        loaded = ConfigMapStore(Kube(load_client({"KUBECONFIG": config})), "h2", 5).load(ref)
+        assert loaded.files == files
     finally:
         store.remove(ref)

@@ -35,10 +35,11 @@ def main(args: argparse.Namespace) -> int:
     try:
         where = store.describe(ref)
         if args.action == "show":
-            files = store.load(ref)
-            if files is None:
+            loaded = store.load(ref)
+            if loaded is None:
                 print(f"no state in {where}", file=sys.stderr)
                 return 1
+            files = loaded.files
             if args.key:
                 if args.key not in files:
                     raise InvalidError(

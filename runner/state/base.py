@@ -1,15 +1,25 @@
-"""The state store interface and what every store shares."""
+"""The state store interface and what every store shares.
+
+The concurrency contract: `load` returns the files with a version token; `save(..., expected=
+token)` replaces them only if the state is still the one that token names, else raises
+StateChanged, so a run never overwrites what another run saved since it read. `lock` yields a
+HeldLock, which says when the lock may have been lost (e.g. a lease that expired); the engine
+asks it before saving and never saves once it is lost.
+"""
 
 from __future__ import annotations
 
 import abc
+import enum
+import hashlib
 import re
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from runner.errors import StoreError
 from runner.settings import format_duration
 
 if TYPE_CHECKING:
@@ -19,6 +29,72 @@ MANAGED_BY = "kratix-step-runner"
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 WAIT_NOTICE_SECONDS = 5.0  # how often a run waiting for a lock says so
+DIGEST_PREFIX = b"kratix-step-runner/state/v1\0"
+
+
+class StateChanged(StoreError):
+    """A save's `expected` version is no longer the stored one: another run saved (or removed)
+    the state since this run read it."""
+
+
+class NotFound(StoreError):
+    """The thing asked for does not exist (a store's backend answered "not found")."""
+
+
+class Unchecked(enum.Enum):
+    UNCHECKED = "unchecked"
+
+
+# save(expected=UNCHECKED): replace whatever is stored (seeding a state, tests, benchmarks).
+UNCHECKED = Unchecked.UNCHECKED
+Expected = str | None | Unchecked  # a version from load, None for "no state", or UNCHECKED
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A state as `load` read it: its files and the version a later save expects."""
+
+    files: dict[str, bytes]
+    version: str  # opaque; only the store that made it compares it
+
+
+def changed_since_read(where: str) -> StateChanged:
+    """The one way every store words a stale save."""
+    return StateChanged(
+        f"state {where} was changed by another run since this run read it; "
+        "not overwriting it (turn on state.lock to serialise runs)"
+    )
+
+
+def digest(files: Mapping[str, bytes]) -> str:
+    """sha256 (hex) of a state: sorted keys, each key and value length-prefixed, so equal states
+    digest equally whatever the dict order and no two different states share a framing."""
+    sha = hashlib.sha256(DIGEST_PREFIX)
+    sha.update(len(files).to_bytes(8, "big"))
+    for key in sorted(files):
+        name = key.encode("utf-8")
+        value = files[key]
+        sha.update(len(name).to_bytes(8, "big"))
+        sha.update(name)
+        sha.update(len(value).to_bytes(8, "big"))
+        sha.update(value)
+    return sha.hexdigest()
+
+
+class HeldLock:
+    """A state's lock while a run holds it, as `StateStore.lock` yields it."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def describe(self) -> str:
+        """The lock, for messages: `Lease default/my-app-state`."""
+        return self.what
+
+    def lost_reason(self) -> str | None:
+        """Why another run may hold the lock now (it expired unrenewed, another run took it);
+        None while this run surely holds it. A lock the kernel keeps (flock) is never lost."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -101,22 +177,27 @@ class StateStore(abc.ABC):
         """The store for this process: `location` is what followed `KIND:` in --state-store."""
 
     @abc.abstractmethod
-    def load(self, ref: StateRef) -> dict[str, bytes] | None:
-        """The stored files, or None when there is no state yet."""
+    def load(self, ref: StateRef) -> Loaded | None:
+        """The stored files and their version, or None when there is no state yet."""
 
     @abc.abstractmethod
-    def save(self, ref: StateRef, files: dict[str, bytes]) -> None:
-        """Replace the stored files; readers see the old set or the new, never a mix."""
+    def save(self, ref: StateRef, files: dict[str, bytes], expected: Expected = UNCHECKED) -> str:
+        """Replace the stored files and return the new version; readers see the old set or the
+        new, never a mix. With `expected` (a version `load` returned, or None when it found no
+        state) raise StateChanged, writing nothing, if the state is no longer that one. A store
+        may let pass changes that left the files as they were (a label an operator added)."""
 
     @abc.abstractmethod
     def remove(self, ref: StateRef) -> bool:
         """Remove the state and its lock; False when there was none."""
 
     @abc.abstractmethod
-    @contextmanager
-    def lock(self, ref: StateRef, wait_seconds: float, log: Logger | None = None) -> Iterator[None]:
-        """Hold the state's lock for the block; raise LockHeld after `wait_seconds`. While
-        waiting, say who holds it on `log` (see WaitNotice)."""
+    def lock(
+        self, ref: StateRef, wait_seconds: float, log: Logger | None = None
+    ) -> AbstractContextManager[HeldLock]:
+        """Hold the state's lock for the block, which gets the HeldLock; raise LockHeld after
+        `wait_seconds`. While waiting, say who holds it on `log` (see WaitNotice). A store whose
+        lock can be lost tells so on `log` when it happens, and through `lost_reason()`."""
 
     @abc.abstractmethod
     def unlock(self, ref: StateRef) -> bool:

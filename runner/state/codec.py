@@ -48,6 +48,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from runner.state.base import DIGEST_PREFIX, digest
+
+# (`digest` is the interface's: the streaming decoder computes the same one as it reads.)
+
 MAX_OBJECT_BYTES = 1_000_000
 """Payload budget per object: keys plus decoded values. The API server allows 1 MiB (1048576
 bytes) of data values; the rest is margin for keys, the manifest and annotations."""
@@ -83,7 +87,6 @@ _SLICE = 1 << 20  # input fed to the compressor, and most output taken from zlib
 _INFLATE_SLICE = 64 << 10  # compressed input fed to the decompressor at a time
 _MAX_HEADER = 64 << 20  # a header line longer than this is not ours
 _MANIFEST_LIMIT = 1_000_000  # thousands of keys, long ones: the main object must still fit
-_DIGEST_PREFIX = b"kratix-step-runner/state/v1\0"
 
 
 class CorruptState(ValueError):
@@ -790,7 +793,7 @@ class _ArchiveReader:
         if sum(n for _, n in entries) > self._max_bytes:
             raise CorruptState("chunked state: the archive header claims more than it can hold")
         if [k for k, _ in entries] == sorted(k for k, _ in entries):
-            self._sha = hashlib.sha256(_DIGEST_PREFIX)
+            self._sha = hashlib.sha256(DIGEST_PREFIX)
             self._sha.update(len(entries).to_bytes(8, "big"))
         elif not self._keep:
             self._keep = True  # not in digest order (never written so): digest() at the end
@@ -843,25 +846,6 @@ def _file_key(key: str) -> str:
     if not valid_key(key):
         raise CorruptState(f"stored key {key!r} is not a valid state key")
     return key
-
-
-# ---------------------------------------------------------------------------------------------
-# digest
-
-
-def digest(files: Mapping[str, bytes]) -> str:
-    """sha256 (hex) of a state: sorted keys, each key and value length-prefixed, so equal states
-    digest equally whatever the dict order and no two different states share a framing."""
-    sha = hashlib.sha256(_DIGEST_PREFIX)
-    sha.update(len(files).to_bytes(8, "big"))
-    for key in sorted(files):
-        name = key.encode("utf-8")
-        value = files[key]
-        sha.update(len(name).to_bytes(8, "big"))
-        sha.update(name)
-        sha.update(len(value).to_bytes(8, "big"))
-        sha.update(value)
-    return sha.hexdigest()
 
 
 def _check_kind(kind: str) -> None:

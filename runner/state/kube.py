@@ -21,6 +21,7 @@ from typing import Any
 
 from runner.errors import Problem, StoreError
 from runner.settings import KUBE_ATTEMPTS
+from runner.state.base import NotFound
 
 # resource -> (API prefix, API group for RBAC, kind)
 RESOURCES = {
@@ -97,7 +98,7 @@ class Kube:
     def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return self.request("GET", resource, namespace, name)
-        except LookupError:
+        except NotFound:
             return None
 
     def list_metadata(
@@ -139,7 +140,7 @@ class Kube:
         try:
             self.request("DELETE", resource, namespace, name, body)
             return True
-        except LookupError:
+        except NotFound:
             return False
 
     # -- transport ---------------------------------------------------------------------------
@@ -155,7 +156,7 @@ class Kube:
         query: str = "",
         accept: str = "application/json",
     ) -> dict[str, Any]:
-        """One API call; retried on 5xx/429/connection errors. Raises LookupError for 404,
+        """One API call; retried on 5xx/429/connection errors. Raises NotFound for 404,
         Conflict for 409, StoreError for everything a retry can't fix. `body` is a JSON-able
         value or its JSON as bytes; with answer=False the response body is not parsed ({})."""
         prefix = RESOURCES[resource][0]
@@ -244,7 +245,7 @@ class Kube:
         if status == 404:
             if "namespaces" in message and f'"{namespace}" not found' in message:
                 raise StoreError(f'namespace "{namespace}" does not exist (needed for {what})')
-            raise LookupError(message)
+            raise NotFound(message)
         if status == 409:
             raise Conflict(reason, message)
         if status == 403:

@@ -14,7 +14,10 @@ drops it before encoding the next (only the manifest is kept); a load fetches a 
 to the decoder and drops it before fetching the next.
 
 Every write carries the resourceVersion this run read: a save never overwrites a state that
-another run saved in between, and never deletes and recreates (no window without state).
+another run saved in between, and never deletes and recreates (no window without state). A
+state's version is the main object's resourceVersion and the files' digest: a save expecting it
+goes on after a change that left the files as they were (an operator's label), and raises
+StateChanged after any other.
 """
 
 from __future__ import annotations
@@ -31,7 +34,17 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import StoreError
 from runner.settings import LEASE_SECONDS
 from runner.state import codec
-from runner.state.base import RbacRule, StateRef, StateStore
+from runner.state.base import (
+    UNCHECKED,
+    Expected,
+    HeldLock,
+    Loaded,
+    NotFound,
+    RbacRule,
+    StateRef,
+    StateStore,
+    changed_since_read,
+)
 from runner.state.kube import Conflict, Kube
 from runner.state.lease import LeaseLock
 
@@ -88,8 +101,10 @@ class KubeStore(StateStore):
         self.kube.close()
 
     # -- reading -----------------------------------------------------------------------------
-    def load(self, ref: StateRef) -> dict[str, bytes] | None:
-        return self._load(ref, keep=True)
+    def load(self, ref: StateRef) -> Loaded | None:
+        files = self._load(ref, keep=True)
+        seen = self._read[ref]
+        return None if files is None else Loaded(files, _version(seen.version, seen.digest))
 
     def _load(self, ref: StateRef, keep: bool) -> dict[str, bytes] | None:
         """The stored files (keep=False: only note what was read, for a save); None if none."""
@@ -111,6 +126,26 @@ class KubeStore(StateStore):
             )
             return files
         raise StoreError(f"state {self.describe(ref)} kept changing while being read; try again")
+
+    def _base(self, ref: StateRef, expected: Expected) -> _Seen:
+        """What a save writes over: the object version, the files' digest and the manifest."""
+        if expected is None:
+            return _Seen(None, None, None)  # no state was read: create it
+        seen = self._read.get(ref)
+        if expected is UNCHECKED:
+            if seen is None:
+                self._load(ref, keep=False)
+                seen = self._read[ref]
+            return seen
+        version, _, digest = expected.rpartition("/")
+        if seen is not None and (seen.version, seen.digest) == (version, digest):
+            return seen  # the usual case: what this run last read or wrote
+        # Another read since (or another store instance): if only metadata changed, go on.
+        self._load(ref, keep=False)
+        current = self._read[ref]
+        if current.digest != digest:
+            raise changed_since_read(self.describe(ref))
+        return current
 
     def _decode(
         self, ref: StateRef, main: dict[str, Any], keep: bool = True
@@ -144,16 +179,8 @@ class KubeStore(StateStore):
             del value  # before the next is fetched: one chunk in memory at a time
 
     # -- writing -----------------------------------------------------------------------------
-    def save(self, ref: StateRef, files: dict[str, bytes]) -> None:
-        lock = self._locks.get(ref)
-        if lock is not None and lock.lost:
-            raise StoreError(
-                f"lost {lock.describe()} while the commands ran ({lock.lost_because}); not "
-                "saving over what another run may have saved"
-            )
-        if ref not in self._read:
-            self._load(ref, keep=False)
-        seen = self._read[ref]
+    def save(self, ref: StateRef, files: dict[str, bytes], expected: Expected = UNCHECKED) -> str:
+        seen = self._base(ref, expected)
         version, base_digest, old_manifest = seen.version, seen.digest, seen.manifest
         new_digest = codec.digest(files)
         try:
@@ -179,7 +206,7 @@ class KubeStore(StateStore):
                     body["metadata"]["resourceVersion"] = version
                     written = self.kube.replace(self.resource, ref.namespace, ref.name, body)
                 break
-            except (Conflict, LookupError):
+            except (Conflict, NotFound):
                 # Someone wrote in between. Go on only if the state itself is what we read
                 # (a label or annotation changed); a newer state is never overwritten.
                 current = self.kube.get(self.resource, ref.namespace, ref.name)
@@ -190,11 +217,8 @@ class KubeStore(StateStore):
                     current_digest = self._decode(ref, current, keep=False)[1] if current else None
                 except codec.CorruptState:  # being replaced again as we read it: not ours
                     current_digest = "unreadable"
-                if current_digest != base_digest:
-                    raise StoreError(
-                        f"state {self.describe(ref)} was changed by another run since this run read it; "
-                        "not overwriting it (turn on state.lock to serialise runs)"
-                    ) from None
+                if current_digest != base_digest and expected is not UNCHECKED:
+                    raise changed_since_read(self.describe(ref)) from None
                 version = current["metadata"]["resourceVersion"] if current else None
                 current_manifest = self._manifest_of(current)
                 if not _same_generation(current_manifest, manifest):
@@ -204,12 +228,14 @@ class KubeStore(StateStore):
         else:
             raise StoreError(f"state {self.describe(ref)} kept changing; gave up saving")
         assert written is not None
-        self._read[ref] = _Seen(written["metadata"]["resourceVersion"], new_digest, manifest)
+        written_version = written["metadata"]["resourceVersion"]
+        self._read[ref] = _Seen(written_version, new_digest, manifest)
         if old_manifest and not _same_generation(old_manifest, manifest):
             self._delete_chunks(ref, old_manifest)
         if (manifest is not None or old_manifest is not None) and ref in self._locks:
             # Only under the lock: without it another run may be writing chunks right now.
             self._sweep_chunks(ref, manifest)
+        return _version(written_version, new_digest)
 
     def _sweep_chunks(self, ref: StateRef, keep: dict[str, Any] | None) -> None:
         """Delete chunk objects no manifest lists: those of a save killed between writing its
@@ -312,7 +338,9 @@ class KubeStore(StateStore):
         return main is not None
 
     @contextmanager
-    def lock(self, ref: StateRef, wait_seconds: float, log: Logger | None = None) -> Iterator[None]:
+    def lock(
+        self, ref: StateRef, wait_seconds: float, log: Logger | None = None
+    ) -> Iterator[HeldLock]:
         lease = LeaseLock(
             self.kube,
             ref.namespace,
@@ -326,7 +354,7 @@ class KubeStore(StateStore):
         lease.acquire(wait_seconds)
         self._locks[ref] = lease
         try:
-            yield
+            yield lease
         finally:
             if self._locks.pop(ref, None) is not None:
                 lease.release()
@@ -345,6 +373,10 @@ class SecretStore(KubeStore):
     kind = "secret"
     resource = "secrets"
     codec_kind = "secret"
+
+
+def _version(resource_version: str | None, digest: str | None) -> str:
+    return f"{resource_version}/{digest}"
 
 
 def _same_generation(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:

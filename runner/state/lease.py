@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.errors import LockHeld, RunnerError, StoreError
 from runner.settings import format_duration
-from runner.state.base import WaitNotice
+from runner.state.base import HeldLock, NotFound, WaitNotice
 from runner.state.kube import Conflict, Kube
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def parse_time(text: str | None) -> float | None:
         return None
 
 
-class LeaseLock:
+class LeaseLock(HeldLock):
     def __init__(
         self,
         kube: Kube,
@@ -53,6 +53,7 @@ class LeaseLock:
         log: Logger | None = None,
         step: str = "",
     ) -> None:
+        super().__init__(f"Lease {namespace}/{name}")
         self.kube = kube
         self.namespace = namespace
         self.name = name
@@ -69,9 +70,6 @@ class LeaseLock:
         self._renewer: threading.Thread | None = None
         self._mutex = threading.Lock()  # one request on the Lease at a time
         self._losing = threading.Lock()
-
-    def describe(self) -> str:
-        return f"Lease {self.namespace}/{self.name}"
 
     # -- acquire -----------------------------------------------------------------------------
     def acquire(self, wait_seconds: float) -> None:
@@ -172,7 +170,7 @@ class LeaseLock:
             try:
                 self._lease = self.kube.replace("leases", self.namespace, self.name, body)
                 self._renewed, self.renew_error = stamped, None
-            except (Conflict, LookupError):
+            except (Conflict, NotFound):
                 current = self.kube.get("leases", self.namespace, self.name)
                 holder = ((current or {}).get("spec") or {}).get("holderIdentity")
                 if holder != self.identity:
@@ -189,6 +187,9 @@ class LeaseLock:
                 why = f": {self.renew_error}" if self.renew_error else ""
                 self._lose(f"not renewed for {format_duration(unrenewed)}{why}")
         return self.lost_because is not None
+
+    def lost_reason(self) -> str | None:
+        return self.lost_because if self.lost else None
 
     def _lose(self, because: str) -> None:
         with self._losing:  # the renewer and the main thread may both find it lost
@@ -218,7 +219,7 @@ class LeaseLock:
             }
             try:
                 self.kube.replace("leases", self.namespace, self.name, body)
-            except (Conflict, LookupError, StoreError):
+            except (Conflict, NotFound, StoreError):
                 pass  # it expires on its own; never fail a finished run over a release
             self._lease = None
 

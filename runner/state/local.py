@@ -5,6 +5,10 @@ Layout: `ROOT/NAMESPACE/NAME/` holds generations `g-<n>/` (one file per key, plu
 renames a fresh symlink over `current`: a reader, or a crash at any moment, sees the old set of
 files or the new, never a mix. The lock is `flock` on `NAME.lock`, which the kernel releases
 when a holder dies, so a killed run never leaves a stale lock.
+
+A state's version names the generation `current` points to (and that folder's inode and
+mtime, as numbers restart after a removal). A save checks it against `expected` and commits
+holding `flock` on the state's folder, so two saves can't both pass the check.
 """
 
 from __future__ import annotations
@@ -21,7 +25,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.errors import LockHeld, StoreError
-from runner.state.base import StateRef, StateStore, WaitNotice
+from runner.state.base import (
+    UNCHECKED,
+    Expected,
+    HeldLock,
+    Loaded,
+    StateRef,
+    StateStore,
+    WaitNotice,
+    changed_since_read,
+)
 
 if TYPE_CHECKING:
     from runner.log import Logger
@@ -63,18 +76,25 @@ class LocalStore(StateStore):
             return f"a file name has at most 255 bytes (this one has {size})"
         return None
 
-    def load(self, ref: StateRef) -> dict[str, bytes] | None:
+    def load(self, ref: StateRef) -> Loaded | None:
         current = self._dir(ref) / _CURRENT
         try:
             generation = current.resolve(strict=True)
+            version = _version(generation)
             names = [p for p in generation.iterdir() if p.name != _LABELS]
-            return {p.name: p.read_bytes() for p in names}
+            return Loaded({p.name: p.read_bytes() for p in names}, version)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise StoreError(f"cannot read state {self.describe(ref)}: {exc.strerror}") from exc
 
-    def save(self, ref: StateRef, files: dict[str, bytes]) -> None:
+    def _current_version(self, folder: Path) -> str | None:
+        try:
+            return _version((folder / _CURRENT).resolve(strict=True))
+        except FileNotFoundError:
+            return None
+
+    def save(self, ref: StateRef, files: dict[str, bytes], expected: Expected = UNCHECKED) -> str:
         for key in files:
             problem = self.key_problem(key)
             if problem is not None:
@@ -83,33 +103,36 @@ class LocalStore(StateStore):
         made: list[Path] = []  # what this save created, removed again if it fails
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            number = self._next_generation(folder)
-            generation = folder / f"g-{number}"
-            staging = folder / f".g-{number}.{os.getpid()}.tmp"
+            staging = folder / f".g-new.{os.getpid()}.{time.monotonic_ns()}.tmp"
             staging.mkdir()
             made.append(staging)
             for key, data in files.items():
                 _write_synced(staging / key, data)
             _write_synced(staging / _LABELS, json.dumps(ref.labels(), indent=2).encode())
-            os.rename(staging, generation)
-            made.append(generation)
-            link = folder / f".{_CURRENT}.{os.getpid()}.tmp"
-            link.unlink(missing_ok=True)
-            os.symlink(generation.name, link)
-            made.append(link)
-            os.replace(link, folder / _CURRENT)  # the commit point
-            made.clear()
+            with _flocked(folder):  # the check and the commit, one save at a time
+                if expected is not UNCHECKED and self._current_version(folder) != expected:
+                    raise changed_since_read(self.describe(ref))
+                generation = folder / f"g-{self._next_generation(folder)}"
+                os.rename(staging, generation)
+                made.append(generation)
+                link = folder / f".{_CURRENT}.{os.getpid()}.tmp"
+                link.unlink(missing_ok=True)
+                os.symlink(generation.name, link)
+                made.append(link)
+                os.replace(link, folder / _CURRENT)  # the commit point
+                made.clear()
+                version = _version(generation)
             _fsync_dir(folder)
+        except StoreError:
+            _discard(made)
+            raise
         except OSError as exc:
-            for path in made:
-                if path.is_symlink() or path.is_file():
-                    path.unlink(missing_ok=True)
-                else:
-                    shutil.rmtree(path, ignore_errors=True)
+            _discard(made)
             raise StoreError(
                 f"cannot save state {self.describe(ref)}: {exc.strerror or exc}; the previous state is kept"
             ) from exc
         self._prune(folder, keep=generation.name)
+        return version
 
     def remove(self, ref: StateRef) -> bool:
         folder = self._dir(ref)
@@ -122,7 +145,9 @@ class LocalStore(StateStore):
         return self.root / ref.namespace / f"{ref.name}.lock"
 
     @contextmanager
-    def lock(self, ref: StateRef, wait_seconds: float, log: Logger | None = None) -> Iterator[None]:
+    def lock(
+        self, ref: StateRef, wait_seconds: float, log: Logger | None = None
+    ) -> Iterator[HeldLock]:
         path = self._lock_path(ref)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +174,7 @@ class LocalStore(StateStore):
                     time.sleep(0.05)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
-            yield
+            yield HeldLock(f"the lock of state {self.describe(ref)}")
         finally:
             os.close(fd)  # closing releases the flock
 
@@ -173,6 +198,30 @@ class LocalStore(StateStore):
         for stale in folder.glob(".*.tmp"):
             if stale.lstat().st_mtime < cutoff:
                 shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink()
+
+
+def _discard(made: list[Path]) -> None:
+    for path in made:
+        if path.is_symlink() or path.is_file():
+            path.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _version(generation: Path) -> str:
+    """A generation's version: its name, and its folder's inode and mtime."""
+    stat = generation.stat()
+    return f"{generation.name}@{stat.st_ino}.{stat.st_mtime_ns}"
+
+
+@contextmanager
+def _flocked(folder: Path) -> Iterator[None]:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _write_synced(path: Path, data: bytes) -> None:

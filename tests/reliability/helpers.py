@@ -196,7 +196,8 @@ def stored(api: Any, tmp: Path, store: str = "configmap") -> dict[str, bytes] | 
     try:
         reader = kube_store(api, tmp, store)
         try:
-            return reader.load(REF)
+            loaded = reader.load(REF)
+            return None if loaded is None else loaded.files
         finally:
             reader.close()
     finally:
@@ -204,7 +205,8 @@ def stored(api: Any, tmp: Path, store: str = "configmap") -> dict[str, bytes] | 
 
 
 def stored_local(state_dir: Path) -> dict[str, bytes] | None:
-    return LocalStore(state_dir).load(REF)
+    loaded = LocalStore(state_dir).load(REF)
+    return None if loaded is None else loaded.files
 
 
 def lease_holder(api: Any) -> str | None:

@@ -66,7 +66,7 @@ WRITER = """
 def test_a_save_past_the_disk_limit_exits_3_and_keeps_the_previous_state(pipeline, ledger):
     pipeline.step("s", WRITER)
     assert pipeline.run("run", env={"SIZE": "100"}).returncode == 0
-    before = LocalStore(pipeline.state_dir).load(REF)
+    before = LocalStore(pipeline.state_dir).load(REF).files
     folder = pipeline.state_dir / "default" / "my-app-s"
     listing = sorted(p.name for p in folder.iterdir())
     # The command lifts its own limit and writes 3 MB; the runner's copy of it cannot.
@@ -75,11 +75,11 @@ def test_a_save_past_the_disk_limit_exits_3_and_keeps_the_previous_state(pipelin
     assert result.returncode == 3, result.stderr
     assert "cannot save state" in result.stderr and "File too large" in result.stderr
     assert "previous state is kept" in result.stderr
-    assert LocalStore(pipeline.state_dir).load(REF) == before
+    assert LocalStore(pipeline.state_dir).load(REF).files == before
     assert sorted(p.name for p in folder.iterdir()) == listing  # no half-written generation
     again = pipeline.run("run", env={"SIZE": "50"})
     assert again.returncode == 0, again.stderr
-    assert len(LocalStore(pipeline.state_dir).load(REF)["data.bin"]) == 50
+    assert len(LocalStore(pipeline.state_dir).load(REF).files["data.bin"]) == 50
 
 
 def test_a_state_folder_under_a_regular_file_is_a_clear_store_error(pipeline):
@@ -142,13 +142,13 @@ def test_a_state_file_whose_folder_is_a_file_is_a_clear_error(pipeline):
         run: [[sh, -c, "mkdir -p sub && echo v > sub/state.txt"]]
     """)
     assert pipeline.run("run").returncode == 0
-    before = LocalStore(pipeline.state_dir).load(REF)
+    before = LocalStore(pipeline.state_dir).load(REF).files
     shutil.rmtree(pipeline.work / "sub")
     (pipeline.work / "sub").write_text("a file where the state's folder should be")
     result = pipeline.run("run", check_traceback=False)
     clear_error(result)
     assert "sub" in result.stderr
-    assert LocalStore(pipeline.state_dir).load(REF) == before
+    assert LocalStore(pipeline.state_dir).load(REF).files == before
 
 
 def test_copying_the_workdir_onto_a_full_disk_is_a_clear_error(pipeline, ledger):

@@ -410,7 +410,8 @@ def _state_after(pipeline, process, read_end, signum) -> tuple[int, str, dict | 
     from runner.state.local import LocalStore
 
     ref = StateRef("s", "my-app-s", "default")
-    return process.returncode, err, LocalStore(pipeline.state_dir).load(ref), took
+    loaded = LocalStore(pipeline.state_dir).load(ref)
+    return process.returncode, err, loaded.files if loaded else None, took
 
 
 def test_sigterm_while_a_log_line_is_blocked_saves_and_exits_143(pipeline, ledger):
