@@ -101,17 +101,7 @@ def test_saves_update_with_resource_version_never_delete_and_recreate(kube, pipe
     assert kube.get_object("configmaps", "default", "counter")["metadata"]["uid"] == uid
 
 
-def test_a_newer_state_saved_by_another_run_is_never_overwritten(kube, tmp_path):
-    store = open_store(kube, tmp_path)
-    store.save(REF, {"count": b"1"})
-    mine = open_store(kube, tmp_path)
-    read = mine.load(REF)
-    assert read.files == {"count": b"1"}
-    other = open_store(kube, tmp_path)
-    other.save(REF, {"count": b"2"}, expected=other.load(REF).version)
-    with pytest.raises(StoreError, match="changed by another run"):
-        mine.save(REF, {"count": b"2-from-stale-read"}, expected=read.version)
-    assert store.load(REF).files == {"count": b"2"}
+# A save over a newer state raises StateChanged: tests/test_store_contract.py, for every store.
 
 
 def test_a_metadata_only_change_in_between_is_retried_and_saved(kube, tmp_path):
