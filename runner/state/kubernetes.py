@@ -23,7 +23,6 @@ StateChanged after any other.
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from collections.abc import Iterator, Mapping
@@ -46,7 +45,7 @@ from runner.state.base import (
     changed_since_read,
 )
 from runner.state.kube import Conflict, Kube
-from runner.state.lease import LeaseLock
+from runner.state.lease import LeaseLock, holder_identity
 
 if TYPE_CHECKING:
     from runner.log import Logger
@@ -60,12 +59,6 @@ _WRITE_ATTEMPTS = 5  # updates retried when only metadata changed in between
 # left by a save that was killed half way. Leases are never listed.
 STORE_VERBS = ("get", "list", "create", "update", "delete")
 LEASE_VERBS = ("get", "create", "update", "delete")
-
-
-def holder_identity(environ: Mapping[str, str]) -> str:
-    """The pod's name (Kubernetes sets HOSTNAME to it), made unique per process."""
-    pod = environ.get("POD_NAME") or environ.get("HOSTNAME") or os.uname().nodename
-    return f"{pod}/{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class KubeStore(StateStore):
