@@ -6,9 +6,11 @@ to BACKENDS; a registered store without one fails here.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +18,10 @@ from pathlib import Path
 import pytest
 
 from runner.errors import InvalidError, LockHeld, StoreError
+from runner.log import Logger
 from runner.state import NONE, STORES, StoreSpec, kinds, open_store, store_class
 from runner.state.base import Loaded, StateChanged, StateRef, StateStore
+from runner.state.lock import RenewedLock
 from tests.conftest import REPO, Pipeline
 from tests.kubeapi import FakeKubeAPI
 from tests.stores import register_test_stores
@@ -282,3 +286,39 @@ def test_without_the_registration_the_store_is_unknown(pipeline: Pipeline, tmp_p
     assert result.returncode == 2
     assert 'unknown state store "memory:' in result.stderr
     assert "use local[:DIR], configmap, secret or none" in result.stderr
+
+
+# -- an expiring lock, whatever the store ------------------------------------------------------
+
+
+class _Unrenewable(RenewedLock):
+    """An expiring lock whose backend refuses every renewal."""
+
+    def __init__(self, log: Logger) -> None:
+        super().__init__("the test lock", duration=0.3, log=log, step="app")
+        self.tries = 0
+
+    def held(self) -> bool:
+        return True
+
+    def renew(self) -> None:
+        self.tries += 1
+        raise StoreError("the backend refused")
+
+
+def test_an_expiring_lock_not_renewed_for_its_duration_is_lost_and_told_once() -> None:
+    err = io.StringIO()
+    lock = _Unrenewable(Logger("text", stream=err, out=io.StringIO()))
+    lock.renewed(time.monotonic())
+    lock.start_renewing()
+    try:
+        deadline = time.monotonic() + 20
+        while lock.lost_reason() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        lock.stop_renewing()
+    reason = lock.lost_reason()
+    assert reason is not None and "not renewed for" in reason and "the backend refused" in reason
+    assert lock.tries >= 1
+    warnings = [line for line in err.getvalue().splitlines() if "lost the test lock" in line]
+    assert len(warnings) == 1, err.getvalue()
