@@ -244,3 +244,27 @@ def test_a_restored_file_the_commands_removed_keeps_its_stored_value(pipeline, t
     finally:
         if api:
             api.stop()
+
+
+def test_without_the_lock_racing_local_runs_fail_with_exit_3_and_lose_nothing(pipeline):
+    """lock: false: the runs overlap, but a save never replaces a state saved since it was read
+    (the save checks the version restored): the losers exit 3, every success is counted."""
+    pipeline.step("counter", """
+        state: {store: local, name: counter, lock: false, files: [{path: count.txt, key: count}]}
+        workdir: ../work
+        copyWorkdir: true
+        run:
+          - script: |
+              n=$(cat count.txt 2>/dev/null || echo 0)
+              sleep 1.5
+              echo $((n + 1)) > count.txt
+    """)  # fmt: skip
+    procs = [pipeline.popen("run") for _ in range(4)]
+    outcomes = [p.communicate(timeout=120) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert set(codes) <= {0, 3}, [err[-800:] for _, err in outcomes]
+    assert 3 in codes  # they did race
+    for code, (_, err) in zip(codes, outcomes, strict=True):
+        if code == 3:
+            assert "was changed by another run since this run read it" in err, err
+    assert stored(pipeline) == {"count": f"{codes.count(0)}\n".encode()}
