@@ -204,12 +204,12 @@ class Engine:
         fields = {"step": prepared.step.name}
         started = time.monotonic()
         loaded = store.load(ref)
-        stored = loaded.files if loaded is not None else None
+        stored = loaded.files if loaded is not None else {}
         written: set[str] = set()
         for item in prepared.step.state.files:
             target = workdir / item.path
             try:
-                if stored is not None and item.key in stored:
+                if item.key in stored:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(stored[item.key])
                     written.add(item.key)
@@ -221,9 +221,9 @@ class Engine:
                     f"cannot restore {item.path} into {workdir}: {_os_reason(exc)} "
                     f"(the stored state in {store.describe(ref)} is untouched)"
                 ) from None
-        if loaded is None or stored is None:
+        if loaded is None:
             self.log.info(f"no stored state in {store.describe(ref)}: starting fresh", **fields)
-            return None, None
+            return None, None  # a save expects there to be none still
         size = sum(len(v) for v in stored.values())
         self.log.info(
             f"restored state from {store.describe(ref)} ({size} bytes) in "
