@@ -328,6 +328,25 @@ def wait_until(predicate: Any, within: float, poll: float = 0.002) -> bool:
     return True
 
 
+def wait_for_line(process: subprocess.Popen[str], text: str, timeout: float = 30) -> str:
+    """Read the runner's stderr until a line containing `text` (what it read so far, to hand
+    on): a test then acts at a known point of the run, however slowly the machine starts it."""
+    import select
+
+    assert process.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([process.stderr], [], [], left)[0]:
+            raise AssertionError(f"no line with {text!r} within {timeout}s; stderr so far:\n{seen}")
+        line = process.stderr.readline()
+        if not line:
+            raise AssertionError(f"the runner ended before {text!r}; stderr:\n{seen}")
+        seen += line
+    return seen
+
+
 def finish(process: subprocess.Popen[str], timeout: float = 30) -> tuple[int, str, str]:
     """Wait for a runner; kill it (and report -9) if it outlives `timeout`."""
     try:

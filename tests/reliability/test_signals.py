@@ -39,6 +39,7 @@ from tests.reliability.helpers import (
     lease_holder,
     stored,
     stored_local,
+    wait_for_line,
     wait_until,
     which_state,
 )
@@ -151,12 +152,12 @@ def test_sigterm_while_waiting_for_the_lock_exits_at_once_and_leaves_the_holder_
         fcntl.flock(holder, fcntl.LOCK_EX)
     try:
         process = pipeline.popen("run", "--lock-wait", "60")
-        time.sleep(1.5)
-        assert process.poll() is None  # still waiting
+        before = wait_for_line(process, "waiting for")
         process.send_signal(TERM)
         sent = time.monotonic()
         ledger["signals"] += 1
         code, out, err = finish(process, 20)
+        err = before + err
         took = time.monotonic() - sent
     finally:
         if holder is not None:
