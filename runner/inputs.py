@@ -7,7 +7,7 @@ from typing import Any
 
 from runner.errors import InvalidError, Problem
 from runner.query import QueryError, compile_jmespath, compile_query
-from runner.spec.model import MISSING, Input, Step
+from runner.spec.model import MISSING, Input, Step, input_variable
 from runner.spec.source import Document
 
 
@@ -56,7 +56,7 @@ def query_value(item: Input, document: Any) -> Any:
 
 def input_env(values: dict[str, Any]) -> dict[str, str]:
     """`INPUT_<NAME>` for each input (upper-cased, `-` -> `_`): how scripts read inputs."""
-    return {f"INPUT_{name.upper().replace('-', '_')}": as_text(v) for name, v in values.items()}
+    return {input_variable(name): as_text(v) for name, v in values.items()}
 
 
 def as_text(value: Any) -> str:

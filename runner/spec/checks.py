@@ -16,7 +16,7 @@ from typing import Any
 
 from runner.errors import Problem
 from runner.query import QueryError, compile_jmespath, compile_query
-from runner.spec.model import MISSING, Input, Step, state_key
+from runner.spec.model import MISSING, Input, Step, input_variable, state_key
 from runner.spec.schema import closest
 from runner.spec.source import Document, PathKey
 from runner.template import TemplateError, references
@@ -152,7 +152,7 @@ def _script_example(text: str) -> str:
         refs = []
     for ref in refs:
         if ref.parts[0] == "inputs" and len(ref.parts) == 2:
-            return "INPUT_" + ref.parts[1].upper().replace("-", "_")
+            return input_variable(ref.parts[1])
     return "INPUT_NAME"
 
 
@@ -250,7 +250,7 @@ def _input_problems(doc: Document, inputs: dict[str, Any]) -> Iterator[Problem]:
     env_names: dict[str, str] = {}
     for name, raw in inputs.items():
         path: PathKey = ("spec", "inputs", name)
-        variable = "INPUT_" + name.upper().replace("-", "_")
+        variable = input_variable(name)
         if variable in env_names:
             yield doc.problem(
                 path,

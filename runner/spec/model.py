@@ -94,6 +94,12 @@ class StateFile:
     key: str
 
 
+def input_variable(name: str) -> str:
+    """The environment variable a script reads an input from: `INPUT_<NAME>`, upper-cased,
+    `-` -> `_`."""
+    return "INPUT_" + name.upper().replace("-", "_")
+
+
 def state_key(path: str, key: str | None = None) -> str:
     """The key a state file is kept under: its `key:`, else the file's name ("" for none)."""
     return key or PurePosixPath(path).name
