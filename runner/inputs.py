@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from runner.errors import InvalidError, Problem
 from runner.query import QueryError, compile_jmespath, compile_query
 from runner.spec.model import MISSING, Input, Step, input_variable
 from runner.spec.source import Document
+from runner.template import as_text
 
 
 def resolve_inputs(step: Step, request: Document) -> dict[str, Any]:
@@ -57,15 +57,6 @@ def query_value(item: Input, document: Any) -> Any:
 def input_env(values: dict[str, Any]) -> dict[str, str]:
     """`INPUT_<NAME>` for each input (upper-cased, `-` -> `_`): how scripts read inputs."""
     return {input_variable(name): as_text(v) for name, v in values.items()}
-
-
-def as_text(value: Any) -> str:
-    """An input as environment or argv text: strings as they are, the rest as compact JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"))
 
 
 def _where(item: Input, request: Document) -> str:

@@ -126,7 +126,7 @@ def render(text: str, context: Mapping[str, object]) -> str:
     pieces, refs = _parse(text)
     out = [pieces[0]]
     for ref, piece in zip(refs, pieces[1:], strict=True):
-        out.append(_format(_lookup(text, ref, context)))
+        out.append(as_text(_lookup(text, ref, context)))
         out.append(piece)
     return "".join(out)
 
@@ -183,8 +183,9 @@ def _kind(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def _format(value: object) -> str:
-    """A value as template text: strings verbatim, None empty, the rest compact JSON."""
+def as_text(value: object) -> str:
+    """A value as text (templates, INPUT_* variables): strings verbatim, None empty, the rest
+    compact JSON."""
     if isinstance(value, str):
         return value
     if value is None:
