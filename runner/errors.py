@@ -7,7 +7,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """The documented exit codes (DESIGN.md, "The command line")."""
+    """The documented exit codes (docs/cli.md#exit-codes)."""
 
     OK = 0
     COMMAND_FAILED = 1

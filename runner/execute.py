@@ -64,7 +64,6 @@ from runner.settings import KILL_GRACE
 LINGER_SECONDS = 0.2
 
 _CHUNK = 64 * 1024  # a pipe's whole buffer in one read
-_STARTING = object()  # `_running` while a command is being started: a signal must not unwind us
 _pidfd_works = hasattr(os, "pidfd_open")  # cleared on the first refusal (ENOSYS, EPERM)
 
 
@@ -118,7 +117,6 @@ class Executor:
         if grace_seconds is None:
             grace_seconds = KILL_GRACE.read(os.environ if environ is None else environ)
         self.grace_seconds = grace_seconds
-        self._running: Any = None  # the running command (or _STARTING); read by the engine
         self.interrupted: int | None = None
         self._signals: list[int] = []  # every signal received, in order; appended by handlers
         self._wake_r = self._wake_w = -1  # the self-pipe, made on the first run
@@ -149,22 +147,7 @@ class Executor:
         fields: dict[str, Any] | None = None,
     ) -> Outcome:
         started = time.monotonic()
-        self._running = _STARTING
-        try:
-            return self._run(argv, cwd, env, timeout, stdout_file, fields or {}, started)
-        finally:
-            self._running = None
-
-    def _run(
-        self,
-        argv: list[str],
-        cwd: Path,
-        env: dict[str, str],
-        timeout: float | None,
-        stdout_file: Path | None,
-        fields: dict[str, Any],
-        started: float,
-    ) -> Outcome:
+        fields = fields or {}
         seen = len(self._signals)  # signals from here on are this command's to receive
         if self.interrupted is not None:
             return Outcome(None, 0.0, signalled=self.interrupted)
@@ -215,7 +198,6 @@ class Executor:
         finally:
             os.close(out_w)  # the command has its copies; EOF comes when they all close
             os.close(err_w)
-        self._running = process
         stdout = _Stream(out_r, "stdout", self.log.masker.stream(), fields)
         stderr = _Stream(err_r, "stderr", self.log.masker.stream(), fields)
         stdout.capture, stdout.capture_path = capture, stdout_file

@@ -1,6 +1,9 @@
 """A step made concrete for one request: inputs resolved, secrets read, templates rendered.
 
-`run` executes a PreparedStep; `plan` prints one. Nothing here has side effects.
+`run` executes a PreparedStep; `plan` prints one. Preparing reads, and writes nothing and
+runs nothing: it reads the secrets (their environment variables and files) and, for a state
+whose namespace the step leaves unset, the service account's namespace file (or
+$POD_NAMESPACE).
 """
 
 from __future__ import annotations

@@ -65,11 +65,6 @@ def _inline_refs(node: Any, defs: dict[str, Any], depth: int = 0) -> Any:
 _ANNOTATIONS = {"description", "title", "examples", "default", "markdownDescription"}
 
 
-def schema_problems(doc: Document) -> list[Problem]:
-    """Every schema violation in `doc`, each located and explained."""
-    return check_schema(doc)[0]
-
-
 def check_schema(doc: Document) -> tuple[list[Problem], set[str]]:
     """The schema's problems with `doc`, and the document paths of the nodes found wrong.
 

@@ -29,7 +29,7 @@ RESOURCES = {
     "secrets": ("/api/v1", "", "Secret"),
     "leases": ("/apis/coordination.k8s.io/v1", "coordination.k8s.io", "Lease"),
 }
-_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "DELETE": "delete", "PATCH": "patch"}
+_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "DELETE": "delete"}
 _METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 _TRANSIENT = {429, 500, 502, 503, 504}
 
@@ -77,7 +77,6 @@ class Kube:
         self.attempts = attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
-        self.requests = 0
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Kube:
@@ -171,7 +170,6 @@ class Kube:
         delay = self.backoff
         last = ""
         for attempt in range(1, self.attempts + 1):
-            self.requests += 1
             try:
                 data = self._send(method, path, payload, accept)
                 return json.loads(data) if data and answer else {}
