@@ -32,7 +32,6 @@ from tests.conftest import DEFAULT_REQUEST, REPO, VENV_BIN
 from tests.fakes import FAKE_BIN, S3Server
 from tests.kubeapi import DEFAULT_USER, FakeKubeAPI
 from tests.kubeapi.control import token_for
-from tests.kubeapi.server import TLSUnavailable
 from tests.podroot import POD_ONLY_PATHS, PodView
 
 PROMISE = REPO / "examples" / "app-promise" / "promise.yaml"
@@ -194,11 +193,7 @@ def s3() -> Iterator[S3Server]:
 
 @pytest.fixture
 def kube() -> Iterator[FakeKubeAPI]:
-    try:
-        api = FakeKubeAPI(tls=True)
-    except TLSUnavailable as exc:
-        pytest.skip(str(exc))
-    with api:
+    with FakeKubeAPI(tls=True) as api:  # TLS: `cryptography` comes with the test extra (moto)
         yield api
 
 
@@ -326,11 +321,7 @@ def test_api_server_certificate_not_signed_by_the_pods_ca_exits_3(
 def test_fake_kubeapi_tls_is_trusted_only_through_its_ca(tmp_path: Path) -> None:
     from kubernetes import client, config, watch
 
-    try:
-        api = FakeKubeAPI(tls=True)
-    except TLSUnavailable as exc:
-        pytest.skip(str(exc))
-    with api:
+    with FakeKubeAPI(tls=True) as api:
         configuration = client.Configuration()
         config.load_kube_config(
             config_file=str(api.write_kubeconfig(tmp_path / "kubeconfig")),

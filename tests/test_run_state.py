@@ -11,6 +11,7 @@ import time
 import pytest
 import yaml
 
+from runner.errors import StoreError
 from runner.state.base import StateRef
 from runner.state.local import LocalStore
 from tests.kubeapi import FakeKubeAPI
@@ -178,12 +179,10 @@ def test_failed_save_keeps_the_previous_state_whole(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "replace", disk_full)
-    try:
+    with pytest.raises(StoreError) as failed:
         store.save(ref, {"a": b"new-a", "b": b"new-b"})
-    except Exception as exc:
-        assert "No space left on device" in str(exc) and "previous state is kept" in str(exc)
-    else:
-        raise AssertionError("the save should have failed")
+    assert "No space left on device" in str(failed.value)
+    assert "previous state is kept" in str(failed.value)
     monkeypatch.setattr(os, "replace", real_replace)
     assert store.load(ref).files == {"a": b"old-a", "b": b"old-b"}
     assert not list((tmp_path / "default" / "counter").glob(".*.tmp"))
