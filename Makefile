@@ -1,4 +1,5 @@
-# The two commands of the README: `make demo` (the main job) and `make test` (the suite).
+# The two commands of the README: `make demo` (the main job) and `make test` (the suite;
+# `make test-fast` leaves out the tests marked slow, those over about 3 s).
 # Both set up a virtualenv on first use from the lock file (uv.lock); nothing needs installing
 # by hand beyond python3. `make lock` updates the lock; `make test-latest` tries the newest
 # versions pyproject.toml allows, as a scheduled check would.
@@ -19,11 +20,14 @@ $(BIN)/runner: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --quiet --locked --extra test --python $(PYTHON)
 	@touch $@
 
-.PHONY: install test test-latest demo lint bench lock lock-upgrade
+.PHONY: install test test-fast test-latest demo lint bench lock lock-upgrade
 install: $(BIN)/runner
 
 test: lint
 	$(BIN)/python -m pytest -q -n auto $(PYTEST_ARGS)
+
+test-fast: lint
+	$(BIN)/python -m pytest -q -n auto -m "not slow" $(PYTEST_ARGS)
 
 demo: $(BIN)/runner
 	$(BIN)/python examples/demo.py

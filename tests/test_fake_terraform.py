@@ -479,6 +479,7 @@ def test_terraform_env(s3: S3Server):
     assert shutil.which("terraform", path=env["PATH"]) == str(FAKE_BIN / "terraform")
 
 
+@pytest.mark.slow
 def test_s3_server_foreground_entry_point():
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.s3", "--port", "0", "--quiet"],

@@ -219,6 +219,7 @@ def lease_holder(kube: FakeKubeAPI, name: str) -> str | None:
 # --- the story ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_seed_story_in_pipeline_pods_with_the_in_cluster_config(
     make_pod: Any, kube: FakeKubeAPI, s3: S3Server
 ) -> None:

@@ -44,6 +44,7 @@ def seed(request, pipeline, s3):
         yield pipeline
 
 
+@pytest.mark.slow
 def test_seed_story_create_idempotent_rerun_and_delete(seed, s3):
     first = seed.run("run", "create-bucket")
     assert first.returncode == 0, first.stderr
@@ -72,6 +73,7 @@ def test_seed_story_create_idempotent_rerun_and_delete(seed, s3):
         assert s3.env["MINIO_PASSWORD"] not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_without_the_state_store_the_rerun_fails_with_bucket_already_exists(seed, s3):
     assert seed.run("run", "create-bucket").returncode == 0
     again = seed.run("run", "create-bucket", "--state-store", "none")
@@ -79,6 +81,7 @@ def test_without_the_state_store_the_rerun_fails_with_bucket_already_exists(seed
     assert "bucket already exists" in again.stderr
 
 
+@pytest.mark.slow
 def test_state_saved_when_terraform_fails_half_way_so_the_next_run_recovers(seed, s3):
     failed = seed.run("run", "create-bucket", env={"FAKE_TF_FAIL_AFTER_CREATE": "1"})
     assert failed.returncode == 1

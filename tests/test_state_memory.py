@@ -74,6 +74,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
 def test_a_30_mib_round_trip_holds_about_one_copy_of_the_state(tmp_path: Path) -> None:
     with FakeKubeAPI() as api:

@@ -27,6 +27,9 @@ from tests.reliability.helpers import (
     stored,
 )
 
+# Every test here takes more than a few seconds: `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
 BIG = 1_200_000  # two chunk objects: restoring and saving are several requests each
 RUNS = 6
 
@@ -52,7 +55,6 @@ def _rows(tallies: dict[str, Tally]) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.slow
 def test_runs_under_api_faults_never_lose_or_duplicate_an_update(tmp_path, ledger):
     def one(kind: str) -> tuple[Tally, int]:
         store, faults = FIXED[kind]

@@ -17,6 +17,9 @@ from tests.reliability.helpers import (
     stored_local,
 )
 
+# Every test here takes more than a few seconds: `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
 BIG = 1_200_000
 
 
@@ -116,7 +119,6 @@ def test_without_the_lock_racing_identical_saves_lose_nothing(kube, pipeline, tm
     assert final == codes.count(0), (codes, final)
 
 
-@pytest.mark.slow
 def test_concurrent_runs_under_api_faults_are_serialised_and_lose_nothing(kube, pipeline,
                                                                          tmp_path, ledger):
     n = 5

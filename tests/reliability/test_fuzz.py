@@ -18,6 +18,7 @@ import re
 import sys
 from urllib.parse import quote, quote_plus
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -170,6 +171,7 @@ def test_the_base_step_is_valid_and_runs(pipeline, capsys):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 @fuzz_settings(examples=300)
 @given(text=mutated_steps() | random_steps())
 def test_validate_never_crashes_on_a_bad_step_file(tmp_path, capsys, text, ledger):
@@ -193,6 +195,7 @@ def test_validate_never_crashes_on_a_bad_step_file(tmp_path, capsys, text, ledge
             assert report["valid"] is (code == 0)
 
 
+@pytest.mark.slow
 @fuzz_settings(examples=EXAMPLES)
 @given(text=mutated_steps())
 def test_run_never_crashes_on_a_mutated_step_file(pipeline, text, ledger):
@@ -274,6 +277,7 @@ def test_the_request_step_runs_on_a_plain_request(pipeline):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 @fuzz_settings(examples=EXAMPLES)
 @given(document=REQUESTS)
 def test_run_never_crashes_on_a_bad_request(pipeline, document, ledger):
@@ -349,6 +353,7 @@ SECRETS = st.text(
 ).filter(lambda s: s.strip() != "")
 
 
+@pytest.mark.slow
 @fuzz_settings(examples=max(1, EXAMPLES * 2 // 3))
 @given(secret=SECRETS)
 def test_a_random_secret_never_appears_in_the_output(pipeline, secret, ledger):

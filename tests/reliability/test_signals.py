@@ -71,6 +71,7 @@ def kube_trigger(api, phase: str, ready: Path):
     }[phase]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("phase", "signum"),
     [k for k in KEPT if k != ("saving", INT)],
@@ -179,6 +180,7 @@ def _manifest_generation(api) -> str:
     return json.loads(main["data"]["manifest"])["generation"]
 
 
+@pytest.mark.slow
 def test_chunks_left_by_a_killed_save_are_removed_by_the_next_save(kube, pipeline, tmp_path):
     counter_step(pipeline, "configmap", big=BIG_KUBE)
     assert pipeline.run("run").returncode == 0
@@ -229,6 +231,7 @@ LOCAL_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("phase", "signum"), LOCAL_CASES,
                          ids=[f"{p}-{s.name}" for p, s in LOCAL_CASES])
 def test_local_state_after_a_signal_in_each_phase(pipeline, tmp_path, phase, signum, ledger):
