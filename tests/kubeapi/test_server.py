@@ -24,10 +24,10 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
+from tests.conftest import REPO
 from tests.kubeapi import DEFAULT_USER, FakeKubeAPI
 
 MIB = 1024 * 1024
-REPO = Path(__file__).resolve().parent.parent
 
 
 # --- fixtures and helpers --------------------------------------------------------------------

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.fakes import FAKE_BIN, S3Server, terraform_env
 from tests.fakes.s3 import DEFAULT_PASSWORD, DEFAULT_USER, check_sigv4
 
-REPO = Path(__file__).resolve().parents[1]
 MODULE = REPO / "terraform" / "minio-bucket"
 BUCKET = "my-app.default"
 # The stand-in runs on any python3; the venv's first on PATH avoids slow pyenv shims.
