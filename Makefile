@@ -20,7 +20,7 @@ $(BIN)/runner: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --quiet --locked --extra test --python $(PYTHON)
 	@touch $@
 
-.PHONY: install test test-fast test-latest demo lint bench lock lock-upgrade
+.PHONY: install test test-fast test-latest demo lint bench bench-quick lock lock-upgrade
 install: $(BIN)/runner
 
 test: lint
@@ -38,8 +38,13 @@ lint: $(BIN)/runner
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile examples/app-promise/Dockerfile
 
+# bench-quick (or BENCH_QUICK=1 make bench): every section once at its smallest size, to see
+# that the bench still works; the suite runs it too (tests/test_bench.py).
 bench: $(BIN)/runner
 	$(BIN)/python bench/run.py
+
+bench-quick: $(BIN)/runner
+	BENCH_QUICK=1 $(BIN)/python bench/run.py
 
 # uv.lock after an edit of pyproject.toml (keeps every other pin), or moved to the newest
 # versions pyproject.toml allows (lock-upgrade). Commit a lock change on its own.

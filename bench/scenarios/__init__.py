@@ -1,0 +1,11 @@
+"""The bench's scenarios, one module each, run by bench/run.py in this order:
+
+- small_state: 1-3, one state-backed step, `runner run` against the seed script: wall time,
+  API requests, the runner's peak RSS;
+- validate: 4, `runner validate` against check-jsonschema (measured by bench/validate.py);
+- big_state: 5, a 0.9 MiB state saved and restored, in process and end to end;
+- huge_states: 5, 10 and 30 MiB states, and the seed's approach failing at that size;
+- diagnostics: where the runner's time and memory go, when a goal fails (or with --explain).
+
+Each takes the Bench (bench/harness.py) and adds its rows, notes and goals to it.
+"""
