@@ -41,6 +41,7 @@ def stored(pipeline) -> dict[str, bytes] | None:
     return None if loaded is None else loaded.files
 
 
+@pytest.mark.slow
 def test_state_is_restored_before_and_saved_after_the_commands(pipeline):
     counter_step(pipeline)
     for expected in (1, 2, 3):
@@ -124,6 +125,7 @@ def test_state_carries_labels_naming_the_step_and_object(pipeline):
     }
 
 
+@pytest.mark.slow
 def test_concurrent_runs_on_one_state_are_serialised_with_no_lost_update(pipeline):
     counter_step(pipeline, then="sleep 0.2")
     procs = [pipeline.popen("run") for _ in range(5)]
@@ -219,6 +221,7 @@ TWO_FILES = """
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store", ["local", "configmap"])
 def test_a_restored_file_the_commands_removed_keeps_its_stored_value(pipeline, tmp_path, store):
     """The engine keeps only a digest of the restored state; a removed file is read back."""

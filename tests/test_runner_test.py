@@ -159,6 +159,7 @@ def test_an_env_file_line_that_is_not_key_value_is_reported_without_its_text(tmp
     assert "hunter2" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_secrets_from_the_env_file_never_appear_in_what_is_printed_or_written(tmp_path):
     declared, undeclared = "s3cr3t-$value-that-is-long", "db-password-0xdeadbeef"
     write_step(tmp_path / "steps.d", "leaky", """
@@ -258,6 +259,7 @@ def test_a_case_that_runs_too_long_fails_with_a_timeout(tmp_path):
     assert "timed out after 1s" in result.stdout
 
 
+@pytest.mark.slow
 def test_junit_report(tmp_path, promise):
     status = promise / "tests" / "defaults" / "metadata" / "status.yaml"
     status.write_text("message: wrong\n")

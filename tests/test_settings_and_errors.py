@@ -296,6 +296,7 @@ def test_a_run_waiting_for_a_local_lock_says_who_holds_it(pipeline):
     assert not (pipeline.work / "ran").exists()
 
 
+@pytest.mark.slow
 def test_a_lease_that_cannot_be_renewed_is_lost_and_the_state_not_saved(kube, pipeline):
     """The API refuses every renewal: once the Lease lapsed another run could hold it, so
     the run must not save over that run's state."""

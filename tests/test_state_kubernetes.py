@@ -67,6 +67,7 @@ def open_store(api, tmp_path, cls=ConfigMapStore, lease_seconds: int = 5):
 REF = StateRef("counter", "counter", "default", "my-app", "default")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store", ["configmap", "secret"])
 def test_round_trip_through_runner_run(kube, pipeline, store):
     counter(pipeline, store)
@@ -115,7 +116,7 @@ def test_a_metadata_only_change_in_between_is_retried_and_saved(kube, tmp_path):
     assert open_store(kube, tmp_path).load(REF).files == {"count": b"2"}
 
 
-@pytest.mark.parametrize("size_mib", [3, 30])
+@pytest.mark.parametrize("size_mib", [3, pytest.param(30, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("cls", [ConfigMapStore, SecretStore])
 def test_large_state_round_trips_byte_identical(kube, tmp_path, size_mib, cls):
     rng = random.Random(size_mib)
@@ -176,6 +177,7 @@ def test_the_chunk_sweep_deletes_only_this_states_chunks_whatever_the_list_retur
     assert sorted(left) == sorted([*unrelated, "counter", *chunks])
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_are_serialised_with_no_lost_update(kube, pipeline):
     counter(pipeline, pause="sleep 0.3")
     procs = [pipeline.popen("run") for _ in range(4)]
@@ -279,6 +281,7 @@ def test_a_save_the_api_refuses_exits_3_naming_the_state_object_and_the_files(
     assert kube.get_object("configmaps", "default", "counter") is None
 
 
+@pytest.mark.slow
 def test_transient_503s_are_survived(kube, pipeline):
     counter(pipeline)
     kube.fail(rate=0.3, status=503, seed=7)

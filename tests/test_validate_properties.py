@@ -171,6 +171,7 @@ def test_text_mutations_never_crash(folder: Path, text: str) -> None:
     _check_file(folder / "step.yaml", text.encode("utf-8", "surrogatepass"))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(text=structural_mutants())
 def test_structural_mutations_never_crash(folder: Path, text: str) -> None:

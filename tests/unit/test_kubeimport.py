@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 PROBE = """
 import json, sys
 from runner.state.kubeimport import client_modules
@@ -25,6 +27,7 @@ def test_slim_import_loads_no_models_and_a_working_client():
     assert seen["modules"] < 30  # the whole package is ~700 modules
 
 
+@pytest.mark.slow
 def test_full_package_already_imported_is_reused():
     probe = "import kubernetes.client\n" + PROBE
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

@@ -343,6 +343,7 @@ def test_long_variants_found_by_prefix_mask_like_the_reference(
     assert run_stream(masker, chunks, max_pending=max_pending)[0] == expected
 
 
+@pytest.mark.slow
 def test_large_ca_bundle_is_masked_whole_and_line_by_line() -> None:
     """A CA bundle as a secret (~200 KB, thousands of lines); its speed is in bench/, not here."""
     import random

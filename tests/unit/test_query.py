@@ -290,6 +290,7 @@ def document_and_path(draw: st.DrawFn) -> tuple[object, str, list[object]]:
     return doc, text, steps
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document_and_path())
 def test_query_selects_what_walking_the_path_selects(
