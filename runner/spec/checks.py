@@ -21,7 +21,7 @@ from runner.spec.schema import closest
 from runner.spec.source import Document, PathKey
 from runner.template import TemplateError, references
 
-# Every `${{ kratix.* }}` name a template may use (DESIGN.md, "Templates").
+# Every `${{ kratix.* }}` name a template may use (docs/step-format.md, "Templates").
 KRATIX_NAMES = frozenset(
     {
         "kratix.action", "kratix.workflow", "kratix.promise", "kratix.pipeline",
