@@ -16,7 +16,7 @@ from typing import Any
 
 from runner.errors import Problem
 from runner.query import QueryError, compile_jmespath, compile_query
-from runner.spec.model import MISSING, Input, Step, input_variable, state_key
+from runner.spec.model import MISSING, Input, input_variable, state_key
 from runner.spec.schema import closest
 from runner.spec.source import Document, PathKey
 from runner.template import TemplateError, references
@@ -61,11 +61,6 @@ _TEMPLATED_WHERE = (
     "state.namespace and status values"
 )
 _TYPES = frozenset({"string", "integer", "number", "boolean", "object", "array"})
-
-
-def semantic_problems(step: Step) -> list[Problem]:
-    """Every semantic rule broken by one schema-valid step."""
-    return document_problems(step.document)
 
 
 def document_problems(doc: Document) -> list[Problem]:
