@@ -152,6 +152,15 @@ def leftovers() -> Iterator[list[int]]:
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.fixture
+def api() -> Iterator[Any]:
+    """A loopback Kubernetes API server (tests/kubeapi) for the test."""
+    from tests.kubeapi import FakeKubeAPI
+
+    with FakeKubeAPI() as server:
+        yield server
+
+
 def use_kube_api(pipeline: Pipeline, api: Any, lease_seconds: int) -> Any:
     """Point `pipeline` at the loopback API server: state goes where the step says, and a Lease
     whose holder stopped renewing expires in `lease_seconds`."""

@@ -13,7 +13,6 @@ import pytest
 
 from runner.settings import SETTINGS
 from tests.conftest import REPO, hold_lease, use_kube_api
-from tests.kubeapi import FakeKubeAPI
 
 TOUCH = """
     workdir: ../work
@@ -42,12 +41,6 @@ COUNTER = """
           {pause}
           echo $((n + 1)) > count.txt
 """
-
-
-@pytest.fixture
-def api():
-    with FakeKubeAPI() as server:
-        yield server
 
 
 @pytest.fixture

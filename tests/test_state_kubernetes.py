@@ -22,7 +22,6 @@ from runner.state.base import StateRef
 from runner.state.kube import Kube, load_client
 from runner.state.kubernetes import ConfigMapStore, SecretStore
 from tests.conftest import hold_lease, use_kube_api
-from tests.kubeapi import FakeKubeAPI
 
 COUNTER = """
     state:
@@ -37,12 +36,6 @@ COUNTER = """
           echo $((n + 1)) > count.txt
           echo "count is $((n + 1))"
 """
-
-
-@pytest.fixture
-def api():
-    with FakeKubeAPI() as server:
-        yield server
 
 
 @pytest.fixture

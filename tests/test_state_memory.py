@@ -113,12 +113,6 @@ REF = StateRef("memory", "memory-state", "default", "my-app", "default")
 MAIN = ("configmaps", "default", REF.name)
 
 
-@pytest.fixture
-def api() -> Iterator[FakeKubeAPI]:
-    with FakeKubeAPI() as server:
-        yield server
-
-
 def open_store(api: FakeKubeAPI, tmp_path: Path) -> ConfigMapStore:
     config = api.write_kubeconfig(tmp_path / "kubeconfig-inproc")
     return ConfigMapStore(
