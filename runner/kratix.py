@@ -14,6 +14,7 @@ from runner import kratix_yaml
 from runner.errors import InvalidError, Problem
 from runner.settings import DRY_RUN
 from runner.spec.source import MAX_FILE_BYTES, Document, read_yaml_file
+from runner.template import kind_of
 
 DEFAULT_ROOT = Path("/kratix")
 RESERVED_STATUS_KEY = "kratix"  # Kratix rejects a status.yaml with this top-level key
@@ -169,7 +170,7 @@ def status_problems(values: Mapping[str, Any]) -> list[str]:
         problems.append(f'the top-level key "{RESERVED_STATUS_KEY}" is reserved by Kratix')
     message = values.get("message")
     if "message" in values and not isinstance(message, str):
-        problems.append(f"message must be a string, not {_type_name(message)}")
+        problems.append(f"message must be a string, not {kind_of(message)}")
     return problems
 
 
@@ -231,14 +232,14 @@ def read_workflow_control(metadata_dir: Path) -> WorkflowControl | None:
     value = _read_metadata_file(path)
     if value is None:
         return None if not path.exists() else WorkflowControl()
-    fields = {"retryAfter": str, "message": str, "suspend": bool}
+    fields = {"retryAfter": "", "message": "", "suspend": False}  # the types Kratix reads
     problems = []
     if not isinstance(value, dict):
         problems.append("workflow-control.yaml must be a YAML mapping")
         value = {}
     for key, kind in fields.items():
-        if key in value and value[key] is not None and not isinstance(value[key], kind):
-            problems.append(f"{key} must be a {kind.__name__}, not {_type_name(value[key])}")
+        if key in value and value[key] is not None and not isinstance(value[key], type(kind)):
+            problems.append(f"{key} must be {kind_of(kind)}, not {kind_of(value[key])}")
     retry = value.get("retryAfter") or ""
     if isinstance(retry, str) and retry and not _GO_DURATION.fullmatch(retry):
         problems.append(f'retryAfter "{retry}" is not a duration Kratix can read (e.g. 30s, 5m)')
@@ -272,16 +273,6 @@ def _read_metadata_file(path: Path) -> Any:
     if problems:
         raise InvalidError(*problems)
     return docs[0].value if docs else None
-
-
-def _type_name(value: Any) -> str:
-    return {
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        dict: "a mapping",
-        list: "a list",
-    }.get(type(value), "null" if value is None else type(value).__name__)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

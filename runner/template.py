@@ -140,7 +140,7 @@ def _lookup(text: str, ref: Reference, context: Mapping[str, object]) -> object:
             owner = ".".join(parts[:i])
             raise TemplateError(
                 f"cannot render ${{{{ {ref.expr} }}}} at offset {ref.start}: {owner} is "
-                f"{_kind(value)}, not an object, so it has no {part!r}",
+                f"{kind_of(value)}, not an object, so it has no {part!r}",
                 text,
                 ref.start,
             )
@@ -168,7 +168,7 @@ def _missing_message(
     return message
 
 
-def _kind(value: object) -> str:
+def kind_of(value: object) -> str:
     """A value's type in words for error messages."""
     if value is None:
         return "null"
@@ -180,6 +180,8 @@ def _kind(value: object) -> str:
         return "a string"
     if isinstance(value, (list, tuple)):
         return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
     return f"a {type(value).__name__}"
 
 

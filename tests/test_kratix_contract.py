@@ -59,7 +59,7 @@ def test_a_control_file_kratix_cannot_read_is_refused_before_anything_runs(pipel
     result = pipeline.run("run")
     assert result.returncode == 2
     assert f'{path}: retryAfter "soon" is not a duration Kratix can read' in result.stderr
-    assert f"{path}: suspend must be a bool, not str" in result.stderr
+    assert f"{path}: suspend must be a boolean, not a string" in result.stderr
     assert not (pipeline.work / "work-ran").exists()
 
 
