@@ -14,7 +14,7 @@ from runner import kratix_yaml
 from runner.errors import InvalidError, Problem
 from runner.settings import DRY_RUN
 from runner.spec.source import MAX_FILE_BYTES, Document, read_yaml_file
-from runner.template import kind_of
+from runner.value_types import kind_of
 
 DEFAULT_ROOT = Path("/kratix")
 RESERVED_STATUS_KEY = "kratix"  # Kratix rejects a status.yaml with this top-level key

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from runner.value_types import kind_of
+
 __all__ = ["Reference", "TemplateError", "has_template", "references", "render"]
 
 _OPEN = "${{"
@@ -166,23 +168,6 @@ def _missing_message(
     elif names and len(names) <= 10:
         message += f" (known: {', '.join(names)})"
     return message
-
-
-def kind_of(value: object) -> str:
-    """A value's type in words for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    return f"a {type(value).__name__}"
 
 
 def as_text(value: object) -> str:

@@ -112,7 +112,7 @@ def test_an_earlier_non_string_message_is_refused(pipeline):
     touch_step(pipeline)
     result = pipeline.run("run")
     assert result.returncode == 2
-    assert f"{path}: message must be a string, not a number" in result.stderr
+    assert f"{path}: message must be a string, not an integer" in result.stderr
     assert not (pipeline.work / "work-ran").exists()
 
 

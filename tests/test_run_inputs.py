@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import DEFAULT_REQUEST
 
@@ -191,3 +194,31 @@ def test_validate_stamp_is_written_only_for_a_valid_folder(pipeline):
     result = validate_stamp(pipeline)
     assert result.returncode == 2
     assert not (pipeline.steps / ".runner-validated").exists()
+
+
+def test_a_stamp_from_another_build_of_the_runner_is_not_trusted(tmp_path):
+    # The fingerprint covers the checks' code, not only the version: a copy of the package
+    # with one edited check must not trust what this build recorded.
+    import runner
+
+    copy = tmp_path / "copy"
+    shutil.copytree(Path(runner.__file__).parent, copy / "runner")
+    fingerprint = [
+        sys.executable,
+        "-c",
+        "from runner.spec.stamp import fingerprint as f; print(f())",
+    ]
+
+    def of(root: Path) -> str:
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        # cwd too: `python -c` puts the working folder first on sys.path.
+        run = subprocess.run(
+            fingerprint, capture_output=True, text=True, env=env, cwd=root, check=True
+        )
+        return run.stdout
+
+    before = of(copy)
+    checks = copy / "runner" / "spec" / "checks.py"
+    checks.write_text(checks.read_text() + "\n# a changed rule\n")
+    assert of(copy) != before
+    assert before == of(Path(runner.__file__).parent.parent)  # the same code, the same fingerprint

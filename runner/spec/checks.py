@@ -20,6 +20,7 @@ from runner.spec.model import MISSING, Input, input_variable, state_key
 from runner.spec.schema import closest
 from runner.spec.source import Document, PathKey
 from runner.template import TemplateError, references
+from runner.value_types import INPUT_TYPES
 
 # Every `${{ kratix.* }}` name a template may use (docs/step-format.md, "Templates").
 KRATIX_NAMES = frozenset(
@@ -60,7 +61,6 @@ _TEMPLATED_WHERE = (
     "templates work in argv items, env values, workdir, state.name, "
     "state.namespace and status values"
 )
-_TYPES = frozenset({"string", "integer", "number", "boolean", "object", "array"})
 
 
 def document_problems(doc: Document) -> list[Problem]:
@@ -260,7 +260,9 @@ def _input_problems(doc: Document, inputs: dict[str, Any]) -> Iterator[Problem]:
 
 def _default_problems(doc: Document, path: PathKey, raw: dict[str, Any]) -> Iterator[Problem]:
     """A default (and each enum option) must fit the input's own type, enum and pattern."""
-    kind = raw.get("type") if isinstance(raw.get("type"), str) and raw["type"] in _TYPES else None
+    kind = (
+        raw.get("type") if isinstance(raw.get("type"), str) and raw["type"] in INPUT_TYPES else None
+    )
     enum = tuple(raw["enum"]) if isinstance(raw.get("enum"), list) and raw["enum"] else None
     pattern = raw.get("pattern") if isinstance(raw.get("pattern"), str) else None
     if pattern is not None:

@@ -10,17 +10,9 @@ from typing import Any
 
 from runner.settings import parse_duration
 from runner.spec.source import Document, PathKey
+from runner.value_types import INPUT_TYPES
 
 MISSING: Any = object()  # an input with no default (None is a valid default)
-
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "object": (dict,),
-    "array": (list,),
-}
 
 
 def optional_duration(value: str | float | None) -> float | None:
@@ -43,7 +35,7 @@ class Input:
     def check(self, value: Any) -> str | None:
         """Why `value` breaks this input's type/enum/pattern, or None when it fits."""
         if self.type:
-            allowed = _JSON_TYPES[self.type]
+            allowed = INPUT_TYPES[self.type]
             # bool is an int in Python; JSON Schema keeps them apart.
             is_bool = isinstance(value, bool)
             if not isinstance(value, allowed) or (is_bool and self.type != "boolean"):

@@ -10,6 +10,7 @@ from typing import Any
 
 from runner.errors import Problem
 from runner.spec.source import Document, PathKey
+from runner.value_types import json_type, kind_of, type_words
 
 # What a pattern means, in words an author can act on.
 _PATTERN_MEANING = {
@@ -21,10 +22,6 @@ _PATTERN_MEANING = {
     "^[-._a-zA-Z0-9]+$": "must be a ConfigMap key: letters, digits, '-', '_' and '.'",
     "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$": "must be a duration like 30s, 10m, 1h30m or 500ms",
 }
-_TYPE_NAMES = {
-    str: "a string", int: "an integer", float: "a number", bool: "a boolean",
-    dict: "a mapping", list: "a list", type(None): "null",
-}  # fmt: skip
 
 
 def schema_text() -> str:
@@ -83,8 +80,7 @@ def check_schema(doc: Document) -> tuple[list[Problem], set[str]]:
 _MISSING = "missing required field"
 
 
-def describe(value: object) -> str:
-    return _TYPE_NAMES.get(type(value), type(value).__name__)
+describe = kind_of  # the words for a value's type, as every message uses them
 
 
 def closest(word: str, choices: list[str] | set[str] | frozenset[str]) -> str | None:
@@ -150,7 +146,7 @@ def _explain(doc: Document, error: Any) -> list[Problem]:
         return [doc.problem(path, f"must be {_show(expected)}, not {_show(value)}")]
     if kind == "type":
         expected = error.validator_value
-        names = _type_names(expected if isinstance(expected, list) else [expected])
+        names = type_words(expected if isinstance(expected, list) else [expected])
         hint = "the value is empty (null)" if value is None else None
         if expected == "object" and isinstance(value, list) and value:
             hint = "write key: value pairs, without the leading '-'"
@@ -211,28 +207,14 @@ def _explain_unique(doc: Document, path: PathKey, value: list[Any]) -> Problem:
     return doc.problem(path, "has duplicate items")
 
 
-def _type_names(types: list[str]) -> str:
-    names = [_SCHEMA_TYPE_NAMES.get(t, t) for t in types]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-
-
-_SCHEMA_TYPE_NAMES = {
-    "object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
-    "integer": "an integer", "boolean": "a boolean", "null": "null",
-}  # fmt: skip
-
-
 def _json_types(value: object) -> set[str]:
-    """The JSON Schema types `value` belongs to."""
-    if isinstance(value, bool):
-        return {"boolean"}
-    if isinstance(value, int):
+    """The JSON Schema types `value` belongs to (a whole float is an integer too)."""
+    kind = json_type(value)
+    if kind == "integer":
         return {"integer", "number"}
-    if isinstance(value, float):
-        return {"number", "integer"} if value.is_integer() else {"number"}
-    return {dict: {"object"}, list: {"array"}, str: {"string"}, type(None): {"null"}}.get(
-        type(value), set()
-    )  # type: ignore[call-overload]
+    if kind == "number":
+        return {"number", "integer"} if value.is_integer() else {"number"}  # type: ignore[attr-defined]
+    return {kind} if kind else set()
 
 
 def _resolve(branch: dict[str, Any]) -> dict[str, Any]:
@@ -308,7 +290,7 @@ def _explain_one_of(doc: Document, error: Any, path: PathKey) -> list[Problem]:
             if kind not in accepted:
                 accepted.append(kind)
     if accepted:
-        return [doc.problem(path, f"expected {_type_names(accepted)}, got {describe(value)}")]
+        return [doc.problem(path, f"expected {type_words(accepted)}, got {describe(value)}")]
     description = error.schema.get("description") or ""
     what = description[0].lower() + description[1:] if description else "a different value"
     return [doc.problem(path, f"expected {what}")]

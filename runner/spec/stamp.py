@@ -1,10 +1,10 @@
 """A record that step files passed `runner validate`, so runs need not check them again.
 
 `runner validate --stamp DIR` (run when an image is built) writes `DIR/.runner-validated`:
-the SHA-256 of every step file that passed, with a fingerprint of the runner version and
-the schema. `runner run` then skips the schema and semantic checks for files whose content
+the SHA-256 of every step file that passed, with a fingerprint of the runner's code and
+its schema. `runner run` then skips the schema and semantic checks for files whose content
 is listed (about 70 ms per pipeline pod, mostly importing jsonschema); any edited file, or
-another runner version, is checked in full as usual.
+another build of the runner, is checked in full as usual.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 
 STAMP_FILE = ".runner-validated"
@@ -21,12 +22,21 @@ def content_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@cache
 def fingerprint() -> str:
-    """What the stamp's verdicts depend on besides the files: the runner and its schema."""
-    from runner import __version__
-    from runner.spec.schema import schema_text
+    """What the stamp's verdicts depend on besides the files: the runner's code and schema.
 
-    return hashlib.sha256(f"{__version__}\n{schema_text()}".encode()).hexdigest()[:16]
+    All of the package's code, not only the checks: a verdict also rests on the query, template
+    and expression parsers they call, and a stale stamp that trusts a file the new code would
+    refuse is worse than a re-check. Reading the sources costs about a millisecond.
+    """
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for source in sorted(package.rglob("*.py")):
+        digest.update(source.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(source.read_bytes())
+    digest.update((package / "spec" / "step.schema.json").read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def trusted_digests(folder: Path) -> frozenset[str]:
