@@ -88,14 +88,14 @@ def test_an_unknown_field_with_no_close_match_lists_the_known_fields(tmp_path):
     result = invalid(tmp_path, step(spec="run: [[echo]]\nzzz: 1\n"))
     result.has(
         'a.yaml:7:3: spec.zzz: unknown field "zzz"',
-        "known fields: copyWorkdir, dryRun, env, inputs, on, output, run, secrets, state, "
-        "status, timeout, workdir",
+        "known fields: copyWorkdir, destinations, dryRun, env, if, inputs, manifests, on, output, "
+        "outputs, retry, run, secrets, state, status, suspend, timeout, values, waitFor, workdir",
     )
 
 
 def test_a_missing_required_field(tmp_path):
-    result = invalid(tmp_path, step(spec="workdir: ."))
-    result.has('a.yaml:6:3: spec: missing required field "run"')
+    result = invalid(tmp_path, step(spec="manifests:\n  - document: {kind: ConfigMap}\n"))
+    result.has('a.yaml:7:7: spec.manifests[0]: missing required field "path"')
 
 
 def test_several_missing_fields_are_one_problem(tmp_path):
@@ -746,8 +746,9 @@ def test_no_semantic_noise_below_a_node_the_schema_rejected(tmp_path):
     spec = 'run: [[x]]\nunknown:\n  x: "${{ inputs.nothing }}"\n'
     result = invalid(tmp_path, step(spec=spec))
     assert result.lines == ['a.yaml:7:3: spec.unknown: unknown field "unknown"',
-                            "  hint: known fields: copyWorkdir, dryRun, env, inputs, on, output, "
-                            "run, secrets, state, status, timeout, workdir",
+                            "  hint: known fields: copyWorkdir, destinations, dryRun, env, if, "
+                            "inputs, manifests, on, output, outputs, retry, run, secrets, state, "
+                            "status, suspend, timeout, values, waitFor, workdir",
                             "invalid: 1 problem (1 file checked)"]
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.errors import InvalidError, Problem
-from runner.spec.model import Step, build_step
+from runner.spec.build import build_step
+from runner.spec.model import Step
 from runner.spec.schema import check_schema, describe
 from runner.spec.source import MAX_FILE_BYTES, parse_yaml_bytes, read_bytes
 from runner.spec.stamp import content_digest, trusted_digests

@@ -1,4 +1,4 @@
-"""The typed model of a step, built from a schema-valid document."""
+"""The typed model of a step (`runner/spec/build.py` makes one from a schema-valid document)."""
 
 from __future__ import annotations
 
@@ -62,6 +62,25 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class Retry:
+    """How often a failing command is tried, and how long to wait between tries."""
+
+    attempts: int = 1
+    delay: float = 1.0
+    backoff: float = 1.0
+    max_delay: float | None = None
+    on_exit_codes: tuple[int, ...] | None = None  # None: any failure
+
+    def retries(self, exit_code: int) -> bool:
+        return self.on_exit_codes is None or exit_code in self.on_exit_codes
+
+    def wait_before(self, attempt: int) -> float:
+        """Seconds to wait before try number `attempt` (2 for the first retry)."""
+        wait = self.delay * self.backoff ** max(attempt - 2, 0)
+        return wait if self.max_delay is None else min(wait, self.max_delay)
+
+
+@dataclass(frozen=True)
 class Command:
     argv: tuple[str, ...] | None = None
     script: str | None = None
@@ -70,6 +89,8 @@ class Command:
     timeout: float | None = None
     continue_on_error: bool = False
     stdout: str | None = None
+    condition: str | None = None  # `if:`
+    retry: Retry | None = None  # None: the step's, else one try
     path: PathKey = ()
 
     def describe(self) -> str:
@@ -114,6 +135,62 @@ class StatusFromFile:
     expression: str = "."
     language: str = "query"
     required: bool = False
+
+
+@dataclass(frozen=True)
+class Value:
+    """A `values:` entry: a lookup (`from` + `map`) or an expression (`jmespath`)."""
+
+    name: str
+    source: str | None = None  # `from`: a dotted name, e.g. "inputs.size"
+    mapping: dict[str, Any] | None = None
+    default: Any = MISSING
+    expression: str | None = None
+    path: PathKey = ()
+
+
+@dataclass(frozen=True)
+class Output:
+    """An `outputs:` entry: read from a file the commands wrote, or an expression."""
+
+    name: str
+    file: str | None = None
+    expression: str | None = None  # a query into the file, or (no file) over the context
+    language: str = "query"  # "query" | "jmespath"
+    sensitive: bool = False
+    path: PathKey = ()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A `manifests:` entry: one file of documents under the output folder."""
+
+    target: str  # `path:`, a template
+    condition: str | None = None
+    documents: tuple[Any, ...] | None = None  # `document`/`documents`, templates unrendered
+    base: str | None = None  # `from:`, relative to the step file
+    set: tuple[tuple[str, Any], ...] = ()
+    path: PathKey = ()
+
+
+@dataclass(frozen=True)
+class Destination:
+    match_labels: dict[str, str]
+    directory: str | None = None
+    path: PathKey = ()
+
+
+@dataclass(frozen=True)
+class WaitFor:
+    condition: str
+    retry_after: float = 30.0
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Suspend:
+    condition: str | None = None  # None: always
+    message: str | None = None
 
 
 # What Kratix sets in KRATIX_WORKFLOW_ACTION and KRATIX_WORKFLOW_TYPE (api/v1alpha1 const.go).
@@ -179,6 +256,8 @@ class Step:
     document: Document
     trigger: Trigger
     inputs: tuple[Input, ...]
+    values: tuple[Value, ...]
+    condition: str | None
     secrets: tuple[Secret, ...]
     env: dict[str, str]
     workdir: str
@@ -187,7 +266,12 @@ class Step:
     run: tuple[Command, ...]
     dry_run: tuple[Command, ...] | None
     output: tuple[OutputCopy, ...]
+    outputs: tuple[Output, ...]
+    manifests: tuple[Manifest, ...]
+    destinations: tuple[Destination, ...]
     status: dict[str, str | StatusFromFile]
+    wait_for: WaitFor | None
+    suspend: Suspend | None
     timeout: float | None
 
     @property
@@ -197,125 +281,6 @@ class Step:
     @property
     def is_delete(self) -> bool:
         return "delete" in self.trigger.actions
-
-
-def build_step(doc: Document, file: Path) -> Step:
-    """The typed Step of a document that passed the schema."""
-    value = doc.value
-    spec = value["spec"]
-    on = spec.get("on") or {}
-    action = on.get("action", ["configure"])
-    return Step(
-        name=value["metadata"]["name"],
-        description=value["metadata"].get("description", ""),
-        file=file,
-        document=doc,
-        trigger=Trigger(
-            workflow=on.get("workflow"),
-            actions=tuple([action] if isinstance(action, str) else action),
-            promise=on.get("promise"),
-        ),
-        inputs=tuple(_input(name, raw) for name, raw in (spec.get("inputs") or {}).items()),
-        secrets=tuple(
-            Secret(
-                name,
-                raw.get("env"),
-                raw.get("file"),
-                raw.get("required", True),
-                raw.get("mask", True),
-                raw.get("allowEmpty", False),
-            )
-            for name, raw in (spec.get("secrets") or {}).items()
-        ),
-        env=_env(spec.get("env")),
-        workdir=spec.get("workdir", "."),
-        copy_workdir=spec.get("copyWorkdir", False),
-        state=_state(spec.get("state")),
-        run=_commands(spec["run"], ("spec", "run")),
-        dry_run=_commands(spec["dryRun"], ("spec", "dryRun")) if "dryRun" in spec else None,
-        output=tuple(
-            OutputCopy(
-                o["from"],
-                o.get("to", o["from"]),
-                ("spec", "output", i, "to" if "to" in o else "from"),
-            )
-            for i, o in enumerate(spec.get("output") or ())
-        ),
-        status={k: _status_value(v) for k, v in (spec.get("status") or {}).items()},
-        timeout=optional_duration(spec.get("timeout")),
-    )
-
-
-def _input(name: str, raw: dict[str, Any]) -> Input:
-    language = "query" if "query" in raw else "jmespath"
-    default = raw.get("default", MISSING)
-    return Input(
-        name=name,
-        expression=raw[language],
-        language=language,
-        default=default,
-        required=raw.get("required", default is MISSING),
-        type=raw.get("type"),
-        enum=tuple(raw["enum"]) if "enum" in raw else None,
-        pattern=raw.get("pattern"),
-        path=("spec", "inputs", name),
-    )
-
-
-def _env(raw: dict[str, Any] | None) -> dict[str, str]:
-    return {k: _scalar_text(v) for k, v in (raw or {}).items()}
-
-
-def _scalar_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _state(raw: dict[str, Any] | None) -> State:
-    if not raw:
-        return State(store="none")
-    return State(
-        store=raw.get("store"),
-        name=raw.get("name"),
-        namespace=raw.get("namespace"),
-        files=tuple(
-            StateFile(f["path"], state_key(f["path"], f.get("key"))) for f in raw.get("files", ())
-        ),
-        save=raw.get("save", "always"),
-        lock=raw.get("lock", True),
-        on_delete=raw.get("onDelete", "keep"),
-    )
-
-
-def _commands(raw: list[Any], path: PathKey) -> tuple[Command, ...]:
-    commands = []
-    for i, item in enumerate(raw):
-        if isinstance(item, list):
-            commands.append(Command(argv=tuple(_scalar_text(a) for a in item), path=(*path, i)))
-            continue
-        commands.append(
-            Command(
-                argv=tuple(_scalar_text(a) for a in item["argv"]) if "argv" in item else None,
-                script=item.get("script"),
-                workdir=item.get("workdir"),
-                env=_env(item.get("env")),
-                timeout=optional_duration(item.get("timeout")),
-                continue_on_error=item.get("continueOnError", False),
-                stdout=item.get("stdout"),
-                path=(*path, i),
-            )
-        )
-    return tuple(commands)
-
-
-def _status_value(raw: Any) -> str | StatusFromFile:
-    if isinstance(raw, dict):
-        language = "jmespath" if "jmespath" in raw else "query"
-        return StatusFromFile(
-            raw["file"], raw.get(language, "."), language, raw.get("required", False)
-        )
-    return _scalar_text(raw)
 
 
 def _show(value: Any) -> str:

@@ -1,0 +1,230 @@
+"""A typed Step from a document that passed the schema: defaults filled in, names normalised.
+
+The schema has checked every shape, so this reads fields without re-checking them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from runner.settings import parse_duration
+from runner.spec.model import (
+    MISSING,
+    Command,
+    Destination,
+    Input,
+    Manifest,
+    Output,
+    OutputCopy,
+    Retry,
+    Secret,
+    State,
+    StateFile,
+    StatusFromFile,
+    Step,
+    Suspend,
+    Trigger,
+    Value,
+    WaitFor,
+    optional_duration,
+    state_key,
+)
+from runner.spec.source import Document, PathKey
+
+
+def build_step(doc: Document, file: Path) -> Step:
+    """The typed Step of a document that passed the schema."""
+    value = doc.value
+    spec = value["spec"]
+    on = spec.get("on") or {}
+    action = on.get("action", ["configure"])
+    retry = _retry(spec.get("retry"))
+    return Step(
+        name=value["metadata"]["name"],
+        description=value["metadata"].get("description", ""),
+        file=file,
+        document=doc,
+        trigger=Trigger(
+            workflow=on.get("workflow"),
+            actions=tuple([action] if isinstance(action, str) else action),
+            promise=on.get("promise"),
+        ),
+        inputs=tuple(_input(name, raw) for name, raw in (spec.get("inputs") or {}).items()),
+        values=tuple(_value(name, raw) for name, raw in (spec.get("values") or {}).items()),
+        condition=spec.get("if"),
+        secrets=tuple(
+            Secret(
+                name,
+                raw.get("env"),
+                raw.get("file"),
+                raw.get("required", True),
+                raw.get("mask", True),
+                raw.get("allowEmpty", False),
+            )
+            for name, raw in (spec.get("secrets") or {}).items()
+        ),
+        env=_env(spec.get("env")),
+        workdir=spec.get("workdir", "."),
+        copy_workdir=spec.get("copyWorkdir", False),
+        state=_state(spec.get("state")),
+        run=_commands(spec.get("run") or [], ("spec", "run"), retry),
+        dry_run=_commands(spec["dryRun"], ("spec", "dryRun"), retry) if "dryRun" in spec else None,
+        output=tuple(
+            OutputCopy(
+                o["from"],
+                o.get("to", o["from"]),
+                ("spec", "output", i, "to" if "to" in o else "from"),
+            )
+            for i, o in enumerate(spec.get("output") or ())
+        ),
+        outputs=tuple(_output(name, raw) for name, raw in (spec.get("outputs") or {}).items()),
+        manifests=tuple(_manifest(i, raw) for i, raw in enumerate(spec.get("manifests") or ())),
+        destinations=tuple(
+            Destination(
+                {k: _scalar_text(v) for k, v in raw["matchLabels"].items()},
+                raw.get("directory"),
+                ("spec", "destinations", i),
+            )
+            for i, raw in enumerate(spec.get("destinations") or ())
+        ),
+        status={k: _status_value(v) for k, v in (spec.get("status") or {}).items()},
+        wait_for=_wait_for(spec.get("waitFor")),
+        suspend=Suspend(spec["suspend"].get("if"), spec["suspend"].get("message"))
+        if "suspend" in spec
+        else None,
+        timeout=optional_duration(spec.get("timeout")),
+    )
+
+
+def _input(name: str, raw: dict[str, Any]) -> Input:
+    language = "query" if "query" in raw else "jmespath"
+    default = raw.get("default", MISSING)
+    return Input(
+        name=name,
+        expression=raw[language],
+        language=language,
+        default=default,
+        required=raw.get("required", default is MISSING),
+        type=raw.get("type"),
+        enum=tuple(raw["enum"]) if "enum" in raw else None,
+        pattern=raw.get("pattern"),
+        path=("spec", "inputs", name),
+    )
+
+
+def _env(raw: dict[str, Any] | None) -> dict[str, str]:
+    return {k: _scalar_text(v) for k, v in (raw or {}).items()}
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _state(raw: dict[str, Any] | None) -> State:
+    if not raw:
+        return State(store="none")
+    return State(
+        store=raw.get("store"),
+        name=raw.get("name"),
+        namespace=raw.get("namespace"),
+        files=tuple(
+            StateFile(f["path"], state_key(f["path"], f.get("key"))) for f in raw.get("files", ())
+        ),
+        save=raw.get("save", "always"),
+        lock=raw.get("lock", True),
+        on_delete=raw.get("onDelete", "keep"),
+    )
+
+
+def _commands(raw: list[Any], path: PathKey, retry: Retry | None) -> tuple[Command, ...]:
+    commands = []
+    for i, item in enumerate(raw):
+        if isinstance(item, list):
+            argv = tuple(_scalar_text(a) for a in item)
+            commands.append(Command(argv=argv, retry=retry, path=(*path, i)))
+            continue
+        commands.append(
+            Command(
+                argv=tuple(_scalar_text(a) for a in item["argv"]) if "argv" in item else None,
+                script=item.get("script"),
+                workdir=item.get("workdir"),
+                env=_env(item.get("env")),
+                timeout=optional_duration(item.get("timeout")),
+                continue_on_error=item.get("continueOnError", False),
+                stdout=item.get("stdout"),
+                condition=item.get("if"),
+                retry=_retry(item["retry"]) if "retry" in item else retry,
+                path=(*path, i),
+            )
+        )
+    return tuple(commands)
+
+
+def _retry(raw: dict[str, Any] | None) -> Retry | None:
+    if raw is None:
+        return None
+    codes = raw.get("onExitCodes")
+    return Retry(
+        attempts=raw.get("attempts", 1),
+        delay=parse_duration(raw.get("delay", "1s")),
+        backoff=float(raw.get("backoff", 1)),
+        max_delay=optional_duration(raw.get("maxDelay")),
+        on_exit_codes=tuple(codes) if codes is not None else None,
+    )
+
+
+def _value(name: str, raw: dict[str, Any]) -> Value:
+    return Value(
+        name=name,
+        source=raw.get("from"),
+        mapping={str(k): v for k, v in raw["map"].items()} if "map" in raw else None,
+        default=raw.get("default", MISSING),
+        expression=raw.get("jmespath"),
+        path=("spec", "values", name),
+    )
+
+
+def _output(name: str, raw: dict[str, Any]) -> Output:
+    language = "jmespath" if "jmespath" in raw else "query"
+    return Output(
+        name=name,
+        file=raw.get("file"),
+        expression=raw.get(language),
+        language=language,
+        sensitive=raw.get("sensitive", False),
+        path=("spec", "outputs", name),
+    )
+
+
+def _manifest(index: int, raw: dict[str, Any]) -> Manifest:
+    documents = raw.get("documents", [raw["document"]] if "document" in raw else None)
+    return Manifest(
+        target=raw["path"],
+        condition=raw.get("if"),
+        documents=tuple(documents) if documents is not None else None,
+        base=raw.get("from"),
+        set=tuple((raw.get("set") or {}).items()),
+        path=("spec", "manifests", index),
+    )
+
+
+def _wait_for(raw: dict[str, Any] | None) -> WaitFor | None:
+    if raw is None:
+        return None
+    return WaitFor(
+        condition=raw["condition"],
+        retry_after=parse_duration(raw.get("retryAfter", "30s")),
+        message=raw.get("message"),
+    )
+
+
+def _status_value(raw: Any) -> str | StatusFromFile:
+    if isinstance(raw, dict):
+        language = "jmespath" if "jmespath" in raw else "query"
+        return StatusFromFile(
+            raw["file"], raw.get(language, "."), language, raw.get("required", False)
+        )
+    return _scalar_text(raw)
