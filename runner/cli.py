@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import TextIO
 
+from runner.environment import Environment
 from runner.errors import ExitCode, RunnerError
 from runner.settings import DEBUG, LOG_FORMAT, Settings, argument_type
 
@@ -66,12 +69,12 @@ def _version() -> str:
     return __version__
 
 
-def report(exc: RunnerError, log_format: str) -> None:
+def report(exc: RunnerError, log_format: str, stderr: TextIO) -> None:
     """A user-facing error: `FILE:LINE:COL: PATH: message` lines, or JSON log records."""
     if log_format == "json":
         from runner.log import Logger
 
-        log = Logger("json")
+        log = Logger("json", stream=stderr)
         for problem in exc.problems:
             log.error(
                 problem.message,
@@ -84,27 +87,36 @@ def report(exc: RunnerError, log_format: str) -> None:
             )
         return
     for problem in exc.problems:
-        print(problem.format() if problem.file else f"runner: {problem.format()}", file=sys.stderr)
+        print(problem.format() if problem.file else f"runner: {problem.format()}", file=stderr)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    """Run one command line (default: the process's) in `env` (default: the process's)."""
+    env = env or Environment.from_process()
     args = argparse.Namespace()
     settings: Settings | None = None
     try:
-        args = build_parser(argv).parse_args(argv)
-        settings = _settings(args, os.environ)
-        return int(_module(args.verb).main(args))
+        args = _parse(argv, env)
+        settings = _settings(args, env.environ)
+        return int(_module(args.verb).main(args, env))
     except RunnerError as exc:
-        report(exc, (settings or _fallback_settings(args)).log_format)
+        report(exc, (settings or _fallback_settings(args, env.environ)).log_format, env.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:  # `runner plan | head`
         return int(ExitCode.OK)
     except Exception as exc:  # a bug of ours: one line asking for a report, never a traceback
-        settings = settings or _fallback_settings(args)
-        report_internal_error(exc, settings.log_format, settings.debug)
+        settings = settings or _fallback_settings(args, env.environ)
+        report_internal_error(exc, settings.log_format, settings.debug, env.stderr)
         return int(ExitCode.INTERNAL)
+
+
+def _parse(argv: Sequence[str] | None, env: Environment) -> argparse.Namespace:
+    """The parsed command line; argparse's usage, help and version text go to `env`'s streams
+    (it writes to `sys.stdout`/`sys.stderr` only)."""
+    with contextlib.redirect_stdout(env.stdout), contextlib.redirect_stderr(env.stderr):
+        return build_parser(argv).parse_args(argv)
 
 
 def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
@@ -122,13 +134,13 @@ def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     return settings
 
 
-def _fallback_settings(args: argparse.Namespace) -> Settings:
+def _fallback_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     """How to report when the settings could not be read: each usable one, else its default."""
-    log_format = getattr(args, "log_format", None) or LOG_FORMAT.read_or_default(os.environ)
-    return Settings(log_format=log_format, debug=DEBUG.read_or_default(os.environ))
+    log_format = getattr(args, "log_format", None) or LOG_FORMAT.read_or_default(environ)
+    return Settings(log_format=log_format, debug=DEBUG.read_or_default(environ))
 
 
-def report_internal_error(exc: BaseException, log_format: str, debug: bool) -> None:
+def report_internal_error(exc: BaseException, log_format: str, debug: bool, stderr: TextIO) -> None:
     """One masked line (or JSON record) on stderr; with RUNNER_DEBUG, the masked traceback."""
     from runner.masking import session_masker
 
@@ -142,14 +154,14 @@ def report_internal_error(exc: BaseException, log_format: str, debug: bool) -> N
     if log_format == "json":
         from runner.log import Logger
 
-        Logger("json", masker).error(text, exit_code=int(ExitCode.INTERNAL))
+        Logger("json", masker, stream=stderr).error(text, exit_code=int(ExitCode.INTERNAL))
     else:
-        print(f"runner: {text}", file=sys.stderr)
+        print(f"runner: {text}", file=stderr)
     if debug:
         import traceback
 
         trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        print(masker.mask(trace), end="", file=sys.stderr)
+        print(masker.mask(trace), end="", file=stderr)
 
 
 def console() -> None:
@@ -158,8 +170,9 @@ def console() -> None:
     Interpreter shutdown costs about 40 ms with the Kubernetes client loaded, paid by every
     pipeline pod. Everything the runner writes is closed by then; only stdio needs a flush.
     """
-    code = main()
-    for stream in (sys.stdout, sys.stderr):
+    env = Environment.from_process()
+    code = main(env=env)
+    for stream in (env.stdout, env.stderr):
         try:
             stream.flush()
         except (BrokenPipeError, OSError):

@@ -115,7 +115,7 @@ class Executor:
         # After SIGTERM, how long a command gets to finish (terraform writes its state on
         # SIGTERM) before its process group is killed: `RUNNER_KILL_GRACE`, default 10s.
         if grace_seconds is None:
-            grace_seconds = KILL_GRACE.read(os.environ if environ is None else environ)
+            grace_seconds = KILL_GRACE.default if environ is None else KILL_GRACE.read(environ)
         self.grace_seconds = grace_seconds
         self.interrupted: int | None = None
         self._signals: list[int] = []  # every signal received, in order; appended by handlers

@@ -8,7 +8,6 @@ $POD_NAMESPACE).
 
 from __future__ import annotations
 
-import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -159,7 +158,7 @@ def _state(
     namespace = (
         text(state.namespace, ("spec", "state", "namespace"))
         if state.namespace
-        else pod_namespace()
+        else pod_namespace(environ)
         or ctx.object.get("namespace")
         or (SYSTEM_NAMESPACE if ctx.workflow == "promise" else "default")
     )
@@ -204,11 +203,11 @@ def _check_keys(step: Step, store: str) -> None:
         raise InvalidError(*problems)
 
 
-def pod_namespace() -> str | None:
-    """The pod's own namespace, from its service account mount."""
+def pod_namespace(environ: Mapping[str, str]) -> str | None:
+    """The pod's own namespace, from its service account mount, else `$POD_NAMESPACE`."""
     path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
     try:
         with open(path, encoding="utf-8") as fh:
             return fh.read().strip() or None
     except OSError:
-        return os.environ.get("POD_NAMESPACE") or None
+        return environ.get("POD_NAMESPACE") or None

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 
+from runner.environment import Environment
 from runner.errors import InvalidError, Problem
 from runner.kratix import KratixContext, read_request
 from runner.log import Logger
@@ -32,7 +31,6 @@ def add_kratix_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--state-store",
-        default=os.environ.get("RUNNER_STATE_STORE"),
         metavar="KIND[:WHERE]",
         help="override every step's state store, e.g. local:.runner-state ($RUNNER_STATE_STORE)",
     )
@@ -50,17 +48,19 @@ class Session:
 def start_session(
     args: argparse.Namespace,
     names: list[str],
-    environ: Mapping[str, str],
+    env: Environment,
     need_secrets: bool = True,
 ) -> Session:
     """Load the steps, read the request, choose the steps and prepare them all before any runs."""
+    environ = env.environ
     masker = Masker()
     set_session_masker(masker)  # an internal error's message is masked with it too
-    log = Logger(args.log_format, masker)
-    loaded = load_steps([default_steps_dir(args.steps_dir)], trust_stamp=True)
+    log = Logger(args.log_format, masker, stream=env.stderr, out=env.stdout)
+    loaded = load_steps([default_steps_dir(args.steps_dir, environ)], trust_stamp=True)
     loaded.raise_for_problems()
     ctx = KratixContext.from_environment(environ, args.input, args.output, args.metadata)
-    store = StoreSpec.parse(args.state_store) if args.state_store else None
+    store_option = _state_store_option(args, environ)
+    store = StoreSpec.parse(store_option) if store_option else None
     steps = select_steps(loaded.steps, names, ctx, log)
     if not steps:
         return Session(ctx, [], [], log, store)
@@ -79,6 +79,11 @@ def start_session(
     if problems:
         raise InvalidError(*(_masked(masker, p) for p in problems))
     return Session(ctx, steps, prepared, log, store)
+
+
+def _state_store_option(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
+    """`--state-store`, else `$RUNNER_STATE_STORE` (an empty option means no override)."""
+    return environ.get("RUNNER_STATE_STORE") if args.state_store is None else args.state_store
 
 
 def _register_secrets(step: Step, environ: Mapping[str, str], log: Logger) -> None:
@@ -176,7 +181,3 @@ def _nothing_matches(steps: list[Step], ctx: KratixContext) -> str:
 
 def _joined(mismatches: list[Mismatch]) -> str:
     return " and ".join(str(m) for m in mismatches)
-
-
-def steps_dir(args: argparse.Namespace) -> Path:
-    return default_steps_dir(args.steps_dir)

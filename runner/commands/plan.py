@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-from typing import Any
+from typing import Any, TextIO
 
 from runner.commands.common import Session, add_kratix_arguments, start_session
+from runner.environment import Environment
 from runner.prepare import PreparedStep
 from runner.spec.model import StatusFromFile
 
@@ -21,9 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["text", "json"], default="text")
 
 
-def main(args: argparse.Namespace) -> int:
-    session = start_session(args, args.names, os.environ)
-    print_plan(session, args.format)
+def main(args: argparse.Namespace, env: Environment) -> int:
+    session = start_session(args, args.names, env)
+    print_plan(session, env.stdout, args.format)
     return 0
 
 
@@ -85,18 +84,18 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
     }
 
 
-def print_plan(session: Session, fmt: str = "text") -> None:
+def print_plan(session: Session, out: TextIO, fmt: str = "text") -> None:
     # Masked as data first: a secret's value may be escaped differently once serialised (a `"`
     # in JSON), and a masked value must stay a string (`'***'`, not a YAML alias `***`).
     plans = session.log.masker.mask_values([describe(p, session) for p in session.prepared])
     masker = session.log.masker
     if fmt == "json":
-        sys.stdout.write(masker.mask(json.dumps(plans, indent=2)) + "\n")
+        out.write(masker.mask(json.dumps(plans, indent=2)) + "\n")
         return
     import yaml
 
     for plan in plans:
         text = yaml.safe_dump(plan, sort_keys=False, allow_unicode=True, width=120)
-        sys.stdout.write(masker.mask(text) + "---\n")
+        out.write(masker.mask(text) + "---\n")
     if not plans:
-        sys.stdout.write("# no step to run\n")
+        out.write("# no step to run\n")

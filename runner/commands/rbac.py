@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from runner.commands.common import named_steps
+from runner.environment import Environment
 from runner.spec.loader import default_steps_dir, load_steps
 from runner.spec.model import Step
 from runner.state import IN_CLUSTER, NONE, kinds, store_class
@@ -56,12 +56,12 @@ def _fixed(namespace: str | None) -> bool:
     return bool(namespace) and "${{" not in (namespace or "")
 
 
-def main(args: argparse.Namespace) -> int:
-    loaded = load_steps([default_steps_dir(args.steps_dir)], trust_stamp=True)
+def main(args: argparse.Namespace, env: Environment) -> int:
+    loaded = load_steps([default_steps_dir(args.steps_dir, env.environ)], trust_stamp=True)
     loaded.raise_for_problems()
     steps = named_steps(loaded.steps, args.names) if args.names else loaded.steps
     entries = permissions(steps)
-    out = sys.stdout
+    out = env.stdout
     out.write(f"# rbac.permissions for a Pipeline running: {', '.join(s.name for s in steps)}\n")
     out.write(
         "# (granted in the pipeline's namespace: the request's, or the Promise's\n"

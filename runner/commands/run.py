@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from runner.commands.common import add_kratix_arguments, start_session
+from runner.environment import Environment
 from runner.errors import ExitCode, InvalidError, LockHeld, RunnerError
 from runner.kratix import read_status, read_workflow_control
 from runner.settings import LOCK_WAIT, argument_type
@@ -25,10 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, env: Environment) -> int:
     from runner.engine import Engine
 
-    session = start_session(args, args.names, os.environ)
+    session = start_session(args, args.names, env)
     if not session.prepared:
         return int(ExitCode.OK)
     ctx, log = session.ctx, session.log
@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
         raise InvalidError(
             f"cannot create the metadata folder {ctx.metadata_dir}: {exc.strerror}"
         ) from None
-    engine = Engine(ctx, log, os.environ, session.store, args.settings)
+    engine = Engine(ctx, log, env.environ, session.store, args.settings)
     engine.install_signal_handlers()
     try:
         for prepared in session.prepared:

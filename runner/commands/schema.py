@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from runner.environment import Environment
 from runner.spec.schema import schema_text
 
 
@@ -12,6 +12,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pass
 
 
-def main(args: argparse.Namespace) -> int:
-    sys.stdout.write(schema_text())
+def main(args: argparse.Namespace, env: Environment) -> int:
+    env.stdout.write(schema_text())
     return 0

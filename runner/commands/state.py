@@ -4,10 +4,9 @@ request context as `run` (input object, namespace, state store override)."""
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 from runner.commands.common import add_kratix_arguments, start_session
+from runner.environment import Environment
 from runner.errors import InvalidError
 from runner.state import open_store
 
@@ -23,21 +22,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_kratix_arguments(parser)
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, env: Environment) -> int:
     # Secrets aren't needed to find a state: don't make operators provide them.
-    session = start_session(args, [args.step], os.environ, need_secrets=False)
+    session = start_session(args, [args.step], env, need_secrets=False)
     prepared = session.prepared[0]
     ref = prepared.state_ref
     if ref is None:
         raise InvalidError(f"step {args.step} keeps no state")
     location = session.store.location_for(prepared.store) if session.store else None
-    store = open_store(prepared.store, location, os.environ)
+    store = open_store(prepared.store, location, env.environ)
     try:
         where = store.describe(ref)
         if args.action == "show":
             loaded = store.load(ref)
             if loaded is None:
-                print(f"no state in {where}", file=sys.stderr)
+                print(f"no state in {where}", file=env.stderr)
                 return 1
             files = loaded.files
             if args.key:
@@ -45,18 +44,18 @@ def main(args: argparse.Namespace) -> int:
                     raise InvalidError(
                         f'no key "{args.key}" in {where}; keys: {", ".join(sorted(files))}'
                     )
-                sys.stdout.buffer.write(files[args.key])
+                env.write_bytes(files[args.key])
                 return 0
-            print(f"{where}:")
+            print(f"{where}:", file=env.stdout)
             for key, data in sorted(files.items()):
-                print(f"  {key}: {len(data)} bytes")
+                print(f"  {key}: {len(data)} bytes", file=env.stdout)
             return 0
         if args.action == "rm":
             removed = store.remove(ref)
-            print(f"removed {where}" if removed else f"no state in {where}")
+            print(f"removed {where}" if removed else f"no state in {where}", file=env.stdout)
             return 0
         unlocked = store.unlock(ref)
-        print(f"unlocked {where}" if unlocked else f"{where} was not locked")
+        print(f"unlocked {where}" if unlocked else f"{where} was not locked", file=env.stdout)
         return 0
     finally:
         store.close()

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from pathlib import Path
 
+from runner.environment import Environment
 from runner.errors import ExitCode, InvalidError
 
 
@@ -57,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, env: Environment) -> int:
     from runner.testing.report import choose_style
     from runner.testing.runcase import Options
     from runner.testing.suite import run_suite
@@ -68,17 +67,18 @@ def main(args: argparse.Namespace) -> int:
         passed = run_suite(
             args.cases,
             steps_dir=args.steps_dir,
-            environ=os.environ,
+            environ=env.environ,
             options=Options(update=args.update, keep=args.keep, timeout=args.timeout),
             jobs=args.jobs,
-            style=choose_style(args.color, sys.stdout, os.environ),
+            style=choose_style(args.color, env.stdout, env.environ),
             verbose=args.verbose,
             junit=Path(args.junit) if args.junit else None,
+            out=env.stdout,
             fmt=args.format,
         )
     except InvalidError as exc:
         if args.format == "json":  # tools get a document either way; people get stderr
             report = {"passed": False, "problems": [p.as_dict() for p in exc.problems], "cases": []}
-            sys.stdout.write(json.dumps(report, indent=2) + "\n")
+            env.stdout.write(json.dumps(report, indent=2) + "\n")
         raise
     return int(ExitCode.OK if passed else ExitCode.COMMAND_FAILED)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from runner.environment import Environment
 from runner.errors import ExitCode, InvalidError, Problem
 from runner.spec.loader import default_steps_dir, display, load_steps
 from runner.spec.stamp import write_stamp
@@ -30,15 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main(args: argparse.Namespace) -> int:
-    paths = [Path(p) for p in args.paths] or [default_steps_dir(args.steps_dir)]
+def main(args: argparse.Namespace, env: Environment) -> int:
+    paths = [Path(p) for p in args.paths] or [default_steps_dir(args.steps_dir, env.environ)]
     if args.stamp and (len(paths) != 1 or not paths[0].is_dir()):
         raise InvalidError("--stamp needs exactly one steps folder")
     result = load_steps(paths, require_steps=True)
     code = ExitCode.INVALID if result.problems else ExitCode.OK
     if args.stamp and not result.problems:
         stamp = write_stamp(paths[0], result.digests)
-        print(f"recorded the valid files in {display(stamp)}", file=sys.stderr)
+        print(f"recorded the valid files in {display(stamp)}", file=env.stderr)
     if args.format == "json":
         report = {
             "valid": not result.problems,
@@ -53,22 +53,23 @@ def main(args: argparse.Namespace) -> int:
             ],
             "problems": [p.as_dict() for p in result.problems],
         }
-        json.dump(report, sys.stdout, indent=2)  # ASCII: file names may not be UTF-8
-        sys.stdout.write("\n")
+        json.dump(report, env.stdout, indent=2)  # ASCII: file names may not be UTF-8
+        env.stdout.write("\n")
         return int(code)
     if args.format == "github":
         for problem in result.problems:
-            print(github_annotation(problem))
+            print(github_annotation(problem), file=env.stdout)
     else:
         for problem in result.problems:
-            print(problem.format(), file=sys.stderr)
+            print(problem.format(), file=env.stderr)
     files = _count(len(result.files), "file")
     if result.problems:
         print(
-            f"invalid: {_count(len(result.problems), 'problem')} ({files} checked)", file=sys.stderr
+            f"invalid: {_count(len(result.problems), 'problem')} ({files} checked)",
+            file=env.stderr,
         )
     else:
-        print(f"ok: {_count(len(result.steps), 'step')} in {files}")
+        print(f"ok: {_count(len(result.steps), 'step')} in {files}", file=env.stdout)
     return int(code)
 
 

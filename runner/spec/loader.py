@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,12 +34,12 @@ class StepSet:
         return next((s for s in self.steps if s.name == name), None)
 
 
-def default_steps_dir(option: str | None = None) -> Path:
+def default_steps_dir(option: str | None, environ: Mapping[str, str]) -> Path:
     """`--steps-dir`, else `$RUNNER_STEPS_DIR`, else `/steps.d` if it exists, else `./steps.d`."""
     if option:
         return Path(option)
-    if os.environ.get("RUNNER_STEPS_DIR"):
-        return Path(os.environ["RUNNER_STEPS_DIR"])
+    if environ.get("RUNNER_STEPS_DIR"):
+        return Path(environ["RUNNER_STEPS_DIR"])
     return Path("/steps.d") if Path("/steps.d").is_dir() else Path("steps.d")
 
 

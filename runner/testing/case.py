@@ -241,7 +241,7 @@ def resolve_steps_dir(
     for folder in (here, *here.parents):
         if (folder / "steps.d").is_dir():
             return _relative_if_inside_cwd(folder / "steps.d")
-    return default_steps_dir(None)
+    return default_steps_dir(None, environ)
 
 
 def declared_secret_envs(steps_dir: Path) -> tuple[set[str], set[str]]:

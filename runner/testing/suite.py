@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 from runner.testing.case import Case, load_cases
 from runner.testing.process import stop_all
@@ -27,21 +27,26 @@ def run_suite(
     style: Style,
     verbose: bool,
     junit: Path | None,
+    out: TextIO,
     fmt: str = "text",
 ) -> bool:
     """Run every case and print each result and the summary (`fmt` text), or one JSON document
-    at the end (`fmt` json); True when all passed.
+    at the end (`fmt` json), on `out`; True when all passed.
 
     InvalidError, with no case run, when any case folder is bad."""
     started = time.monotonic()
     cases = load_cases(case_dirs, steps_dir, environ)
-    show = None if fmt == "json" else lambda r: print(format_result(r, style, verbose), flush=True)
+    show = (
+        None
+        if fmt == "json"
+        else lambda r: print(format_result(r, style, verbose), file=out, flush=True)
+    )
     results = _run_cases(cases, options, environ, jobs, show)
     if fmt == "json":
         report = json_report(results, time.monotonic() - started)
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")  # ASCII: names may not be UTF-8
+        out.write(json.dumps(report, indent=2) + "\n")  # ASCII: names may not be UTF-8
     else:
-        print(f"\n{summary(results, style)}")
+        print(f"\n{summary(results, style)}", file=out)
     if junit is not None:
         write_junit(junit, results)
     return all(r.passed for r in results)
