@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,36 @@ class Pipeline:
             stderr=subprocess.PIPE,
             text=True,
         )
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A finished `runner`, shaped like subprocess.CompletedProcess so assertions fit both."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def runner_in_process(argv: Sequence[str], cwd: Path, environ: Mapping[str, str]) -> Completed:
+    """`runner ARGV` through `cli.main` in this process, with `environ` and captured streams:
+    no interpreter start-up per run. For the verbs that install no signal handlers (not `run`).
+
+    Paths print relative to the process's folder, so the run changes to `cwd` and back."""
+    from runner.cli import main
+    from runner.environment import Environment
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    env = Environment(dict(environ), io.StringIO(), stdout, stderr, cwd)
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        code = main(list(argv), env)
+    except SystemExit as exc:  # argparse: usage errors, --help
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    finally:
+        os.chdir(before)
+    return Completed(code, stdout.getvalue(), stderr.getvalue())
 
 
 def base_env(tmp: Path) -> dict[str, str]:

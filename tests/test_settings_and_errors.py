@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from runner.settings import SETTINGS
-from tests.conftest import REPO, hold_lease, use_kube_api
+from tests.conftest import REPO, hold_lease, runner_in_process, use_kube_api
 
 TOUCH = """
     workdir: ../work
@@ -233,6 +233,21 @@ def test_runner_debug_adds_the_masked_traceback(pipeline, monkeypatch, capsys):
     assert err.splitlines()[0].startswith("runner: internal error: RuntimeError")
     assert "Traceback (most recent call last)" in err and "in broken" in err
     assert SECRET not in err
+
+
+def test_the_error_boundary_writes_to_the_injected_stderr(pipeline, monkeypatch, capsys):
+    """In process with an Environment: RUNNER_DEBUG is read from it, and the masked line and
+    traceback go to its stderr, not the process's."""
+    pipeline.step("secretive", SECRETIVE)
+    _break_preparation(monkeypatch)
+    monkeypatch.delenv("RUNNER_DEBUG", raising=False)
+    environ = {**pipeline.env, "MY_TOKEN": SECRET, "RUNNER_DEBUG": "1"}
+    result = runner_in_process(["plan", *pipeline.args()], pipeline.work, environ)
+    assert result.returncode == 4
+    assert result.stderr.splitlines()[0].startswith("runner: internal error: RuntimeError")
+    assert "Traceback (most recent call last)" in result.stderr and "in broken" in result.stderr
+    assert SECRET not in result.stderr and result.stdout == ""
+    assert capsys.readouterr() == ("", "")
 
 
 def test_an_internal_error_in_a_runner_process_exits_4_without_a_traceback(pipeline):

@@ -1,7 +1,9 @@
 """`runner validate`: each rule, broken on purpose, reported at the right `file:line:col`.
 
-Every test runs the real command line in a subprocess, in a temporary folder so paths print
-relative, and `validate()` asserts on every run that no traceback reached the user.
+Every test runs the command line (`cli.main`, in process: ~90 interpreter start-ups saved) in a
+temporary folder so paths print relative, and `validate()` asserts on every run that no
+traceback reached the user. The tests marked `BOTH_WAYS` also run the real entry point,
+`python -m runner`, in a subprocess.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import Completed, runner_in_process
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data" / "validate"
@@ -39,14 +44,31 @@ class Result:
             assert after == f"  hint: {hint}", f"after {line!r}:\n{self.err}"
 
 
-def validate(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Result:
-    """Run `python -m runner validate ARGS` in `cwd`; never a traceback, always 0 or 2."""
-    environ = {k: v for k, v in os.environ.items() if k != "RUNNER_STEPS_DIR"}
-    environ.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, "-m", "runner", "validate", *args],
+def runner_in_subprocess(
+    argv: Sequence[str], cwd: Path, environ: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`python -m runner ARGV` in `cwd`: the real entry point."""
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *argv],
         cwd=cwd, capture_output=True, text=True, timeout=120, env=environ,
     )  # fmt: skip
+
+
+Runner = Callable[
+    [Sequence[str], Path, Mapping[str, str]], Completed | subprocess.CompletedProcess[str]
+]
+BOTH_WAYS = pytest.mark.parametrize(
+    "runner", [runner_in_process, runner_in_subprocess], ids=["in-process", "subprocess"]
+)
+
+
+def validate(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, runner: Runner = runner_in_process
+) -> Result:
+    """Run `runner validate ARGS` in `cwd`; never a traceback, always 0 or 2."""
+    environ = {k: v for k, v in os.environ.items() if k != "RUNNER_STEPS_DIR"}
+    environ.update(env or {})
+    proc = runner(["validate", *args], cwd, environ)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stdout, proc.stdout
     assert "internal error" not in proc.stderr + proc.stdout
@@ -67,10 +89,12 @@ def where(text: str, needle: str) -> str:
     return f"{line}:{index - (text.rfind(chr(10), 0, index) + 1) + 1}"
 
 
-def invalid(tmp_path: Path, text: str, *args: str, file: str = "a.yaml") -> Result:
+def invalid(
+    tmp_path: Path, text: str, *args: str, file: str = "a.yaml", runner: Runner = runner_in_process
+) -> Result:
     """Write `text` to `file`, validate it, and expect exit 2."""
     (tmp_path / file).write_text(text)
-    result = validate(tmp_path, file, *args)
+    result = validate(tmp_path, file, *args, runner=runner)
     assert result.code == 2, result.err + result.out
     return result
 
@@ -78,8 +102,9 @@ def invalid(tmp_path: Path, text: str, *args: str, file: str = "a.yaml") -> Resu
 # -- the schema -------------------------------------------------------------------------------
 
 
-def test_an_unknown_field_names_the_closest_field(tmp_path):
-    result = invalid(tmp_path, step(metadata="  descripton: a typo\n"))
+@BOTH_WAYS
+def test_an_unknown_field_names_the_closest_field(tmp_path, runner):
+    result = invalid(tmp_path, step(metadata="  descripton: a typo\n"), runner=runner)
     result.has('a.yaml:5:3: metadata.descripton: unknown field "descripton"',
                'did you mean "description"?')
 
@@ -394,8 +419,9 @@ def test_a_huge_number_is_not_a_crash(tmp_path):
 # -- files and folders ------------------------------------------------------------------------
 
 
-def test_a_missing_path(tmp_path):
-    result = validate(tmp_path, "nowhere.yaml")
+@BOTH_WAYS
+def test_a_missing_path(tmp_path, runner):
+    result = validate(tmp_path, "nowhere.yaml", runner=runner)
     assert result.code == 2
     result.has("nowhere.yaml: no such file or directory")
 
@@ -773,10 +799,11 @@ def test_several_files_with_errors_in_one_run(tmp_path):
     assert result.lines[-1] == "invalid: 3 problems (4 files checked)"
 
 
-def test_json_report(tmp_path):
+@BOTH_WAYS
+def test_json_report(tmp_path, runner):
     (tmp_path / "a.yaml").write_text(step(name="good"))
     (tmp_path / "b.yaml").write_text(step(name="bad", metadata="  descripton: x\n"))
-    result = validate(tmp_path, "--format", "json", ".")
+    result = validate(tmp_path, "--format", "json", ".", runner=runner)
     assert result.code == 2
     assert result.err == ""
     report = json.loads(result.out)
@@ -800,9 +827,10 @@ def test_json_report_of_valid_files(tmp_path):
     assert report["steps"] == [{"name": "good", "file": "a.yaml", "line": 4}]
 
 
-def test_valid_files_print_ok(tmp_path):
+@BOTH_WAYS
+def test_valid_files_print_ok(tmp_path, runner):
     (tmp_path / "a.yaml").write_text(step(name="a"))
-    result = validate(tmp_path, "a.yaml")
+    result = validate(tmp_path, "a.yaml", runner=runner)
     assert (result.code, result.out, result.err) == (0, "ok: 1 step in 1 file\n", "")
 
 
