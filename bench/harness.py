@@ -266,8 +266,8 @@ class Bench:
 
     # -- the runner's store, in this process ---------------------------------------------------
     def store(self) -> Any:
-        from runner.state.kube import Kube, load_client
-        from runner.state.kubernetes import ConfigMapStore
+        from runner.state.configmap_secret import ConfigMapStore
+        from runner.state.kubeapi import Kube, load_client
 
         return ConfigMapStore(Kube(load_client(self._store_env)), "bench/in-process", 60)
 
@@ -286,7 +286,7 @@ class Bench:
         return None if loaded is None else loaded.files.get("tfstate")
 
     def configmap(self, name: str) -> dict[str, Any] | None:
-        from runner.state.kube import Kube, load_client
+        from runner.state.kubeapi import Kube, load_client
 
         kube = Kube(load_client(self._store_env))
         try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import kubernetes  # noqa: F401 - in-process tests use the whole package; see runner/state/kubeimport.py
+import kubernetes  # noqa: F401 - in-process tests use the whole package; see runner/state/kubeclient_import.py
 import pytest
 import yaml
 

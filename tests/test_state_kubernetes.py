@@ -19,8 +19,8 @@ import yaml
 
 from runner.errors import StoreError
 from runner.state.base import StateRef
-from runner.state.kube import Kube, load_client
-from runner.state.kubernetes import ConfigMapStore, SecretStore
+from runner.state.configmap_secret import ConfigMapStore, SecretStore
+from runner.state.kubeapi import Kube, load_client
 from tests.conftest import hold_lease, use_kube_api
 
 COUNTER = """

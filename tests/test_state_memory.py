@@ -3,7 +3,7 @@ the store guarantees that streaming the chunks rests on.
 
 Kratix runs the pipeline in a pod limited to 256 MiB by default, shared with terraform, so a
 big state must pass through the store a chunk at a time (runner/state/codec.py,
-runner/state/kubernetes.py). A fresh interpreter saves 30 MiB of incompressible bytes (the
+runner/state/configmap_secret.py). A fresh interpreter saves 30 MiB of incompressible bytes (the
 most chunk objects: 35), then loads them back into another store object, against the loopback
 API server running in this process, and reports its VmHWM (peak RSS) as it goes: about 43 MB
 above where it started (the 31.5 MB state and a few chunks in flight). The store that held all
@@ -28,8 +28,8 @@ import pytest
 from runner.errors import StoreError
 from runner.state import codec
 from runner.state.base import StateRef
-from runner.state.kube import Kube, load_client
-from runner.state.kubernetes import ConfigMapStore
+from runner.state.configmap_secret import ConfigMapStore
+from runner.state.kubeapi import Kube, load_client
 from tests.conftest import REPO
 from tests.kubeapi import FakeKubeAPI
 
@@ -49,8 +49,8 @@ CHILD = textwrap.dedent(
 
     from runner.state import codec
     from runner.state.base import StateRef
-    from runner.state.kube import Kube, load_client
-    from runner.state.kubernetes import ConfigMapStore
+    from runner.state.kubeapi import Kube, load_client
+    from runner.state.configmap_secret import ConfigMapStore
 
     kubeconfig, size = sys.argv[1], int(sys.argv[2])
 

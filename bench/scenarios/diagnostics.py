@@ -85,12 +85,12 @@ MEMORY_STAGES = [
         "import runner.cli, runner.commands.run, runner.engine",
     ),
     (
-        "+ runner.state.kubernetes",
-        "import runner.cli, runner.commands.run, runner.engine, runner.state.kubernetes",
+        "+ runner.state.configmap_secret",
+        "import runner.cli, runner.commands.run, runner.engine, runner.state.configmap_secret",
     ),
     (
         "+ the kubernetes client, as the store loads it",
-        "import runner.cli, runner.commands.run, runner.engine, runner.state.kubernetes\n"
-        "from runner.state.kubeimport import client_modules\nclient_modules()",
+        "import runner.cli, runner.commands.run, runner.engine, runner.state.configmap_secret\n"
+        "from runner.state.kubeclient_import import client_modules\nclient_modules()",
     ),
 ]

@@ -34,8 +34,8 @@ def register(kind: str, target: str) -> None:
 
 
 register("local", "runner.state.local:LocalStore")
-register("configmap", "runner.state.kubernetes:ConfigMapStore")
-register("secret", "runner.state.kubernetes:SecretStore")
+register("configmap", "runner.state.configmap_secret:ConfigMapStore")
+register("secret", "runner.state.configmap_secret:SecretStore")
 
 IN_CLUSTER = "configmap"  # a step without `store:` inside a cluster, where Pipelines run
 OUTSIDE = "local"  # ... and anywhere else

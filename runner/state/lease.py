@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import LockHeld, StoreError
 from runner.settings import format_duration
 from runner.state.base import NotFound, WaitNotice
-from runner.state.kube import Conflict, Kube
+from runner.state.kubeapi import Conflict, Kube
 from runner.state.lock import RenewedLock
 
 if TYPE_CHECKING:

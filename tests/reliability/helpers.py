@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.state.base import StateRef
-from runner.state.kube import Kube, load_client
-from runner.state.kubernetes import ConfigMapStore, SecretStore
+from runner.state.configmap_secret import ConfigMapStore, SecretStore
+from runner.state.kubeapi import Kube, load_client
 from runner.state.local import LocalStore
 
 PY = sys.executable

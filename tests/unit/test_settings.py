@@ -190,7 +190,7 @@ def test_a_value_with_a_newline_stays_on_one_line() -> None:
 
 
 def test_the_stores_read_their_settings_with_the_same_grammar() -> None:
-    from runner.state.kube import Kube
+    from runner.state.kubeapi import Kube
 
     with pytest.raises(InvalidError, match="RUNNER_KUBE_ATTEMPTS"):
         Kube.from_environment({"RUNNER_KUBE_ATTEMPTS": "x"})

@@ -1,4 +1,8 @@
-"""State in ConfigMaps or Secrets, locked by a Lease.
+"""The ConfigMap and Secret state stores: state in ConfigMaps or Secrets, locked by a Lease.
+
+What is stored in which object and field is the codec's (runner/state/codec.py); requests go
+through the API client (runner/state/kubeapi.py); this module decides what to read and write,
+in which order, and what a concurrent change means.
 
 One main object per state, named as the step says. Small text state is stored as plain
 `data` (so `kubectl get configmap my-app-state -o jsonpath={.data.tfstate}` shows it, as in
@@ -44,7 +48,7 @@ from runner.state.base import (
     StateStore,
     changed_since_read,
 )
-from runner.state.kube import Conflict, Kube
+from runner.state.kubeapi import Conflict, Kube
 from runner.state.lease import LeaseLock, holder_identity
 
 if TYPE_CHECKING:

@@ -1,5 +1,7 @@
-"""Raw JSON requests to the Kubernetes API through the `kubernetes` package, with bounded
-retries for transient failures and every refusal explained in words an operator can act on.
+"""The HTTP client of the Kubernetes API: raw JSON requests through the `kubernetes` package,
+with bounded retries for transient failures and every refusal explained in words an operator
+can act on. Apart from the stores so that they speak in objects (get, create, replace, delete)
+and the lease lock shares the same transport, retries and error messages.
 
 Objects travel as plain dicts: no model classes are built, which keeps large states cheap, and
 `binaryData` stays exactly as the server sent it. The `kubernetes` package supplies the
@@ -44,7 +46,7 @@ class Conflict(Exception):
 
 def load_client(environ: Mapping[str, str]) -> Any:
     """An ApiClient from the pod's service account, else from the kubeconfig."""
-    from runner.state.kubeimport import client_modules
+    from runner.state.kubeclient_import import client_modules
 
     configuration_mod, api_client_mod, config = client_modules()
     configuration = configuration_mod.Configuration()

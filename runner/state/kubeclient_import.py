@@ -1,4 +1,7 @@
-"""Importing only the parts of the `kubernetes` package the stores use.
+"""Importing only the parts of the `kubernetes` client package the API client uses.
+
+Apart from runner/state/kubeapi.py because it is an import trick, not API logic: it knows the
+package's layout and nothing about requests.
 
 `import kubernetes` executes the package's `__init__`, which imports every API class and
 every model (about 700 modules, a quarter of a second and ~25 MB here), paid by every pipeline

@@ -10,7 +10,7 @@ import pytest
 
 PROBE = """
 import json, sys
-from runner.state.kubeimport import client_modules
+from runner.state.kubeclient_import import client_modules
 configuration, api_client, config = client_modules()
 client = api_client.ApiClient(configuration.Configuration())
 loaded = [m for m in sys.modules if m.startswith("kubernetes")]
