@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  note  not a goal: with a {bench.huge_sizes[-1] // MIB} MiB state `runner run` peaks "
             f"at {mb(bench.rss_huge)} RSS "
-            "(runner/state/codec.py plans for a 256 MiB pod shared with terraform)"
+            "(runner/state/codec/ plans for a 256 MiB pod shared with terraform)"
         )
     if diagnosis:
         print()

@@ -2,7 +2,7 @@
 the store guarantees that streaming the chunks rests on.
 
 Kratix runs the pipeline in a pod limited to 256 MiB by default, shared with terraform, so a
-big state must pass through the store a chunk at a time (runner/state/codec.py,
+big state must pass through the store a chunk at a time (runner/state/codec/chunks.py,
 runner/state/configmap_secret.py). A fresh interpreter saves 30 MiB of incompressible bytes (the
 most chunk objects: 35), then loads them back into another store object, against the loopback
 API server running in this process, and reports its VmHWM (peak RSS) as it goes: about 43 MB
@@ -28,6 +28,7 @@ import pytest
 from runner.errors import StoreError
 from runner.state import codec
 from runner.state.base import StateRef
+from runner.state.codec import manifests as codec_manifests
 from runner.state.configmap_secret import ConfigMapStore
 from runner.state.kubeapi import Kube, load_client
 from tests.conftest import REPO
@@ -198,7 +199,7 @@ def test_writes_whose_answer_was_lost_are_taken_as_ours_and_nothing_is_left_behi
 def test_a_chunk_object_with_other_content_is_never_taken_for_ours(
     api: FakeKubeAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(codec, "new_generation", lambda: "00000000000000aa")
+    monkeypatch.setattr(codec_manifests, "new_generation", lambda: "00000000000000aa")
     files = {"tfstate": os.urandom(2 * MIB)}
     api.put_object(
         "configmaps",

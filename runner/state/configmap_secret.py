@@ -1,8 +1,10 @@
 """The ConfigMap and Secret state stores: state in ConfigMaps or Secrets, locked by a Lease.
 
-What is stored in which object and field is the codec's (runner/state/codec.py); requests go
+What is stored in which object and field is the codec's (runner/state/codec/); requests go
 through the API client (runner/state/kubeapi.py); this module decides what to read and write,
-in which order, and what a concurrent change means.
+in which order, and what a concurrent change means. It stays one module, though just past 400
+lines: loading, saving and sweeping chunks are one protocol over the same objects (what a load
+saw decides what a save may overwrite and which chunks it deletes), best read in one place.
 
 One main object per state, named as the step says. Small text state is stored as plain
 `data` (so `kubectl get configmap my-app-state -o jsonpath={.data.tfstate}` shows it, as in
@@ -32,7 +34,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from runner.errors import StoreError
 from runner.settings import LEASE_SECONDS
@@ -50,6 +52,7 @@ from runner.state.base import (
 )
 from runner.state.kubeapi import Conflict, Kube
 from runner.state.lease import LeaseLock, holder_identity
+from runner.state.objectkind import CONFIGMAP, SECRET, ObjectKind
 
 if TYPE_CHECKING:
     from runner.log import Logger
@@ -66,8 +69,7 @@ LEASE_VERBS = ("get", "create", "update", "delete")
 
 
 class KubeStore(StateStore):
-    resource = ""  # configmaps | secrets
-    codec_kind = ""  # configmap | secret
+    object_kind: ClassVar[ObjectKind]  # what the objects are: CONFIGMAP or SECRET
 
     def __init__(self, kube: Kube, identity: str, lease_seconds: int = 60) -> None:
         self.kube = kube
@@ -85,9 +87,14 @@ class KubeStore(StateStore):
 
     @classmethod
     def rbac_rules(cls, lock: bool) -> tuple[RbacRule, ...]:
-        state = RbacRule("", cls.resource, STORE_VERBS)
+        state = RbacRule("", cls.object_kind.resource, STORE_VERBS)
         lease = RbacRule("coordination.k8s.io", "leases", LEASE_VERBS, for_lock=True)
         return (state, lease) if lock else (state,)
+
+    @property
+    def resource(self) -> str:
+        """The API resource the state objects are: configmaps or secrets."""
+        return self.object_kind.resource
 
     def describe(self, ref: StateRef) -> str:
         return f"{self.kind} {ref.namespace}/{ref.name}"
@@ -150,15 +157,15 @@ class KubeStore(StateStore):
         """The files of the state whose main object is `main` (None with keep=False) and their
         digest. A chunked state's chunk objects are fetched one at a time as it decodes."""
         annotations = main["metadata"].get("annotations") or {}
-        fmt = annotations.get(codec.FORMAT_ANNOTATION, "plain")
+        fmt = annotations.get(codec.FORMAT_ANNOTATION, codec.PLAIN)
         data = main.get("data") or {}
         binary = main.get("binaryData") or {}
         manifest = codec.manifest(data, format=fmt)
         chunks = None if manifest is None else self._chunks(ref, manifest)
         try:
             if keep:
-                return codec.decode_with_digest(self.codec_kind, fmt, data, binary, chunks)
-            return None, codec.decode_digest(self.codec_kind, fmt, data, binary, chunks)
+                return codec.decode_with_digest(self.object_kind, fmt, data, binary, chunks)
+            return None, codec.decode_digest(self.object_kind, fmt, data, binary, chunks)
         except codec.CorruptState:
             raise
         except ValueError as exc:
@@ -181,7 +188,7 @@ class KubeStore(StateStore):
         version, base_digest, old_manifest = seen.version, seen.digest, seen.manifest
         new_digest = codec.digest(files)
         try:
-            encoding = codec.encode_stream(files, self.codec_kind)
+            encoding = codec.encode_stream(files, self.object_kind)
         except ValueError as exc:  # a key no ConfigMap/Secret can hold: nothing was written
             raise StoreError(f"cannot save state {self.describe(ref)}: {exc}") from None
         if encoding.format == codec.CHUNKED:
@@ -264,11 +271,14 @@ class KubeStore(StateStore):
         name = _chunk_name(ref, {"generation": generation}, index)
         body = self._base_body(name, ref, {_CHUNK_OF: ref.name})
         head = json.dumps(body, separators=(",", ":"))[:-1]
-        field = codec.chunk_field(self.codec_kind)
+        field = self.object_kind.binary_field
         head += f',"{field}":{{"{codec.CHUNK_KEY}":"'
         try:
             self.kube.create(
-                self.resource, ref.namespace, b"".join((head.encode(), chunk, b'"}}')), answer=False
+                self.resource,
+                ref.namespace,
+                b"".join((head.encode(), chunk, b'"}}')),
+                answer=False,
             )
         except Conflict:
             # Generations are random and chunk objects never rewritten: this is our own create,
@@ -290,27 +300,15 @@ class KubeStore(StateStore):
         return body
 
     def _base_body(self, name: str, ref: StateRef, extra_labels: dict[str, str]) -> dict[str, Any]:
-        kind = "ConfigMap" if self.resource == "configmaps" else "Secret"
-        body: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": kind,
-            "metadata": {
-                "name": name,
-                "namespace": ref.namespace,
-                "labels": {**ref.labels(), **extra_labels},
-            },
-        }
-        if kind == "Secret":
-            body["type"] = "Opaque"
-        return body
+        return self.object_kind.skeleton(name, ref.namespace, {**ref.labels(), **extra_labels})
 
     def _manifest_of(self, obj: dict[str, Any] | None) -> dict[str, Any] | None:
         if not obj:
             return None
         annotations = obj["metadata"].get("annotations") or {}
-        if annotations.get(codec.FORMAT_ANNOTATION) != "chunked":
+        if annotations.get(codec.FORMAT_ANNOTATION) != codec.CHUNKED:
             return None
-        return codec.manifest(obj.get("data") or {}, format="chunked")
+        return codec.manifest(obj.get("data") or {}, format=codec.CHUNKED)
 
     def _delete_chunks(self, ref: StateRef, manifest: dict[str, Any]) -> None:
         for index in range(int(manifest.get("chunks", 0))):
@@ -361,15 +359,13 @@ class KubeStore(StateStore):
 
 
 class ConfigMapStore(KubeStore):
-    kind = "configmap"
-    resource = "configmaps"
-    codec_kind = "configmap"
+    object_kind = CONFIGMAP
+    kind = CONFIGMAP.name
 
 
 class SecretStore(KubeStore):
-    kind = "secret"
-    resource = "secrets"
-    codec_kind = "secret"
+    object_kind = SECRET
+    kind = SECRET.name
 
 
 def _version(resource_version: str | None, digest: str | None) -> str:

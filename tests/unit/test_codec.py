@@ -32,21 +32,23 @@ from runner.state.codec import (
     encode,
     manifest,
 )
+from runner.state.codec import chunks as codec_chunks
+from runner.state.codec import encoding as codec_encoding
+from runner.state.objectkind import CONFIGMAP, KINDS, SECRET, ObjectKind
 
-KINDS = ("configmap", "secret")
 API_LIMIT = 1024 * 1024  # what the API server allows per object (data values, decoded)
 
 # --------------------------------------------------------------------------------------------
 # helpers
 
 
-def roundtrip(files: dict[str, bytes], kind: str) -> tuple[Payload, dict[str, bytes]]:
+def roundtrip(files: dict[str, bytes], kind: ObjectKind) -> tuple[Payload, dict[str, bytes]]:
     payload = encode(files, kind)
     return payload, read_back(payload, kind)
 
 
 def read_back(
-    payload: Payload, kind: str, chunks: list[dict[str, str]] | None = None
+    payload: Payload, kind: ObjectKind, chunks: list[dict[str, str]] | None = None
 ) -> dict[str, bytes]:
     return decode(
         kind,
@@ -62,21 +64,21 @@ def gz(value: bytes) -> bytes:
     return compressor.compress(value) + compressor.flush()
 
 
-def payload_bytes(data: dict[str, str], binary_data: dict[str, str], kind: str) -> int:
+def payload_bytes(data: dict[str, str], binary_data: dict[str, str], kind: ObjectKind) -> int:
     """Keys plus decoded values: the budget MAX_OBJECT_BYTES is measured in."""
     size = sum(len(k) + len(base64.b64decode(v)) for k, v in binary_data.items())
-    if kind == "secret":
+    if kind is SECRET:
         return size + sum(len(k) + len(base64.b64decode(v)) for k, v in data.items())
     return size + sum(len(k) + len(v.encode()) for k, v in data.items())
 
 
-def assert_fits(payload: Payload, kind: str) -> None:
+def assert_fits(payload: Payload, kind: ObjectKind) -> None:
     """Every object the store would write is within the budget (and so the API's limit)."""
     assert payload_bytes(payload.data, payload.binary_data, kind) <= MAX_OBJECT_BYTES
     for chunk in payload.chunks:
         assert set(chunk) == {"chunk"}
         assert len(base64.b64decode(chunk["chunk"])) <= CHUNK_BYTES
-        assert payload_bytes({}, chunk, "configmap") <= MAX_OBJECT_BYTES < API_LIMIT
+        assert payload_bytes({}, chunk, CONFIGMAP) <= MAX_OBJECT_BYTES < API_LIMIT
 
 
 def expected_format(files: dict[str, bytes], limit: int) -> str:
@@ -98,8 +100,8 @@ def expected_format(files: dict[str, bytes], limit: int) -> str:
 def limits(max_object: int, chunk: int) -> Iterator[None]:
     """Small thresholds, so every format shows up with small states."""
     with (
-        mock.patch.object(codec, "MAX_OBJECT_BYTES", max_object),
-        mock.patch.object(codec, "CHUNK_BYTES", chunk),
+        mock.patch.object(codec_encoding, "MAX_OBJECT_BYTES", max_object),
+        mock.patch.object(codec_chunks, "CHUNK_BYTES", chunk),
     ):
         yield
 
@@ -172,13 +174,13 @@ def random_30m() -> bytes:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_small_text_is_plain(kind: str) -> None:
+def test_small_text_is_plain(kind: ObjectKind) -> None:
     state = '{"version": 4, "resources": []}\n'
     payload = encode({"tfstate": state.encode()}, kind)
     assert payload.format == "plain"
     assert payload.binary_data == {}
     assert payload.chunks == []
-    if kind == "configmap":
+    if kind is CONFIGMAP:
         # `kubectl get configmap X -o jsonpath={.data.tfstate}` shows the state as is.
         assert payload.data == {"tfstate": state}
     else:
@@ -188,37 +190,37 @@ def test_small_text_is_plain(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_plain_up_to_the_budget_exactly(kind: str) -> None:
+def test_plain_up_to_the_budget_exactly(kind: ObjectKind) -> None:
     key = "tfstate"
     value = tfstate_like(MAX_OBJECT_BYTES - len(key))
     payload, back = roundtrip({key: value}, kind)
     assert payload.format == "plain"
     assert back == {key: value}
     assert_fits(payload, kind)
-    if kind == "configmap":
+    if kind is CONFIGMAP:
         assert payload.data[key] == value.decode()
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_one_byte_over_the_budget_is_gzip(kind: str) -> None:
+def test_one_byte_over_the_budget_is_gzip(kind: ObjectKind) -> None:
     key = "tfstate"
     value = tfstate_like(MAX_OBJECT_BYTES - len(key) + 1)
     payload, back = roundtrip({key: value}, kind)
     assert payload.format == "gzip"
     assert back == {key: value}
     assert_fits(payload, kind)
-    field = payload.binary_data if kind == "configmap" else payload.data
+    field = payload.binary_data if kind is CONFIGMAP else payload.data
     assert set(field) == {key}
     assert base64.b64decode(field[key]) == gz(value)
     assert gzip.decompress(base64.b64decode(field[key])) == value
-    if kind == "configmap":
+    if kind is CONFIGMAP:
         assert payload.data == {}
     else:
         assert payload.binary_data == {}
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_keys_count_towards_the_budget(kind: str) -> None:
+def test_keys_count_towards_the_budget(kind: ObjectKind) -> None:
     files = {"a" * 100: b"x" * 400_000, "b" * 100: b"y" * (MAX_OBJECT_BYTES - 400_200)}
     assert encode(files, kind).format == "plain"
     files["c"] = b""
@@ -232,7 +234,7 @@ def test_keys_count_towards_the_budget(kind: str) -> None:
     [b"\xff\xfe", b"\x80", "caf\u00e9".encode("latin-1"), b"\xed\xa0\x80", bytes(range(256))],
     ids=["bom-like", "continuation", "latin1", "surrogate", "all-bytes"],
 )
-def test_binary_never_goes_plain(kind: str, value: bytes) -> None:
+def test_binary_never_goes_plain(kind: ObjectKind, value: bytes) -> None:
     files = {"terraform.tfstate.backup": value, "text": b"hello"}
     payload, back = roundtrip(files, kind)
     assert payload.format == "gzip"
@@ -240,12 +242,12 @@ def test_binary_never_goes_plain(kind: str, value: bytes) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_utf8_text_with_any_characters_is_plain(kind: str) -> None:
+def test_utf8_text_with_any_characters_is_plain(kind: ObjectKind) -> None:
     text = "na\u00efve \u2603 \U0001f600 \x00 \r\n\ttabs \ufeff"
     payload, back = roundtrip({"t": text.encode()}, kind)
     assert payload.format == "plain"
     assert back == {"t": text.encode()}
-    if kind == "configmap":
+    if kind is CONFIGMAP:
         assert payload.data == {"t": text}
 
 
@@ -268,7 +270,7 @@ def _gzip_boundary(key: str) -> tuple[bytes, bytes]:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_gzip_up_to_the_budget_then_chunked(kind: str) -> None:
+def test_gzip_up_to_the_budget_then_chunked(kind: ObjectKind) -> None:
     key = "state.bin"
     fits, over = _gzip_boundary(key)
     payload, back = roundtrip({key: fits}, kind)
@@ -284,7 +286,7 @@ def test_gzip_up_to_the_budget_then_chunked(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_chunked_layout(kind: str) -> None:
+def test_chunked_layout(kind: ObjectKind) -> None:
     files = {
         "tfstate": tfstate_like(3 << 20, seed=1),
         "backup.bin": random_bytes(2 << 20, seed=2),
@@ -302,7 +304,7 @@ def test_chunked_layout(kind: str) -> None:
     assert 0 < len(pieces[-1]) <= CHUNK_BYTES <= MAX_OBJECT_BYTES
 
     text = payload.data["manifest"]
-    if kind == "secret":  # everything in a Secret's .data is base64
+    if kind is SECRET:  # everything in a Secret's .data is base64
         text = base64.b64decode(text).decode()
     doc = json.loads(text)
     assert doc == manifest(payload.data) == manifest(payload.data, format="chunked")
@@ -329,19 +331,19 @@ def test_chunked_layout(kind: str) -> None:
 def test_chunks_are_the_same_for_both_kinds_and_the_manifest_base64_in_secrets() -> None:
     files = {"tfstate": random_bytes(1_200_000)}
     generation = "0123456789abcdef"
-    configmap = encode(files, "configmap", generation=generation)
-    secret = encode(files, "secret", generation=generation)
+    configmap = encode(files, CONFIGMAP, generation=generation)
+    secret = encode(files, SECRET, generation=generation)
     assert configmap.chunks == secret.chunks
     assert len(configmap.chunks) == 2
     assert configmap.data["manifest"].startswith("{")
     assert base64.b64decode(secret.data["manifest"]).decode() == configmap.data["manifest"]
     assert configmap.manifest == secret.manifest == manifest(secret.data, format="chunked")
-    assert codec.chunk_field("configmap") == "binaryData"
-    assert codec.chunk_field("secret") == "data"
+    assert CONFIGMAP.binary_field == "binaryData"
+    assert SECRET.binary_field == "data"
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_encoding_is_deterministic_but_for_the_generation(kind: str) -> None:
+def test_encoding_is_deterministic_but_for_the_generation(kind: ObjectKind) -> None:
     for files in (
         {"a": b"\xff" * 10},
         {"tfstate": tfstate_like(1_500_000)},
@@ -360,12 +362,12 @@ def test_encoding_is_deterministic_but_for_the_generation(kind: str) -> None:
     with pytest.raises(ValueError, match="generation"):
         encode(files, kind, generation="not-hex-digits!!")
     blob = base64.b64decode(encode({"a": b"\xff"}, kind).binary_data.get("a") or "")
-    if kind == "configmap":
+    if kind is CONFIGMAP:
         assert blob[4:8] == b"\0\0\0\0"  # gzip mtime 0
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_empty_state_and_empty_values(kind: str) -> None:
+def test_empty_state_and_empty_values(kind: ObjectKind) -> None:
     assert roundtrip({}, kind) == (Payload("plain", {}), {})
     files = {"empty": b"", "dot.ted": b"", "-_.": b"x"}
     payload, back = roundtrip(files, kind)
@@ -380,7 +382,7 @@ def test_empty_state_and_empty_values(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("key", ["", ".", "..", "a/b", "a b", "ü", "x" * 254, "a\n"])
-def test_invalid_keys_are_refused(kind: str, key: str) -> None:
+def test_invalid_keys_are_refused(kind: ObjectKind, key: str) -> None:
     with pytest.raises(ValueError, match="is not valid"):
         encode({key: b"x"}, kind)
 
@@ -410,9 +412,9 @@ states = st.dictionaries(keys, values, max_size=8)
 
 @settings(max_examples=300, deadline=None)
 @given(files=states, kind=st.sampled_from(KINDS))
-@example(files={}, kind="configmap")
-@example(files={"a": b"\xff" * 500}, kind="secret")
-def test_roundtrip_small_thresholds(files: dict[str, bytes], kind: str) -> None:
+@example(files={}, kind=CONFIGMAP)
+@example(files={"a": b"\xff" * 500}, kind=SECRET)
+def test_roundtrip_small_thresholds(files: dict[str, bytes], kind: ObjectKind) -> None:
     """With budgets of a few hundred bytes every format and many chunks come up."""
     with limits(300, 64):
         payload, back = roundtrip(files, kind)
@@ -428,7 +430,7 @@ def test_roundtrip_small_thresholds(files: dict[str, bytes], kind: str) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(files=states, kind=st.sampled_from(KINDS))
-def test_roundtrip_real_thresholds(files: dict[str, bytes], kind: str) -> None:
+def test_roundtrip_real_thresholds(files: dict[str, bytes], kind: ObjectKind) -> None:
     payload, back = roundtrip(files, kind)
     assert back == files
     assert payload.format == expected_format(files, MAX_OBJECT_BYTES)
@@ -442,7 +444,7 @@ def test_roundtrip_real_thresholds(files: dict[str, bytes], kind: str) -> None:
     binary=st.lists(st.booleans(), min_size=4, max_size=4),
     kind=st.sampled_from(KINDS),
 )
-def test_roundtrip_varied_sizes(sizes: list[int], binary: list[bool], kind: str) -> None:
+def test_roundtrip_varied_sizes(sizes: list[int], binary: list[bool], kind: ObjectKind) -> None:
     files = {
         f"f{i}": random_bytes(n, seed=i) if binary[i] else tfstate_like(n, seed=i)
         for i, n in enumerate(sizes)
@@ -460,7 +462,7 @@ def test_tfstate_like_compresses_like_a_real_state() -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("content", ["json", "random"])
-def test_roundtrip_3_mib(kind: str, content: str) -> None:
+def test_roundtrip_3_mib(kind: ObjectKind, content: str) -> None:
     value = tfstate_like(3 << 20, seed=3) if content == "json" else random_bytes(3 << 20, 3)
     payload, back = roundtrip({"tfstate": value}, kind)
     assert back["tfstate"] == value
@@ -475,9 +477,9 @@ def test_roundtrip_3_mib(kind: str, content: str) -> None:
 @pytest.mark.parametrize("content", ["json", "random"])
 def test_roundtrip_30_mib(content: str, json_30m: bytes, random_30m: bytes) -> None:
     value = json_30m if content == "json" else random_30m
-    payload, back = roundtrip({"tfstate": value, "small": b"ok"}, "configmap")
+    payload, back = roundtrip({"tfstate": value, "small": b"ok"}, CONFIGMAP)
     assert back == {"tfstate": value, "small": b"ok"}
-    assert_fits(payload, "configmap")
+    assert_fits(payload, CONFIGMAP)
     doc = payload.manifest
     assert doc is not None
     if content == "random":
@@ -487,7 +489,7 @@ def test_roundtrip_30_mib(content: str, json_30m: bytes, random_30m: bytes) -> N
     else:
         assert 2 <= len(payload.chunks) <= 10
         assert doc["size"] < (30 << 20) / 4
-    secret = encode({"tfstate": value, "small": b"ok"}, "secret")
+    secret = encode({"tfstate": value, "small": b"ok"}, SECRET)
     assert secret.chunks == payload.chunks
 
 
@@ -504,7 +506,7 @@ def small_chunks() -> Iterator[None]:
 def _chunked_pair(seed: int = 0) -> tuple[dict[str, bytes], Payload, Payload]:
     a = {"tfstate": random_bytes(8000, seed), "meta": b'{"serial": 1}'}
     b = {"tfstate": random_bytes(8000, seed + 1), "meta": b'{"serial": 2}'}
-    pa, pb = encode(a, "configmap"), encode(b, "configmap")
+    pa, pb = encode(a, CONFIGMAP), encode(b, CONFIGMAP)
     assert pa.format == pb.format == "chunked"
     assert len(pa.chunks) == len(pb.chunks) == 9
     assert pa.generation != pb.generation
@@ -518,16 +520,16 @@ def test_a_chunk_from_another_generation_is_corrupt(index: int) -> None:
     mixed = list(pa.chunks)
     mixed[index] = pb.chunks[index]
     with pytest.raises(CorruptState, match="another save"):
-        read_back(pa, "configmap", mixed)
+        read_back(pa, CONFIGMAP, mixed)
     # the new manifest with the old chunks: same
     with pytest.raises(CorruptState):
-        read_back(pb, "configmap", pa.chunks)
+        read_back(pb, CONFIGMAP, pa.chunks)
 
 
 @pytest.mark.usefixtures("small_chunks")
 def test_missing_extra_reordered_chunks_are_corrupt() -> None:
     files, pa, pb = _chunked_pair()
-    assert read_back(pa, "configmap") == files
+    assert read_back(pa, CONFIGMAP) == files
     chunks = pa.chunks
     for broken in (
         chunks[:-1],
@@ -539,9 +541,9 @@ def test_missing_extra_reordered_chunks_are_corrupt() -> None:
         [],
     ):
         with pytest.raises(CorruptState):
-            read_back(pa, "configmap", broken)
+            read_back(pa, CONFIGMAP, broken)
     with pytest.raises(CorruptState, match="without its chunk"):
-        decode("configmap", "chunked", pa.data, {}, None)
+        decode(CONFIGMAP, "chunked", pa.data, {}, None)
 
 
 @pytest.mark.usefixtures("small_chunks")
@@ -561,7 +563,7 @@ def test_truncated_or_damaged_chunks_are_corrupt() -> None:
     ):
         chunks = [*pa.chunks[:2], damaged, *pa.chunks[3:]]
         with pytest.raises(CorruptState):
-            read_back(pa, "configmap", chunks)
+            read_back(pa, CONFIGMAP, chunks)
 
 
 @pytest.mark.usefixtures("small_chunks")
@@ -576,7 +578,7 @@ def test_any_flipped_byte_is_detected(data: st.DataObject) -> None:
     chunks = list(pa.chunks)
     chunks[index] = {"chunk": base64.b64encode(bytes(raw)).decode()}
     with pytest.raises(CorruptState):
-        read_back(pa, "configmap", chunks)
+        read_back(pa, CONFIGMAP, chunks)
 
 
 def _forged(compressed: bytes, keys: list[str]) -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -613,7 +615,7 @@ def test_a_consistent_manifest_over_a_bad_archive_is_corrupt(
 ) -> None:
     data, chunks = _forged(gz(archive), keys)
     with pytest.raises(CorruptState, match=message):
-        decode("configmap", "chunked", data, {}, chunks)
+        decode(CONFIGMAP, "chunked", data, {}, chunks)
 
 
 def test_a_consistent_manifest_over_bad_gzip_is_corrupt() -> None:
@@ -621,13 +623,13 @@ def test_a_consistent_manifest_over_bad_gzip_is_corrupt() -> None:
     for compressed in (b"not gzip at all", good[:-3], good[:10]):
         data, chunks = _forged(compressed, ["a"])
         with pytest.raises(CorruptState):
-            decode("secret", "chunked", data, {}, chunks)
+            decode(SECRET, "chunked", data, {}, chunks)
     data, chunks = _forged(good, ["a"])
-    assert decode("secret", "chunked", data, {}, chunks) == {"a": b"abc"}
+    assert decode(SECRET, "chunked", data, {}, chunks) == {"a": b"abc"}
     # multi-member (one member per part) is the same archive
     split = gz(b'{"version":1,"files":[["a",3]]}\na') + gz(b"") + gz(b"bc")
     data, chunks = _forged(split, ["a"])
-    assert decode("secret", "chunked", data, {}, chunks) == {"a": b"abc"}
+    assert decode(SECRET, "chunked", data, {}, chunks) == {"a": b"abc"}
 
 
 @pytest.mark.parametrize(
@@ -671,18 +673,18 @@ def test_a_consistent_manifest_over_bad_gzip_is_corrupt() -> None:
 )
 def test_a_malformed_manifest_is_corrupt(text: str) -> None:
     with pytest.raises(CorruptState, match="manifest"):
-        decode("configmap", "chunked", {"manifest": text}, {}, [])
+        decode(CONFIGMAP, "chunked", {"manifest": text}, {}, [])
     assert manifest({"manifest": text}) is None
 
 
 def test_manifest_of_other_objects_is_none() -> None:
-    plain = encode({"manifest": b'{"version": 1}', "x": b"y"}, "configmap")
+    plain = encode({"manifest": b'{"version": 1}', "x": b"y"}, CONFIGMAP)
     assert manifest(plain.data) is None
     assert manifest(plain.data, format="plain") is None
     assert manifest({}) is None
     assert manifest(None) is None
     with limits(50, 1000):
-        chunked = encode({"manifest": random_bytes(100)}, "configmap")
+        chunked = encode({"manifest": random_bytes(100)}, CONFIGMAP)
     assert chunked.format == "chunked"
     assert manifest(chunked.data, format="gzip") is None
     assert manifest(chunked.data) == manifest(chunked.data, format="chunked") is not None
@@ -694,11 +696,11 @@ def test_manifest_of_other_objects_is_none() -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_corrupt_gzip_values(kind: str) -> None:
+def test_corrupt_gzip_values(kind: ObjectKind) -> None:
     files = {"tfstate": tfstate_like(1_200_000)}
     payload = encode(files, kind)
     assert payload.format == "gzip"
-    field = "binary_data" if kind == "configmap" else "data"
+    field = "binary_data" if kind is CONFIGMAP else "data"
     blob = base64.b64decode(getattr(payload, field)["tfstate"])
     for broken in (
         blob[:-1],
@@ -712,25 +714,25 @@ def test_corrupt_gzip_values(kind: str) -> None:
         blob[:5000] + bytes([blob[5000] ^ 1]) + blob[5001:],
     ):
         stored = {"tfstate": base64.b64encode(broken).decode()}
-        args = ({}, stored) if kind == "configmap" else (stored, {})
+        args = ({}, stored) if kind is CONFIGMAP else (stored, {})
         with pytest.raises(CorruptState):
             decode(kind, "gzip", *args)
     with pytest.raises(CorruptState, match="base64"):
-        decode("secret", "gzip", {"tfstate": "%%%"}, {})
+        decode(SECRET, "gzip", {"tfstate": "%%%"}, {})
 
 
 def test_corrupt_plain_secret_and_bad_keys() -> None:
     with pytest.raises(CorruptState, match="base64"):
-        decode("secret", "plain", {"tfstate": "not base64"}, {})
+        decode(SECRET, "plain", {"tfstate": "not base64"}, {})
     with pytest.raises(CorruptState, match="key"):
-        decode("configmap", "plain", {"a/b": "x"}, {})
+        decode(CONFIGMAP, "plain", {"a/b": "x"}, {})
     with pytest.raises(CorruptState, match="both"):
-        decode("configmap", "plain", {"a": "x"}, {"a": "eA=="})
+        decode(CONFIGMAP, "plain", {"a": "x"}, {"a": "eA=="})
 
 
 def test_unknown_format() -> None:
     with pytest.raises(UnsupportedFormat, match="zstd") as caught:
-        decode("configmap", "zstd", {}, {})
+        decode(CONFIGMAP, "zstd", {}, {})
     assert isinstance(caught.value, CorruptState)
     assert isinstance(caught.value, ValueError)
 
@@ -738,10 +740,10 @@ def test_unknown_format() -> None:
 def test_objects_without_a_format_read_as_plain() -> None:
     """What the tutorial's `kubectl create configmap --from-file=tfstate=...` made."""
     state = b'{"version": 4}\n'
-    assert decode("configmap", None, {"tfstate": state.decode()}, None) == {"tfstate": state}
-    assert decode("configmap", "", {"t": "x"}, {"b": "/w=="}) == {"t": b"x", "b": b"\xff"}
+    assert decode(CONFIGMAP, None, {"tfstate": state.decode()}, None) == {"tfstate": state}
+    assert decode(CONFIGMAP, "", {"t": "x"}, {"b": "/w=="}) == {"t": b"x", "b": b"\xff"}
     secret = {"tfstate": base64.b64encode(state).decode()}
-    assert decode("secret", None, secret, None) == {"tfstate": state}
+    assert decode(SECRET, None, secret, None) == {"tfstate": state}
 
 
 # --------------------------------------------------------------------------------------------
@@ -806,7 +808,7 @@ def test_digest_of_decoded_state_matches() -> None:
 
 def test_encode_stream_makes_each_chunk_when_asked_and_the_manifest_after_the_last() -> None:
     files = {"tfstate": random_bytes(3 << 20, seed=5), "meta": b"{}"}
-    encoding = codec.encode_stream(files, "configmap")
+    encoding = codec.encode_stream(files, CONFIGMAP)
     assert encoding.format == "chunked"
     assert re.fullmatch(r"[0-9a-f]{16}", encoding.generation or "")
     chunks = encoding.chunks()
@@ -822,11 +824,11 @@ def test_encode_stream_makes_each_chunk_when_asked_and_the_manifest_after_the_la
     assert doc is not None and doc["chunks"] == 1 + len(rest) == 4
     assert list(encoding.chunks()) == []  # handed out once
     stored = [{"chunk": chunk.decode("ascii")} for chunk in (first, *rest)]
-    assert decode("configmap", "chunked", payload.data, {}, iter(stored)) == files
+    assert decode(CONFIGMAP, "chunked", payload.data, {}, iter(stored)) == files
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_encode_stream_of_a_state_that_fits_one_object_is_ready_at_once(kind: str) -> None:
+def test_encode_stream_of_a_state_that_fits_one_object_is_ready_at_once(kind: ObjectKind) -> None:
     for files, fmt in (({"a": b"text"}, "plain"), ({"a": tfstate_like(1_200_000)}, "gzip")):
         encoding = codec.encode_stream(files, kind)
         assert encoding.format == fmt
@@ -876,7 +878,7 @@ def test_chunks_are_read_one_at_a_time_and_let_go() -> None:
     """decode takes each chunk from its iterable only when it wants it, and has dropped the
     one before by then: one chunk's data in memory at a time."""
     files = {"tfstate": random_bytes(3 << 20, seed=6)}
-    payload = encode(files, "secret")
+    payload = encode(files, SECRET)
     pulled: list[int] = []
 
     def fetch() -> Iterator[dict[str, str]]:
@@ -889,7 +891,7 @@ def test_chunks_are_read_one_at_a_time_and_let_go() -> None:
             yield chunk
             del chunk
 
-    assert decode("secret", "chunked", payload.data, {}, fetch()) == files
+    assert decode(SECRET, "chunked", payload.data, {}, fetch()) == files
     assert pulled == [0, 1, 2, 3]
 
 
@@ -904,7 +906,7 @@ def test_chunks_are_read_one_at_a_time_and_let_go() -> None:
     ],
     ids=["empty", "plain", "gzip", "chunked"],
 )
-def test_decode_digest_is_the_digest_of_decode(kind: str, files: dict[str, bytes]) -> None:
+def test_decode_digest_is_the_digest_of_decode(kind: ObjectKind, files: dict[str, bytes]) -> None:
     payload = encode(files, kind)
     args = (kind, payload.format, payload.data, payload.binary_data)
     assert codec.decode_digest(*args, iter(payload.chunks)) == digest(files)
@@ -914,20 +916,20 @@ def test_decode_digest_is_the_digest_of_decode(kind: str, files: dict[str, bytes
 def test_a_manifest_whose_generation_is_its_checksum_still_reads() -> None:
     """Earlier runners named a save's chunks after its sha256's first 16 hex digits."""
     files = {"tfstate": random_bytes(1_500_000, seed=8)}
-    payload = encode(files, "configmap")
+    payload = encode(files, CONFIGMAP)
     doc = payload.manifest
     assert doc is not None
     doc["generation"] = doc["sha256"][:16]
     data = {"manifest": json.dumps(doc, sort_keys=True, separators=(",", ":"))}
-    assert decode("configmap", "chunked", data, {}, payload.chunks) == files
+    assert decode(CONFIGMAP, "chunked", data, {}, payload.chunks) == files
 
 
 def test_digest_of_an_archive_not_in_key_order() -> None:
     """Never written so, but readable: the digest is taken of the files once they are in."""
     data, chunks = _forged(gz(b'{"version":1,"files":[["b",2],["a",1]]}\nbbA'), ["a", "b"])
     files = {"a": b"A", "b": b"bb"}
-    assert decode("configmap", "chunked", data, {}, chunks) == files
-    assert codec.decode_digest("configmap", "chunked", data, {}, chunks) == digest(files)
+    assert decode(CONFIGMAP, "chunked", data, {}, chunks) == files
+    assert codec.decode_digest(CONFIGMAP, "chunked", data, {}, chunks) == digest(files)
 
 
 @pytest.mark.parametrize("content", ["json", "random"])
@@ -942,7 +944,7 @@ def test_30_mib_streams_through_with_one_chunk_in_memory(
     mib = 1 << 20
     tracemalloc.start()
     try:
-        encoding = codec.encode_stream({"tfstate": value}, "configmap")
+        encoding = codec.encode_stream({"tfstate": value}, CONFIGMAP)
         count = 0
         for index, chunk in enumerate(encoding.chunks()):
             (tmp_path / str(index)).write_bytes(chunk)
@@ -956,7 +958,7 @@ def test_30_mib_streams_through_with_one_chunk_in_memory(
             for index in range(count):
                 yield {"chunk": (tmp_path / str(index)).read_text("ascii")}
 
-        files = decode("configmap", "chunked", data, {}, fetch())
+        files = decode(CONFIGMAP, "chunked", data, {}, fetch())
         decode_peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -968,7 +970,7 @@ def test_30_mib_streams_through_with_one_chunk_in_memory(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_manifest_too_big_for_its_object_is_refused_before_any_chunk(kind: str) -> None:
+def test_a_manifest_too_big_for_its_object_is_refused_before_any_chunk(kind: ObjectKind) -> None:
     files = {f"{i:05d}" + "k" * 240: b"" for i in range(4200)}  # over the budget: not plain
     with pytest.raises(ValueError, match="too many keys"):
         codec.encode_stream(files, kind)  # not when the last chunk has gone out
