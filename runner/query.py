@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -33,9 +33,19 @@ from functools import lru_cache
 import jmespath
 from jmespath.exceptions import IncompleteExpressionError, JMESPathError, LexerError, ParseError
 
-__all__ = ["Query", "QueryError", "compile_jmespath", "compile_query", "translate"]
+__all__ = [
+    "Query",
+    "QueryError",
+    "compile_jmespath",
+    "compile_query",
+    "parse_jmespath",
+    "path_segments",
+    "translate",
+]
 
 _LITERAL_WORDS = {"true": "`true`", "false": "`false`", "null": "`null`"}
+# A Functions class's FUNCTION_TABLE: name -> {"signature": ({"types": [...], "variadic": bool?}, ...)}
+FunctionTable = Mapping[str, Mapping[str, Sequence[Mapping[str, object]]]]
 # Characters that end a path: whitespace before `//`, or the `/` of a glued `.a//"x"`.
 _PATH_END = " \t\r\n/"
 
@@ -127,6 +137,27 @@ class _Translator:
             operands.append(self.operand())
         return " || ".join(operands)
 
+    def single_path(self) -> list[tuple[str | int | None, int]]:
+        """The segments of a query that is one path and nothing else (no `//`)."""
+        if self.peek() != ".":
+            found = "the end of the path" if self.peek() == "" else _describe(self.peek())
+            raise self.error(
+                f'expected "." but found {found}',
+                hint='paths start with "." (e.g. .metadata.name)',
+            )
+        found_segments = self.segments()
+        rest = self.expr[self.pos :]
+        if rest.lstrip().startswith("//"):
+            raise self.error(
+                'unexpected "//"',
+                self.pos + len(rest) - len(rest.lstrip()),
+                hint="a path here takes no default",
+            )
+        if rest:
+            what = "whitespace" if rest[0].isspace() else _describe(rest[0])
+            raise self.error(f"unexpected {what}", hint="expected the end of the path")
+        return found_segments
+
     def operand(self) -> str:
         """The right-hand side of `//`: another path or a literal."""
         ch = self.peek()
@@ -152,26 +183,40 @@ class _Translator:
         raise self.error(f'expected a path or a literal after "//" but found {found}')
 
     def path(self) -> str:
-        """path := "." [ key | bracket ] ( "." (key | bracket) | bracket )*"""
-        self.pos += 1  # the leading "."
+        """A path emitted as JMESPath: keys quoted, indexes and `[]` as brackets."""
         pieces: list[str] = []
+        for segment, _ in self.segments():
+            if isinstance(segment, str):
+                pieces.append(_key(segment))
+            else:
+                pieces.append("[*]" if segment is None else f"[{segment}]")
+        if not pieces:
+            return "@"  # `.` alone is the whole document
+        # Keys (quoted identifiers) join with "."; index and projection brackets do not.
+        return pieces[0] + "".join("." + p if p.startswith('"') else p for p in pieces[1:])
+
+    def segments(self) -> list[tuple[str | int | None, int]]:
+        """path := "." [ key | bracket ] ( "." (key | bracket) | bracket )*
+
+        Each segment (a key, an index, or None for `[]`) with the offset where it starts.
+        """
+        self.pos += 1  # the leading "."
+        found: list[tuple[str | int | None, int]] = []
         ch = self.peek()
         if ch == "" or ch in _PATH_END:
-            return "@"  # `.` alone is the whole document
-        if ch == "[":
-            pieces.append(self.bracket())
-        else:
-            pieces.append(self.key_after_dot())
+            return found
+        found.append(self.segment_after_dot())
         while True:
             ch = self.peek()
             if ch == "" or ch in _PATH_END:
-                break
+                return found
             if ch == "[":
-                pieces.append(self.bracket())
+                start = self.pos
+                found.append((self.bracket(), start))
             elif ch == ".":
                 self.pos += 1
                 # yq also accepts `.a.[0]`; allow it rather than surprise people.
-                pieces.append(self.bracket() if self.peek() == "[" else self.key_after_dot())
+                found.append(self.segment_after_dot())
             elif _is_key_char(ch):  # e.g. `.a[0]b`: the author forgot a dot
                 raise self.error(f"unexpected {_describe(ch)}", hint='expected "." or "["')
             else:
@@ -180,40 +225,46 @@ class _Translator:
                     hint='keys with characters other than letters, digits, "_" and "-" must be '
                     'quoted, e.g. .metadata.labels."app.kubernetes.io/name"',
                 )
-        # Keys (quoted identifiers) join with "."; index and projection brackets do not.
-        return pieces[0] + "".join("." + p if p.startswith('"') else p for p in pieces[1:])
+
+    def segment_after_dot(self) -> tuple[str | int | None, int]:
+        """A key or a bracket right after a ".", with its offset."""
+        start = self.pos
+        return (self.bracket() if self.peek() == "[" else self.key_after_dot()), start
 
     def key_after_dot(self) -> str:
-        """A bare or quoted key right after a "."; returns it as a JMESPath quoted identifier."""
+        """A bare or quoted key right after a "."."""
         ch = self.peek()
         if ch and ch in "\"'":
             start = self.pos
             key = self.quoted()
             if not key:
                 raise self.error('empty key ""', start)
-            return _key(key)
+            return key
         start = self.pos
         while self.pos < len(self.expr) and _is_key_char(self.expr[self.pos]):
             self.pos += 1
         if self.pos == start:
             raise self.error('expected a key after "."')
-        return _key(self.expr[start : self.pos])
+        return self.expr[start : self.pos]
 
-    def bracket(self) -> str:
-        """bracket := "[" ( "" | integer | quoted key ) "]" with optional inner spaces."""
+    def bracket(self) -> str | int | None:
+        """bracket := "[" ( "" | integer | quoted key ) "]" with optional inner spaces.
+
+        The key or index, or None for `[]` (every item).
+        """
         open_at = self.pos
         self.pos += 1
         self.skip_ws()
         ch = self.peek()
         if ch == "]":
             self.pos += 1
-            return "[*]"
+            return None
+        piece: str | int
         if ch and ch in "\"'":
             start = self.pos
-            key = self.quoted()
-            if not key:
+            piece = self.quoted()
+            if not piece:
                 raise self.error('empty key ""', start)
-            piece = _key(key)
         elif ch == "-" or ch.isdigit():
             start = self.pos
             if ch == "-":
@@ -224,7 +275,7 @@ class _Translator:
             after = self.peek()
             if self.pos == digits_at or (after not in ("]", "") and not after.isspace()):
                 raise self.error("expected an integer index", start)
-            piece = f"[{int(self.expr[start : self.pos])}]"
+            piece = int(self.expr[start : self.pos])
         elif ch == "":
             raise self.error(f'unclosed "[" (opened at offset {open_at}); expected "]"')
         else:
@@ -329,6 +380,14 @@ def translate(expr: str) -> str:
     return _Translator(expr).translate()
 
 
+def path_segments(expr: str) -> list[tuple[str | int | None, int]]:
+    """The segments of a yq-style path (keys, indexes, None for `[]`) with their offsets.
+
+    Only a path: no `//` default, no surrounding whitespace. Raises QueryError with the offset.
+    """
+    return _Translator(expr).single_path()
+
+
 @dataclass(frozen=True)
 class Query:
     """A compiled query: what the author wrote and the JMESPath it became."""
@@ -368,6 +427,17 @@ def compile_jmespath(expr: str) -> Query:
 
     Messages carry no "invalid JMESPath" prefix, like translate's: callers add the context.
     """
+    return Query(expr, expr, parse_jmespath(expr).search)
+
+
+def parse_jmespath(
+    expr: str, functions: FunctionTable | None = None
+) -> jmespath.parser.ParsedResult:
+    """jmespath's compiled expression for expr; parse errors become QueryError with their offset.
+
+    `functions` is the table of functions the expression may call (a Functions subclass's
+    FUNCTION_TABLE); by default jmespath's built-in ones.
+    """
     if not expr.strip():
         raise QueryError("empty expression at offset 0", expr, 0)
     try:
@@ -388,20 +458,20 @@ def compile_jmespath(expr: str) -> Query:
         raise QueryError(str(exc), expr) from None
     except RecursionError:
         raise QueryError("expression nests too deeply", expr) from None
-    _check_functions(expr, compiled.parsed)
-    return Query(expr, expr, compiled.search)
+    _check_functions(expr, compiled.parsed, functions)
+    return compiled
 
 
-def _check_functions(expr: str, tree: object) -> None:
+def _check_functions(expr: str, tree: object, table: FunctionTable | None) -> None:
     """Reject unknown functions and wrong argument counts at compile time.
 
     jmespath only notices these while searching, which would turn a typo in a step file
     into a failure in the middle of a pipeline run instead of a `validate` error.
     """
-    from jmespath.functions import Functions  # already imported by jmespath itself
+    if table is None:
+        from jmespath.functions import Functions  # already imported by jmespath itself
 
-    # name -> {"signature": ({"types": [...], "variadic": bool?}, ...)}
-    table = Functions.FUNCTION_TABLE
+        table = Functions.FUNCTION_TABLE
     stack: list[object] = [tree]
     while stack:
         current = stack.pop()
