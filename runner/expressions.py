@@ -1,0 +1,283 @@
+"""JMESPath expressions of step files (`if:`, `values.*.jmespath`, `waitFor.condition`, ...).
+
+An expression reads a context `{inputs, values, outputs, steps, kratix}` and may call the
+functions of :class:`RunnerFunctions` on top of JMESPath's own, the string helpers that bash
+scripts reach for (`lower`, `split`, `sha256`, `b64encode`, ...). `validate` needs to know
+which names an expression reads before anything runs, so :meth:`Expression.names` lists the
+context paths read from the root, each with its offset in the text.
+
+Error messages never quote a value (it may be a secret): they name the expression and the
+value's type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import pairwise
+from typing import Any
+
+import jmespath
+from jmespath import functions
+from jmespath.exceptions import JMESPathError, JMESPathTypeError
+from jmespath.lexer import Lexer
+
+from runner import kratix_yaml
+from runner.query import QueryError, parse_jmespath
+from runner.template import kind_of
+
+__all__ = [
+    "Expression",
+    "ExpressionError",
+    "Name",
+    "RunnerFunctions",
+    "compile_expression",
+    "truthy",
+]
+
+
+class ExpressionError(QueryError):
+    """An expression that does not parse (with its offset) or cannot be evaluated."""
+
+
+class _FunctionFailed(Exception):
+    """A runner function refused its argument; the message names no value."""
+
+
+class RunnerFunctions(functions.Functions):
+    """JMESPath's functions plus the runner's string and encoding helpers."""
+
+    @functions.signature({"types": ["string"]})
+    def _func_lower(self, s: str) -> str:
+        return s.lower()
+
+    @functions.signature({"types": ["string"]})
+    def _func_upper(self, s: str) -> str:
+        return s.upper()
+
+    @functions.signature({"types": ["string"]}, {"types": ["string"]}, {"types": ["string"]})
+    def _func_replace(self, s: str, old: str, new: str) -> str:
+        return s.replace(old, new)
+
+    @functions.signature({"types": ["string"]}, {"types": ["string"]})
+    def _func_split(self, s: str, sep: str) -> list[str]:
+        if not sep:
+            raise _FunctionFailed("split() needs a non-empty separator")
+        return s.split(sep)
+
+    @functions.signature({"types": ["string"]})
+    def _func_trim(self, s: str) -> str:
+        return s.strip()
+
+    @functions.signature({"types": ["string"]})
+    def _func_sha256(self, s: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(s.encode("utf-8", "surrogatepass")).hexdigest()
+
+    @functions.signature({"types": ["string"]})
+    def _func_b64encode(self, s: str) -> str:
+        import base64
+
+        return base64.b64encode(s.encode("utf-8", "surrogatepass")).decode("ascii")
+
+    @functions.signature({"types": ["string"]})
+    def _func_b64decode(self, s: str) -> str:
+        import base64
+        import binascii
+
+        # `base64` wraps its output at 76 columns: the line breaks are not part of the data.
+        compact = "".join(s.split())
+        try:
+            data = base64.b64decode(compact, validate=True)
+        except (binascii.Error, ValueError):  # ValueError: a non-ASCII character
+            raise _FunctionFailed("b64decode() was given a string that is not base64") from None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _FunctionFailed("b64decode() decoded bytes that are not UTF-8 text") from None
+
+    @functions.signature({"types": []})
+    def _func_to_yaml(self, value: object) -> str:
+        text = kratix_yaml.dump(value)
+        # PyYAML ends a lone scalar with a document end marker; as text it is noise.
+        return text.removesuffix("...\n") if not isinstance(value, (dict, list)) else text
+
+    @functions.signature({"types": []}, {"types": []})
+    def _func_default(self, value: object, fallback: object) -> object:
+        # Only null falls back: "" and false are values an author may mean (use || for those).
+        return fallback if value is None else value
+
+
+_FUNCTIONS = RunnerFunctions()
+_OPTIONS = jmespath.Options(custom_functions=_FUNCTIONS)
+
+
+@dataclass(frozen=True)
+class Name:
+    """A context path an expression reads from the root, e.g. ("inputs", "name")."""
+
+    path: tuple[str, ...]
+    offset: int  # where the path's first name starts in the expression
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A compiled expression: its text, the names it reads, and its evaluation."""
+
+    source: str
+    _names: tuple[Name, ...] = field(repr=False)
+    _parsed: Any = field(repr=False, compare=False)
+
+    def names(self) -> tuple[Name, ...]:
+        """The context paths read from the root, in the order they are evaluated."""
+        return self._names
+
+    def evaluate(self, context: Mapping[str, object]) -> object:
+        """The expression's value in context; raises ExpressionError when it cannot be computed."""
+        try:
+            return self._parsed.search(context, options=_OPTIONS)
+        except JMESPathTypeError as exc:
+            expected = " or ".join(_TYPE_WORDS.get(t, t) for t in exc.expected_types)
+            raise self._error(
+                f"{exc.function_name}() expects {expected}, not {kind_of(exc.current_value)}"
+            ) from None
+        except _FunctionFailed as exc:
+            raise self._error(str(exc)) from None
+        except JMESPathError as exc:  # e.g. sort() of mixed types
+            raise self._error(str(exc).splitlines()[0]) from None
+        except RecursionError:
+            raise self._error("the value nests too deeply") from None
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            # jmespath's own functions on values it does not expect (e.g. a huge number).
+            raise self._error(f"a function failed ({type(exc).__name__})") from None
+
+    def _error(self, what: str) -> ExpressionError:
+        return ExpressionError(f"cannot evaluate {self.source!r}: {what}", self.source)
+
+
+# jmespath's type names in the words of the runner's other messages (template.kind_of).
+_TYPE_WORDS = {
+    "string": "a string",
+    "number": "a number",
+    "boolean": "a boolean",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+    "expref": "an expression (&name)",
+    "array-string": "a list of strings",
+    "array-number": "a list of numbers",
+}
+
+
+@lru_cache(maxsize=512)
+def compile_expression(text: str) -> Expression:
+    """Compile an expression; parse errors and unknown functions raise ExpressionError."""
+    try:
+        parsed = parse_jmespath(text, RunnerFunctions.FUNCTION_TABLE)
+    except QueryError as exc:
+        raise ExpressionError(exc.message, exc.expression, exc.offset) from None
+    try:
+        names = _root_names(text, parsed.parsed)
+    except RecursionError:  # jmespath parsed it, but its tree is deeper than we walk
+        raise ExpressionError("expression nests too deeply", text) from None
+    return Expression(text, names, parsed)
+
+
+def truthy(value: object) -> bool:
+    """JMESPath's truth: false, null, "", [] and {} are false; everything else (0 too) is true."""
+    if value is None or value is False:
+        return False
+    if isinstance(value, (str, list, tuple, Mapping)):
+        return len(value) > 0
+    return True
+
+
+# -- the names an expression reads ----------------------------------------------------------
+
+# What a node's value is, seen from the root: a path and where its first name is, or None
+# when the node is evaluated against something else (a projected element, a pipe's left side).
+_Rooted = tuple[tuple[str, ...], int | None] | None
+Node = Mapping[str, Any]
+
+# Nodes whose children see the current node one after another (their values are not chained).
+_PROJECTIONS = {"projection", "value_projection", "filter_projection"}
+
+
+def _root_names(text: str, tree: Node) -> tuple[Name, ...]:
+    """Walk the AST tracking what each node is evaluated against; see _visit."""
+    offsets = _field_offsets(text, tree)
+    found: list[Name] = []
+
+    def record(rooted: _Rooted) -> None:
+        if rooted is not None and rooted[0]:
+            found.append(Name(rooted[0], rooted[1] or 0))
+
+    def visit(node: Node, base: _Rooted) -> _Rooted:
+        """The rooted path node's value is, recording every rooted path it consumes."""
+        kind = node.get("type")
+        children: Sequence[Node] = [c for c in node.get("children") or () if isinstance(c, dict)]
+        if kind == "field":
+            if base is None:
+                return None
+            path, offset = base
+            return (*path, str(node["value"])), (offset if path else offsets.get(id(node)))
+        if kind in ("current", "identity"):
+            return base
+        if kind == "subexpression":  # a.b.c: each child is evaluated against the one before
+            rooted = visit(children[0], base)
+            for child in children[1:]:
+                rooted = visit(child, rooted)
+            return rooted
+        if kind == "index_expression" or kind == "flatten":
+            record(visit(children[0], base))
+            for child in children[1:]:
+                visit(child, None)
+            return None
+        if kind in _PROJECTIONS or kind == "pipe":
+            record(visit(children[0], base))
+            for child in children[1:]:
+                record(visit(child, None))
+            return None
+        if kind == "expref":  # &name: applied to each element by sort_by, max_by, ...
+            for child in children:
+                record(visit(child, None))
+            return None
+        # Functions, comparisons, and/or/not, multi-selects: children see the current node.
+        for child in children:
+            record(visit(child, base))
+        return None
+
+    record(visit(tree, ((), None)))
+    return tuple(found)
+
+
+def _field_offsets(text: str, tree: Node) -> dict[int, int]:
+    """The offset of each field node (by id), pairing them with the lexer's identifiers.
+
+    jmespath's AST has no positions; its lexer has. Field nodes, taken in source order, are
+    exactly the identifier tokens that are neither function names (before "(") nor keys of
+    a multi-select hash (before ":").
+    """
+    tokens = list(Lexer().tokenize(text))
+    starts = [
+        token["start"]
+        for token, after in pairwise(tokens)
+        if token["type"] in ("unquoted_identifier", "quoted_identifier")
+        and after["type"] not in ("lparen", "colon")
+    ]
+    fields = list(_fields_in_source_order(tree))
+    if len(fields) != len(starts):  # pragma: no cover - a jmespath whose AST differs
+        return {}
+    return {id(node): start for node, start in zip(fields, starts, strict=True)}
+
+
+def _fields_in_source_order(node: Node) -> Iterator[Node]:
+    if node.get("type") == "field":
+        yield node
+    children = [c for c in node.get("children") or () if isinstance(c, dict)]
+    if node.get("type") == "filter_projection":  # left[?condition].right
+        children = [children[0], children[2], children[1]]
+    for child in children:
+        yield from _fields_in_source_order(child)
