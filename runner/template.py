@@ -15,7 +15,15 @@ from functools import lru_cache
 
 from runner.value_types import kind_of
 
-__all__ = ["Reference", "TemplateError", "has_template", "references", "render"]
+__all__ = [
+    "Reference",
+    "TemplateError",
+    "has_template",
+    "lookup",
+    "references",
+    "render",
+    "single_reference",
+]
 
 _OPEN = "${{"
 _CLOSE = "}}"
@@ -111,6 +119,14 @@ def references(text: str) -> list[Reference]:
     return list(_parse(text)[1])
 
 
+def single_reference(text: str) -> Reference | None:
+    """The reference when text is exactly one `${{ name }}` and nothing else, else None."""
+    if _OPEN not in text:
+        return None
+    pieces, refs = _parse(text)
+    return refs[0] if len(refs) == 1 and pieces == ("", "") else None
+
+
 def has_template(text: str) -> bool:
     """Whether text contains a template at all (a cheap check before parsing)."""
     return _OPEN in text
@@ -128,12 +144,12 @@ def render(text: str, context: Mapping[str, object]) -> str:
     pieces, refs = _parse(text)
     out = [pieces[0]]
     for ref, piece in zip(refs, pieces[1:], strict=True):
-        out.append(as_text(_lookup(text, ref, context)))
+        out.append(as_text(lookup(text, ref, context)))
         out.append(piece)
     return "".join(out)
 
 
-def _lookup(text: str, ref: Reference, context: Mapping[str, object]) -> object:
+def lookup(text: str, ref: Reference, context: Mapping[str, object]) -> object:
     """The value ref names in context, or a TemplateError that says which part is missing."""
     value: object = context
     parts = ref.parts
