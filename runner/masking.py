@@ -94,6 +94,10 @@ class Masker:
         out.append(text[pos:])
         return "".join(out)
 
+    def finds(self, text: str) -> bool:
+        """Whether text holds a variant of a secret: whether mask() would change it."""
+        return bool(self._variants) and next(self._spans(text), None) is not None
+
     def mask_values(self, value: Any) -> Any:
         """`value` (str, numbers, dicts, lists) with secrets masked in every string and number."""
         if isinstance(value, str):
