@@ -236,3 +236,40 @@ def test_evaluate_fails_only_with_expression_error(a: object, b: object, text: s
         compile_expression(text).evaluate({"inputs": {"a": a, "b": b}})
     except ExpressionError as exc:
         assert exc.message.startswith(f"cannot evaluate {text!r}: ")
+
+
+names_ = st.sampled_from(["inputs", "values", "a", '"check-db"'])
+atoms = st.one_of(names_, st.sampled_from(["`1`", "'text'", "@"]))
+
+
+def _combine(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    pair = st.tuples(inner, inner)
+    return st.one_of(
+        st.tuples(inner, names_).map(lambda p: f"{p[0]}.{p[1]}"),
+        inner.map(lambda e: f"{e}[0]"),
+        inner.map(lambda e: f"{e}[1:2]"),
+        inner.map(lambda e: f"{e}[]"),
+        pair.map(lambda p: f"{p[0]}[*].{p[1]}"),
+        pair.map(lambda p: f"{p[0]}[?{p[1]}].a"),
+        pair.map(lambda p: f"{p[0]} | {p[1]}"),
+        pair.map(lambda p: f"{p[0]} || {p[1]}"),
+        pair.map(lambda p: f"({p[0]} && {p[1]})"),
+        pair.map(lambda p: f"{p[0]} == {p[1]}"),
+        inner.map(lambda e: f"!{e}"),
+        pair.map(lambda p: f"not_null({p[0]}, {p[1]})"),
+        pair.map(lambda p: f'{{k: {p[0]}, "q": {p[1]}}}'),
+        pair.map(lambda p: f"[{p[0]}, {p[1]}]"),
+        pair.map(lambda p: f"sort_by({p[0]}, &{p[1]})"),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(atoms, _combine, max_leaves=8))
+def test_every_name_offset_points_at_its_first_name(text: str) -> None:
+    try:
+        compiled = compile_expression(text)
+    except ExpressionError:
+        return  # the grammar above also makes some expressions jmespath rejects
+    for name in compiled.names():
+        first = name.path[0]
+        assert text.startswith((first, f'"{first}"'), name.offset), (text, name)

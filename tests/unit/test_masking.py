@@ -189,6 +189,15 @@ def test_masked_text_never_contains_the_secret(secret: str, prefix: str, suffix:
 
 
 @settings(max_examples=200, deadline=None)
+@given(secrets, st.text(max_size=20), st.booleans())
+def test_finds_answers_whether_mask_changes_the_text(secret: str, text: str, embed: bool) -> None:
+    masker = masker_for(secret)
+    text = text + b64(secret.encode()) if embed else text
+    assert masker.finds(text) is (masker.mask(text) != text)
+    assert Masker().finds(text) is False
+
+
+@settings(max_examples=200, deadline=None)
 @given(secrets, st.text(alphabet="ab*\n ", max_size=12), st.text(alphabet="ab*\n ", max_size=12))
 def test_masking_is_idempotent_for_star_free_secrets(secret: str, prefix: str, suffix: str) -> None:
     masker = masker_for(secret)

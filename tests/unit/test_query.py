@@ -10,7 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.query import Query, QueryError, compile_jmespath, compile_query, translate
+from runner.query import (
+    Query,
+    QueryError,
+    compile_jmespath,
+    compile_query,
+    parse_jmespath,
+    path_segments,
+    translate,
+)
 
 REQUEST: dict[str, Any] = {
     "apiVersion": "marketplace.kratix.io/v1alpha1",
@@ -328,3 +336,22 @@ def test_string_literal_default_round_trips(literal: str, present: str | None) -
     query = compile_query(".value // " + json.dumps(literal))
     expected = present if present else literal  # JMESPath || treats "" like null
     assert query.search({"value": present}) == expected
+
+
+def test_parse_jmespath_checks_functions_against_the_table_given() -> None:
+    from jmespath import functions
+
+    class Extra(functions.Functions):
+        @functions.signature({"types": ["string"]})
+        def _func_shout(self, s: str) -> str:
+            return s.upper()
+
+    with pytest.raises(QueryError, match=r"unknown function shout\(\) at offset 0"):
+        parse_jmespath("shout(a)")
+    parsed = parse_jmespath("shout(a)", Extra.FUNCTION_TABLE)
+    options = jmespath.Options(custom_functions=Extra())
+    assert parsed.search({"a": "hi"}, options=options) == "HI"
+
+
+def test_path_segments_keeps_offsets_and_marks_every_item() -> None:
+    assert path_segments('.a[0]."b.c"[]') == [("a", 1), (0, 2), ("b.c", 6), (None, 11)]
