@@ -38,7 +38,7 @@ __all__ = [
 
 
 class ExpressionError(QueryError):
-    """An expression that does not parse (with its offset) or cannot be evaluated."""
+    """An expression that does not parse (with its offset) or cannot be evaluated (no offset)."""
 
 
 class _FunctionFailed(Exception):
@@ -101,8 +101,9 @@ class RunnerFunctions(functions.Functions):
     @functions.signature({"types": []})
     def _func_to_yaml(self, value: object) -> str:
         text = kratix_yaml.dump(value)
-        # PyYAML ends a lone scalar with a document end marker; as text it is noise.
-        return text.removesuffix("...\n") if not isinstance(value, (dict, list)) else text
+        # PyYAML's Python emitter ends a lone plain scalar with a document end marker (libyaml's
+        # does not); as text it is noise. Block scalar lines are indented, so this is the marker.
+        return text[: -len("...\n")] if text.endswith("\n...\n") else text
 
     @functions.signature({"types": []}, {"types": []})
     def _func_default(self, value: object, fallback: object) -> object:
@@ -199,14 +200,14 @@ def truthy(value: object) -> bool:
 # What a node's value is, seen from the root: a path and where its first name is, or None
 # when the node is evaluated against something else (a projected element, a pipe's left side).
 _Rooted = tuple[tuple[str, ...], int | None] | None
-Node = Mapping[str, Any]
+_Node = Mapping[str, Any]
 
-# Nodes whose children see the current node one after another (their values are not chained).
+# Nodes whose right side (and filter condition) is evaluated against each element of the left.
 _PROJECTIONS = {"projection", "value_projection", "filter_projection"}
 
 
-def _root_names(text: str, tree: Node) -> tuple[Name, ...]:
-    """Walk the AST tracking what each node is evaluated against; see _visit."""
+def _root_names(text: str, tree: _Node) -> tuple[Name, ...]:
+    """The rooted paths the tree reads: walk it, tracking what each node is evaluated against."""
     offsets = _field_offsets(text, tree)
     found: list[Name] = []
 
@@ -214,10 +215,10 @@ def _root_names(text: str, tree: Node) -> tuple[Name, ...]:
         if rooted is not None and rooted[0]:
             found.append(Name(rooted[0], rooted[1] or 0))
 
-    def visit(node: Node, base: _Rooted) -> _Rooted:
+    def visit(node: _Node, base: _Rooted) -> _Rooted:
         """The rooted path node's value is, recording every rooted path it consumes."""
         kind = node.get("type")
-        children: Sequence[Node] = [c for c in node.get("children") or () if isinstance(c, dict)]
+        children: Sequence[_Node] = [c for c in node.get("children") or () if isinstance(c, dict)]
         if kind == "field":
             if base is None:
                 return None
@@ -253,7 +254,7 @@ def _root_names(text: str, tree: Node) -> tuple[Name, ...]:
     return tuple(found)
 
 
-def _field_offsets(text: str, tree: Node) -> dict[int, int]:
+def _field_offsets(text: str, tree: _Node) -> dict[int, int]:
     """The offset of each field node (by id), pairing them with the lexer's identifiers.
 
     jmespath's AST has no positions; its lexer has. Field nodes, taken in source order, are
@@ -273,7 +274,7 @@ def _field_offsets(text: str, tree: Node) -> dict[int, int]:
     return {id(node): start for node, start in zip(fields, starts, strict=True)}
 
 
-def _fields_in_source_order(node: Node) -> Iterator[Node]:
+def _fields_in_source_order(node: _Node) -> Iterator[_Node]:
     if node.get("type") == "field":
         yield node
     children = [c for c in node.get("children") or () if isinstance(c, dict)]

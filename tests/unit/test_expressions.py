@@ -65,6 +65,8 @@ def test_to_yaml_is_block_yaml_that_kratix_reads_back_as_the_value() -> None:
 
 def test_to_yaml_of_a_scalar_has_no_document_end_marker() -> None:
     assert evaluate("to_yaml('text')") == "text\n"
+    assert evaluate("to_yaml(`3`)") == "3\n"
+    assert evaluate("to_yaml('a\n...')") == "|-\n  a\n  ...\n"
 
 
 @pytest.mark.parametrize(
