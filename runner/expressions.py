@@ -25,7 +25,7 @@ from jmespath.lexer import Lexer
 
 from runner import kratix_yaml
 from runner.query import QueryError, parse_jmespath
-from runner.template import kind_of
+from runner.value_types import kind_of, type_words
 
 __all__ = [
     "Expression",
@@ -140,7 +140,7 @@ class Expression:
         try:
             return self._parsed.search(context, options=_OPTIONS)
         except JMESPathTypeError as exc:
-            expected = " or ".join(_TYPE_WORDS.get(t, t) for t in exc.expected_types)
+            expected = type_words(_JMESPATH_TYPES.get(t, t) for t in exc.expected_types)
             raise self._error(
                 f"{exc.function_name}() expects {expected}, not {kind_of(exc.current_value)}"
             ) from None
@@ -158,14 +158,8 @@ class Expression:
         return ExpressionError(f"cannot evaluate {self.source!r}: {what}", self.source)
 
 
-# jmespath's type names in the words of the runner's other messages (template.kind_of).
-_TYPE_WORDS = {
-    "string": "a string",
-    "number": "a number",
-    "boolean": "a boolean",
-    "array": "a list",
-    "object": "a mapping",
-    "null": "null",
+# jmespath's type names that are not JSON types, in words.
+_JMESPATH_TYPES = {
     "expref": "an expression (&name)",
     "array-string": "a list of strings",
     "array-number": "a list of numbers",

@@ -10,7 +10,7 @@ values, under the output folder and nowhere else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -21,7 +21,7 @@ from runner.query import QueryError
 from runner.render import RenderError, plain, render_data
 from runner.setpath import SetPathError, parse_set_path, set_path
 from runner.spec.source import MAX_FILE_BYTES, format_path, read_yaml_file
-from runner.template import kind_of
+from runner.value_types import kind_of
 
 __all__ = ["ManifestError", "build", "dump", "load_base", "output_path", "secret_in"]
 
@@ -31,7 +31,7 @@ PathKey = tuple[str | int, ...]
 class ManifestError(ValueError):
     """A manifest entry that cannot be built or written.
 
-    ``path`` is where in the entry the problem is (("set", ".spec.replicas"), ("document",
+    ``path`` is where in the entry the problem is (("set", ".spec.replicas"), ("documents", 0,
     "metadata", "name"), ("path",)); ``offset`` is an offset into that string when known.
     """
 
@@ -67,36 +67,33 @@ def load_base(path: Path, display: str | None = None) -> list[Any]:
 def build(
     context: Mapping[str, object],
     *,
-    document: object = None,
     documents: Sequence[object] | None = None,
     base: Sequence[object] | None = None,
-    sets: Mapping[str, object] | None = None,
+    sets: Iterable[tuple[str, object]] = (),
 ) -> list[dict[str, Any]]:
-    """The documents of one entry: `document`, `documents`, or `base` (from load_base) + `sets`.
+    """The documents of one entry (model.Manifest): inline `documents`, or `base` + `sets`.
 
-    Set values are rendered typed and applied in order to every document of the base, as
-    yq applies an assignment to every document of a file. Raises ManifestError.
+    `base` is what load_base read from the entry's `from:`. Set values are rendered typed and
+    applied in order to every document of the base, as yq applies an assignment to every
+    document of a file. Raises ManifestError.
     """
-    forms = {"document": document, "documents": documents, "from": base}
-    given = [name for name, item in forms.items() if item is not None]
-    if len(given) != 1:
+    if (documents is None) == (base is None):
         raise ManifestError("a manifest needs exactly one of document, documents and from", ())
+    sets = tuple(sets)
     if sets and base is None:
         raise ManifestError("set needs a base document (from)", ("set",))
-    if document is not None:
-        built = [_render(document, context, ("document",))]
-    elif documents is not None:
+    if documents is not None:
         built = [_render(item, context, ("documents", i)) for i, item in enumerate(documents)]
     else:
         built = [plain(item) for item in base or ()]
     for index, item in enumerate(built):
         if not isinstance(item, dict):
-            where: PathKey = ("documents", index) if documents is not None else (given[0],)
+            where: PathKey = ("documents", index) if documents is not None else ("from",)
             raise ManifestError(
                 f"document {index + 1} is {kind_of(item)}, not a mapping (a Kubernetes object)",
                 where,
             )
-    for text, value in (sets or {}).items():
+    for text, value in sets:
         _apply(built, text, _render(value, context, ("set", text)))
     return built
 

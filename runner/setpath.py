@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from runner.query import QueryError, path_segments
-from runner.template import kind_of
+from runner.value_types import kind_of
 
 __all__ = ["Segments", "SetPathError", "format_set_path", "parse_set_path", "set_path"]
 

@@ -143,10 +143,10 @@ def test_compile_errors_carry_the_offset(text: str, message: str, offset: int) -
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("lower(inputs.count)", "lower() expects a string, not a number"),
-        ("split(inputs.name, `1`)", "split() expects a string, not a number"),
+        ("lower(inputs.count)", "lower() expects a string, not an integer"),
+        ("split(inputs.name, `1`)", "split() expects a string, not an integer"),
         ("sha256(values.items)", "sha256() expects a string, not a list"),
-        ("length(`true`)", "length() expects a string or a list or a mapping, not a boolean"),
+        ("length(`true`)", "length() expects a string, a list or a mapping, not a boolean"),
         ("b64decode('%%%')", "b64decode() was given a string that is not base64"),
         ("b64decode('/w==')", "b64decode() decoded bytes that are not UTF-8 text"),
         ("split(inputs.name, '')", "split() needs a non-empty separator"),

@@ -53,13 +53,13 @@ def test_load_base_refuses_an_empty_or_missing_file(tmp_path: Path) -> None:
         load_base(tmp_path / "missing.yaml")
 
 
-def test_build_a_document_renders_typed() -> None:
+def test_build_documents_renders_typed() -> None:
     document = {
         "apiVersion": "apps/v1",
         "metadata": {"name": "${{ inputs.name }}-app", "labels": "${{ values.labels }}"},
         "spec": {"replicas": "${{ values.replicas }}"},
     }
-    assert build(CONTEXT, document=document) == [
+    assert build(CONTEXT, documents=[document]) == [
         {
             "apiVersion": "apps/v1",
             "metadata": {"name": "todo-app", "labels": {"tier": "gold"}},
@@ -81,7 +81,7 @@ def test_build_from_a_base_applies_sets_in_order_to_every_document() -> None:
         ".metadata.labels.tier": "silver",
         ".spec.replicas": "${{ values.replicas }}",
     }
-    built = build(CONTEXT, base=base, sets=sets)
+    built = build(CONTEXT, base=base, sets=sets.items())
     expected_metadata = {"name": "todo", "labels": {"tier": "silver"}}
     assert built == [
         {"kind": "A", "metadata": expected_metadata, "spec": {"replicas": 3}},
@@ -97,11 +97,11 @@ def test_build_from_a_base_applies_sets_in_order_to_every_document() -> None:
     [
         ({}, "a manifest needs exactly one of document, documents and from", ()),
         (
-            {"document": {}, "documents": []},
+            {"base": [{}], "documents": []},
             "a manifest needs exactly one of document, documents and from",
             (),
         ),
-        ({"document": {}, "sets": {".a": 1}}, "set needs a base document (from)", ("set",)),
+        ({"documents": [{}], "sets": [(".a", 1)]}, "set needs a base document (from)", ("set",)),
         (
             {"documents": [{}, "text"]},
             "document 2 is a string, not a mapping (a Kubernetes object)",
@@ -113,24 +113,24 @@ def test_build_from_a_base_applies_sets_in_order_to_every_document() -> None:
             ("from",),
         ),
         (
-            {"document": {"metadata": {"name": "${{ inputs.nmae }}"}}},
+            {"documents": [{"metadata": {"name": "${{ inputs.nmae }}"}}]},
             "unknown reference ${{ inputs.nmae }} at offset 0: inputs has no 'nmae'; "
             "did you mean inputs.name?",
-            ("document", "metadata", "name"),
+            ("documents", 0, "metadata", "name"),
         ),
         (
-            {"base": [{}], "sets": {".a[]": 1}},
+            {"base": [{}], "sets": [(".a[]", 1)]},
             "set path '.a[]': \"[]\" at offset 2 names every item; a set path names one "
             "index, e.g. [0]",
             ("set", ".a[]"),
         ),
         (
-            {"base": [{"a": "x"}, {"a": 1}], "sets": {".a.b": 1}},
+            {"base": [{"a": "x"}, {"a": 1}], "sets": [(".a.b", 1)]},
             "cannot set .a.b: .a is a string, not a mapping (in document 1)",
             ("set", ".a.b"),
         ),
         (
-            {"base": [{}], "sets": {".a": "${{ values.nope }}"}},
+            {"base": [{}], "sets": [(".a", "${{ values.nope }}")]},
             "unknown reference ${{ values.nope }} at offset 0: values has no 'nope' "
             "(known: labels, replicas)",
             ("set", ".a"),
@@ -258,7 +258,7 @@ def test_request_strings_load_back_as_the_same_scalar(value: str, key: str) -> N
         "metadata": {"name": "${{ inputs.v }}", "labels": {"${{ inputs.k }}": "x"}},
         "data": {"mixed": "a-${{ inputs.v }}-b", key: "${{ inputs.v }}"},
     }
-    text = dump(build(context, document=document))
+    text = dump(build(context, documents=[document]))
     documents = read_back(text)
     assert len(documents) == 1
     loaded = documents[0]

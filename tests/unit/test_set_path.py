@@ -94,7 +94,7 @@ def test_set_replaces_a_whole_subtree() -> None:
         (
             {"a": {"b": 3}},
             ("a", "b", "c", "d"),
-            "cannot set .a.b.c.d: .a.b is a number, not a mapping",
+            "cannot set .a.b.c.d: .a.b is an integer, not a mapping",
         ),
         (
             {"spec": {"items": [1]}},
