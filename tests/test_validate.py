@@ -510,7 +510,7 @@ def test_an_unknown_template_root(tmp_path):
     text = step(spec='run:\n  - [echo, "${{ env.HOME }}"]\n')
     result = invalid(tmp_path, text)
     result.has(f'a.yaml:{where(text, "${{")}: spec.run[0][1]: unknown name "env.HOME": '
-               "templates use inputs.NAME or kratix.NAME")
+               "names start with inputs, values, kratix or steps")
 
 
 def test_a_malformed_template_points_at_the_bad_part(tmp_path):
@@ -597,8 +597,8 @@ def test_templates_where_they_are_not_expanded(tmp_path, spec, path):
     result = invalid(tmp_path, text)
     result.has(
         f"a.yaml:{where(text, '${{')}: {path}: templates are not expanded here",
-        "templates work in argv items, env values, workdir, state.name, state.namespace and "
-        "status values",
+        "templates work in argv items, env values, workdir, state.name, state.namespace, "
+        "status values, manifests, destinations and the waitFor/suspend messages",
     )
 
 
@@ -608,8 +608,8 @@ def test_a_template_in_a_default_is_not_expanded(tmp_path):
     result = invalid(tmp_path, text)
     result.has(
         f"a.yaml:{where(text, '${{')}: spec.inputs.x.default: templates are not expanded here",
-        "templates work in argv items, env values, workdir, state.name, state.namespace and "
-        "status values",
+        "templates work in argv items, env values, workdir, state.name, state.namespace, "
+        "status values, manifests, destinations and the waitFor/suspend messages",
     )
 
 

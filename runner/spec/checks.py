@@ -16,33 +16,31 @@ from typing import Any
 
 from runner.errors import Problem
 from runner.query import QueryError, compile_jmespath, compile_query
+from runner.spec.language import (
+    StepReference,
+    language_problems,
+    outside_output,
+    reference_problem,
+    scalar_offset,
+    step_scope,
+)
 from runner.spec.model import MISSING, Input, input_variable, state_key
-from runner.spec.schema import closest
+from runner.spec.names import Scope
 from runner.spec.source import Document, PathKey
 from runner.template import TemplateError, references
 from runner.value_types import INPUT_TYPES
 
-# Every `${{ kratix.* }}` name a template may use (docs/step-format.md, "Templates").
-KRATIX_NAMES = frozenset(
-    {
-        "kratix.action", "kratix.workflow", "kratix.promise", "kratix.pipeline",
-        "kratix.object.kind", "kratix.object.group", "kratix.object.version",
-        "kratix.object.name", "kratix.object.namespace",
-        "kratix.dirs.input", "kratix.dirs.output", "kratix.dirs.metadata",
-        "kratix.crdPlural", "kratix.clusterScoped", "kratix.dryRun",
-    }
-)  # fmt: skip
-
 _ANY = "*"
-# Where templates are expanded; `*` matches any key or index.
-_TEMPLATED: tuple[PathKey, ...] = (
-    ("spec", "env", _ANY),
-    ("spec", "workdir"),
-    ("spec", "state", "name"),
-    ("spec", "state", "namespace"),
-    ("spec", "status", _ANY),
+_BEFORE, _AFTER = "before", "after"  # read before the commands, or after them (outputs too)
+# Where templates are expanded, and when: `*` matches any key or index; a pattern ending in
+# `**` matches everything below it (the documents of a manifest).
+_TEMPLATED: tuple[tuple[PathKey, str], ...] = (
+    (("spec", "env", _ANY), _BEFORE),
+    (("spec", "workdir"), _BEFORE),
+    (("spec", "state", "name"), _BEFORE),
+    (("spec", "state", "namespace"), _BEFORE),
     *(
-        p
+        (p, _BEFORE)
         for group in ("run", "dryRun")
         for p in (
             ("spec", group, _ANY, _ANY),  # items of an argv list
@@ -51,6 +49,15 @@ _TEMPLATED: tuple[PathKey, ...] = (
             ("spec", group, _ANY, "workdir"),
         )
     ),
+    (("spec", "status", _ANY), _AFTER),
+    (("spec", "manifests", _ANY, "path"), _AFTER),
+    (("spec", "manifests", _ANY, "document", "**"), _AFTER),
+    (("spec", "manifests", _ANY, "documents", "**"), _AFTER),
+    (("spec", "manifests", _ANY, "set", "**"), _AFTER),
+    (("spec", "destinations", _ANY, "directory"), _AFTER),
+    (("spec", "destinations", _ANY, "matchLabels", _ANY), _AFTER),
+    (("spec", "waitFor", "message"), _AFTER),
+    (("spec", "suspend", "message"), _AFTER),
 )
 # Prose: a `${{` in a description is just text.
 _PROSE: tuple[PathKey, ...] = (
@@ -58,19 +65,24 @@ _PROSE: tuple[PathKey, ...] = (
     ("spec", "secrets", _ANY, "description"),
 )
 _TEMPLATED_WHERE = (
-    "templates work in argv items, env values, workdir, state.name, "
-    "state.namespace and status values"
+    "templates work in argv items, env values, workdir, state.name, state.namespace, status "
+    "values, manifests, destinations and the waitFor/suspend messages"
 )
 
 
-def document_problems(doc: Document) -> list[Problem]:
-    """Every semantic rule broken by one document (a mapping), whatever its shape."""
+def document_problems(doc: Document, refs: list[StepReference] | None = None) -> list[Problem]:
+    """Every semantic rule broken by one document (a mapping), whatever its shape.
+
+    `refs` collects the document's `steps.NAME.outputs.X` for the loader's check across files.
+    """
+    refs = [] if refs is None else refs
     spec = doc.value.get("spec") if isinstance(doc.value, dict) else None
     if not isinstance(spec, dict):
         return []
     inputs = _mapping(spec.get("inputs"))
-    secrets = _mapping(spec.get("secrets"))
-    problems = list(_template_problems(doc, spec, set(inputs), set(secrets)))
+    scope = step_scope(doc, spec)
+    problems = list(_template_problems(doc, spec, scope, refs))
+    problems += language_problems(doc, spec, scope, refs)
     problems += _query_problems(doc, spec, inputs)
     problems += _input_problems(doc, inputs)
     problems += _state_problems(doc, spec)
@@ -83,6 +95,9 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 
 def _matches(path: PathKey, pattern: PathKey) -> bool:
+    if pattern[-1] == "**":
+        pattern = pattern[:-1]
+        path = path[: len(pattern)] if len(path) > len(pattern) else path
     if len(path) != len(pattern):
         return False
     return all(p in (_ANY, k) for k, p in zip(path, pattern, strict=True))
@@ -105,12 +120,12 @@ def _strings(value: Any, path: PathKey) -> Iterator[tuple[PathKey, str]]:
 
 
 def _template_problems(
-    doc: Document, spec: dict[str, Any], inputs: set[str], secrets: set[str]
+    doc: Document, spec: dict[str, Any], scope: Scope, refs: list[StepReference]
 ) -> Iterator[Problem]:
     for path, text in _strings(spec, ("spec",)):
         if "${{" not in text:
             continue
-        first = _offset(text, text.index("${{"))
+        first = scalar_offset(text, text.index("${{"))
         if len(path) == 4 and path[3] == "script" and path[1] in ("run", "dryRun"):
             yield doc.problem(
                 path,
@@ -122,21 +137,23 @@ def _template_problems(
             continue
         if any(_matches(path, pattern) for pattern in _PROSE):
             continue
-        if not any(_matches(path, pattern) for pattern in _TEMPLATED):
+        phase = next((when for pattern, when in _TEMPLATED if _matches(path, pattern)), None)
+        if phase is None:
             yield doc.problem(
                 path, "templates are not expanded here", _TEMPLATED_WHERE, offset=first
             )
             continue
         try:
-            refs = references(text)
+            found = references(text)
         except TemplateError as exc:
-            yield doc.problem(path, exc.message, offset=_offset(text, exc.offset))
+            yield doc.problem(path, exc.message, offset=scalar_offset(text, exc.offset))
             continue
-        for ref in refs:
-            problem = _reference_problem(ref.expr, ref.parts, inputs, secrets)
+        here = scope.after_commands() if phase == _AFTER else scope
+        for ref in found:
+            offset = scalar_offset(text, ref.start)
+            problem = reference_problem(doc, path, offset, ref.parts, here, refs, template=True)
             if problem:
-                message, hint = problem
-                yield doc.problem(path, message, hint, offset=_offset(text, ref.start))
+                yield problem
 
 
 def _script_example(text: str) -> str:
@@ -151,62 +168,6 @@ def _script_example(text: str) -> str:
     return "INPUT_NAME"
 
 
-def _reference_problem(
-    expr: str, parts: tuple[str, ...], inputs: set[str], secrets: set[str]
-) -> tuple[str, str | None] | None:
-    root = parts[0]
-    if root == "inputs":
-        if len(parts) < 2:
-            return f'"{expr}" names no input', _declared(inputs)
-        name = parts[1]
-        if name in inputs:
-            return None
-        if name in secrets:
-            return _secret_problem(name)
-        guess = closest(name, inputs)
-        return (
-            f'unknown input "{name}" in ${{{{ {expr} }}}}',
-            f'did you mean "inputs.{guess}"?' if guess else _declared(inputs),
-        )
-    if root == "kratix":
-        if expr in KRATIX_NAMES:
-            return None
-        guess = closest(expr, KRATIX_NAMES)
-        return (
-            f'unknown name "{expr}"',
-            f'did you mean "{guess}"?' if guess else "known: " + ", ".join(sorted(KRATIX_NAMES)),
-        )
-    if root == "secrets":
-        return _secret_problem(parts[1] if len(parts) > 1 else "NAME")
-    if len(parts) == 1 and root in secrets:
-        return _secret_problem(root)
-    if root in inputs:
-        return f'unknown name "{expr}"', f'did you mean "inputs.{expr}"?'
-    guess = closest(root, {"inputs", "kratix"})
-    return (
-        f'unknown name "{expr}": templates use inputs.NAME or kratix.NAME',
-        f'did you mean "{guess}"?' if guess else None,
-    )
-
-
-def _secret_problem(name: str) -> tuple[str, str]:
-    return (
-        f'secrets are never templated (found "{name}")',
-        f'commands get the secret as the environment variable {name}; a script can use "${name}"',
-    )
-
-
-def _declared(inputs: set[str]) -> str:
-    return "declared inputs: " + ", ".join(sorted(inputs)) if inputs else "no inputs are declared"
-
-
-def _offset(text: str, offset: int | None) -> int | None:
-    # Columns are only meaningful on the scalar's first line.
-    if offset is None or "\n" in text[:offset]:
-        return None
-    return offset
-
-
 # -- queries --------------------------------------------------------------------------------
 
 
@@ -217,6 +178,9 @@ def _query_problems(
         yield from _queries_of(doc, ("spec", "inputs", name), raw)
     for key, raw in _mapping(spec.get("status")).items():
         yield from _queries_of(doc, ("spec", "status", key), raw)
+    for name, raw in _mapping(spec.get("outputs")).items():
+        if isinstance(raw, dict) and "file" in raw:  # else `jmespath` is an expression
+            yield from _queries_of(doc, ("spec", "outputs", name), raw)
 
 
 def _queries_of(doc: Document, path: PathKey, raw: Any) -> Iterator[Problem]:
@@ -382,7 +346,7 @@ def _output_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
         target = item.get(field)
         if not isinstance(target, str) or not target:
             continue
-        reason = _outside_output(target)
+        reason = outside_output(target)
         if reason is None:
             continue
         if field == "to":
@@ -392,15 +356,6 @@ def _output_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
         else:
             hint = 'add a "to:" inside the output folder: it defaults to the "from:" path'
         yield doc.problem(("spec", "output", i, field), f'output target "{target}" {reason}', hint)
-
-
-def _outside_output(target: str) -> str | None:
-    if target.startswith("/"):
-        return "is absolute: targets are relative to the output folder"
-    normal = posixpath.normpath(target)
-    if normal == ".." or normal.startswith("../"):
-        return "is outside the output folder"
-    return None
 
 
 def _is_delete(spec: dict[str, Any]) -> bool:

@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner.errors import InvalidError, Problem
 from runner.spec.build import build_step
 from runner.spec.model import Step
+from runner.spec.references import declared_outputs, reference_problems
 from runner.spec.schema import check_schema, describe
 from runner.spec.source import MAX_FILE_BYTES, parse_yaml_bytes, read_bytes
 from runner.spec.stamp import content_digest, trusted_digests
+
+if TYPE_CHECKING:  # the checks are imported only when a file is checked
+    from runner.spec.language import StepReference
 
 STEP_SUFFIXES = (".yaml", ".yml")
 _NO_STEP_FILES = "no step files (*.yaml, *.yml) in this folder"
@@ -106,6 +111,8 @@ def load_steps(
     if trust_stamp and len(paths) == 1 and paths[0].is_dir():
         trusted = trusted_digests(paths[0])
     names: dict[str, tuple[str, int]] = {}  # step name -> where it was first defined
+    refs: list[StepReference] = []  # steps.NAME.outputs.X, checked once every step is known
+    outputs: dict[str, frozenset[str]] = {}  # step name -> the outputs it declares
     for file in files:
         name = display(file)
         try:
@@ -114,17 +121,28 @@ def load_steps(
             if data is not None:
                 digest = content_digest(data)
                 result.digests.append(digest)
-                found, steps = _load_file(data, file, name, names, checked=digest in trusted)
+                found, steps = _load_file(
+                    data, file, name, names, refs, outputs, checked=digest in trusted
+                )
         except Exception as exc:  # a bug of ours, not the file's: still no traceback
             found, steps = [_internal_error(exc, name)], []
         found.sort(key=lambda p: (p.line or 0, p.col or 0))
         result.problems.extend(found)
         result.steps.extend(steps)
+    if paths and all(path.is_dir() for path in paths):
+        result.problems.extend(reference_problems(refs, outputs))
     return result
 
 
 def _load_file(
-    data: bytes, file: Path, name: str, names: dict[str, tuple[str, int]], *, checked: bool
+    data: bytes,
+    file: Path,
+    name: str,
+    names: dict[str, tuple[str, int]],
+    refs: list[StepReference],
+    outputs: dict[str, frozenset[str]],
+    *,
+    checked: bool,
 ) -> tuple[list[Problem], list[Step]]:
     from runner.spec.checks import document_problems
 
@@ -146,7 +164,7 @@ def _load_file(
         if not checked:
             found, wrong = check_schema(doc)
             problems += found
-            problems += (p for p in document_problems(doc) if not _under(p.path, wrong))
+            problems += (p for p in document_problems(doc, refs) if not _under(p.path, wrong))
         metadata = doc.value.get("metadata")
         step_name = metadata.get("name") if isinstance(metadata, dict) else None
         if isinstance(step_name, str):
@@ -157,6 +175,7 @@ def _load_file(
                 problems.append(doc.problem(("metadata", "name"), message, hint))
                 continue
             names[step_name] = (name, doc.position(("metadata", "name"))[0])
+            outputs[step_name] = declared_outputs(doc)
         if not found:
             steps.append(build_step(doc, file.resolve()))
     return problems, steps

@@ -1,0 +1,55 @@
+"""`steps.NAME.outputs.X` checked across files, once every step of the folder is known.
+
+A step may read the outputs of a step in another file (another container of the Pipeline, or an
+earlier step of this run), so the check waits for the whole steps folder. Validating single
+files, the other steps may simply not be among them: the check runs only for whole folders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from runner.errors import Problem
+from runner.spec.schema import closest
+from runner.spec.source import Document
+
+if TYPE_CHECKING:  # the checks are imported only when a file is checked
+    from runner.spec.language import StepReference
+
+
+def declared_outputs(doc: Document) -> frozenset[str]:
+    """The outputs a step document declares, whatever else is wrong with it."""
+    spec = doc.value.get("spec") if isinstance(doc.value, dict) else None
+    outputs = spec.get("outputs") if isinstance(spec, dict) else None
+    return frozenset(outputs) if isinstance(outputs, dict) else frozenset()
+
+
+def reference_problems(
+    refs: Iterable[StepReference], outputs: Mapping[str, frozenset[str]]
+) -> Iterator[Problem]:
+    """`outputs`: each step's name and the outputs it declares."""
+    for ref in refs:
+        declared = outputs.get(ref.step)
+        if declared is None:
+            guess = closest(ref.step, set(outputs))
+            yield ref.doc.problem(
+                ref.path,
+                f'no step named "{ref.step}" in the steps folder',
+                f'did you mean "steps.{guess}.outputs.{ref.output}"?' if guess else None,
+                offset=ref.offset,
+            )
+        elif ref.output not in declared:
+            guess = closest(ref.output, declared)
+            if guess:
+                hint = f'did you mean "steps.{ref.step}.outputs.{guess}"?'
+            elif declared:
+                hint = f"{ref.step} declares: " + ", ".join(sorted(declared))
+            else:
+                hint = f"{ref.step} declares no outputs"
+            yield ref.doc.problem(
+                ref.path,
+                f'step "{ref.step}" has no output "{ref.output}"',
+                hint,
+                offset=ref.offset,
+            )
