@@ -1,4 +1,5 @@
-"""A step made concrete for one request: inputs resolved, secrets read, templates rendered.
+"""A step made concrete for one request: inputs resolved, secrets read, values computed, its
+`if:` and its commands' `if:` decided, templates rendered.
 
 `run` executes a PreparedStep; `plan` prints one. Preparing reads, and writes nothing and
 runs nothing: it reads the secrets (their environment variables and files) and, for a state
@@ -18,11 +19,12 @@ from runner.errors import InvalidError, Problem
 from runner.inputs import input_env, resolve_inputs
 from runner.kratix import KratixContext
 from runner.secrets import resolve_secrets
-from runner.spec.model import Command, StatusFromFile, Step, state_key
+from runner.spec.model import Command, Step, state_key
 from runner.spec.source import Document
 from runner.state import NONE, StoreSpec, default_kind, store_class
 from runner.state.base import StateRef
 from runner.template import TemplateError, render
+from runner.values import holds, resolve_values
 
 # Where Kratix runs promise workflows unless the Promise names a pipelineNamespace.
 SYSTEM_NAMESPACE = "kratix-platform-system"
@@ -37,6 +39,7 @@ class PreparedCommand:
     continue_on_error: bool
     stdout: str | None
     source: Command
+    skipped: str | None = None  # why its `if:` keeps it from running
 
     def describe(self) -> str:
         """The rendered command for logs, quoted as a shell would read it (`shlex.join`)."""
@@ -53,7 +56,13 @@ class PreparedStep:
     commands: list[PreparedCommand]
     store: str  # a registered store kind (runner.state.STORES), or none
     state_ref: StateRef | None
-    status: dict[str, str | StatusFromFile] = field(default_factory=dict)
+    # What templates and expressions read: inputs, values, kratix, steps (outputs come later).
+    context: dict[str, Any] = field(default_factory=dict)
+    skipped: str | None = None  # why the step's `if:` keeps it from running
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return dict(self.context.get("values", {}))
 
 
 def prepare(
@@ -63,8 +72,13 @@ def prepare(
     environ: Mapping[str, str],
     store_override: StoreSpec | None = None,
     need_secrets: bool = True,
+    steps: Mapping[str, Any] | None = None,
 ) -> PreparedStep:
-    """Resolve everything a run needs, or raise InvalidError with every problem found."""
+    """Resolve everything a run needs, or raise InvalidError with every problem found.
+
+    `steps`: what earlier steps recorded (runner.outputs.recorded_steps); reading the outputs
+    of one that runs earlier in this run raises outputs.Pending.
+    """
     problems: list[Problem] = []
     try:
         inputs = resolve_inputs(step, request)
@@ -80,7 +94,15 @@ def prepare(
     if problems:
         raise InvalidError(*problems)
 
-    context = {"inputs": inputs, "kratix": ctx.template_values()}
+    context: dict[str, Any] = {
+        "inputs": inputs,
+        "kratix": ctx.template_values(),
+        "steps": steps or {},
+    }
+    context["values"] = resolve_values(step, context)
+    skipped = None
+    if step.condition and not holds(step, step.condition, context, ("spec", "if")):
+        skipped = f"if: {step.condition} is false"
 
     def text(value: str, path: tuple[str | int, ...]) -> str:
         try:
@@ -92,15 +114,11 @@ def prepare(
     env = {**ctx.command_env(), **input_env(inputs)}
     env.update({k: text(v, ("spec", "env", k)) for k, v in step.env.items()})
     workdir = (step.folder / text(step.workdir, ("spec", "workdir"))).resolve()
-    commands = [_command(step, c, text) for c in _selected_commands(step, ctx)]
-    status = {
-        k: v if isinstance(v, StatusFromFile) else text(v, ("spec", "status", k))
-        for k, v in step.status.items()
-    }
+    commands = [_command(step, c, text, context) for c in _selected_commands(step, ctx)]
     store, ref = _state(step, ctx, request, text, environ, store_override)
     if problems:
         raise InvalidError(*problems)
-    return PreparedStep(step, inputs, secrets, workdir, env, commands, store, ref, status)
+    return PreparedStep(step, inputs, secrets, workdir, env, commands, store, ref, context, skipped)
 
 
 def _selected_commands(step: Step, ctx: KratixContext) -> tuple[Command, ...]:
@@ -109,8 +127,11 @@ def _selected_commands(step: Step, ctx: KratixContext) -> tuple[Command, ...]:
     return step.run
 
 
-def _command(step: Step, command: Command, text: Any) -> PreparedCommand:
+def _command(step: Step, command: Command, text: Any, context: dict[str, Any]) -> PreparedCommand:
     path = command.path
+    skipped = None
+    if command.condition and not holds(step, command.condition, context, (*path, "if")):
+        skipped = f"if: {command.condition} is false"
     if command.script is not None:
         # The script is never rendered: inputs reach it only through the environment.
         argv = ["bash", "-euo", "pipefail", "-c", command.script, "runner-script"]
@@ -128,6 +149,7 @@ def _command(step: Step, command: Command, text: Any) -> PreparedCommand:
         continue_on_error=command.continue_on_error,
         stdout=command.stdout,
         source=command,
+        skipped=skipped,
     )
 
 

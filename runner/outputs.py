@@ -1,0 +1,162 @@
+"""Step outputs: computed after a step's commands, recorded for later steps and containers.
+
+A step's `outputs:` are read from files its commands wrote (optionally through a query) or
+computed by an expression. They are recorded as `/kratix/metadata/runner/outputs/STEP.json`:
+the metadata folder is the one every container of a Pipeline shares, so a later `runner run`
+in the same Pipeline reads them as `steps.STEP.outputs.NAME`. A sensitive output is recorded
+too (the folder never leaves the pod) but marked, so every reader masks it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from runner.errors import CommandFailed, InvalidError, Problem
+from runner.expressions import ExpressionError, compile_expression
+from runner.kratix import write_atomic
+from runner.query import QueryError, compile_jmespath, compile_query
+from runner.spec.model import Output, Step
+
+OUTPUTS_FOLDER = Path("runner") / "outputs"  # under the metadata folder
+_MAX_FILE_BYTES = 4 << 20  # an output is a value, not a payload
+
+
+def outputs_file(metadata_dir: Path, step: str) -> Path:
+    return metadata_dir / OUTPUTS_FOLDER / f"{step}.json"
+
+
+def record(metadata_dir: Path, step: Step, values: Mapping[str, Any]) -> Path:
+    """Write a step's outputs for later steps and containers."""
+    sensitive = sorted(o.name for o in step.outputs if o.sensitive)
+    record = {"step": step.name, "outputs": dict(values), "sensitive": sensitive}
+    path = outputs_file(metadata_dir, step.name)
+    write_atomic(path, (json.dumps(record, indent=1, default=str) + "\n").encode())
+    return path
+
+
+class Pending(Exception):
+    """A template or expression read the outputs of a step that runs earlier in this run:
+    the reader is prepared again once that step has run."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(step)
+        self.step = step
+
+
+class _PendingOutputs(Mapping[str, Any]):
+    """The outputs of a step not run yet: every name exists, and reading one is Pending (or,
+    for `runner plan`, a placeholder text)."""
+
+    def __init__(self, step: str, placeholder: bool) -> None:
+        self.step, self.placeholder = step, placeholder
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> Any:
+        if self.placeholder:
+            return f"(steps.{self.step}.outputs.{key}, once {self.step} has run)"
+        raise Pending(self.step)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def recorded_steps(
+    metadata_dir: Path, pending: Iterable[str] = (), *, placeholder: bool = False
+) -> tuple[dict[str, Any], list[Any]]:
+    """`steps` as templates and expressions see it, {STEP: {"outputs": {...}}}, from what
+    earlier steps recorded; and the sensitive values among them, to mask. `pending`: steps
+    that run earlier in this run, whose outputs are not known yet."""
+    steps: dict[str, Any] = {}
+    sensitive: list[Any] = []
+    folder = metadata_dir / OUTPUTS_FOLDER
+    for file in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        name, outputs, marked = _read(file)
+        steps[name] = {"outputs": outputs}
+        sensitive += [outputs[k] for k in marked if k in outputs]
+    for name in pending:
+        steps[name] = {"outputs": _PendingOutputs(name, placeholder)}
+    return steps, sensitive
+
+
+def _read(file: Path) -> tuple[str, dict[str, Any], list[str]]:
+    """One recorded file, or exit 2 naming it: a file another container broke is not ours to
+    guess at."""
+    try:
+        record = json.loads(file.read_bytes())
+        name, outputs = record["step"], record["outputs"]
+        sensitive = record.get("sensitive", [])
+        if not isinstance(name, str) or not isinstance(outputs, dict):
+            raise TypeError("unexpected shape")
+        return name, outputs, [str(s) for s in sensitive]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not a step's outputs"
+        raise InvalidError(
+            f"cannot read the outputs an earlier step recorded in {file}: {reason}"
+        ) from None
+
+
+def collect(step: Step, workdir: Path, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Every output of a step whose commands succeeded; `context` holds the outputs so far
+    (an expression sees the ones before it). A missing file fails the step (exit 1)."""
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for output in step.outputs:
+        scope = {**context, "outputs": dict(values)}
+        try:
+            values[output.name] = _value(output, workdir, scope)
+        except (ExpressionError, QueryError) as exc:
+            problems.append(_problem(step, output, exc.message))
+        except FileValueError as exc:
+            problems.append(_problem(step, output, str(exc), "check that a command writes it"))
+    if problems:
+        raise CommandFailed(*problems)
+    return values
+
+
+class FileValueError(Exception):
+    """A value to read from a file that is missing, too big, or not YAML/JSON."""
+
+
+def _value(output: Output, workdir: Path, context: Mapping[str, Any]) -> Any:
+    if output.file is None:
+        assert output.expression is not None  # the schema and validate require one
+        return compile_expression(output.expression).evaluate(context)
+    if output.expression is None:
+        return read_text(workdir / output.file, output.file).removesuffix("\n")
+    return query_file(workdir / output.file, output.file, output.expression, output.language)
+
+
+def read_text(path: Path, shown: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(_MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise FileValueError(f"cannot read {shown}: {exc.strerror}") from None
+    if len(data) > _MAX_FILE_BYTES:
+        raise FileValueError(f"{shown} is larger than {_MAX_FILE_BYTES >> 20} MiB")
+    return data.decode("utf-8", errors="replace")
+
+
+def query_file(path: Path, shown: str, expression: str, language: str) -> Any:
+    """The value a query finds in a YAML or JSON file a command wrote (None: nothing found)."""
+    import yaml
+
+    text = read_text(path, shown)
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise FileValueError(f"{shown} is not YAML or JSON: {str(exc).splitlines()[0]}") from None
+    compile = compile_query if language == "query" else compile_jmespath
+    return compile(expression).search(document)
+
+
+def _problem(step: Step, output: Output, message: str, hint: str | None = None) -> Problem:
+    return step.document.problem(output.path, f'output "{output.name}": {message}', hint)
