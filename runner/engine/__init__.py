@@ -1,0 +1,136 @@
+"""Running prepared steps: the order of the phases of a step, and the signals that stop it.
+
+Each phase lives in its own module: the workspace (workspace.py), the state's restore and save
+(state.py), the commands (commands.py), and what the step leaves for Kratix (results.py).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Mapping
+from contextlib import nullcontext
+from types import FrameType
+from typing import Any
+
+from runner.engine.commands import CommandLoop
+from runner.engine.results import Results
+from runner.engine.state import StatePhase
+from runner.engine.workspace import workspace
+from runner.errors import CommandFailed, Interrupted, LockHeld, StoreError
+from runner.execute import Executor
+from runner.kratix import KratixContext
+from runner.log import Logger, seconds
+from runner.prepare import PreparedStep
+from runner.settings import DEFAULTS, Settings
+from runner.state import StoreSpec, open_store
+from runner.state.base import StateStore
+
+
+class Engine:
+    def __init__(
+        self,
+        ctx: KratixContext,
+        log: Logger,
+        environ: Mapping[str, str],
+        store_override: StoreSpec | None = None,
+        settings: Settings = DEFAULTS,
+    ) -> None:
+        self.ctx = ctx
+        self.log = log
+        self.environ = dict(environ)
+        self.store_override = store_override
+        self.lock_wait = settings.lock_wait
+        self.executor = Executor(log, settings.kill_grace, environ=self.environ)
+        self.commands = CommandLoop(self.executor, log, self.environ)
+        self.state = StatePhase(log, ctx.dry_run)
+        self.results = Results(ctx, log)
+        self._stores: dict[str, StateStore] = {}
+        self._interruptible = False  # True while a signal may unwind the step at once
+
+    # -- signals -------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only record it (logging here could re-enter a write to stderr). Waiting for a lock
+        # or restoring is unwound at once; while commands run or state is saved, the
+        # executor forwards the signal and the step stops after saving.
+        self.executor.interrupt(signum)
+        if self._interruptible:
+            raise Interrupted(signum)
+
+    def _check_interrupted(self) -> None:
+        if self.executor.interrupted is not None:
+            raise Interrupted(self.executor.interrupted)
+
+    # -- stores --------------------------------------------------------------------------
+    def store(self, kind: str) -> StateStore:
+        if kind not in self._stores:
+            override = self.store_override
+            location = override.location_for(kind) if override else None
+            self._stores[kind] = open_store(kind, location, self.environ)
+        return self._stores[kind]
+
+    def close(self) -> None:
+        for store in self._stores.values():
+            store.close()
+
+    # -- a step ----------------------------------------------------------------------------
+    def run_step(self, prepared: PreparedStep) -> None:
+        """Run one step; raises CommandFailed, StoreError, Interrupted or InvalidError."""
+        step = prepared.step
+        fields = {"step": step.name}
+        started = time.monotonic()
+        mode = " (dry run)" if self.ctx.dry_run else ""
+        self.log.info(f"step {step.name} started{mode}", event="step-start", **fields)
+        ref = prepared.state_ref
+        store = self.store(prepared.store) if ref else None
+        with workspace(prepared) as workdir:
+            lock: Any = nullcontext()
+            if store is not None and ref is not None and step.state.lock and not self.ctx.dry_run:
+                lock = store.lock(ref, self.lock_wait, self.log)
+            try:
+                self._interruptible = True  # nothing to save yet while waiting or restoring
+                self._check_interrupted()
+                if self.ctx.dry_run and not step.dry_run:
+                    self.log.info("dry run: the step has no dryRun commands; none run", **fields)
+                with lock as held:
+                    stored, expected = self.state.restore(prepared, store, workdir)
+                    self._interruptible = False
+                    self._check_interrupted()
+                    failure = self.commands.run_commands(prepared, workdir, fields)
+                    self.state.finish(prepared, store, workdir, stored, failure, expected, held)
+            except LockHeld as exc:
+                self.results.ask_to_retry(step.name, exc)
+                raise
+            finally:
+                self._interruptible = False
+            if self.executor.interrupted is not None:
+                signame = signal.Signals(self.executor.interrupted).name
+                self.log.warning(f"received {signame}: step stopped", **fields)
+            self._check_interrupted()
+            if failure:
+                self._step_end(step.name, started, "failed")
+                raise CommandFailed(f"step {step.name}: {failure}")
+            # A dry run writes output and status too (Kratix diffs them against the live
+            # request's); status last, so that it never reports a step whose output failed.
+            self.results.copy_output(prepared, workdir)
+            self.results.write_status(prepared, workdir)
+        self._step_end(step.name, started, "succeeded")
+
+    def _step_end(self, name: str, started: float, status: str) -> None:
+        duration = time.monotonic() - started
+        verb = "failed after" if status == "failed" else "finished in"
+        self.log.event(
+            f"step {name} {verb} {seconds(duration)}",
+            "error" if status == "failed" else "info",
+            event="step-end",
+            status=status,
+            duration=round(duration, 3),
+            step=name,
+        )
+
+
+__all__ = ["Engine", "StoreError"]

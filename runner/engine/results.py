@@ -1,0 +1,154 @@
+"""What a step leaves for Kratix: status.yaml, the output folder, and workflow-control.yaml
+when another run holds the state's lock."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from runner.engine.fileerrors import os_reason
+from runner.errors import CommandFailed, InvalidError, LockHeld, StoreError
+from runner.kratix import (
+    KratixContext,
+    WorkflowControl,
+    request_workflow_control,
+    status_problems,
+    write_status,
+)
+from runner.log import Logger
+from runner.prepare import PreparedStep
+from runner.query import QueryError, compile_jmespath, compile_query
+from runner.settings import format_duration
+from runner.spec.model import StatusFromFile
+
+
+class Results:
+    """Writes a step's results into the pipeline's folders (`ctx`)."""
+
+    def __init__(self, ctx: KratixContext, log: Logger) -> None:
+        self.ctx = ctx
+        self.log = log
+
+    def ask_to_retry(self, step: str, held: LockHeld) -> None:
+        """Another run holds the lock: ask Kratix, in workflow-control.yaml, to retry later."""
+        retry = format_duration(held.retry_after_seconds)
+        reason = self.log.masker.mask(held.problems[0].message)
+        wanted = WorkflowControl(retry_after=retry, message=f"step {step}: {reason}")
+        try:
+            now = request_workflow_control(self.ctx.metadata_dir, wanted)
+        except OSError as exc:
+            # Exiting 0 without the file would let Kratix mark the workflow done: fail instead.
+            raise StoreError(
+                f"step {step}: {reason}; and cannot ask Kratix to retry: "
+                f"cannot write workflow-control.yaml: {os_reason(exc)}"
+            ) from None
+        if now is wanted:
+            self.log.info(
+                f"{reason}: asked Kratix to retry in {retry} (workflow-control.yaml)", step=step
+            )
+        else:
+            self.log.info(
+                f"workflow-control.yaml already asks Kratix to {now.describe()}", step=step
+            )
+
+    def write_status(self, prepared: PreparedStep, workdir: Path) -> None:
+        step = prepared.step
+        values: dict[str, Any] = {}
+        for key, value in prepared.status.items():
+            if isinstance(value, StatusFromFile):
+                found = self.status_from_file(prepared, workdir, key, value)
+                if found is not None:
+                    values[key] = found
+            else:
+                values[key] = value
+        if not values:
+            return
+        problems = status_problems(values)
+        if problems:
+            raise CommandFailed(
+                *(step.document.problem(("spec", "status"), f"status: {p}") for p in problems)
+            )
+        if self.ctx.workflow == "promise" and set(values) - {"message"}:
+            others = ", ".join(k for k in values if k != "message")
+            self.log.warning(
+                f"status {others}: a Promise's status keeps only message (Kratix drops the rest)",
+                step=step.name,
+            )
+        try:
+            path = write_status(self.ctx.metadata_dir, self.log.masker.mask_values(values))
+        except InvalidError as exc:
+            # A command wrote status.yaml itself, and Kratix would refuse it.
+            raise CommandFailed(*exc.problems) from None
+        except OSError as exc:
+            raise CommandFailed(
+                f"cannot write status.yaml in {self.ctx.metadata_dir}: {os_reason(exc)}"
+            ) from None
+        self.log.info(f"status: {', '.join(values)} → {path}", step=step.name)
+
+    def status_from_file(
+        self, prepared: PreparedStep, workdir: Path, key: str, value: StatusFromFile
+    ) -> Any:
+        import yaml
+
+        path = workdir / value.file
+        step = prepared.step
+        try:
+            document = yaml.safe_load(path.read_text("utf-8"))
+            query = (
+                compile_query(value.expression)
+                if value.language == "query"
+                else compile_jmespath(value.expression)
+            )
+            found = query.search(document)
+        except (OSError, yaml.YAMLError, UnicodeDecodeError, QueryError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+            found, why = None, f"cannot read {value.file}: {reason}"
+        else:
+            why = f"{value.expression} found nothing in {value.file}"
+        if found is None:
+            if value.required and not self.ctx.dry_run:
+                raise CommandFailed(step.document.problem(("spec", "status", key), why))
+            self.log.warning(f"status {key}: {why}", step=step.name)
+        return found
+
+    def copy_output(self, prepared: PreparedStep, workdir: Path) -> None:
+        if prepared.step.output and self.ctx.action == "delete":
+            # A delete Pipeline has no work-writer container: nothing reads /kratix/output.
+            self.log.warning(
+                "output: Kratix ignores the output of a delete workflow", step=prepared.step.name
+            )
+        out_root = self.ctx.output_dir.resolve()
+        for copy in prepared.step.output:
+            source = (workdir / copy.source).resolve()
+            target = (out_root / copy.target).resolve()
+            if not target.is_relative_to(out_root):
+                # `validate` refuses targets that leave the folder; a symlink in it still can,
+                # and the commands have run by now: the step failed (exit 1), not its file.
+                raise CommandFailed(
+                    prepared.step.document.problem(
+                        copy.path,
+                        f"output target {copy.target} is outside the output folder "
+                        f"{out_root} (it resolves to {target})",
+                        "a symlink in the output folder may lead out of it",
+                    )
+                )
+            if not source.exists():
+                if self.ctx.dry_run:  # a preview whose commands did not run: not a failure
+                    self.log.warning(f"output {copy.source} was not made", step=prepared.step.name)
+                    continue
+                raise CommandFailed(f"step {prepared.step.name}: output {copy.source} was not made")
+            try:
+                if source.is_dir():
+                    shutil.copytree(source, target, dirs_exist_ok=True)
+                else:
+                    into = copy.target.endswith("/")  # `to: app/`: into that folder
+                    folder = target if into else target.parent
+                    folder.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(source, folder / source.name if into else target)
+            except (shutil.Error, OSError) as exc:
+                raise CommandFailed(
+                    f"step {prepared.step.name}: cannot copy output {copy.source} to {target}: "
+                    f"{os_reason(exc)}"
+                ) from None
+            self.log.info(f"output: {copy.source} → {target}", step=prepared.step.name)

@@ -1,0 +1,189 @@
+"""A step's state around its commands: restored into the workdir before them, saved (or
+removed) after them, each save expecting the version restored and refused once the lock is lost.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from runner.engine.fileerrors import os_reason
+from runner.errors import Problem, StoreError
+from runner.log import Logger, seconds
+from runner.prepare import PreparedStep
+from runner.spec.model import StateFile
+from runner.state.base import (
+    UNCHECKED,
+    Expected,
+    HeldLock,
+    StateStore,
+    changed_since_read,
+    digest,
+)
+
+
+class StatePhase:
+    """Restores and saves the states of steps, telling `log` what it did."""
+
+    def __init__(self, log: Logger, dry_run: bool) -> None:
+        self.log = log
+        self.dry_run = dry_run
+
+    def restore(
+        self, prepared: PreparedStep, store: StateStore | None, workdir: Path
+    ) -> tuple[Restored | None, Expected]:
+        """What was restored, and the version a save of this state expects."""
+        ref = prepared.state_ref
+        if store is None or ref is None or not prepared.commands:
+            # No command would read it (a dry run without dryRun commands).
+            return None, UNCHECKED
+        fields = {"step": prepared.step.name}
+        started = time.monotonic()
+        loaded = store.load(ref)
+        stored = loaded.files if loaded is not None else {}
+        written: set[str] = set()
+        for item in prepared.step.state.files:
+            target = workdir / item.path
+            try:
+                if item.key in stored:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(stored[item.key])
+                    written.add(item.key)
+                else:
+                    # The store is the truth: a stale file from an earlier run must not be used.
+                    target.unlink(missing_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot restore {item.path} into {workdir}: {os_reason(exc)} "
+                    f"(the stored state in {store.describe(ref)} is untouched)"
+                ) from None
+        if loaded is None:
+            self.log.info(f"no stored state in {store.describe(ref)}: starting fresh", **fields)
+            return None, None  # a save expects there to be none still
+        size = sum(len(v) for v in stored.values())
+        self.log.info(
+            f"restored state from {store.describe(ref)} ({size} bytes) in "
+            f"{seconds(time.monotonic() - started)}",
+            event="state-restore",
+            **fields,
+        )
+        # The restored files are on disk now: keep only what tells whether the commands
+        # changed anything (digest, sizes) and the stored entries no state file holds.
+        restored = Restored(
+            digest=digest(stored),
+            sizes={k: len(v) for k, v in stored.items()},
+            others={k: v for k, v in stored.items() if k not in written},
+            written=frozenset(written),
+        )
+        return restored, loaded.version
+
+    def finish(
+        self,
+        prepared: PreparedStep,
+        store: StateStore | None,
+        workdir: Path,
+        stored: Restored | None,
+        failure: str | None,
+        expected: Expected = UNCHECKED,
+        held: HeldLock | None = None,
+    ) -> None:
+        """Save (or remove) the state as the step says; a save expects the version restored,
+        and is refused once the lock is lost."""
+        ref = prepared.state_ref
+        if store is None or ref is None or self.dry_run:
+            return
+        fields = {"step": prepared.step.name}
+        state = prepared.step.state
+        if failure is None and prepared.step.is_delete and state.on_delete == "remove":
+            removed = store.remove(ref)
+            self.log.info(
+                f"removed state {store.describe(ref)}" if removed else "no state to remove",
+                **fields,
+            )
+            return
+        if failure is not None and state.save != "always":
+            self.log.info("not saving state: the step failed and save is on-success", **fields)
+            return
+        files = dict(stored.others) if stored else {}
+        found = False
+        gone = []  # restored files the commands removed: their stored value is kept, as before
+        # State files that can't be read are left out and reported once the others are saved
+        # (their keys were checked before the commands ran, in prepare): losing the rest with
+        # them would not save them.
+        refused: list[Problem] = []
+        for index, item in enumerate(state.files):
+            path = workdir / item.path
+            if path.is_file():
+                try:
+                    files[item.key] = path.read_bytes()
+                except OSError as exc:
+                    refused.append(_unreadable(prepared, index, item, exc))
+                    continue
+                found = True
+            elif stored is not None and item.key in stored.written:
+                gone.append(item.key)
+        if not found:
+            if refused:
+                raise StoreError(*_noted(refused, "no state file was saved"))
+            self.log.info("no state files were written: nothing to save", **fields)
+            return
+        if stored is not None and gone:
+            # Rare: read those values back rather than keep every state in memory meanwhile.
+            # (The save expects the version restored: it refuses if the state moved since.)
+            again = store.load(ref)
+            if again is None or not again.files.keys() >= set(gone):
+                raise changed_since_read(store.describe(ref))
+            files.update((key, again.files[key]) for key in gone)
+            del again
+        if (
+            stored is not None
+            and {k: len(v) for k, v in files.items()} == stored.sizes
+            and digest(files) == stored.digest
+        ):
+            self.log.info("state unchanged: not saved again", **fields)
+        else:
+            started = time.monotonic()
+            try:
+                if held is not None and (lost := held.lost_reason()) is not None:
+                    raise StoreError(
+                        f"lost {held.describe()} while the commands ran ({lost}); not saving "
+                        "over what another run may have saved"
+                    )
+                store.save(ref, files, expected)
+            except StoreError as exc:
+                # Which state, which files: the store's own words may name neither.
+                saving = ", ".join(f.path for f in state.files if f.key in files)
+                head = f"could not save {saving} to {store.describe(ref)}: "
+                first, *rest = exc.problems or [Problem("refused")]
+                raise StoreError(replace(first, message=head + first.message), *rest) from None
+            size = sum(len(v) for v in files.values())
+            self.log.info(
+                f"saved state to {store.describe(ref)} ({size} bytes) in "
+                f"{seconds(time.monotonic() - started)}",
+                event="state-save",
+                **fields,
+            )
+        if refused:
+            raise StoreError(*_noted(refused, "the other state files were saved"))
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a step's restore keeps in memory: not the state, which is in the workdir now."""
+
+    digest: str  # runner.state.base.digest of the state as stored
+    sizes: dict[str, int]  # each stored entry's size: most changes show without hashing
+    others: dict[str, bytes]  # stored entries no state file holds: saved back as they are
+    written: frozenset[str]  # the keys restored into state files
+
+
+def _unreadable(prepared: PreparedStep, index: int, item: StateFile, exc: OSError) -> Problem:
+    return prepared.step.document.problem(
+        ("spec", "state", "files", index, "path"),
+        f"state file {item.path} was not saved: cannot read it: {os_reason(exc)}",
+    )
+
+
+def _noted(problems: list[Problem], note: str) -> list[Problem]:
+    return [replace(p, hint=f"{p.hint}; {note}" if p.hint else note) for p in problems]

@@ -1,0 +1,43 @@
+"""Where a step's commands run: its workdir, or a scratch copy of it (`copyWorkdir`)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from runner.engine.fileerrors import os_reason
+from runner.errors import CommandFailed, InvalidError
+from runner.prepare import PreparedStep
+
+
+@contextmanager
+def workspace(prepared: PreparedStep) -> Iterator[Path]:
+    """The folder the step works in for the block; a copy is removed afterwards."""
+    source = prepared.workdir
+    if not source.is_dir():
+        raise InvalidError(
+            prepared.step.document.problem(("spec", "workdir"), f"workdir {source} does not exist")
+        )
+    if not prepared.step.copy_workdir:
+        yield source
+        return
+    scratch = Path(tempfile.mkdtemp(prefix=f"runner-{prepared.step.name}-"))
+    try:
+        workdir = scratch / source.name
+        # Leftover state in the source must not stand in for the stored state.
+        ignore = shutil.ignore_patterns(
+            ".terraform", *(Path(f.path).name for f in prepared.step.state.files)
+        )
+        try:
+            shutil.copytree(source, workdir, symlinks=True, ignore=ignore)
+        except (shutil.Error, OSError) as exc:
+            raise CommandFailed(
+                f"step {prepared.step.name}: cannot copy the workdir {source} to {scratch} "
+                f"(TMPDIR): {os_reason(exc)}"
+            ) from None
+        yield workdir
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
