@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.errors import InvalidError, LockHeld, StoreError
+from runner import interrupts
+from runner.errors import Interrupted, InvalidError, LockHeld, StoreError
 from runner.log import Logger
 from runner.state import NONE, STORES, StoreSpec, kinds, open_store, store_class
 from runner.state.base import Loaded, StateChanged, StateRef, StateStore
@@ -203,6 +206,24 @@ def test_a_held_lock_keeps_other_runs_out_until_released(backend: Backend) -> No
         assert held.lost_reason() is None
     with other.lock(REF, 1) as held:  # released: another run takes it at once
         assert held.lost_reason() is None
+
+
+def test_a_signal_ends_a_lock_wait_at_once_and_leaves_the_holders_lock_alone(
+    backend: Backend,
+) -> None:
+    store, other = backend.open(), backend.open()
+    with store.lock(REF, 1) as held:
+        threading.Timer(0.3, interrupts.record, (signal.SIGTERM,)).start()
+        started = time.monotonic()
+        try:
+            with pytest.raises(Interrupted), other.lock(REF, 60):
+                pytest.fail("took a held lock")
+        finally:
+            interrupts.forget()
+        assert time.monotonic() - started < 2
+        assert held.lost_reason() is None
+        with pytest.raises(LockHeld), other.lock(REF, 0.3):
+            pass  # still held: the interrupted wait took nothing
 
 
 def test_stored_states_carry_the_runners_labels(backend: Backend) -> None:

@@ -13,11 +13,12 @@ from contextlib import nullcontext
 from types import FrameType
 from typing import Any
 
+from runner import interrupts
 from runner.engine.commands import CommandLoop
 from runner.engine.results import Results
 from runner.engine.state import StatePhase
 from runner.engine.workspace import workspace
-from runner.errors import CommandFailed, Interrupted, LockHeld, StoreError
+from runner.errors import CommandFailed, LockHeld, StoreError
 from runner.execute import Executor
 from runner.kratix import KratixContext
 from runner.log import Logger, seconds
@@ -46,7 +47,6 @@ class Engine:
         self.state = StatePhase(log, ctx.dry_run)
         self.results = Results(ctx, log)
         self._stores: dict[str, StateStore] = {}
-        self._interruptible = False  # True while a signal may unwind the step at once
 
     # -- signals -------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -54,16 +54,12 @@ class Engine:
         signal.signal(signal.SIGINT, self._on_signal)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        # Only record it (logging here could re-enter a write to stderr). Waiting for a lock
-        # or restoring is unwound at once; while commands run or state is saved, the
-        # executor forwards the signal and the step stops after saving.
+        # Only record it (logging here could re-enter a write to stderr; raising could land
+        # between taking a lock and the `try` that releases it). A lock wait or a restore
+        # stops at its next safe point (runner/interrupts.py); while commands run or state is
+        # saved, the executor forwards the signal and the step stops after saving.
+        interrupts.record(signum)
         self.executor.interrupt(signum)
-        if self._interruptible:
-            raise Interrupted(signum)
-
-    def _check_interrupted(self) -> None:
-        if self.executor.interrupted is not None:
-            raise Interrupted(self.executor.interrupted)
 
     # -- stores --------------------------------------------------------------------------
     def store(self, kind: str) -> StateStore:
@@ -92,25 +88,24 @@ class Engine:
             if store is not None and ref is not None and step.state.lock and not self.ctx.dry_run:
                 lock = store.lock(ref, self.lock_wait, self.log)
             try:
-                self._interruptible = True  # nothing to save yet while waiting or restoring
-                self._check_interrupted()
+                interrupts.stop_if_received()
                 if self.ctx.dry_run and not step.dry_run:
                     self.log.info("dry run: the step has no dryRun commands; none run", **fields)
                 with lock as held:
+                    # Until the commands start there is nothing to save: a signal that came
+                    # while taking the lock or restoring ends the step (releasing the lock).
+                    interrupts.stop_if_received()
                     stored, expected = self.state.restore(prepared, store, workdir)
-                    self._interruptible = False
-                    self._check_interrupted()
+                    interrupts.stop_if_received()
                     failure = self.commands.run_commands(prepared, workdir, fields)
                     self.state.finish(prepared, store, workdir, stored, failure, expected, held)
             except LockHeld as exc:
                 self.results.ask_to_retry(step.name, exc)
                 raise
-            finally:
-                self._interruptible = False
             if self.executor.interrupted is not None:
                 signame = signal.Signals(self.executor.interrupted).name
                 self.log.warning(f"received {signame}: step stopped", **fields)
-            self._check_interrupted()
+            interrupts.stop_if_received()
             if failure:
                 self._step_end(step.name, started, "failed")
                 raise CommandFailed(f"step {step.name}: {failure}")

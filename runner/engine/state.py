@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from runner import interrupts
 from runner.engine.fileerrors import os_reason
 from runner.errors import Problem, StoreError
 from runner.log import Logger, seconds
@@ -44,6 +45,7 @@ class StatePhase:
         stored = loaded.files if loaded is not None else {}
         written: set[str] = set()
         for item in prepared.step.state.files:
+            interrupts.stop_if_received()  # nothing to undo: the commands have not run
             target = workdir / item.path
             try:
                 if item.key in stored:

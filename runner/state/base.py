@@ -196,8 +196,10 @@ class StateStore(abc.ABC):
         self, ref: StateRef, wait_seconds: float, log: Logger | None = None
     ) -> AbstractContextManager[HeldLock]:
         """Hold the state's lock for the block, which gets the HeldLock; raise LockHeld after
-        `wait_seconds`. While waiting, say who holds it on `log` (see WaitNotice). A store whose
-        lock can be lost tells so on `log` when it happens, and through `lost_reason()`."""
+        `wait_seconds`. While waiting, say who holds it on `log` (see WaitNotice), and pause with
+        runner.interrupts.pause, so that a signal ends the wait at once (Interrupted), before
+        the lock is taken. A store whose lock can be lost tells so on `log` when it happens,
+        and through `lost_reason()`."""
 
     @abc.abstractmethod
     def unlock(self, ref: StateRef) -> bool:

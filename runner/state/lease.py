@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from runner import interrupts
 from runner.errors import LockHeld, StoreError
 from runner.settings import format_duration
 from runner.state.base import NotFound, WaitNotice
@@ -90,7 +91,7 @@ class LeaseLock(RenewedLock):
                     retry_after_seconds=retry,
                 )
             notice(self.describe(), holder)
-            time.sleep(
+            interrupts.pause(
                 min(pause * (0.5 + random.random()), max(0.0, deadline - time.monotonic())) or 0.01
             )
             pause = min(pause * 1.5, 2.0)

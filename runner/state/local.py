@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runner import interrupts
 from runner.errors import LockHeld, StoreError
 from runner.state.base import (
     UNCHECKED,
@@ -171,7 +172,7 @@ class LocalStore(StateStore):
                             retry_after_seconds=30,
                         ) from None
                     notice(f"the lock of state {self.describe(ref)}", holder)
-                    time.sleep(0.05)
+                    interrupts.pause(0.05)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
             yield HeldLock(f"the lock of state {self.describe(ref)}")

@@ -171,6 +171,33 @@ def test_sigterm_while_waiting_for_the_lock_exits_at_once_and_leaves_the_holder_
         assert stored(api, tmp_path) is None
     else:
         assert stored_local(pipeline.state_dir) is None
+        assert lock.read_bytes() == b""  # it never wrote itself in as the holder
+
+
+def test_sigterm_while_the_lease_is_being_taken_releases_it_and_exits_143(kube, pipeline, ledger):
+    """SIGTERM while the request that takes the Lease is in flight: the request completes, the
+    runner stops right after (143, nothing ran) and releases the Lease, so the next run need
+    not wait for it to expire. (A handler that raised there left the Lease held.)"""
+    counter_step(pipeline, "configmap")
+    kube.fail(latency=1.0, only=["create"])  # the Lease's create answers after a second
+    process = pipeline.popen("run", "--lock-wait", "60")
+    try:
+        assert wait_until(lambda: kube.count("GET", "/leases/") >= 1, 30), "no Lease read"
+        time.sleep(0.3)  # the create follows the read at once: now it is in flight
+        assert kube.count("POST", "/leases") == 0
+        process.send_signal(TERM)
+        sent = time.monotonic()
+        ledger["signals"] += 1
+        code, out, err = finish(process, 20)
+        took = time.monotonic() - sent
+    finally:
+        process.kill()
+    assert code == 143, err
+    assert took < 3, took
+    assert "count is" not in out and "Traceback" not in err
+    # The create lands (a dead run's would still, after its latency) and the Lease is free.
+    assert wait_until(lambda: kube.count("POST", "/leases") == 1, 5), "the Lease was not taken"
+    assert lease_holder(kube) is None, "the Lease was not released"
 
 
 def _manifest_generation(api) -> str:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runner import interrupts
 from runner.errors import LockHeld, StoreError
 from runner.state.base import (
     UNCHECKED,
@@ -128,7 +129,7 @@ class MemoryStore(StateStore):
             if time.monotonic() >= deadline:
                 raise LockHeld(f"state {self.describe(ref)} is locked by {holder}", 30)
             notice(f"the lock of state {self.describe(ref)}", holder)
-            time.sleep(0.05)
+            interrupts.pause(0.05)
         try:
             yield HeldLock(f"the lock of state {self.describe(ref)}")
         finally:
