@@ -104,3 +104,49 @@ def test_plan_masks_a_secret_whose_serialised_form_is_escaped(pipeline):
         )
         assert plan["commands"] == [{"run": ["echo", "***"]}]
         assert plan["inputs"] == {"note": "***"}
+
+
+def _planned_state(pipeline, step: str, env: dict[str, str] | None = None) -> dict:
+    result = pipeline.run("plan", "--format", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    [plan] = [p for p in json.loads(result.stdout) if p["step"] == step]
+    return plan
+
+
+KEEPS = """
+    on: {{action: {action}}}
+    state: {{store: local, name: st, files: [{{path: s.txt}}], save: {save}, onDelete: {on_delete}}}
+    workdir: ../work
+    run: [[sh, -c, 'echo applied > s.txt']]
+    dryRun: [[sh, -c, 'echo planned > plan.txt']]
+"""
+
+
+def test_plan_says_when_the_state_is_restored_saved_or_removed_and_whether_it_is_locked(pipeline):
+    pipeline.step("keep", KEEPS.format(action="configure", save="always", on_delete="keep"))
+    pipeline.step("careful", KEEPS.format(action="configure", save="on-success", on_delete="keep"))
+    pipeline.step("forget", KEEPS.format(action="delete", save="always", on_delete="remove"))
+    keep, careful = _planned_state(pipeline, "keep"), _planned_state(pipeline, "careful")
+    assert keep["state"]["restore"] == "before the first command"
+    assert keep["state"]["save"] == "after the last command, also after a failure"
+    assert keep["state"]["lock"] is True
+    assert careful["state"]["save"] == "after the last command if all succeeded"
+    assert "commandsFrom" not in keep and keep["commands"] == [
+        {"run": ["sh", "-c", "echo applied > s.txt"]}
+    ]
+    deleting = _planned_state(pipeline, "forget", {"KRATIX_WORKFLOW_ACTION": "delete"})
+    assert deleting["state"]["save"] == "removed after the step succeeds"
+
+
+def test_a_dry_run_plan_shows_the_dry_run_commands_and_a_state_neither_locked_nor_saved(pipeline):
+    """As the engine does it: a dry run runs dryRun, restores for it, and saves nothing."""
+    pipeline.step("keep", KEEPS.format(action="configure", save="always", on_delete="keep"))
+    plan = _planned_state(pipeline, "keep", {"KRATIX_DRY_RUN": "true"})
+    assert plan["commandsFrom"] == "dryRun"
+    assert plan["commands"] == [{"run": ["sh", "-c", "echo planned > plan.txt"]}]
+    assert plan["state"]["restore"] == "before the first command"
+    assert plan["state"]["save"] == "never: a dry run saves no state"
+    assert plan["state"]["lock"] is False
+    result = pipeline.run("run", env={"KRATIX_DRY_RUN": "true"})
+    assert result.returncode == 0, result.stderr
+    assert not (pipeline.state_dir / "default" / "st").exists()

@@ -7,6 +7,7 @@ import json
 from typing import Any, TextIO
 
 from runner.commands.common import Session, add_kratix_arguments, start_session
+from runner.engine.policy import SaveWhen, StatePolicy, commands_run
 from runner.environment import Environment
 from runner.prepare import PreparedStep
 from runner.spec.model import StatusFromFile
@@ -29,21 +30,26 @@ def main(args: argparse.Namespace, env: Environment) -> int:
 def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
     """The plan of one step; secret values are shown only as masked."""
     step = prepared.step
+    dry_run = session.ctx.dry_run
     state: dict[str, Any] | None = None
-    if prepared.state_ref is not None:
+    policy = StatePolicy.of(prepared, dry_run)  # what the engine will do with the state
+    saved: dict[SaveWhen, str] = {
+        "always": "after the last command, also after a failure",
+        "on-success": "after the last command if all succeeded",
+        "never": "never: a dry run saves no state",
+    }
+    if policy is not None and prepared.state_ref is not None:
         ref = prepared.state_ref
         state = {
             "store": prepared.store,
             "name": ref.name,
             "namespace": ref.namespace,
             "files": {f.path: f.key for f in step.state.files},
-            "restore": "before the first command",
-            "save": "after the last command"
-            + (", also after a failure" if step.state.save == "always" else " if all succeeded"),
-            "lock": step.state.lock,
+            "restore": "before the first command" if policy.restore else "no: no command runs",
+            "save": "removed after the step succeeds" if policy.remove else saved[policy.save],
+            "lock": policy.lock,
         }
-        if step.is_delete and step.state.on_delete == "remove":
-            state["save"] = "removed after the step succeeds"
+    commands_from = commands_run(dry_run)
     return {
         "step": step.name,
         "file": step.document.file,
@@ -61,6 +67,7 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
         },
         "env": prepared.env,
         "workdir": str(prepared.workdir) + (" (run in a copy)" if step.copy_workdir else ""),
+        **({"commandsFrom": commands_from} if commands_from != "run" else {}),
         "commands": [
             {
                 "run": c.argv if c.source.script is None else c.source.script,

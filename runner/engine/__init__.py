@@ -15,6 +15,7 @@ from typing import Any
 
 from runner import interrupts
 from runner.engine.commands import CommandLoop
+from runner.engine.policy import StatePolicy, commands_run
 from runner.engine.results import Results
 from runner.engine.state import StatePhase
 from runner.engine.workspace import workspace
@@ -44,7 +45,7 @@ class Engine:
         self.lock_wait = settings.lock_wait
         self.executor = Executor(log, settings.kill_grace, environ=self.environ)
         self.commands = CommandLoop(self.executor, log, self.environ)
-        self.state = StatePhase(log, ctx.dry_run)
+        self.state = StatePhase(log)
         self.results = Results(ctx, log)
         self._stores: dict[str, StateStore] = {}
 
@@ -83,22 +84,26 @@ class Engine:
         self.log.info(f"step {step.name} started{mode}", event="step-start", **fields)
         ref = prepared.state_ref
         store = self.store(prepared.store) if ref else None
+        policy = StatePolicy.of(prepared, self.ctx.dry_run)
         with workspace(prepared) as workdir:
             lock: Any = nullcontext()
-            if store is not None and ref is not None and step.state.lock and not self.ctx.dry_run:
+            if store is not None and ref is not None and policy is not None and policy.lock:
                 lock = store.lock(ref, self.lock_wait, self.log)
             try:
                 interrupts.stop_if_received()
-                if self.ctx.dry_run and not step.dry_run:
-                    self.log.info("dry run: the step has no dryRun commands; none run", **fields)
+                if self.ctx.dry_run and not prepared.commands:
+                    field = commands_run(self.ctx.dry_run)
+                    self.log.info(f"dry run: the step has no {field} commands; none run", **fields)
                 with lock as held:
                     # Until the commands start there is nothing to save: a signal that came
                     # while taking the lock or restoring ends the step (releasing the lock).
                     interrupts.stop_if_received()
-                    stored, expected = self.state.restore(prepared, store, workdir)
+                    stored, expected = self.state.restore(prepared, policy, store, workdir)
                     interrupts.stop_if_received()
                     failure = self.commands.run_commands(prepared, workdir, fields)
-                    self.state.finish(prepared, store, workdir, stored, failure, expected, held)
+                    self.state.finish(
+                        prepared, policy, store, workdir, stored, failure, expected, held
+                    )
             except LockHeld as exc:
                 self.results.ask_to_retry(step.name, exc)
                 raise

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from runner import interrupts
 from runner.engine.fileerrors import os_reason
+from runner.engine.policy import StatePolicy
 from runner.errors import Problem, StoreError
 from runner.log import Logger, seconds
 from runner.prepare import PreparedStep
@@ -27,17 +28,19 @@ from runner.state.base import (
 class StatePhase:
     """Restores and saves the states of steps, telling `log` what it did."""
 
-    def __init__(self, log: Logger, dry_run: bool) -> None:
+    def __init__(self, log: Logger) -> None:
         self.log = log
-        self.dry_run = dry_run
 
     def restore(
-        self, prepared: PreparedStep, store: StateStore | None, workdir: Path
+        self,
+        prepared: PreparedStep,
+        policy: StatePolicy | None,
+        store: StateStore | None,
+        workdir: Path,
     ) -> tuple[Restored | None, Expected]:
         """What was restored, and the version a save of this state expects."""
         ref = prepared.state_ref
-        if store is None or ref is None or not prepared.commands:
-            # No command would read it (a dry run without dryRun commands).
+        if store is None or ref is None or policy is None or not policy.restore:
             return None, UNCHECKED
         fields = {"step": prepared.step.name}
         started = time.monotonic()
@@ -83,6 +86,7 @@ class StatePhase:
     def finish(
         self,
         prepared: PreparedStep,
+        policy: StatePolicy | None,
         store: StateStore | None,
         workdir: Path,
         stored: Restored | None,
@@ -90,21 +94,21 @@ class StatePhase:
         expected: Expected = UNCHECKED,
         held: HeldLock | None = None,
     ) -> None:
-        """Save (or remove) the state as the step says; a save expects the version restored,
+        """Save (or remove) the state as the policy says; a save expects the version restored,
         and is refused once the lock is lost."""
         ref = prepared.state_ref
-        if store is None or ref is None or self.dry_run:
+        if store is None or ref is None or policy is None or policy.save == "never":
             return
         fields = {"step": prepared.step.name}
         state = prepared.step.state
-        if failure is None and prepared.step.is_delete and state.on_delete == "remove":
+        if failure is None and policy.remove:
             removed = store.remove(ref)
             self.log.info(
                 f"removed state {store.describe(ref)}" if removed else "no state to remove",
                 **fields,
             )
             return
-        if failure is not None and state.save != "always":
+        if failure is not None and policy.save != "always":
             self.log.info("not saving state: the step failed and save is on-success", **fields)
             return
         files = dict(stored.others) if stored else {}
