@@ -62,6 +62,15 @@ KEPT = {
 }
 
 
+def _stop(process, signum, ledger, timeout: float) -> tuple[int, str, str, float]:
+    """Send `signum` to the runner and wait for it: exit code, stdout, stderr, seconds taken."""
+    process.send_signal(signum)
+    sent = time.monotonic()
+    ledger["signals"] += 1
+    code, out, err = finish(process, timeout)
+    return code, out, err, time.monotonic() - sent
+
+
 def kube_trigger(api, phase: str, ready: Path):
     return {
         "restoring": lambda: api.count("GET", "/configmaps/counter-") >= 1,
@@ -95,11 +104,7 @@ def test_configmap_state_after_a_signal_in_each_phase(kube, pipeline, tmp_path, 
         chunk_gets = kube.count("GET", "/configmaps/counter-")
         posts = kube.count("POST", "/namespaces/default/configmaps")
         main_puts = kube.count("PUT", "/configmaps/counter", 200)
-        process.send_signal(signum)
-        sent = time.monotonic()
-        ledger["signals"] += 1
-        code, _, err = finish(process, 30)
-        took = time.monotonic() - sent
+        code, _, err, took = _stop(process, signum, ledger, 30)
     finally:
         process.kill()
         for _, _, pid in intervals(log):
@@ -154,12 +159,8 @@ def test_sigterm_while_waiting_for_the_lock_exits_at_once_and_leaves_the_holder_
     try:
         process = pipeline.popen("run", "--lock-wait", "60")
         before = wait_for_line(process, "waiting for")
-        process.send_signal(TERM)
-        sent = time.monotonic()
-        ledger["signals"] += 1
-        code, out, err = finish(process, 20)
+        code, out, err, took = _stop(process, TERM, ledger, 20)
         err = before + err
-        took = time.monotonic() - sent
     finally:
         if holder is not None:
             holder.close()
@@ -185,11 +186,7 @@ def test_sigterm_while_the_lease_is_being_taken_releases_it_and_exits_143(kube, 
         assert wait_until(lambda: kube.count("GET", "/leases/") >= 1, 30), "no Lease read"
         time.sleep(0.3)  # the create follows the read at once: now it is in flight
         assert kube.count("POST", "/leases") == 0
-        process.send_signal(TERM)
-        sent = time.monotonic()
-        ledger["signals"] += 1
-        code, out, err = finish(process, 20)
-        took = time.monotonic() - sent
+        code, out, err, took = _stop(process, TERM, ledger, 20)
     finally:
         process.kill()
     assert code == 143, err
@@ -273,11 +270,7 @@ def test_local_state_after_a_signal_in_each_phase(pipeline, tmp_path, phase, sig
         process = pipeline.popen("run", env=env)
         try:
             assert wait_until(local_trigger(pipeline, process, phase, ready), 30, 0.001)
-            process.send_signal(signum)
-            sent = time.monotonic()
-            ledger["signals"] += 1
-            code, _, err = finish(process, 30)
-            took = time.monotonic() - sent
+            code, _, err, took = _stop(process, signum, ledger, 30)
         finally:
             process.kill()
             for _, _, pid in intervals(log):
