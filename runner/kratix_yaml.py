@@ -58,8 +58,10 @@ def resolve(text: str) -> Any:
     if _INT.fullmatch(plain):
         sign = -1 if plain[0] == "-" else 1
         digits = plain.lstrip("+-")
-        base = {"b": 2, "o": 8, "x": 16}.get(digits[1:2].lower(), 8) if len(digits) > 1 else 10
-        digits = digits[2:] if digits[1:2].lower() in ("b", "o", "x") else digits
+        base = 10  # Go's ParseInt(text, 0): 0b, 0o, 0x prefixes; a leading 0 is octal
+        if len(digits) > 1 and digits[0] == "0":
+            base = {"b": 2, "o": 8, "x": 16}.get(digits[1].lower(), 8)
+            digits = digits[2:] if digits[1].lower() in ("b", "o", "x") else digits
         try:
             return sign * int(digits, base)
         except ValueError:  # more digits than Python converts: go-yaml makes it a float too
