@@ -146,7 +146,7 @@ CONTROL_FILE = "workflow-control.yaml"
 def read_status(metadata_dir: Path) -> dict[str, Any]:
     """status.yaml as Kratix will read it, refusing what Kratix would reject (exit 2)."""
     path = metadata_dir / STATUS_FILE
-    value = _read_metadata_file(path)
+    value = read_metadata_file(path)
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -229,7 +229,7 @@ _GO_DURATION = re.compile(r"[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs
 def read_workflow_control(metadata_dir: Path) -> WorkflowControl | None:
     """The file an earlier container (or run) wrote, checked as Kratix will read it."""
     path = metadata_dir / CONTROL_FILE
-    value = _read_metadata_file(path)
+    value = read_metadata_file(path)
     if value is None:
         return None if not path.exists() else WorkflowControl()
     fields = {"retryAfter": "", "message": "", "suspend": False}  # the types Kratix reads
@@ -265,7 +265,7 @@ def request_workflow_control(metadata_dir: Path, request: WorkflowControl) -> Wo
     return request
 
 
-def _read_metadata_file(path: Path) -> Any:
+def read_metadata_file(path: Path) -> Any:
     """A metadata file's YAML as Kratix reads it; None when absent or empty."""
     if not path.exists():
         return None

@@ -17,6 +17,9 @@ from typing import Any
 from runner.errors import CommandFailed, InvalidError, Problem
 from runner.expressions import ExpressionError, compile_expression
 from runner.kratix import write_atomic
+from runner.log import Logger
+from runner.manifests import secret_in
+from runner.masking import Masker
 from runner.query import QueryError, compile_jmespath, compile_query
 from runner.spec.model import Output, Step
 
@@ -103,22 +106,60 @@ def _read(file: Path) -> tuple[str, dict[str, Any], list[str]]:
         ) from None
 
 
-def collect(step: Step, workdir: Path, context: Mapping[str, Any]) -> dict[str, Any]:
-    """Every output of a step whose commands succeeded; `context` holds the outputs so far
-    (an expression sees the ones before it). A missing file fails the step (exit 1)."""
+def collect(step: Step, workdir: Path, context: Mapping[str, Any], log: Logger) -> dict[str, Any]:
+    """Every output of a step whose commands succeeded (an expression sees the outputs before
+    it). A file that is missing is null, with a warning, unless the output is `required` (then
+    the step fails, exit 1); so does a secret's value in an output not marked sensitive. A
+    sensitive output is masked from here on."""
+    masker = log.masker
     values: dict[str, Any] = {}
     problems: list[Problem] = []
     for output in step.outputs:
         scope = {**context, "outputs": dict(values)}
         try:
-            values[output.name] = _value(output, workdir, scope)
+            value = _value(output, workdir, scope)
         except (ExpressionError, QueryError) as exc:
             problems.append(_problem(step, output, exc.message))
+            continue
         except FileValueError as exc:
-            problems.append(_problem(step, output, str(exc), "check that a command writes it"))
+            if output.required:
+                problems.append(_problem(step, output, str(exc), "check that a command writes it"))
+                continue
+            log.warning(f'output "{output.name}": {exc}; it is null', step=step.name)
+            value = None
+        if value is None and output.required:
+            problems.append(
+                _problem(step, output, f"{output.expression} found nothing in {output.file}")
+            )
+            continue
+        if output.sensitive:
+            mask_value(masker, output.name, value)
+        elif secret_in(value, masker) is not None:
+            problems.append(
+                _problem(
+                    step,
+                    output,
+                    "holds a secret's value",
+                    'mark it "sensitive: true": it is then masked and never written to a file',
+                )
+            )
+            continue
+        values[output.name] = value
     if problems:
         raise CommandFailed(*problems)
     return values
+
+
+def mask_value(masker: Masker, name: str, value: Any) -> None:
+    """Teach the masker every text of a sensitive value (a mapping's strings too)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            mask_value(masker, name, item)
+    elif isinstance(value, list):
+        for item in value:
+            mask_value(masker, name, item)
+    elif value is not None and not isinstance(value, bool) and str(value):
+        masker.add(name, str(value))
 
 
 class FileValueError(Exception):

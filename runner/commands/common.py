@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from runner.environment import Environment
 from runner.errors import InvalidError, Problem
 from runner.kratix import KratixContext, read_request
 from runner.log import Logger
 from runner.masking import Masker, set_session_masker
+from runner.outputs import Pending, mask_value, recorded_steps
 from runner.prepare import PreparedStep, prepare
 from runner.secrets import read_secrets
 from runner.spec.loader import default_steps_dir, load_steps
 from runner.spec.model import WORKFLOW_ACTIONS, WORKFLOW_TYPES, Mismatch, Step
 from runner.spec.schema import closest
+from runner.spec.source import Document
 from runner.state import StoreSpec
 
 
@@ -43,6 +46,27 @@ class Session:
     prepared: list[PreparedStep]
     log: Logger
     store: StoreSpec | None  # --state-store: overrides every step's store
+    # Steps that read outputs of a step earlier in this run: prepared with placeholders up
+    # front (so their inputs and secrets are checked before anything runs), again when due.
+    deferred: frozenset[int] = frozenset()
+    request: Document | None = None
+    environ: Mapping[str, str] = field(default_factory=dict)
+
+    def ready(self, index: int) -> PreparedStep:
+        """The step at `index`, prepared with what the steps before it have recorded."""
+        steps = _steps_context(self.ctx, self.log, [])  # the earlier steps have run
+        if index not in self.deferred:
+            # Only its results (manifests, status) may read them: they are rendered later.
+            prepared = self.prepared[index]
+            prepared.context["steps"] = steps
+            return prepared
+        assert self.request is not None
+        try:
+            return prepare(
+                self.steps[index], self.ctx, self.request, self.environ, self.store, steps=steps
+            )
+        except InvalidError as exc:
+            raise InvalidError(*(_masked(self.log.masker, p) for p in exc.problems)) from None
 
 
 def start_session(
@@ -50,6 +74,8 @@ def start_session(
     names: list[str],
     env: Environment,
     need_secrets: bool = True,
+    *,
+    preview: bool = False,
 ) -> Session:
     """Load the steps, read the request, choose the steps and prepare them all before any runs."""
     environ = env.environ
@@ -71,14 +97,35 @@ def start_session(
     ctx = ctx.with_request(request.value)
     prepared: list[PreparedStep] = []
     problems: list[Problem] = []
-    for step in steps:
+    deferred: set[int] = set()
+    for index, step in enumerate(steps):
+        earlier = steps[:index]
         try:
-            prepared.append(prepare(step, ctx, request, environ, store, need_secrets))
+            try:
+                recorded = _steps_context(ctx, log, earlier, placeholder=preview)
+                prepared.append(prepare(step, ctx, request, environ, store, need_secrets, recorded))
+            except Pending:
+                deferred.add(index)
+                recorded = _steps_context(ctx, log, earlier, placeholder=True)
+                prepared.append(prepare(step, ctx, request, environ, store, need_secrets, recorded))
         except InvalidError as exc:
             problems += exc.problems
     if problems:
         raise InvalidError(*(_masked(masker, p) for p in problems))
-    return Session(ctx, steps, prepared, log, store)
+    return Session(ctx, steps, prepared, log, store, frozenset(deferred), request, environ)
+
+
+def _steps_context(
+    ctx: KratixContext, log: Logger, earlier: list[Step], *, placeholder: bool = False
+) -> dict[str, Any]:
+    """`steps` for templates: what steps recorded in the metadata folder, the `earlier` steps
+    of this run pending; recorded sensitive outputs are masked from here on."""
+    steps, sensitive = recorded_steps(
+        ctx.metadata_dir, [s.name for s in earlier], placeholder=placeholder
+    )
+    for value in sensitive:
+        mask_value(log.masker, "a sensitive step output", value)
+    return steps
 
 
 def _state_store_option(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:

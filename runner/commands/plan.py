@@ -7,6 +7,7 @@ import json
 from typing import Any, TextIO
 
 from runner.commands.common import Session, add_kratix_arguments, start_session
+from runner.commands.plan_results import after_commands, outputs, results, retry, shown
 from runner.engine.policy import SaveWhen, StatePolicy, commands_run
 from runner.environment import Environment
 from runner.prepare import PreparedStep
@@ -22,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, env: Environment) -> int:
-    session = start_session(args, args.names, env)
+    session = start_session(args, args.names, env, preview=True)
     print_plan(session, env.stdout, args.format)
     return 0
 
@@ -32,7 +33,7 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
     step = prepared.step
     dry_run = session.ctx.dry_run
     state: dict[str, Any] | None = None
-    policy = StatePolicy.of(prepared, dry_run)  # what the engine will do with the state
+    policy = StatePolicy.of(prepared, session.ctx)  # what the engine will do with the state
     saved: dict[SaveWhen, str] = {
         "always": "after the last command, also after a failure",
         "on-success": "after the last command if all succeeded",
@@ -50,6 +51,7 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
             "lock": policy.lock,
         }
     commands_from = commands_run(dry_run)
+    later = after_commands(prepared)
     return {
         "step": step.name,
         "file": step.document.file,
@@ -60,6 +62,12 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
             "promise": step.trigger.promise or "any",
         },
         "inputs": prepared.inputs,
+        **({"values": prepared.values} if step.values else {}),
+        **(
+            {"if": {"expression": step.condition, "holds": not prepared.skipped}}
+            if step.condition
+            else {}
+        ),
         "secrets": {
             s.name: "***" if s.mask else prepared.secrets[s.name]
             for s in step.secrets
@@ -76,6 +84,12 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
                 **({"stdout": c.stdout} if c.stdout else {}),
                 **({"env": c.env} if c.env else {}),
                 **({"continueOnError": True} if c.continue_on_error else {}),
+                **(
+                    {"if": c.source.condition, "skipped": bool(c.skipped)}
+                    if c.source.condition
+                    else {}
+                ),
+                **({"retry": retry(c.source.retry)} if c.source.retry else {}),
             }
             for c in prepared.commands
         ],
@@ -83,9 +97,15 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
         "output": [
             {"from": o.source, "to": str(session.ctx.output_dir / o.target)} for o in step.output
         ],
+        **({"outputs": outputs(step)} if step.outputs else {}),
+        **results(prepared, session.ctx),
         "status": {
-            k: (f"from {v.file} {v.expression}" if isinstance(v, StatusFromFile) else v)
-            for k, v in prepared.status.items()
+            k: (
+                f"from {v.file} {v.expression}"
+                if isinstance(v, StatusFromFile)
+                else shown(v, later)
+            )
+            for k, v in step.status.items()
         },
         "timeout": step.timeout,
     }

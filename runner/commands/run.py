@@ -6,7 +6,7 @@ import argparse
 
 from runner.commands.common import add_kratix_arguments, start_session
 from runner.environment import Environment
-from runner.errors import ExitCode, InvalidError, LockHeld, RunnerError
+from runner.errors import ExitCode, HandedToKratix, InvalidError, LockHeld, RunnerError
 from runner.kratix import read_status, read_workflow_control
 from runner.settings import LOCK_WAIT, argument_type
 
@@ -49,11 +49,14 @@ def main(args: argparse.Namespace, env: Environment) -> int:
     engine = Engine(ctx, log, env.environ, session.store, args.settings)
     engine.install_signal_handlers()
     try:
-        for prepared in session.prepared:
-            engine.run_step(prepared)
+        for index in range(len(session.prepared)):
+            engine.run_step(session.ready(index))
     except LockHeld:
         # Kratix reads workflow-control.yaml only once every container exited 0.
         log.info("another run holds the state: no further step runs; Kratix retries the workflow")
+        return int(ExitCode.OK)
+    except HandedToKratix as exc:
+        log.info(f"{exc.problems[0].message}: no further step runs")
         return int(ExitCode.OK)
     except RunnerError as exc:
         # Messages may quote command output or values: mask them like everything else.

@@ -1,7 +1,10 @@
 """Running prepared steps: the order of the phases of a step, and the signals that stop it.
 
-Each phase lives in its own module: the workspace (workspace.py), the state's restore and save
-(state.py), the commands (commands.py), and what the step leaves for Kratix (results.py).
+The order (DESIGN "Order inside a step"): inputs, values and `if` (prepared before anything
+runs), lock and restore, commands, save, outputs, then manifests, destinations and status, then
+waitFor/suspend. Each phase lives in its own module: the workspace (workspace.py), the state's
+restore and save (state.py), the commands (commands.py), manifests and destinations
+(manifests.py), and what else the step leaves for Kratix (results.py).
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ import signal
 import time
 from collections.abc import Mapping
 from contextlib import nullcontext
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from runner import interrupts
 from runner.engine.commands import CommandLoop
+from runner.engine.manifests import write_destinations, write_manifests
 from runner.engine.policy import StatePolicy, commands_run
 from runner.engine.results import Results
 from runner.engine.state import StatePhase
@@ -23,6 +28,8 @@ from runner.errors import CommandFailed, LockHeld, StoreError
 from runner.execute import Executor
 from runner.kratix import KratixContext
 from runner.log import Logger, seconds
+from runner.outputs import collect as collect_outputs
+from runner.outputs import record as record_outputs
 from runner.prepare import PreparedStep
 from runner.settings import DEFAULTS, Settings
 from runner.state import StoreSpec, open_store
@@ -79,12 +86,17 @@ class Engine:
         """Run one step; raises CommandFailed, StoreError, Interrupted or InvalidError."""
         step = prepared.step
         fields = {"step": step.name}
+        if prepared.skipped:
+            self.log.info(
+                f"step {step.name} skipped: {prepared.skipped}", event="step-skip", **fields
+            )
+            return
         started = time.monotonic()
         mode = " (dry run)" if self.ctx.dry_run else ""
         self.log.info(f"step {step.name} started{mode}", event="step-start", **fields)
         ref = prepared.state_ref
         store = self.store(prepared.store) if ref else None
-        policy = StatePolicy.of(prepared, self.ctx.dry_run)
+        policy = StatePolicy.of(prepared, self.ctx)
         with workspace(prepared) as workdir:
             lock: Any = nullcontext()
             if store is not None and ref is not None and policy is not None and policy.lock:
@@ -114,11 +126,29 @@ class Engine:
             if failure:
                 self._step_end(step.name, started, "failed")
                 raise CommandFailed(f"step {step.name}: {failure}")
-            # A dry run writes output and status too (Kratix diffs them against the live
-            # request's); status last, so that it never reports a step whose output failed.
-            self.results.copy_output(prepared, workdir)
-            self.results.write_status(prepared, workdir)
+            try:
+                self._results(prepared, workdir)
+            except CommandFailed:
+                self._step_end(step.name, started, "failed")
+                raise
         self._step_end(step.name, started, "succeeded")
+        self.results.hand_to_kratix(prepared, prepared.context)
+
+    def _results(self, prepared: PreparedStep, workdir: Path) -> None:
+        """Outputs, then what the step writes. A dry run writes output and status too (Kratix
+        diffs them against the live request's); status last, so that it never reports a step
+        whose output failed."""
+        step = prepared.step
+        context = prepared.context
+        outputs = collect_outputs(step, workdir, context, self.log)
+        context["outputs"] = outputs
+        if step.outputs:
+            path = record_outputs(self.ctx.metadata_dir, step, outputs)
+            self.log.info(f"outputs: {', '.join(outputs)} → {path}", step=step.name)
+        write_manifests(step, context, self.ctx, self.log)
+        write_destinations(step, context, self.ctx, self.log)
+        self.results.copy_output(prepared, workdir)
+        self.results.write_status(prepared, workdir, context)
 
     def _step_end(self, name: str, started: float, status: str) -> None:
         duration = time.monotonic() - started

@@ -1,4 +1,5 @@
-"""A step's commands, in order: the step's timeout, continueOnError, and why a command failed."""
+"""A step's commands, in order: their `if:`, retries, the step's timeout, continueOnError, and
+why a command failed."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runner import interrupts
+from runner.errors import Interrupted
 from runner.execute import Executor, Outcome
 from runner.log import Logger, seconds
 from runner.prepare import PreparedCommand, PreparedStep
+from runner.spec.model import Retry
+
+
+class _StepTimedOut(Exception):
+    """The step's timeout ran out before a command (or its next try) could start."""
 
 
 class CommandLoop:
@@ -30,13 +38,17 @@ class CommandLoop:
         for index, command in enumerate(prepared.commands):
             if self.executor.interrupted is not None:
                 return "interrupted"
-            timeout = command.timeout
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return "step timed out"
-                timeout = min(timeout, left) if timeout else left
-            outcome = self.run_one(command, workdir, {**env, **command.env}, timeout, fields, index)
+            if command.skipped:
+                self.log.info(f"skipped {command.describe()}: {command.skipped}", **fields)
+                continue
+            try:
+                outcome = self._tries(
+                    command, workdir, {**env, **command.env}, deadline, fields, index
+                )
+            except _StepTimedOut:
+                return "step timed out"
+            except Interrupted:
+                return "interrupted"
             if outcome.ok:
                 continue
             why = reason(command, outcome)
@@ -47,6 +59,49 @@ class CommandLoop:
                 continue
             return why
         return None
+
+    def _tries(
+        self,
+        command: PreparedCommand,
+        workdir: Path,
+        env: dict[str, str],
+        deadline: float | None,
+        fields: dict[str, Any],
+        index: int,
+    ) -> Outcome:
+        """Run a command, and again while its `retry:` allows: never after a timeout or a
+        signal, and only for the exit codes it names."""
+        retry = command.source.retry or Retry()
+        attempt = 1
+        while True:
+            timeout = command.timeout
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _StepTimedOut
+                timeout = min(timeout, left) if timeout else left
+            outcome = self.run_one(command, workdir, env, timeout, fields, index)
+            code = outcome.exit_code
+            if (
+                outcome.ok
+                or attempt >= retry.attempts
+                or outcome.timed_out
+                or outcome.signalled is not None
+                or code is None
+                or code < 0
+                or not retry.retries(code)
+            ):
+                return outcome
+            attempt += 1
+            wait = retry.wait_before(attempt)
+            self.log.warning(
+                f"retrying {command.describe()} in {seconds(wait)} (try {attempt} of "
+                f"{retry.attempts})",
+                event="command-retry",
+                attempt=attempt,
+                **fields,
+            )
+            interrupts.pause(wait)
 
     def run_one(
         self,

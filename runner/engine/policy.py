@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from runner.kratix import KratixContext
 from runner.prepare import PreparedStep
 
 SaveWhen = Literal["always", "on-success", "never"]
@@ -26,15 +27,18 @@ class StatePolicy:
     remove: bool  # removed instead of saved once the step succeeded (onDelete: remove)
 
     @classmethod
-    def of(cls, prepared: PreparedStep, dry_run: bool) -> StatePolicy | None:
-        """The step's policy in a run (`dry_run`: a preview); None for a step without state."""
+    def of(cls, prepared: PreparedStep, ctx: KratixContext) -> StatePolicy | None:
+        """The step's policy in this workflow (a preview when ctx.dry_run); None for a step
+        without state."""
         if prepared.state_ref is None:
             return None
         state = prepared.step.state
+        dry_run = ctx.dry_run
         # A dry run reads the state for its dryRun commands, and never changes or locks it.
         return cls(
             lock=state.lock and not dry_run,
             restore=bool(prepared.commands),  # else no command would read it
             save="never" if dry_run else "always" if state.save == "always" else "on-success",
-            remove=not dry_run and prepared.step.is_delete and state.on_delete == "remove",
+            # A step that serves both actions removes its state only in the delete workflow.
+            remove=not dry_run and ctx.action == "delete" and state.on_delete == "remove",
         )

@@ -1,5 +1,5 @@
 """What a step leaves for Kratix: status.yaml, the output folder, and workflow-control.yaml
-when another run holds the state's lock."""
+when another run holds the state's lock, a `waitFor` is not met yet or a `suspend` applies."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.engine.fileerrors import os_reason
-from runner.errors import CommandFailed, InvalidError, LockHeld, StoreError
+from runner.errors import CommandFailed, HandedToKratix, InvalidError, LockHeld, StoreError
 from runner.kratix import (
     KratixContext,
     WorkflowControl,
@@ -17,10 +17,15 @@ from runner.kratix import (
     write_status,
 )
 from runner.log import Logger
+from runner.outputs import FileValueError, query_file
 from runner.prepare import PreparedStep
-from runner.query import QueryError, compile_jmespath, compile_query
+from runner.query import QueryError
+from runner.render import RenderError, render_data
 from runner.settings import format_duration
 from runner.spec.model import StatusFromFile
+from runner.spec.source import PathKey
+from runner.template import TemplateError, render
+from runner.values import holds
 
 
 class Results:
@@ -35,33 +40,77 @@ class Results:
         retry = format_duration(held.retry_after_seconds)
         reason = self.log.masker.mask(held.problems[0].message)
         wanted = WorkflowControl(retry_after=retry, message=f"step {step}: {reason}")
+        self._request(step, wanted, reason)
+
+    def _request(self, step: str, wanted: WorkflowControl, reason: str) -> None:
+        """Write workflow-control.yaml, unless another container already asked for something."""
         try:
             now = request_workflow_control(self.ctx.metadata_dir, wanted)
         except OSError as exc:
             # Exiting 0 without the file would let Kratix mark the workflow done: fail instead.
             raise StoreError(
-                f"step {step}: {reason}; and cannot ask Kratix to retry: "
+                f"step {step}: {reason}; and cannot ask Kratix to "
+                f"{'suspend' if wanted.suspend else 'retry'}: "
                 f"cannot write workflow-control.yaml: {os_reason(exc)}"
             ) from None
         if now is wanted:
-            self.log.info(
-                f"{reason}: asked Kratix to retry in {retry} (workflow-control.yaml)", step=step
-            )
+            what = "suspend" if wanted.suspend else f"retry in {wanted.retry_after}"
+            self.log.info(f"{reason}: asked Kratix to {what} (workflow-control.yaml)", step=step)
         else:
             self.log.info(
                 f"workflow-control.yaml already asks Kratix to {now.describe()}", step=step
             )
 
-    def write_status(self, prepared: PreparedStep, workdir: Path) -> None:
+    def hand_to_kratix(self, prepared: PreparedStep, context: dict[str, Any]) -> None:
+        """Ask Kratix to retry (an unmet `waitFor`) or to suspend (`suspend`), then stop the
+        run with HandedToKratix (exit 0)."""
+        step = prepared.step
+        wait, suspend = step.wait_for, step.suspend
+        if wait is not None and not holds(
+            step, wait.condition, context, ("spec", "waitFor", "condition"), CommandFailed
+        ):
+            message = self._message(prepared, wait.message, ("spec", "waitFor", "message"), context)
+            wanted = WorkflowControl(
+                retry_after=format_duration(wait.retry_after),
+                message=message or f"step {step.name}: waiting until {wait.condition}",
+            )
+        elif suspend is not None and (
+            suspend.condition is None
+            or holds(step, suspend.condition, context, ("spec", "suspend", "if"), CommandFailed)
+        ):
+            message = self._message(
+                prepared, suspend.message, ("spec", "suspend", "message"), context
+            )
+            wanted = WorkflowControl(suspend=True, message=message or f"step {step.name} suspends")
+        else:
+            return
+        self._request(step.name, wanted, wanted.message)
+        raise HandedToKratix(f"step {step.name}: asked Kratix to {wanted.describe()}")
+
+    def _message(
+        self, prepared: PreparedStep, text: str | None, path: PathKey, context: dict[str, Any]
+    ) -> str:
+        if not text:
+            return ""
+        try:
+            return self.log.masker.mask(render(text, context))
+        except TemplateError as exc:
+            raise CommandFailed(prepared.step.document.problem(path, exc.message)) from None
+
+    def write_status(self, prepared: PreparedStep, workdir: Path, context: dict[str, Any]) -> None:
         step = prepared.step
         values: dict[str, Any] = {}
-        for key, value in prepared.status.items():
+        for key, value in step.status.items():
             if isinstance(value, StatusFromFile):
                 found = self.status_from_file(prepared, workdir, key, value)
                 if found is not None:
                     values[key] = found
-            else:
-                values[key] = value
+                continue
+            try:
+                values[key] = render_data(value, context)  # `${{ x }}` alone keeps x's type
+            except RenderError as exc:
+                where = ("spec", "status", key, *exc.path)
+                raise CommandFailed(step.document.problem(where, exc.message)) from None
         if not values:
             return
         problems = status_problems(values)
@@ -89,21 +138,11 @@ class Results:
     def status_from_file(
         self, prepared: PreparedStep, workdir: Path, key: str, value: StatusFromFile
     ) -> Any:
-        import yaml
-
-        path = workdir / value.file
         step = prepared.step
         try:
-            document = yaml.safe_load(path.read_text("utf-8"))
-            query = (
-                compile_query(value.expression)
-                if value.language == "query"
-                else compile_jmespath(value.expression)
-            )
-            found = query.search(document)
-        except (OSError, yaml.YAMLError, UnicodeDecodeError, QueryError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
-            found, why = None, f"cannot read {value.file}: {reason}"
+            found = query_file(workdir / value.file, value.file, value.expression, value.language)
+        except (FileValueError, QueryError) as exc:
+            found, why = None, exc.message if isinstance(exc, QueryError) else str(exc)
         else:
             why = f"{value.expression} found nothing in {value.file}"
         if found is None:

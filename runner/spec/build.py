@@ -195,6 +195,7 @@ def _output(name: str, raw: dict[str, Any]) -> Output:
         expression=raw.get(language),
         language=language,
         sensitive=raw.get("sensitive", False),
+        required=raw.get("required", False),
         path=("spec", "outputs", name),
     )
 
@@ -221,10 +222,11 @@ def _wait_for(raw: dict[str, Any] | None) -> WaitFor | None:
     )
 
 
-def _status_value(raw: Any) -> str | StatusFromFile:
+def _status_value(raw: Any) -> Any:
+    """A value read from a file, or a literal: kept typed (`true` stays a boolean)."""
     if isinstance(raw, dict):
         language = "jmespath" if "jmespath" in raw else "query"
         return StatusFromFile(
             raw["file"], raw.get(language, "."), language, raw.get("required", False)
         )
-    return _scalar_text(raw)
+    return raw

@@ -158,6 +158,7 @@ class Output:
     expression: str | None = None  # a query into the file, or (no file) over the context
     language: str = "query"  # "query" | "jmespath"
     sensitive: bool = False
+    required: bool = False  # a missing file (or nothing found) fails the step
     path: PathKey = ()
 
 
@@ -269,7 +270,7 @@ class Step:
     outputs: tuple[Output, ...]
     manifests: tuple[Manifest, ...]
     destinations: tuple[Destination, ...]
-    status: dict[str, str | StatusFromFile]
+    status: dict[str, Any]  # a literal or template (typed), or a StatusFromFile
     wait_for: WaitFor | None
     suspend: Suspend | None
     timeout: float | None

@@ -1,0 +1,139 @@
+"""A step's `manifests:` and `destinations:`: built as data, checked, then written.
+
+Every manifest is built and checked before the first is written, so a step whose manifests
+can't all be made (a bad set path, a path out of the folder, a secret's value in a document)
+fails with nothing written to the output folder. Destination selectors of this step are added
+to the pipeline's `destination-selectors.yaml`, which Kratix refuses if two name one folder.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+from typing import Any
+
+from runner import kratix_yaml
+from runner.engine.fileerrors import os_reason
+from runner.errors import CommandFailed, InvalidError, Problem
+from runner.kratix import KratixContext, read_metadata_file, write_atomic
+from runner.log import Logger
+from runner.manifests import ManifestError, build, dump, load_base, output_path, secret_in
+from runner.render import RenderError
+from runner.spec.model import Manifest, Step
+from runner.template import TemplateError, render
+from runner.values import holds
+
+DESTINATIONS_FILE = "destination-selectors.yaml"
+
+
+def write_manifests(step: Step, context: dict[str, Any], ctx: KratixContext, log: Logger) -> None:
+    built: list[tuple[Manifest, Path, list[Any]]] = []
+    for manifest in step.manifests:
+        where = manifest.path
+        if manifest.condition and not holds(
+            step, manifest.condition, context, (*where, "if"), CommandFailed
+        ):
+            log.info(
+                f"manifest {manifest.target}: skipped (if: {manifest.condition})", step=step.name
+            )
+            continue
+        try:
+            relative = render(manifest.target, context)
+            target = output_path(ctx.output_dir, relative)
+            base = load_base(step.folder / manifest.base) if manifest.base else None
+            documents = build(context, documents=manifest.documents, base=base, sets=manifest.set)
+        except (ManifestError, RenderError) as exc:
+            raise CommandFailed(_located(step, manifest, exc)) from None
+        except TemplateError as exc:
+            raise CommandFailed(step.document.problem((*where, "path"), exc.message)) from None
+        except InvalidError as exc:  # the base file changed since validate
+            raise CommandFailed(*exc.problems) from None
+        found = secret_in(documents, log.masker)
+        if found is not None:
+            raise CommandFailed(
+                step.document.problem(
+                    where,
+                    f"manifest {relative}: {found} would hold a secret's value; nothing was written",
+                    "manifests are written to the output folder and the GitOps repository: "
+                    "pass secrets to the cluster as Secrets, never as text",
+                )
+            )
+        built.append((manifest, target, documents))
+    for _, target, documents in built:
+        try:
+            write_atomic(target, dump(documents).encode())
+        except OSError as exc:
+            raise CommandFailed(
+                f"step {step.name}: cannot write {target}: {os_reason(exc)}"
+            ) from None
+        log.info(f"manifest: {len(documents)} document(s) → {target}", step=step.name)
+
+
+def write_destinations(
+    step: Step, context: dict[str, Any], ctx: KratixContext, log: Logger
+) -> None:
+    if not step.destinations:
+        return
+    path = ctx.metadata_dir / DESTINATIONS_FILE
+    try:
+        selectors = read_metadata_file(path) or []
+    except InvalidError as exc:
+        raise CommandFailed(*exc.problems) from None
+    if not isinstance(selectors, list):
+        raise CommandFailed(f"{path}: expected a list of destination selectors")
+    folders = {_folder(s.get("directory", "")) for s in selectors if isinstance(s, dict)}
+    for destination in step.destinations:
+        try:
+            labels = {k: render(v, context) for k, v in destination.match_labels.items()}
+            directory = render(destination.directory, context) if destination.directory else ""
+        except TemplateError as exc:
+            raise CommandFailed(step.document.problem(destination.path, exc.message)) from None
+        entry: dict[str, Any] = {"matchLabels": labels}
+        if directory:
+            entry["directory"] = directory
+        if secret_in(entry, log.masker) is not None:
+            raise CommandFailed(
+                step.document.problem(destination.path, "a destination would hold a secret's value")
+            )
+        folder = _folder(directory)
+        if "/" in folder.strip("/") or folder.startswith(".."):
+            raise CommandFailed(
+                step.document.problem(
+                    destination.path,
+                    f'directory "{directory}" is not a top-level folder of the output',
+                    "Kratix applies selectors to top-level folders only",
+                )
+            )
+        if folder in folders:
+            what = "the whole output" if folder == "." else f'directory "{folder}"'
+            raise CommandFailed(
+                step.document.problem(
+                    destination.path,
+                    f"{what} already has destination selectors in {path}",
+                    "Kratix refuses two selectors for one folder",
+                )
+            )
+        folders.add(folder)
+        selectors.append(entry)
+    try:
+        write_atomic(path, kratix_yaml.dump(selectors).encode())
+    except OSError as exc:
+        raise CommandFailed(f"cannot write {path}: {os_reason(exc)}") from None
+    log.info(f"destinations: {len(step.destinations)} selector(s) → {path}", step=step.name)
+
+
+def _folder(directory: Any) -> str:
+    """Kratix compares directories after filepath.Clean ("" is ".")."""
+    return posixpath.normpath(directory) if isinstance(directory, str) and directory else "."
+
+
+def _located(step: Step, manifest: Manifest, exc: ManifestError | RenderError) -> Problem:
+    inner = exc.path
+    if isinstance(exc, RenderError):
+        inner = ("documents", *exc.path)
+    # The model folds `document:` into `documents`: point at what the file says.
+    raw = step.document.value["spec"]["manifests"][manifest.path[-1]]
+    if inner[:1] == ("documents",) and "document" in raw:
+        inner = ("document", *inner[2:])
+    offset = getattr(exc, "offset", None)
+    return step.document.problem((*manifest.path, *inner), exc.message, offset=offset)
