@@ -6,15 +6,21 @@ A case folder holds one request and what the steps should make of it:
       input/object.yaml   the request (required)
       env                 KEY=VALUE lines: the container's environment (optional; secrets allowed)
       case.yaml           options (optional): steps, stepsDir, action, workflow, promise,
-                          pipeline, expect, secrets, ignore, timeout, description
+                          pipeline, expect, secrets, ignore, timeout, description,
+                          stepOutputs, sensitiveOutputs
       steps               step names, one a line (optional; the same as `steps:` in case.yaml)
       state/STEP/KEY      the state a step starts from (optional; default: none, a first run)
       output/             the expected /kratix/output   (absent: the steps write nothing there)
-      metadata/           the expected /kratix/metadata (status.yaml, destination-selectors.yaml)
+      metadata/           the expected /kratix/metadata (status.yaml, destination-selectors.yaml;
+                          runner/outputs/STEP.json only if it holds runner/, see below)
 
 Each case runs `runner run` in its own subprocess, with fresh output and metadata folders and a
 fresh local state store (holding only what state/ seeds) in a temporary folder, so cases can't
-see each other or the user's state.
+see each other or the user's state. case.yaml's `stepOutputs:` stands for the containers that ran
+before this one: their outputs are written to the fresh metadata folder's runner/outputs/ first.
+The run's metadata/runner/ (the step outputs `runner run` records for later containers) is
+compared only when the case's expected metadata/ holds a runner/ folder, so a case that doesn't
+care about the records needn't spell them out.
 YAML and JSON files are compared as data (key order and formatting don't matter) and differences
 are shown as unified diffs of the normalised text. Secrets from the env file are masked in
 everything shown and in everything `--update` writes.
@@ -24,6 +30,7 @@ The modules, in the order a run uses them:
     case_files.py   parsing and checking a case's files: case.yaml, env, steps
     case.py         the Case: finding case folders, loading one, its steps folder and secrets
     seed.py         the case's state/ folder: checked, then stored as the steps' starting state
+    step_outputs.py case.yaml's `stepOutputs:`: checked, then recorded as earlier containers' outputs
     ignore.py       case.yaml's `ignore:`: the volatile fields left out of the comparison
     process.py      running a subprocess with a timeout; stopping every run on an interrupt
     runcase.py      running one case in fresh folders and judging the result

@@ -27,6 +27,7 @@ from runner.testing.case_files import (
 )
 from runner.testing.ignore import Ignored, read_ignore
 from runner.testing.seed import SEED_DIR, Seed, read_seed
+from runner.testing.step_outputs import StepOutputs, read_step_outputs
 
 # Env file variables masked even when no step declares them as a secret.
 _SECRET_NAME = re.compile(
@@ -62,6 +63,9 @@ class Case:
     description: str = ""
     seed: Seed = field(default_factory=dict)  # state/STEP/KEY: the state the steps start from
     ignore: Ignored = field(default_factory=dict)  # file -> fields left out of the comparison
+    step_outputs: StepOutputs = field(
+        default_factory=StepOutputs
+    )  # what earlier containers recorded
 
     @property
     def name(self) -> str:
@@ -149,6 +153,8 @@ def load_case(path: Path, steps_dir_option: str | None, environ: Mapping[str, st
     options: dict[str, Any] = doc.value if doc is not None and isinstance(doc.value, dict) else {}
     ignore, found = read_ignore(doc) if doc is not None else ({}, [])
     problems += found
+    step_outputs, found = read_step_outputs(doc) if doc is not None else (StepOutputs(), [])
+    problems += found
 
     env, found = parse_env_file(path / ENV_FILE) if (path / ENV_FILE).is_file() else ({}, [])
     problems += found
@@ -185,6 +191,7 @@ def load_case(path: Path, steps_dir_option: str | None, environ: Mapping[str, st
         description=str(options.get("description") or ""),
         seed=seed,
         ignore=ignore,
+        step_outputs=step_outputs,
     )
 
 

@@ -22,7 +22,7 @@ REQUEST = Path("input") / "object.yaml"
 TREES = ("output", "metadata")  # the folders a run produces and a case expects
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_STEP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+STEP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
 _CASE_KEYS = {
@@ -37,6 +37,8 @@ _CASE_KEYS = {
     "secrets": "more env file variables to mask",
     "ignore": "fields left out of the comparison, by file: {metadata/status.yaml: .lastRun}",
     "timeout": "longest the case may run (e.g. 30s, 2m)",
+    "stepOutputs": "outputs earlier containers recorded: {STEP: {NAME: value}}",
+    "sensitiveOutputs": "those of stepOutputs to mask: {STEP: [NAME]}",
 }
 _EXPECT_KEYS = ("exitCode", "stdoutContains", "stderrContains")
 _CHOICES = {"action": ("configure", "delete"), "workflow": ("resource", "promise")}
@@ -62,7 +64,7 @@ def _check_options(doc: Document) -> list[Problem]:
     """case.yaml's keys and types, with `did you mean` for typos."""
     value: dict[str, Any] = doc.value
     problems = _unknown_keys(doc, (), value, _CASE_KEYS, "option")
-    problems += _check_names(doc, "steps", _STEP_NAME, "a step name")
+    problems += _check_names(doc, "steps", STEP_NAME, "a step name")
     problems += _check_names(doc, "secrets", _ENV_NAME, "an environment variable name")
     for key in ("description", "stepsDir", "promise", "pipeline"):
         if key in value and not isinstance(value[key], str):
@@ -181,7 +183,7 @@ def parse_steps_file(path: Path) -> tuple[list[str], list[Problem]]:
         item = line.split("#", 1)[0].strip()
         if not item:
             continue
-        if not _STEP_NAME.match(item):
+        if not STEP_NAME.match(item):
             problems.append(Problem(f'"{item}" is not a step name', display(path), number, 1))
         names.append(item)
     return names, problems

@@ -18,6 +18,9 @@ from runner.masking import Masker
 from runner.spec.source import parse_yaml
 from runner.testing.ignore import FieldPath, remove
 
+# The metadata folder's runner/: what `runner run` records for later containers (step
+# outputs). Compared only when a case expects it, so cases that don't care keep passing.
+RUNNER_RECORDS = "runner"
 _PREVIEW_LINES = 20  # of a file produced but not expected
 _HEADLINES = {
     "changed": "differs",
@@ -50,6 +53,11 @@ def snapshot(root: Path, masker: Masker | None = None) -> dict[str, bytes]:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
+
+
+def without_runner_records(files: dict[str, bytes]) -> dict[str, bytes]:
+    """A metadata snapshot without the runner/ folder."""
+    return {f: data for f, data in files.items() if not f.startswith(f"{RUNNER_RECORDS}/")}
 
 
 def _mask(data: bytes, masker: Masker | None) -> bytes:

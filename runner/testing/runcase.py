@@ -20,8 +20,16 @@ from runner.spec.loader import display
 from runner.testing import process
 from runner.testing.case import Case, Expect, steps_of
 from runner.testing.case_files import ENV_FILE, TREES
-from runner.testing.compare import Difference, compare_trees, snapshot, write_expectations
+from runner.testing.compare import (
+    RUNNER_RECORDS,
+    Difference,
+    compare_trees,
+    snapshot,
+    without_runner_records,
+    write_expectations,
+)
 from runner.testing.seed import seed_state
+from runner.testing.step_outputs import write_step_outputs
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -73,6 +81,7 @@ def run_case(case: Case, options: Options, environ: Mapping[str, str]) -> Result
         warnings += seed_state(
             case.seed, steps_of(case.steps_dir), env, {**folders, "input": case.input_dir}
         )
+        write_step_outputs(case.step_outputs, folders["metadata"])
         finished = process.run(_runner_run_argv(case, folders), env, timeout)
         result.duration = time.monotonic() - started
         result.exit_code = finished.exit_code
@@ -81,6 +90,8 @@ def run_case(case: Case, options: Options, environ: Mapping[str, str]) -> Result
         result.stderr += masker.mask(finished.stderr)
         result.failures = _unmet_expectations(case.expect, result, timeout)
         actual = {tree: snapshot(folders[tree], masker) for tree in TREES}
+        if not (case.path / "metadata" / RUNNER_RECORDS).is_dir():
+            actual["metadata"] = without_runner_records(actual["metadata"])
         for tree in TREES:
             expected = snapshot(case.path / tree)
             result.differences += compare_trees(tree, expected, actual[tree], case.ignore)
@@ -103,7 +114,7 @@ def _masker(case: Case) -> tuple[Masker, list[str]]:
     """A masker of the case's secrets, and warnings for the ones too short to mask."""
     masker = Masker()
     warnings = []
-    for name, value in case.secrets().items():
+    for name, value in (*case.secrets().items(), *case.step_outputs.secrets()):
         warning = masker.add(name, value)
         if warning:
             warnings.append(f"{display(case.path / ENV_FILE)}: {warning}")
