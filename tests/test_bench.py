@@ -18,6 +18,7 @@ SECTIONS = (
     "[3. peak RSS of the runner process, median]",
     "[4. runner validate on 100 step files vs check-jsonschema (bench/validate.py)]",
     "[5. saving and restoring state, median of 1; seed: fresh kubectl cache]",
+    "[6. 10 manifests for one request (half from: + set:, half document:), median of 1",
 )
 GOALS = (
     "runner wall time <= half the seed's",

@@ -5,6 +5,8 @@
 - validate: 4, `runner validate` against check-jsonschema (measured by bench/validate.py);
 - big_state: 5, a 0.9 MiB state saved and restored, in process and end to end;
 - huge_states: 5, 10 and 30 MiB states, and the seed's approach failing at that size;
+- manifests: 6, 100 manifests for one request, `runner run` against the marketplace's bash + yq:
+  wall time, peak RSS, and the same documents on both sides;
 - diagnostics: where the runner's time and memory go, when a goal fails (or with --explain).
 
 Each takes the Bench (bench/harness.py) and adds its rows, notes and goals to it.
