@@ -7,8 +7,8 @@
 # MANIFESTS files in all: the first half Deployments from MANIFESTS_BASE, the rest Services.
 #
 # Changes from the marketplace's scripts: a loop over the files (their Promises write one or
-# two), `set -o pipefail`, and Debian's yq (a Python wrapper around jq, which takes jq's
-# syntax) when the Go yq the marketplace's images use is not the one on PATH.
+# two), `set -o pipefail`, exports apart from the yq calls, and Debian's yq (a Python wrapper
+# around jq, which takes jq's syntax) when the Go yq of the marketplace's images is not on PATH.
 set -euo pipefail
 
 input="$KRATIX_INPUT_DIR/object.yaml"
@@ -24,11 +24,13 @@ else
   set_from_env() { yq -y "$1 = (\$ENV.$2 | . as \$v | try fromjson catch \$v)"; }
 fi
 
-export name="$(get .metadata.name)"
-export namespace="$(get '.metadata.namespace // "default"')"
-export image="$(get .spec.image)"
-export size="$(get '.spec.size // "small"')"
+# (Assigned, then exported: `export x="$(...)"` would hide a failing yq from `set -e`.)
+name="$(get .metadata.name)"
+namespace="$(get '.metadata.namespace // "default"')"
+image="$(get .spec.image)"
+size="$(get '.spec.size // "small"')"
 port="$(get '.spec.port // 80')"
+export name image
 
 export replicas=1
 if [ "$size" = large ]; then

@@ -626,3 +626,17 @@ def test_step_outputs_mistakes_are_located(tmp_path):
                      r"output names", err)  # fmt: skip
     assert 'unknown option "stepOutput"' in err and 'did you mean "stepOutputs"?' in err
     assert "no case was run" in err
+
+
+def test_a_sensitive_output_too_short_to_mask_is_a_warning_naming_case_yaml(tmp_path):
+    outputs_steps(tmp_path)
+    case = make_case(tmp_path / "tests" / "short", case_yaml="""\
+        steps: [fails]
+        expect: { exitCode: 1 }
+        stepOutputs: { bucket: { token: abc } }
+        sensitiveOutputs: { bucket: token }
+    """)
+    result = runner_test(tmp_path, "-v", str(case))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"runner test: warning: \S*short/case.yaml: secret steps.bucket.outputs.token "
+                     r"is shorter than \d+ characters", result.stdout), result.stdout  # fmt: skip

@@ -143,9 +143,8 @@ class Folders:
         """Empty output and metadata folders, as in a new pod."""
         output, metadata = self.root / tag / "output", self.root / tag / "metadata"
         for folder in (output, metadata):
-            folder.mkdir(parents=True, exist_ok=True)
-            for old in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                old.rmdir() if old.is_dir() else old.unlink()
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
         return output, metadata
 
 

@@ -19,7 +19,7 @@ from runner.masking import Masker
 from runner.spec.loader import display
 from runner.testing import process
 from runner.testing.case import Case, Expect, steps_of
-from runner.testing.case_files import ENV_FILE, TREES
+from runner.testing.case_files import CASE_FILE, ENV_FILE, TREES
 from runner.testing.compare import (
     RUNNER_RECORDS,
     Difference,
@@ -114,10 +114,15 @@ def _masker(case: Case) -> tuple[Masker, list[str]]:
     """A masker of the case's secrets, and warnings for the ones too short to mask."""
     masker = Masker()
     warnings = []
-    for name, value in (*case.secrets().items(), *case.step_outputs.secrets()):
-        warning = masker.add(name, value)
-        if warning:
-            warnings.append(f"{display(case.path / ENV_FILE)}: {warning}")
+    sources = (
+        (ENV_FILE, case.secrets().items()),
+        (CASE_FILE, case.step_outputs.secrets()),  # sensitiveOutputs
+    )
+    for file, secrets in sources:
+        for name, value in secrets:
+            warning = masker.add(name, value)
+            if warning:
+                warnings.append(f"{display(case.path / file)}: {warning}")
     return masker, warnings
 
 
