@@ -598,7 +598,7 @@ def test_step_outputs_mistakes_are_located(tmp_path):
           listed: [url]
           bucket: { url: x, "9lives": 1 }
         sensitiveOutputs:
-          bucket: [ulr, url]
+          bucket: [ulr, url, [url]]
           report: token
     """)
     shapes = make_case(tmp_path / "tests" / "shapes", case_yaml="""\
@@ -618,6 +618,7 @@ def test_step_outputs_mistakes_are_located(tmp_path):
     assert re.search(r'wrong/case.yaml:6:\d+: sensitiveOutputs.bucket\[0\]: "ulr" is not an '
                      r'output of stepOutputs.bucket\n  hint: did you mean "url"\?', err)  # fmt: skip
     assert "sensitiveOutputs.bucket[1]" not in err
+    assert re.search(r'sensitiveOutputs.bucket\[2\]: "\[\'url\'\]" is not an output', err)
     assert re.search(r'wrong/case.yaml:7:\d+: sensitiveOutputs.report: "token" is not an output '
                      r"of stepOutputs.report", err)  # fmt: skip
     assert re.search(r"shapes/case.yaml:1:\d+: stepOutputs: expected a mapping of step to "

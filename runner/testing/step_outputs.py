@@ -39,6 +39,8 @@ class StepOutputs:
         for step, names in self.sensitive.items():
             for name in names:
                 value = self.values[step][name]
+                if value is None or isinstance(value, bool):
+                    continue  # nothing to hide, and masking "true" everywhere would hide a lot
                 text = value if isinstance(value, str) else json.dumps(value, default=str)
                 yield f"steps.{step}.outputs.{name}", text
 
@@ -103,7 +105,7 @@ def _read_sensitive(
         given = values.get(step, {})
         for i, name in enumerate(listed):
             at = (*where, i) if isinstance(names, list) else where
-            if name in given:
+            if isinstance(name, str) and name in given:
                 sensitive.setdefault(step, []).append(name)
                 continue
             guess = closest(str(name), set(given))
