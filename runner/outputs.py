@@ -10,6 +10,7 @@ too (the folder never leaves the pod) but marked, so every reader masks it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,26 @@ class _PendingOutputs(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return 0
+
+
+_STEPS_READ = re.compile(r"""steps\.(?:"([^"]+)"|([A-Za-z_][A-Za-z0-9_-]*))\.outputs\b""")
+
+
+def steps_read(step: Step) -> set[str]:
+    """The steps whose outputs a step reads, in templates or expressions (`steps.NAME.outputs`,
+    `steps."NAME".outputs`): a scan of its text, so that a missing one is found before any
+    command runs. (validate checks each reference exactly; this only needs the names.)"""
+    found: set[str] = set()
+    stack: list[Any] = [step.document.value.get("spec")]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.update(a or b for a, b in _STEPS_READ.findall(item))
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 def recorded_steps(

@@ -209,6 +209,26 @@ def test_delete_step_with_on_delete_remove_removes_the_state(pipeline):
     assert stored(pipeline) is None
 
 
+def test_a_step_for_both_actions_removes_its_state_only_in_the_delete_workflow(pipeline):
+    pipeline.step(
+        "counter",
+        """
+        on: {action: [configure, delete]}
+        state: {store: local, name: counter, files: [{path: count.txt, key: count}], onDelete: remove}
+        workdir: ../work
+        run:
+          - [sh, -c, 'echo 1 > count.txt']
+    """,
+    )
+    configured = pipeline.run("run")
+    assert configured.returncode == 0, configured.stderr
+    assert "removed state" not in configured.stderr
+    assert stored(pipeline) == {"count": b"1\n"}  # configure saves it, never removes it
+    deleted = pipeline.run("run", env={"KRATIX_WORKFLOW_ACTION": "delete"})
+    assert deleted.returncode == 0, deleted.stderr
+    assert stored(pipeline) is None
+
+
 TWO_FILES = """
     state:
       store: {store}

@@ -12,7 +12,7 @@ from runner.errors import InvalidError, Problem
 from runner.kratix import KratixContext, read_request
 from runner.log import Logger
 from runner.masking import Masker, set_session_masker
-from runner.outputs import Pending, mask_value, recorded_steps
+from runner.outputs import OUTPUTS_FOLDER, Pending, mask_value, recorded_steps, steps_read
 from runner.prepare import PreparedStep, prepare
 from runner.secrets import read_secrets
 from runner.spec.loader import default_steps_dir, load_steps
@@ -110,9 +110,30 @@ def start_session(
                 prepared.append(prepare(step, ctx, request, environ, store, need_secrets, recorded))
         except InvalidError as exc:
             problems += exc.problems
+    problems += _unrun_steps(steps, ctx)
     if problems:
         raise InvalidError(*(_masked(masker, p) for p in problems))
     return Session(ctx, steps, prepared, log, store, frozenset(deferred), request, environ)
+
+
+def _unrun_steps(steps: list[Step], ctx: KratixContext) -> list[Problem]:
+    """A step that reads the outputs of a step that neither ran before (no record in the
+    metadata folder) nor runs earlier in this run: exit 2 before anything runs."""
+    recorded = {path.stem for path in (ctx.metadata_dir / OUTPUTS_FOLDER).glob("*.json")}
+    problems = []
+    for index, step in enumerate(steps):
+        earlier = {s.name for s in steps[:index]}
+        for name in sorted(steps_read(step) - recorded - earlier):
+            problems.append(
+                step.document.problem(
+                    ("spec",),
+                    f'step {step.name} reads the outputs of step "{name}", which has not run '
+                    f"(it recorded nothing in {ctx.metadata_dir / OUTPUTS_FOLDER})",
+                    f"run {name} in an earlier container of the Pipeline, or before {step.name} "
+                    "in this one",
+                )
+            )
+    return problems
 
 
 def _steps_context(
