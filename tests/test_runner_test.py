@@ -539,7 +539,6 @@ def outputs_steps(tmp_path: Path) -> Path:
     return steps
 
 
-@pytest.mark.xfail(reason="needs the engine's step outputs", strict=False)
 def test_a_step_reads_the_outputs_the_case_gives_for_earlier_containers(tmp_path):
     outputs_steps(tmp_path)
     case = make_case(tmp_path / "tests" / "later-container", case_yaml="""\

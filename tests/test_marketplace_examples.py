@@ -1,0 +1,48 @@
+"""examples/: the Promises modelled on the Kratix marketplace (redis, jenkins, app-stack) and
+the App Promise are script-free, validate, and pass their `runner test` cases."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_runner_test import runner_test
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+PROMISES = sorted(p.parent for p in EXAMPLES.glob("**/steps.d"))
+STEP_FILES = sorted(f for folder in PROMISES for f in (folder / "steps.d").glob("*.y*ml"))
+
+
+def test_the_examples_are_the_app_promise_and_three_marketplace_promises():
+    names = {p.relative_to(EXAMPLES).as_posix() for p in PROMISES}
+    assert names == {
+        "app-promise", "marketplace/redis", "marketplace/jenkins", "marketplace/app-stack"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("file", STEP_FILES, ids=lambda f: f.relative_to(EXAMPLES).as_posix())
+def test_no_example_step_falls_back_to_a_script(file):
+    for doc in yaml.safe_load_all(file.read_text()):
+        spec = doc["spec"]
+        for group in ("run", "dryRun"):
+            for command in spec.get(group) or ():
+                assert not (isinstance(command, dict) and "script" in command), file
+
+
+@pytest.mark.parametrize("promise", PROMISES, ids=lambda p: p.relative_to(EXAMPLES).as_posix())
+def test_each_promise_validates_and_passes_its_cases(promise, tmp_path):
+    checked = subprocess.run(
+        [sys.executable, "-m", "runner", "validate", str(promise / "steps.d")],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    cases = sorted(p for p in (promise / "tests").iterdir() if p.is_dir())
+    assert cases
+    result = runner_test(tmp_path, *(str(p.relative_to(REPO)) for p in cases))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(cases)} passed, 0 failed" in result.stdout
