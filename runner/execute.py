@@ -36,6 +36,9 @@ their command are best started with their output redirected (`helper >/dev/null 
 
 argv[0] reaches the program as written (as a shell passes it); the program itself is the one
 found on the command's own PATH, or relative to its working folder.
+
+It stays one module, past 400 lines: the poll loop, the pidfd/reaper fallback, the masking of
+the streams and the signal forwarding share one command's state and must change together.
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ yq-style                               JMESPath emitted
 Keys are always emitted as quoted identifiers so that keys such as ``my-field`` or ``1x``,
 which are not JMESPath identifiers, still work. Anything beyond this subset belongs in a
 ``jmespath:`` expression, which :func:`compile_jmespath` accepts verbatim.
+
+It stays one module, past 400 lines: the translator is one small recursive-descent parser,
+and `path_segments` (set paths) and `parse_jmespath` (expressions) share its lexing and its
+located errors.
 """
 
 from __future__ import annotations

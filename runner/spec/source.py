@@ -11,6 +11,9 @@ own composer segfaults on ~100k nested brackets), nesting deeper than `max_depth
 parse at once (libyaml scans deep flow nesting in quadratic time), and an alias counts as the
 whole subtree it stands for, so a "billion laughs" document stops once aliases have
 repeated `max_nodes` nodes.
+
+It stays one module, past 400 lines: the event builder, its limits and the position
+bookkeeping are one algorithm over one stream of events, and make sense only together.
 """
 
 from __future__ import annotations
