@@ -320,6 +320,11 @@ def _variants_of(value: str) -> set[str]:
             last = 8 * (shift + len(raw)) // 6
             forms.update(_both_alphabets(encoded[first:last]))
         forms.update((quote(raw, safe=""), quote(raw), quote_plus(raw), quote_plus(raw, safe="/")))
+        # As JSON prints it (`kubectl -o json`, `terraform output -json`): quotes, backslashes
+        # and control characters escaped, non-ASCII escaped or not.
+        import json
+
+        forms.update((json.dumps(base)[1:-1], json.dumps(base, ensure_ascii=False)[1:-1]))
     return {form for form in forms if len(form.strip()) >= MIN_SECRET_LENGTH}
 
 

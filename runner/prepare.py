@@ -79,12 +79,20 @@ def prepare(
     `steps`: what earlier steps recorded (runner.outputs.recorded_steps); reading the outputs
     of one that runs earlier in this run raises outputs.Pending.
     """
+    # Inputs, values and `if:` first: a step that will not run needs no secrets and renders
+    # nothing (its templates may read outputs of a step that was skipped too).
     problems: list[Problem] = []
+    context: dict[str, Any] = {"kratix": ctx.template_values(), "steps": steps or {}}
     try:
-        inputs = resolve_inputs(step, request)
-    except InvalidError as exc:
+        context["inputs"] = inputs = resolve_inputs(step, request)
+    except InvalidError as exc:  # reported with the secrets' problems, below
         problems += exc.problems
         inputs = {}
+    if not problems:
+        context["values"] = resolve_values(step, context)
+        if step.condition and not holds(step, step.condition, context, ("spec", "if")):
+            skipped = f"if: {step.condition} is false"
+            return PreparedStep(step, inputs, {}, step.folder, {}, [], NONE, None, context, skipped)
     try:
         secrets = resolve_secrets(step, environ)
     except InvalidError as exc:
@@ -93,16 +101,6 @@ def prepare(
         secrets = {}
     if problems:
         raise InvalidError(*problems)
-
-    context: dict[str, Any] = {
-        "inputs": inputs,
-        "kratix": ctx.template_values(),
-        "steps": steps or {},
-    }
-    context["values"] = resolve_values(step, context)
-    skipped = None
-    if step.condition and not holds(step, step.condition, context, ("spec", "if")):
-        skipped = f"if: {step.condition} is false"
 
     def text(value: str, path: tuple[str | int, ...]) -> str:
         try:
@@ -118,7 +116,7 @@ def prepare(
     store, ref = _state(step, ctx, request, text, environ, store_override)
     if problems:
         raise InvalidError(*problems)
-    return PreparedStep(step, inputs, secrets, workdir, env, commands, store, ref, context, skipped)
+    return PreparedStep(step, inputs, secrets, workdir, env, commands, store, ref, context)
 
 
 def _selected_commands(step: Step, ctx: KratixContext) -> tuple[Command, ...]:

@@ -466,3 +466,21 @@ def test_plan_shows_values_conditions_manifests_and_workflow_control(pipeline: P
     assert plan["workflowControl"]["met"] == "decided after the commands (it reads outputs)"
     assert plan["workflowControl"]["otherwise"] == {"retryAfter": "30s"}
     assert not (pipeline.output / "redis").exists()  # plan runs and writes nothing
+
+
+def test_a_skipped_step_needs_no_secrets_and_renders_nothing(pipeline: Pipeline) -> None:
+    pipeline.step("a", "if: '`false`'\noutputs: { x: { jmespath: \"'hi'\" } }\n", file="10-a.yaml")
+    pipeline.step(
+        "b",
+        """
+        if: '`false`'
+        secrets: { TOKEN: { env: API_TOKEN } }
+        status: { x: "${{ steps.a.outputs.x }}" }
+        """,
+        file="20-b.yaml",
+    )
+    pipeline.step("c", "status: { c: ran }\n", file="30-c.yaml")
+    result = pipeline.run("run")
+    assert result.returncode == 0, result.stderr
+    assert "step b skipped" in result.stderr
+    assert pipeline.status() == {"c": "ran"}

@@ -110,7 +110,7 @@ def start_session(
                 prepared.append(prepare(step, ctx, request, environ, store, need_secrets, recorded))
         except InvalidError as exc:
             problems += exc.problems
-    problems += _unrun_steps(steps, ctx)
+    problems += _unrun_steps([p.step for p in prepared if not p.skipped], ctx)
     if problems:
         raise InvalidError(*(_masked(masker, p) for p in problems))
     return Session(ctx, steps, prepared, log, store, frozenset(deferred), request, environ)

@@ -142,13 +142,13 @@ class Engine:
         context = prepared.context
         outputs = collect_outputs(step, workdir, context, self.log)
         context["outputs"] = outputs
-        if step.outputs:
-            path = record_outputs(self.ctx.metadata_dir, step, outputs)
-            self.log.info(f"outputs: {', '.join(outputs)} → {path}", step=step.name)
         write_manifests(step, context, self.ctx, self.log)
         write_destinations(step, context, self.ctx, self.log)
         self.results.copy_output(prepared, workdir)
         self.results.write_status(prepared, workdir, context)
+        if step.outputs:  # last: later steps never read the outputs of a step that failed
+            path = record_outputs(self.ctx.metadata_dir, step, outputs)
+            self.log.info(f"outputs: {', '.join(outputs)} → {path}", step=step.name)
 
     def _step_end(self, name: str, started: float, status: str) -> None:
         duration = time.monotonic() - started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from urllib.parse import quote, quote_plus
 
@@ -369,3 +370,12 @@ def test_large_ca_bundle_is_masked_whole_and_line_by_line() -> None:
     assert masker.mask(f"ca: {b64(bundle.encode())}\n") == f"ca: {MASK}\n"
     assert masker.mask(bundle) == MASK
     assert masker.mask(certs[3]) == "\n".join([MASK] * 22) + "\n"
+
+
+def test_the_json_escaped_forms_are_masked() -> None:
+    # What `kubectl -o json` or `json.dumps` print for a secret with a quote, a backslash or
+    # a non-ASCII character.
+    secret = 'hunter2\\x"y-é'
+    masker = masker_for(secret)
+    assert masker.mask(json.dumps({"p": secret})) == '{"p": "***"}'
+    assert masker.mask(json.dumps({"p": secret}, ensure_ascii=False)) == '{"p": "***"}'
