@@ -59,7 +59,7 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
         "on": {
             "workflow": step.trigger.workflow or "any",
             "action": list(step.trigger.actions),
-            "promise": step.trigger.promise or "any",
+            "promise": _promise(step.trigger.promise),
         },
         "inputs": prepared.inputs,
         **({"values": prepared.values} if step.values else {}),
@@ -109,6 +109,13 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
         },
         "timeout": step.timeout,
     }
+
+
+def _promise(names: tuple[str, ...]) -> str | list[str]:
+    """`on.promise` as the step file may say it: one name, a list, or "any"."""
+    if not names:
+        return "any"
+    return names[0] if len(names) == 1 else list(names)
 
 
 def print_plan(session: Session, out: TextIO, fmt: str = "text") -> None:

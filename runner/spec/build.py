@@ -19,6 +19,7 @@ from runner.spec.model import (
     OutputCopy,
     Retry,
     Secret,
+    SecretKeyRef,
     State,
     StateFile,
     StatusFromFile,
@@ -48,22 +49,12 @@ def build_step(doc: Document, file: Path) -> Step:
         trigger=Trigger(
             workflow=on.get("workflow"),
             actions=tuple([action] if isinstance(action, str) else action),
-            promise=on.get("promise"),
+            promise=_names(on.get("promise")),
         ),
         inputs=tuple(_input(name, raw) for name, raw in (spec.get("inputs") or {}).items()),
         values=tuple(_value(name, raw) for name, raw in (spec.get("values") or {}).items()),
         condition=spec.get("if"),
-        secrets=tuple(
-            Secret(
-                name,
-                raw.get("env"),
-                raw.get("file"),
-                raw.get("required", True),
-                raw.get("mask", True),
-                raw.get("allowEmpty", False),
-            )
-            for name, raw in (spec.get("secrets") or {}).items()
-        ),
+        secrets=tuple(_secret(name, raw) for name, raw in (spec.get("secrets") or {}).items()),
         env=_env(spec.get("env")),
         workdir=spec.get("workdir", "."),
         copy_workdir=spec.get("copyWorkdir", False),
@@ -94,6 +85,26 @@ def build_step(doc: Document, file: Path) -> Step:
         if "suspend" in spec
         else None,
         timeout=optional_duration(spec.get("timeout")),
+    )
+
+
+def _names(raw: str | list[str] | None) -> tuple[str, ...]:
+    """`on.promise`: one name or a list; omitted (or empty) is any Promise."""
+    if not raw:
+        return ()
+    return (raw,) if isinstance(raw, str) else tuple(raw)
+
+
+def _secret(name: str, raw: dict[str, Any]) -> Secret:
+    ref = raw.get("secretKeyRef")
+    return Secret(
+        name,
+        raw.get("env"),
+        raw.get("file"),
+        raw.get("required", True),
+        raw.get("mask", True),
+        raw.get("allowEmpty", False),
+        SecretKeyRef(ref["name"], ref["key"]) if ref else None,
     )
 
 

@@ -59,6 +59,15 @@ class Secret:
     required: bool = True
     mask: bool = True
     allow_empty: bool = False
+    secret_key_ref: SecretKeyRef | None = None  # for `runner pipeline`; not read by the runner
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    """The key of a Kubernetes Secret a Pipeline container's env var is taken from."""
+
+    name: str
+    key: str
 
 
 @dataclass(frozen=True)
@@ -224,7 +233,7 @@ class Trigger:
 
     workflow: str | None = None
     actions: tuple[str, ...] = ("configure",)
-    promise: str | None = None
+    promise: tuple[str, ...] = ()  # empty: any Promise
 
     def mismatches(self, workflow: str, action: str, promise: str | None) -> list[Mismatch]:
         """Every field of `on` the workflow does not match; [] when the step applies."""
@@ -232,14 +241,18 @@ class Trigger:
         if self.workflow and workflow and self.workflow != workflow:
             found.append(Mismatch("workflow", self.workflow, workflow))
         if action not in self.actions:
-            wanted = self.actions[0] if len(self.actions) == 1 else f"[{', '.join(self.actions)}]"
-            found.append(Mismatch("action", wanted, action))
-        if self.promise and self.promise != promise:
-            found.append(Mismatch("promise", self.promise, promise))
+            found.append(Mismatch("action", _one_or_list(self.actions), action))
+        if self.promise and promise not in self.promise:
+            found.append(Mismatch("promise", _one_or_list(self.promise), promise))
         return found
 
     def matches(self, workflow: str, action: str, promise: str | None) -> bool:
         return not self.mismatches(workflow, action, promise)
+
+
+def _one_or_list(names: tuple[str, ...]) -> str:
+    """`a` for one name, `[a, b]` for several: how `on` reads in a message."""
+    return names[0] if len(names) == 1 else f"[{', '.join(names)}]"
 
 
 @dataclass(frozen=True)
