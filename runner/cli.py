@@ -25,6 +25,7 @@ VERBS = {
     "state": "inspect or repair a step's stored state",
     "rbac": "print the Pipeline rbac.permissions the steps' state stores need",
     "schema": "print the step file JSON Schema",
+    "pipeline": "print the Kratix Pipeline (containers, secret env, rbac) that runs the steps",
 }
 
 
