@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 import shlex
@@ -20,6 +21,7 @@ APP = REPO / "examples" / "app-promise"
 VENV_BIN = Path(sys.executable).parent
 SCHEMA = REPO / "schemas" / "step.schema.json"
 DOCKERFILES = [REPO / "Dockerfile", APP / "Dockerfile"]
+KRATIX = REPO / "tests" / "data" / "kratix"
 
 
 @pytest.fixture(scope="module")
@@ -237,3 +239,28 @@ def test_each_pipeline_grants_what_runner_rbac_says_its_steps_need(promise, tmp_
                 and set(rule["verbs"]) <= set(g["verbs"])
                 for g in granted
             ), f"{pipeline['metadata']['name']} lacks {rule}"
+
+
+# -- promise.yaml is what the steps make, and what Kratix accepts ------------------------------
+def test_promise_yaml_is_what_generate_py_writes_from_the_steps():
+    result = subprocess.run([sys.executable, str(APP / "generate.py"), "--check"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def test_promise_yaml_passes_the_kratix_promise_crd_schema(promise):
+    from jsonschema import Draft202012Validator
+
+    # An OpenAPI v3 schema reads as JSON Schema here: it has no `nullable`, and validators
+    # ignore the x-kubernetes-* keywords (preserve-unknown-fields is JSON Schema's default).
+    schema = yaml.safe_load((KRATIX / "promise.openapi.yaml").read_text())
+    assert "nullable" not in json.dumps(schema)
+    errors = [e.message for e in Draft202012Validator(schema).iter_errors(promise)]
+    assert not errors, errors
+
+
+def test_the_promise_pipelines_pass_the_kratix_pipeline_schema(promise):
+    from tests.test_pipeline_command import kratix_problems
+
+    for _, pipeline in pipelines(promise):
+        assert not kratix_problems(pipeline), kratix_problems(pipeline)
