@@ -25,7 +25,12 @@ def test_one_name_or_a_list_of_names_is_valid(tmp_path, promise):
         ("[app, app]", "app]", "spec.on.promise[1]", '"app" is listed twice'),
         ("[]", "[]", "spec.on.promise", "must not be empty"),
         ("[app, 3]", "3]", "spec.on.promise[1]", "expected a string, got an integer"),
-        ("{ name: app }", "{ name", "spec.on.promise", "expected a string or a list, got a mapping"),
+        (
+            "{ name: app }",
+            "{ name",
+            "spec.on.promise",
+            "expected a string or a list, got a mapping",
+        ),
     ],
     ids=["duplicate", "empty", "not-a-string", "mapping"],
 )
