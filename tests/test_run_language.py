@@ -321,19 +321,6 @@ def test_a_sensitive_output_is_masked_and_a_plain_one_may_not_hold_a_secret(
 
 
 def test_a_secret_in_a_manifest_is_refused_and_nothing_is_written(pipeline: Pipeline) -> None:
-    pipeline.step(
-        "m",
-        """
-        secrets: { S: { env: THE_SECRET } }
-        workdir: ../work
-        outputs: { leak: { file: leak.txt, sensitive: true } }
-        run: [[sh, -c, 'printf %s "$S" > leak.txt']]
-        manifests:
-          - { path: a.yaml, document: { kind: ConfigMap, data: { ok: fine } } }
-          - { path: b.yaml, document: { kind: ConfigMap, data: { v: "${{ values.x }}" } } }
-        values: { x: { jmespath: "'x'" } }
-        """,
-    )
     # A value computed from a secret: validate can't see it; the run refuses it.
     pipeline.step(
         "m",
