@@ -67,13 +67,15 @@ def test_a_quick_command_gives_its_code_and_output(tmp_path, mode):
 @pytest.mark.skipif(not execute._pidfd_works, reason="no pidfd_open here")
 def test_waiting_starts_no_thread_with_a_pidfd(tmp_path):
     c = Captured()
-    before = threading.active_count()
-    seen: list[int] = []
-    timer = threading.Timer(0.2, lambda: seen.append(threading.active_count()))
+    # Compare thread sets, not counts: a thread another test left behind may end meanwhile.
+    before = set(threading.enumerate())
+    seen: list[set[threading.Thread]] = []
+    timer = threading.Timer(0.2, lambda: seen.append(set(threading.enumerate())))
     timer.start()
     outcome = c.run(["sleep", "0.4"], tmp_path)
     assert outcome.ok
-    assert seen == [before + 1]  # the timer itself, nothing else
+    assert len(seen) == 1
+    assert seen[0] - before == {timer}  # the timer itself, nothing else
 
 
 def test_a_background_process_holding_stdout_does_not_delay_the_command(tmp_path, mode, leftovers):
