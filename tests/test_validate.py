@@ -114,7 +114,8 @@ def test_an_unknown_field_with_no_close_match_lists_the_known_fields(tmp_path):
     result.has(
         'a.yaml:7:3: spec.zzz: unknown field "zzz"',
         "known fields: copyWorkdir, destinations, dryRun, env, if, inputs, manifests, on, output, "
-        "outputs, retry, run, secrets, state, status, suspend, timeout, values, waitFor, workdir",
+        "outputs, params, retry, run, secrets, state, status, suspend, timeout, uses, values, "
+        "waitFor, with, workdir",
     )
 
 
@@ -773,8 +774,8 @@ def test_no_semantic_noise_below_a_node_the_schema_rejected(tmp_path):
     result = invalid(tmp_path, step(spec=spec))
     assert result.lines == ['a.yaml:7:3: spec.unknown: unknown field "unknown"',
                             "  hint: known fields: copyWorkdir, destinations, dryRun, env, if, "
-                            "inputs, manifests, on, output, outputs, retry, run, secrets, state, "
-                            "status, suspend, timeout, values, waitFor, workdir",
+                            "inputs, manifests, on, output, outputs, params, retry, run, secrets, "
+                            "state, status, suspend, timeout, uses, values, waitFor, with, workdir",
                             "invalid: 1 problem (1 file checked)"]
 
 

@@ -219,11 +219,13 @@ def _input_problems(doc: Document, inputs: dict[str, Any]) -> Iterator[Problem]:
             )
         env_names.setdefault(variable, name)
         if isinstance(raw, dict):
-            yield from _default_problems(doc, path, raw)
+            yield from default_problems(doc, path, raw)
 
 
-def _default_problems(doc: Document, path: PathKey, raw: dict[str, Any]) -> Iterator[Problem]:
-    """A default (and each enum option) must fit the input's own type, enum and pattern."""
+def default_problems(
+    doc: Document, path: PathKey, raw: dict[str, Any], noun: str = "input"
+) -> Iterator[Problem]:
+    """A default (and each enum option) must fit the input's (param's) type, enum and pattern."""
     kind = (
         raw.get("type") if isinstance(raw.get("type"), str) and raw["type"] in INPUT_TYPES else None
     )
@@ -238,7 +240,7 @@ def _default_problems(doc: Document, path: PathKey, raw: dict[str, Any]) -> Iter
     if default is not MISSING and default is not None:
         reason = Input("", "", "query", type=kind, enum=enum, pattern=pattern).check(default)
         if reason:
-            yield doc.problem((*path, "default"), f"default does not fit the input: {reason}")
+            yield doc.problem((*path, "default"), f"default does not fit the {noun}: {reason}")
     if enum is not None and (kind is not None or pattern is not None):
         option_check = Input("", "", "query", type=kind, pattern=pattern)
         for i, option in enumerate(enum):

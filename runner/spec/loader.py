@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import InvalidError, Problem
 from runner.spec.build import build_step
 from runner.spec.model import Step
 from runner.spec.references import declared_outputs, reference_problems
 from runner.spec.schema import check_schema, describe
-from runner.spec.source import MAX_FILE_BYTES, parse_yaml_bytes, read_bytes
+from runner.spec.source import MAX_FILE_BYTES, Document, parse_yaml_bytes, read_bytes
 from runner.spec.stamp import content_digest, trusted_digests
+from runner.spec.templates import (
+    TEMPLATE_KIND,
+    Expansion,
+    Library,
+    Template,
+    as_template,
+    expand,
+    param_problems,
+    template_problems,
+    uses_of,
+)
 
 if TYPE_CHECKING:  # the checks are imported only when a file is checked
     from runner.spec.language import StepReference
@@ -30,6 +41,7 @@ class StepSet:
     problems: list[Problem] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     digests: list[str] = field(default_factory=list)  # of the files' contents, for stamps
+    templates: list[Template] = field(default_factory=list)
 
     def raise_for_problems(self) -> None:
         if self.problems:
@@ -37,6 +49,9 @@ class StepSet:
 
     def by_name(self, name: str) -> Step | None:
         return next((s for s in self.steps if s.name == name), None)
+
+    def template(self, name: str) -> Template | None:
+        return next((t for t in self.templates if t.name == name), None)
 
 
 def default_steps_dir(option: str | None, environ: Mapping[str, str]) -> Path:
@@ -102,6 +117,8 @@ def load_steps(
 ) -> StepSet:
     """Load and check every step file; problems are collected, never raised.
 
+    Two passes: every file is parsed first, so a Step may use a StepTemplate from any file;
+    then templates are checked by themselves, and Steps as expanded from their templates.
     `trust_stamp`: files that `runner validate --stamp` recorded as valid (same content, same
     runner) skip the schema and semantic checks; see runner/spec/stamp.py.
     """
@@ -110,75 +127,202 @@ def load_steps(
     trusted: frozenset[str] = frozenset()
     if trust_stamp and len(paths) == 1 and paths[0].is_dir():
         trusted = trusted_digests(paths[0])
-    names: dict[str, tuple[str, int]] = {}  # step name -> where it was first defined
-    refs: list[StepReference] = []  # steps.NAME.outputs.X, checked once every step is known
-    outputs: dict[str, frozenset[str]] = {}  # step name -> the outputs it declares
+    loading = _Loading(Library(read=_read_outside))
     for file in files:
-        name = display(file)
-        try:
-            data, found = read_bytes(file, name, max_bytes=MAX_FILE_BYTES)
-            steps: list[Step] = []
-            if data is not None:
-                digest = content_digest(data)
-                result.digests.append(digest)
-                found, steps = _load_file(
-                    data, file, name, names, refs, outputs, checked=digest in trusted
-                )
-        except Exception as exc:  # a bug of ours, not the file's: still no traceback
-            found, steps = [_internal_error(exc, name)], []
-        found.sort(key=lambda p: (p.line or 0, p.col or 0))
-        result.problems.extend(found)
-        result.steps.extend(steps)
+        loading.add(_parse_file(file, result.digests, trusted))
+    for loaded in loading.files:
+        loading.guarded(loaded, loading.check_templates)
+    for loaded in loading.files:
+        result.steps.extend(loading.guarded(loaded, loading.load_steps) or ())
+    for loaded in loading.files:
+        loaded.problems.sort(key=lambda p: (p.line or 0, p.col or 0))
+        result.problems.extend(loaded.problems)
+    result.problems.extend(loading.library.problems)
+    result.templates = list(loading.library.by_name.values())
     if paths and all(path.is_dir() for path in paths):
-        result.problems.extend(reference_problems(refs, outputs))
+        result.problems.extend(reference_problems(loading.refs, loading.outputs))
     return result
 
 
-def _load_file(
-    data: bytes,
-    file: Path,
-    name: str,
-    names: dict[str, tuple[str, int]],
-    refs: list[StepReference],
-    outputs: dict[str, frozenset[str]],
-    *,
-    checked: bool,
-) -> tuple[list[Problem], list[Step]]:
-    from runner.spec.checks import document_problems
+@dataclass
+class _File:
+    path: Path  # resolved
+    name: str  # as displayed
+    docs: list[Document]
+    problems: list[Problem]
+    trusted: bool = False
 
-    docs, problems = parse_yaml_bytes(data, name)
-    steps: list[Step] = []
-    if not docs and not problems:
-        problems.append(Problem("no step in this file (it is empty)", name, 1, 1))
-    for doc in docs:
-        if not isinstance(doc.value, dict):
-            problems.append(
-                doc.problem(
-                    (),
-                    f"expected a step (a mapping of apiVersion, kind, metadata and spec), "
-                    f"got {describe(doc.value)}",
-                )
+
+def _parse_file(file: Path, digests: list[str], trusted: frozenset[str]) -> _File:
+    name = display(file)
+    try:
+        data, problems = read_bytes(file, name, max_bytes=MAX_FILE_BYTES)
+        if data is None:
+            return _File(file.resolve(), name, [], problems)
+        digest = content_digest(data)
+        digests.append(digest)
+        docs, found = parse_yaml_bytes(data, name)
+        if not docs and not found:
+            found.append(Problem("no step in this file (it is empty)", name, 1, 1))
+        return _File(file.resolve(), name, docs, problems + found, digest in trusted)
+    except Exception as exc:  # a bug of ours, not the file's: still no traceback
+        return _File(file.resolve(), name, [], [_internal_error(exc, name)])
+
+
+def _read_outside(file: Path) -> tuple[list[Document], list[Problem]]:
+    """A template file named by a `uses:` path outside the files loaded: read and parsed."""
+    loaded = _parse_file(file, [], frozenset())
+    return loaded.docs, loaded.problems
+
+
+class _Loading:
+    """The state of one load_steps call across its passes."""
+
+    def __init__(self, library: Library) -> None:
+        self.library = library
+        self.files: list[_File] = []
+        self.names: dict[str, tuple[str, int, str]] = {}  # name -> where first defined, kind
+        self.refs: list[StepReference] = []  # steps.NAME.outputs.X, checked once all are known
+        self.outputs: dict[str, frozenset[str]] = {}  # step name -> the outputs it declares
+        self.trusted: set[Path] = set()
+        self.reported: set[tuple[object, ...]] = set()  # a template's own problems
+
+    def add(self, loaded: _File) -> None:
+        self.files.append(loaded)
+        self.library.add_file(loaded.path)
+        if loaded.trusted:
+            self.trusted.add(loaded.path)
+        for doc in loaded.docs:
+            template = as_template(doc, loaded.path)
+            if template and self._unique(doc, template.name, loaded, "template"):
+                self.library.add(template)
+
+    def guarded(self, loaded: _File, check: Callable[[_File], list[Step] | None]) -> Any:
+        try:
+            return check(loaded)
+        except Exception as exc:  # a bug of ours, not the file's: still no traceback
+            loaded.problems.append(_internal_error(exc, loaded.name))
+            return None
+
+    def _unique(self, doc: Document, name: str, loaded: _File, kind: str) -> bool:
+        if name in self.names:
+            where, line, first = self.names[name]
+            message = f'{kind} name "{name}" is already used in {where}:{line}'
+            hint = (
+                "step names must be unique across the steps directory"
+                if kind == first == "step"
+                else f"the {first} there has it: steps and templates share one set of names"
             )
-            continue
-        found: list[Problem] = []
-        if not checked:
-            found, wrong = check_schema(doc)
-            problems += found
-            problems += (p for p in document_problems(doc, refs) if not _under(p.path, wrong))
-        metadata = doc.value.get("metadata")
-        step_name = metadata.get("name") if isinstance(metadata, dict) else None
-        if isinstance(step_name, str):
-            if step_name in names:
-                where, line = names[step_name]
-                message = f'step name "{step_name}" is already used in {where}:{line}'
-                hint = "step names must be unique across the steps directory"
-                problems.append(doc.problem(("metadata", "name"), message, hint))
+            loaded.problems.append(doc.problem(("metadata", "name"), message, hint))
+            return False
+        self.names[name] = (loaded.name, doc.position(("metadata", "name"))[0], kind)
+        return True
+
+    def check_templates(self, loaded: _File) -> None:
+        for doc in loaded.docs:
+            template = as_template(doc, loaded.path)
+            if template is None or loaded.trusted:
                 continue
-            names[step_name] = (name, doc.position(("metadata", "name"))[0])
-            outputs[step_name] = declared_outputs(doc)
-        if not found:
-            steps.append(build_step(doc, file.resolve()))
-    return problems, steps
+            found, _ = check_schema(doc)
+            found += template_problems(template)
+            found += param_problems(template)
+            found += self._expanded(doc, loaded).problems
+            self.reported.update(_key(p) for p in found)
+            loaded.problems += found
+
+    def load_steps(self, loaded: _File) -> list[Step]:
+        steps: list[Step] = []
+        for doc in loaded.docs:
+            if not isinstance(doc.value, dict):
+                loaded.problems.append(
+                    doc.problem(
+                        (),
+                        f"expected a step (a mapping of apiVersion, kind, metadata and spec), "
+                        f"got {describe(doc.value)}",
+                    )
+                )
+                continue
+            if doc.value.get("kind") == TEMPLATE_KIND:
+                continue
+            step = self._load_step(doc, loaded)
+            if step is not None:
+                steps.append(step)
+        return steps
+
+    def _load_step(self, doc: Document, loaded: _File) -> Step | None:
+        from runner.spec.checks import document_problems
+
+        expansion = self._expanded(doc, loaded)
+        full = expansion.doc or doc
+        problems: list[Problem] = [*expansion.problems, *_step_only_problems(doc)]
+        shapes: list[Problem] = []  # the schema's: a step with none is built (for validate)
+        if not (loaded.trusted and self.trusted.issuperset(expansion.files)):
+            shapes, wrong = check_schema(doc)
+            if full is not doc:
+                more, wrong = check_schema(full)
+                shapes += more
+            problems += shapes
+            if expansion.doc is not None:  # else its own fields are not the whole step
+                problems += (
+                    p for p in document_problems(full, self.refs) if not _under(p.path, wrong)
+                )
+        seen: set[tuple[object, ...]] = set()
+        for problem in problems:
+            key = _key(problem)
+            if key not in seen and key not in self.reported:
+                seen.add(key)
+                loaded.problems.append(problem)
+        if expansion.doc is None and not seen:  # all said at the template: say it here too
+            found = self.library.find(uses_of(doc) or "", doc, loaded.path)
+            where = f" ({found.where})" if isinstance(found, Template) else ""
+            message = f"template {uses_of(doc)}{where} cannot be used until its problems are fixed"
+            loaded.problems.append(doc.problem(("spec", "uses"), message))
+        metadata = doc.value.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        if isinstance(name, str):
+            if not self._unique(doc, name, loaded, "step"):
+                return None
+            self.outputs[name] = declared_outputs(full)
+        if shapes or expansion.doc is None:
+            return None
+        return build_step(full, loaded.path)
+
+    def _expanded(self, doc: Document, loaded: _File) -> Expansion:
+        if uses_of(doc) is None:
+            return Expansion(doc)
+        return expand(doc, loaded.path, self.library)
+
+
+def _key(problem: Problem) -> tuple[object, ...]:
+    """Where a problem is: a template's own check and a step using it may word the same one
+    differently (an undeclared param is also an unknown name); one message per place."""
+    return (problem.file, problem.line, problem.col, problem.path)
+
+
+def _step_only_problems(doc: Document) -> list[Problem]:
+    spec = doc.value.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    problems = []
+    if "params" in spec:
+        problems.append(
+            doc.problem(
+                ("spec", "params"),
+                "params are declared by a StepTemplate, not a Step",
+                "a Step gives a template's params with `with:`, beside `uses:`",
+                key=True,
+            )
+        )
+    if "with" in spec and "uses" not in spec:
+        problems.append(
+            doc.problem(
+                ("spec", "with"),
+                "`with:` gives a template's params, but this step uses no template",
+                "add `uses: TEMPLATE`, or remove `with:`",
+                key=True,
+            )
+        )
+    return problems
 
 
 def _under(path: str, wrong: set[str]) -> bool:
