@@ -26,6 +26,7 @@ VERBS = {
     "rbac": "print the Pipeline rbac.permissions the steps' state stores need",
     "schema": "print the step file JSON Schema",
     "pipeline": "print the Kratix Pipeline (containers, secret env, rbac) that runs the steps",
+    "templates": "list the StepTemplates in the steps folder with their params",
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -19,6 +19,7 @@ from runner.spec.loader import default_steps_dir, load_steps
 from runner.spec.model import WORKFLOW_ACTIONS, WORKFLOW_TYPES, Mismatch, Step
 from runner.spec.schema import closest
 from runner.spec.source import Document
+from runner.spec.templates import Template
 from runner.state import StoreSpec
 
 
@@ -87,7 +88,7 @@ def start_session(
     ctx = KratixContext.from_environment(environ, args.input, args.output, args.metadata)
     store_option = _state_store_option(args, environ)
     store = StoreSpec.parse(store_option) if store_option else None
-    steps = select_steps(loaded.steps, names, ctx, log)
+    steps = select_steps(loaded.steps, names, ctx, log, loaded.templates)
     if not steps:
         return Session(ctx, [], [], log, store)
     # Secrets first: a message about a bad request may quote a value that is also a secret.
@@ -170,12 +171,16 @@ def _masked(masker: Masker, problem: Problem) -> Problem:
 
 
 def select_steps(
-    steps: list[Step], names: list[str], ctx: KratixContext, log: Logger
+    steps: list[Step],
+    names: list[str],
+    ctx: KratixContext,
+    log: Logger,
+    templates: Sequence[Template] = (),
 ) -> list[Step]:
     """The named steps in the order named, or every step whose `on` matches, in file-name order."""
     check_workflow(ctx)
     if names:
-        chosen = named_steps(steps, names)
+        chosen = named_steps(steps, names, templates)
         for step in chosen:
             why = step.trigger.mismatches(ctx.workflow, ctx.action, ctx.promise)
             if why:
@@ -191,13 +196,31 @@ def select_steps(
     return chosen
 
 
-def named_steps(steps: list[Step], names: list[str]) -> list[Step]:
+def named_steps(
+    steps: list[Step], names: list[str], templates: Sequence[Template] = ()
+) -> list[Step]:
     """The steps named, in the order named; InvalidError with a did-you-mean for unknown ones."""
     by_name = {s.name: s for s in steps}
     unknown = [n for n in names if n not in by_name]
     if unknown:
-        raise InvalidError(*(_no_step_named(name, sorted(by_name)) for name in unknown))
+        templates_by_name = {t.name: t for t in templates}
+        raise InvalidError(
+            *(
+                _template_named(templates_by_name[name], steps)
+                if name in templates_by_name
+                else _no_step_named(name, sorted(by_name))
+                for name in unknown
+            )
+        )
     return [by_name[n] for n in names]
+
+
+def _template_named(template: Template, steps: list[Step]) -> Problem:
+    users = [s.name for s in steps if template.name in s.templates]
+    return Problem(
+        f'"{template.name}" is a StepTemplate ({template.where}): a template is never run by itself',
+        hint=f"run a step that uses it: {', '.join(users)}" if users else "no step uses it yet",
+    )
 
 
 def _no_step_named(name: str, known: list[str]) -> Problem:

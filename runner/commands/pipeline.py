@@ -41,7 +41,7 @@ def main(args: argparse.Namespace, env: Environment) -> int:
     loaded.raise_for_problems()
     log = Logger(args.log_format, stream=env.stderr, out=env.stdout)
     if args.names:
-        steps = named_steps(loaded.steps, args.names)
+        steps = named_steps(loaded.steps, args.names, loaded.templates)
     else:
         ctx = KratixContext.from_environment(env.environ)
         steps = select_steps(loaded.steps, [], ctx, log)

@@ -59,7 +59,7 @@ def _fixed(namespace: str | None) -> bool:
 def main(args: argparse.Namespace, env: Environment) -> int:
     loaded = load_steps([default_steps_dir(args.steps_dir, env.environ)], trust_stamp=True)
     loaded.raise_for_problems()
-    steps = named_steps(loaded.steps, args.names) if args.names else loaded.steps
+    steps = named_steps(loaded.steps, args.names, loaded.templates) if args.names else loaded.steps
     entries = permissions(steps)
     out = env.stdout
     out.write(f"# rbac.permissions for a Pipeline running: {', '.join(s.name for s in steps)}\n")

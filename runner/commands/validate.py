@@ -51,6 +51,14 @@ def main(args: argparse.Namespace, env: Environment) -> int:
                 }
                 for s in result.steps
             ],
+            "templates": [
+                {
+                    "name": t.name,
+                    "file": t.doc.file,
+                    "line": t.doc.position(("metadata", "name"))[0],
+                }
+                for t in result.templates
+            ],
             "problems": [p.as_dict() for p in result.problems],
         }
         json.dump(report, env.stdout, indent=2)  # ASCII: file names may not be UTF-8
@@ -69,7 +77,8 @@ def main(args: argparse.Namespace, env: Environment) -> int:
             file=env.stderr,
         )
     else:
-        print(f"ok: {_count(len(result.steps), 'step')} in {files}", file=env.stdout)
+        templates = f" and {_count(len(result.templates), 'template')}" if result.templates else ""
+        print(f"ok: {_count(len(result.steps), 'step')}{templates} in {files}", file=env.stdout)
     return int(code)
 
 

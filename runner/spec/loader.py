@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -285,7 +285,7 @@ class _Loading:
             self.outputs[name] = declared_outputs(full)
         if shapes or expansion.doc is None:
             return None
-        return build_step(full, loaded.path)
+        return replace(build_step(full, loaded.path), templates=tuple(expansion.names))
 
     def _expanded(self, doc: Document, loaded: _File) -> Expansion:
         if uses_of(doc) is None:

@@ -287,6 +287,7 @@ class Step:
     wait_for: WaitFor | None
     suspend: Suspend | None
     timeout: float | None
+    templates: tuple[str, ...] = ()  # the StepTemplates it is built on, nearest first
 
     @property
     def folder(self) -> Path:

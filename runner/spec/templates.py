@@ -138,6 +138,7 @@ class Expansion:
 
     doc: Document | None  # None when it could not be expanded (problems say why)
     files: list[Path] = field(default_factory=list)  # of the templates, nearest first
+    names: list[str] = field(default_factory=list)  # of the templates, nearest first
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -168,7 +169,7 @@ def _expand(doc: Document, file: Path, library: Library, chain: tuple[str, ...])
         return Expansion(None, problems=problems)
     user = f"{_kind_word(doc)} {_name(doc)} at {doc.file}:{doc.position(('metadata', 'name'))[0]}"
     merged = _merge(doc, file, base.doc, found.file, values, user)
-    return Expansion(merged, [found.file, *base.files])
+    return Expansion(merged, [found.file, *base.files], [found.name, *base.names])
 
 
 def _kind_word(doc: Document) -> str:
