@@ -19,7 +19,7 @@ from runner.spec.loader import default_steps_dir, load_steps
 from runner.spec.model import WORKFLOW_ACTIONS, WORKFLOW_TYPES, Mismatch, Step
 from runner.spec.schema import closest
 from runner.spec.source import Document
-from runner.spec.templates import Template
+from runner.spec.templates import Template, builtin_templates
 from runner.state import StoreSpec
 
 
@@ -203,7 +203,7 @@ def named_steps(
     by_name = {s.name: s for s in steps}
     unknown = [n for n in names if n not in by_name]
     if unknown:
-        templates_by_name = {t.name: t for t in templates}
+        templates_by_name = {t.name: t for t in (*builtin_templates(), *templates)}
         raise InvalidError(
             *(
                 _template_named(templates_by_name[name], steps)

@@ -8,7 +8,7 @@ from typing import Any
 
 from runner.environment import Environment
 from runner.spec.loader import default_steps_dir, load_steps
-from runner.spec.templates import Template, param_input
+from runner.spec.templates import Template, builtin_templates, is_builtin, param_input
 from runner.template import as_text
 
 
@@ -21,16 +21,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace, env: Environment) -> int:
     loaded = load_steps([default_steps_dir(args.steps_dir, env.environ)], trust_stamp=True)
     loaded.raise_for_problems()
+    own = {t.name for t in loaded.templates}
+    templates = [*loaded.templates, *(t for t in builtin_templates() if t.name not in own)]
     listed = [
-        describe(t, [s.name for s in loaded.steps if t.name in s.templates])
-        for t in loaded.templates
+        describe(t, [s.name for s in loaded.steps if t.name in s.templates]) for t in templates
     ]
     if args.format == "json":
         json.dump(listed, env.stdout, indent=2)
         env.stdout.write("\n")
         return 0
     if not listed:
-        print("no StepTemplates in the steps folder", file=env.stderr)
+        print("no StepTemplates", file=env.stderr)
     for entry in listed:
         env.stdout.write(_text(entry))
     return 0
@@ -51,6 +52,7 @@ def describe(template: Template, users: list[str]) -> dict[str, Any]:
     return {
         "name": template.name,
         "file": template.doc.file,
+        "builtin": is_builtin(template.file),
         "line": template.doc.position(("metadata", "name"))[0],
         "description": metadata.get("description", ""),
         "uses": template.spec.get("uses"),
@@ -60,7 +62,8 @@ def describe(template: Template, users: list[str]) -> dict[str, Any]:
 
 
 def _text(entry: dict[str, Any]) -> str:
-    lines = [f"{entry['name']}  ({entry['file']}:{entry['line']})"]
+    where = "built in" if entry["builtin"] else f"{entry['file']}:{entry['line']}"
+    lines = [f"{entry['name']}  ({where})"]
     if entry["description"]:
         lines.append(f"  {entry['description']}")
     if entry["uses"]:

@@ -21,6 +21,8 @@ from runner.spec.templates import (
     Template,
     as_template,
     expand,
+    is_builtin,
+    param_paths,
     param_problems,
     template_problems,
     uses_of,
@@ -41,7 +43,7 @@ class StepSet:
     problems: list[Problem] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     digests: list[str] = field(default_factory=list)  # of the files' contents, for stamps
-    templates: list[Template] = field(default_factory=list)
+    templates: list[Template] = field(default_factory=list)  # the folder's, not the built-in
 
     def raise_for_problems(self) -> None:
         if self.problems:
@@ -138,7 +140,7 @@ def load_steps(
         loaded.problems.sort(key=lambda p: (p.line or 0, p.col or 0))
         result.problems.extend(loaded.problems)
     result.problems.extend(loading.library.problems)
-    result.templates = list(loading.library.by_name.values())
+    result.templates = [t for t in loading.library.by_name.values() if not is_builtin(t.file)]
     if paths and all(path.is_dir() for path in paths):
         result.problems.extend(reference_problems(loading.refs, loading.outputs))
     return result
@@ -223,7 +225,9 @@ class _Loading:
             template = as_template(doc, loaded.path)
             if template is None or loaded.trusted:
                 continue
-            found, _ = check_schema(doc)
+            shapes, _ = check_schema(doc)
+            later = param_paths(template)
+            found = [p for p in shapes if not _under(p.path, later) and p.path not in later]
             found += template_problems(template)
             found += param_problems(template)
             found += self._expanded(doc, loaded).problems
@@ -256,7 +260,7 @@ class _Loading:
         full = expansion.doc or doc
         problems: list[Problem] = [*expansion.problems, *_step_only_problems(doc)]
         shapes: list[Problem] = []  # the schema's: a step with none is built (for validate)
-        if not (loaded.trusted and self.trusted.issuperset(expansion.files)):
+        if not (loaded.trusted and all(self._trusted(f) for f in expansion.files)):
             shapes, wrong = check_schema(doc)
             if full is not doc:
                 more, wrong = check_schema(full)
@@ -286,6 +290,10 @@ class _Loading:
         if shapes or expansion.doc is None:
             return None
         return replace(build_step(full, loaded.path), templates=tuple(expansion.names))
+
+    def _trusted(self, file: Path) -> bool:
+        """A fresh stamp vouches for the built-in templates too: its fingerprint covers them."""
+        return file in self.trusted or (bool(self.trusted) and is_builtin(file))
 
     def _expanded(self, doc: Document, loaded: _File) -> Expansion:
         if uses_of(doc) is None:

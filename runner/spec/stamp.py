@@ -24,7 +24,8 @@ def content_digest(data: bytes) -> str:
 
 @cache
 def fingerprint() -> str:
-    """What the stamp's verdicts depend on besides the files: the runner's code and schema.
+    """What the stamp's verdicts depend on besides the files: the runner's code, its schema and
+    its built-in templates.
 
     All of the package's code, not only the checks: a verdict also rests on the query, template
     and expression parsers they call, and a stale stamp that trusts a file the new code would
@@ -35,7 +36,12 @@ def fingerprint() -> str:
     for source in sorted(package.rglob("*.py")):
         digest.update(source.relative_to(package).as_posix().encode() + b"\0")
         digest.update(source.read_bytes())
-    digest.update((package / "spec" / "step.schema.json").read_bytes())
+    for data in (
+        *sorted((package / "library").glob("*.yaml")),
+        package / "spec" / "step.schema.json",
+    ):
+        digest.update(data.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(data.read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -17,13 +17,14 @@ import copy
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from runner.errors import Problem
 from runner.spec.model import MISSING, Input
 from runner.spec.schema import closest
-from runner.spec.source import Document, PathKey
+from runner.spec.source import Document, PathKey, format_path, parse_yaml_bytes
 from runner.template import TemplateError, as_text, references, single_reference
 
 TEMPLATE_KIND = "StepTemplate"
@@ -73,14 +74,26 @@ class Library:
         self.by_name.setdefault(template.name, template)
         self.by_file.setdefault(template.file, []).append(template)
 
+    def add_builtins(self) -> None:
+        """The built-in templates whose names the steps folder does not use."""
+        for template in builtin_templates():
+            if template.name not in self.by_name:
+                self.add(template)
+
     def add_file(self, file: Path) -> None:
         """A loaded file, so that `uses:` by path finds it even when it holds no template."""
         self.by_file.setdefault(file, [])
 
     def find(self, uses: str, doc: Document, file: Path) -> Template | Problem:
-        """The template `uses` names, for the document `doc` of `file`."""
+        """The template `uses` names, for the document `doc` of `file`.
+
+        A name is looked up in the steps folder, then among the runner's built-in templates
+        (read only then: most runs use none).
+        """
         at = ("spec", "uses")
         if "/" not in uses:
+            if uses not in self.by_name:
+                self.add_builtins()
             if uses in self.by_name:
                 return self.by_name[uses]
             guess = closest(uses, set(self.by_name))
@@ -107,6 +120,23 @@ class Library:
             advice = "name the template instead" if templates else None
             return doc.problem(at, f"{uses} holds {count}; a path must name a file of one", advice)
         return templates[0]
+
+
+BUILTIN_FOLDER = Path(__file__).resolve().parent.parent / "library"
+
+
+@cache
+def builtin_templates() -> tuple[Template, ...]:
+    """The templates shipped in the runner package (runner/library/), by file name."""
+    templates: list[Template] = []
+    for file in sorted(BUILTIN_FOLDER.glob("*.yaml")):
+        docs, _ = parse_yaml_bytes(file.read_bytes(), str(file))  # tests check they are valid
+        templates += (t for t in (as_template(d, file) for d in docs) if t)
+    return tuple(templates)
+
+
+def is_builtin(file: Path) -> bool:
+    return file.parent == BUILTIN_FOLDER
 
 
 def _folder(doc: Document) -> str:
@@ -279,8 +309,11 @@ def _merge(
     return merged
 
 
-def _substitute(value: Any, values: dict[str, Any], path: PathKey, marks: set[PathKey]) -> Any:
-    """`value` with each `${{ params.NAME }}` replaced; the paths replaced go into `marks`."""
+def _substitute(
+    value: Any, values: dict[str, Any], path: PathKey, marks: dict[PathKey, str | None]
+) -> Any:
+    """`value` with each `${{ params.NAME }}` replaced; `marks` gets the paths replaced, with
+    the param's name where the whole value is the param's."""
     if isinstance(value, dict):
         return {k: _substitute(v, values, (*path, k), marks) for k, v in value.items()}
     if isinstance(value, list):
@@ -293,7 +326,7 @@ def _substitute(value: Any, values: dict[str, Any], path: PathKey, marks: set[Pa
     except TemplateError:
         return value  # the merged step's checks report it, at the template's line
     if whole is not None and _param(whole.parts, values) is not _NOT_A_PARAM:
-        marks.add(path)
+        marks[path] = whole.parts[1]
         return copy.deepcopy(_param(whole.parts, values))
     out, pos = [], 0
     for ref in refs:
@@ -304,7 +337,7 @@ def _substitute(value: Any, values: dict[str, Any], path: PathKey, marks: set[Pa
         pos = ref.end
     if not out:
         return value
-    marks.add(path)
+    marks[path] = None
     return "".join(out) + value[pos:]
 
 
@@ -321,7 +354,9 @@ def _param(parts: tuple[str, ...], values: dict[str, Any]) -> Any:
     return found
 
 
-def _rebase_paths(spec: dict[str, Any], substituted: set[PathKey], base: Path, own: Path) -> None:
+def _rebase_paths(
+    spec: dict[str, Any], substituted: dict[PathKey, str | None], base: Path, own: Path
+) -> None:
     """The template's literal relative paths, made relative to the using file's folder."""
     targets: list[tuple[PathKey, dict[str, Any], str]] = [(("spec", "workdir"), spec, "workdir")]
     manifests = spec.get("manifests")
@@ -346,7 +381,9 @@ class MergedDocument(Document):
         self.user = user
         self.used_by = used_by
         self.origin: dict[PathKey, Document] = {}  # the top of each subtree -> its source
-        self.substituted: set[PathKey] = set()  # strings with a param put in: no exact offsets
+        # Strings with a param put in (no exact offsets), with the param's name where the
+        # whole value is the param's: a problem with that value is located at the `with:`.
+        self.substituted: dict[PathKey, str | None] = {}
 
     def source(self, path: PathKey) -> Document:
         while path not in self.origin and path:
@@ -366,6 +403,10 @@ class MergedDocument(Document):
         *,
         key: bool = False,
     ) -> Problem:
+        param = self.substituted.get(path)
+        given = self.user.value["spec"].get("with")
+        if param is not None and isinstance(given, dict) and param in given:
+            return self.user.problem(("spec", "with", param), message, hint)
         source = self.source(path)
         exact = offset if path not in self.substituted else None
         found = source.problem(path, message, hint, exact, key=key)
@@ -383,12 +424,13 @@ def param_problems(template: Template) -> Iterator[Problem]:
             yield from default_problems(template.doc, ("spec", "params", name), raw, "param")
 
 
-def template_problems(template: Template) -> Iterator[Problem]:
-    """What is wrong with a template by itself: `${{ params.X }}` it does not declare.
+def param_paths(template: Template) -> set[str]:
+    """The paths of the template's strings that hold a param: checked once it has a value
+    (`timeout: "${{ params.timeout }}"` is no duration yet), in each step that uses it."""
+    return {format_path(path) for path, _ in _param_strings(template)}
 
-    (The rest of it is checked as part of each step that uses it, where params have values.)
-    """
-    declared = set(template.params)
+
+def _param_strings(template: Template) -> Iterator[tuple[PathKey, str]]:
     stack: list[tuple[PathKey, Any]] = [(("spec",), template.spec)]
     while stack:
         path, value = stack.pop()
@@ -398,20 +440,28 @@ def template_problems(template: Template) -> Iterator[Problem]:
             )
         elif isinstance(value, list):
             stack.extend(((*path, i), v) for i, v in enumerate(value))
-        elif isinstance(value, str) and "${{" in value:
-            try:
-                refs = references(value)
-            except TemplateError:
-                continue
-            for ref in refs:
-                if ref.root == "params" and (len(ref.parts) < 2 or ref.parts[1] not in declared):
-                    name = ref.parts[1] if len(ref.parts) > 1 else ""
-                    guess = closest(name, declared)
-                    hint = (
-                        f'did you mean "params.{guess}"?'
-                        if guess
-                        else "declare it under spec.params"
-                    )
-                    yield template.doc.problem(
-                        path, f'template {template.name} has no param "{name}"', hint, ref.start
-                    )
+        elif isinstance(value, str) and "${{" in value and "params" in value:
+            yield path, value
+
+
+def template_problems(template: Template) -> Iterator[Problem]:
+    """What is wrong with a template by itself: `${{ params.X }}` it does not declare.
+
+    (The rest of it is checked as part of each step that uses it, where params have values.)
+    """
+    declared = set(template.params)
+    for path, value in _param_strings(template):
+        try:
+            refs = references(value)
+        except TemplateError:
+            continue
+        for ref in refs:
+            if ref.root == "params" and (len(ref.parts) < 2 or ref.parts[1] not in declared):
+                name = ref.parts[1] if len(ref.parts) > 1 else ""
+                guess = closest(name, declared)
+                hint = (
+                    f'did you mean "params.{guess}"?' if guess else "declare it under spec.params"
+                )
+                yield template.doc.problem(
+                    path, f'template {template.name} has no param "{name}"', hint, ref.start
+                )
