@@ -3,6 +3,7 @@ the App Promise are script-free, validate, and pass their `runner test` cases.""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,37 @@ def test_each_promise_validates_and_passes_its_cases(promise, tmp_path):
     result = runner_test(tmp_path, *(str(p.relative_to(REPO)) for p in cases))
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{len(cases)} passed, 0 failed" in result.stdout
+
+
+def _templates(promise: Path) -> dict[str, dict]:
+    listed = subprocess.run(
+        [sys.executable, "-m", "runner", "templates", "--format", "json"],
+        env={"PATH": "/usr/bin:/bin", "RUNNER_STEPS_DIR": str(promise / "steps.d")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {t["name"]: t for t in json.loads(listed.stdout)}
+
+
+def test_two_promises_share_the_built_in_render_manifests_template_with_their_own_values():
+    redis, jenkins = EXAMPLES / "marketplace/redis", EXAMPLES / "marketplace/jenkins"
+    assert _templates(redis)["render-manifests"]["usedBy"] == [
+        "redis-instance", "redis-dependencies"
+    ]  # fmt: skip
+    assert _templates(jenkins)["render-manifests"]["usedBy"] == [
+        "jenkins-dev-instance", "jenkins-prod-instance"
+    ]  # fmt: skip
+    given = [
+        doc["spec"]["with"]["base"]
+        for promise in (redis, jenkins)
+        for file in sorted((promise / "steps.d").glob("*.yaml"))
+        for doc in yaml.safe_load_all(file.read_text())
+        if doc["spec"].get("uses") == "render-manifests"
+    ]
+    assert given == [
+        "../templates/redis-instance.yaml",
+        "../templates/redis-operator.yaml",
+        "../templates/dev-jenkins-instance.yaml",
+        "../templates/prod-jenkins-instance.yaml",
+    ]
