@@ -56,6 +56,7 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
         "step": step.name,
         "file": step.document.file,
         "description": step.description,
+        **({"templates": list(step.templates)} if step.templates else {}),
         "on": {
             "workflow": step.trigger.workflow or "any",
             "action": list(step.trigger.actions),
