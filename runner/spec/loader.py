@@ -129,7 +129,7 @@ def load_steps(
     trusted: frozenset[str] = frozenset()
     if trust_stamp and len(paths) == 1 and paths[0].is_dir():
         trusted = trusted_digests(paths[0])
-    loading = _Loading(Library(read=_read_outside))
+    loading = _Loading()
     for file in files:
         loading.add(_parse_file(file, result.digests, trusted))
     for loaded in loading.files:
@@ -171,17 +171,11 @@ def _parse_file(file: Path, digests: list[str], trusted: frozenset[str]) -> _Fil
         return _File(file.resolve(), name, [], [_internal_error(exc, name)])
 
 
-def _read_outside(file: Path) -> tuple[list[Document], list[Problem]]:
-    """A template file named by a `uses:` path outside the files loaded: read and parsed."""
-    loaded = _parse_file(file, [], frozenset())
-    return loaded.docs, loaded.problems
-
-
 class _Loading:
     """The state of one load_steps call across its passes."""
 
-    def __init__(self, library: Library) -> None:
-        self.library = library
+    def __init__(self) -> None:
+        self.library = Library(read=self._read_outside)
         self.files: list[_File] = []
         self.names: dict[str, tuple[str, int, str]] = {}  # name -> where first defined, kind
         self.refs: list[StepReference] = []  # steps.NAME.outputs.X, checked once all are known
@@ -219,6 +213,13 @@ class _Loading:
             return False
         self.names[name] = (loaded.name, doc.position(("metadata", "name"))[0], kind)
         return True
+
+    def _read_outside(self, file: Path) -> tuple[list[Document], list[Problem]]:
+        """A template file a `uses:` path names outside the files loaded: parsed and checked
+        like one of them."""
+        loaded = _parse_file(file, [], frozenset())
+        self.check_templates(loaded)
+        return loaded.docs, loaded.problems
 
     def check_templates(self, loaded: _File) -> None:
         for doc in loaded.docs:
