@@ -37,7 +37,10 @@ def main(args: argparse.Namespace, env: Environment) -> int:
     result = load_steps(paths, require_steps=True)
     code = ExitCode.INVALID if result.problems else ExitCode.OK
     if args.stamp and not result.problems:
-        stamp = write_stamp(paths[0], result.digests)
+        from runner.spec.index import build_index
+
+        on = {s.name: s.document.value["spec"].get("on") for s in result.steps}
+        stamp = write_stamp(paths[0], result.digests, build_index(paths[0], result.files, on))
         print(f"recorded the valid files in {display(stamp)}", file=env.stderr)
     if args.format == "json":
         report = {

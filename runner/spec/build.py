@@ -38,19 +38,13 @@ def build_step(doc: Document, file: Path) -> Step:
     """The typed Step of a document that passed the schema."""
     value = doc.value
     spec = value["spec"]
-    on = spec.get("on") or {}
-    action = on.get("action", ["configure"])
     retry = _retry(spec.get("retry"))
     return Step(
         name=value["metadata"]["name"],
         description=value["metadata"].get("description", ""),
         file=file,
         document=doc,
-        trigger=Trigger(
-            workflow=on.get("workflow"),
-            actions=tuple([action] if isinstance(action, str) else action),
-            promise=_names(on.get("promise")),
-        ),
+        trigger=build_trigger(spec.get("on")),
         inputs=tuple(_input(name, raw) for name, raw in (spec.get("inputs") or {}).items()),
         values=tuple(_value(name, raw) for name, raw in (spec.get("values") or {}).items()),
         condition=spec.get("if"),
@@ -85,6 +79,17 @@ def build_step(doc: Document, file: Path) -> Step:
         if "suspend" in spec
         else None,
         timeout=optional_duration(spec.get("timeout")),
+    )
+
+
+def build_trigger(on: dict[str, Any] | None) -> Trigger:
+    """A step's `on`, as it passed the schema (also read from the stamp's index)."""
+    on = on or {}
+    action = on.get("action", ["configure"])
+    return Trigger(
+        workflow=on.get("workflow"),
+        actions=tuple([action] if isinstance(action, str) else action),
+        promise=_names(on.get("promise")),
     )
 
 

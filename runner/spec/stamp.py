@@ -5,17 +5,24 @@ the SHA-256 of every step file that passed, with a fingerprint of the runner's c
 its schema. `runner run` then skips the schema and semantic checks for files whose content
 is listed (about 70 ms per pipeline pod, mostly importing jsonschema); any edited file, or
 another build of the runner, is checked in full as usual.
+
+The stamp also holds an index of the folder (runner/spec/index.py): each file's path, size,
+mtime and digest, and the kind, name, `on` and `uses` of each document in it, so a run parses
+only the files of the steps it runs. Stamps of another `FORMAT` are not trusted at all.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
+from typing import Any
 
 STAMP_FILE = ".runner-validated"
+FORMAT = 2  # 2: with "index"; a stamp of another format is not trusted
 
 
 def content_digest(data: bytes) -> str:
@@ -45,21 +52,48 @@ def fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
+def read_stamp(folder: Path) -> dict[str, Any] | None:
+    """The stamp of `folder` if this runner version wrote it, else None (none, stale, broken)."""
+    try:
+        info = os.stat(folder / STAMP_FILE)
+    except OSError:
+        return None
+    return _read(folder / STAMP_FILE, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+@lru_cache(maxsize=4)  # read once per run however many callers; a rewritten stamp is new
+def _read(path: Path, _inode: int, _size: int, _mtime: int) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        return None
+    if record.get("fingerprint") != fingerprint():
+        return None
+    return record
+
+
 def trusted_digests(folder: Path) -> frozenset[str]:
     """Digests of files validated by this runner version, or none (no or stale stamp)."""
-    try:
-        record = json.loads((folder / STAMP_FILE).read_text("utf-8"))
-        if record.get("fingerprint") != fingerprint():
-            return frozenset()
-        return frozenset(str(d) for d in record.get("files", []))
-    except (OSError, ValueError, AttributeError):
-        return frozenset()
+    record = read_stamp(folder)
+    files = record.get("files") if record else None
+    return frozenset(str(d) for d in files) if isinstance(files, list) else frozenset()
 
 
-def write_stamp(folder: Path, digests: Iterable[str]) -> Path:
+def write_stamp(
+    folder: Path, digests: Iterable[str], index: list[dict[str, Any]] | None = None
+) -> Path:
+    """Record the valid files' digests, and the folder's `index` (runner/spec/index.py)."""
     from runner.kratix import write_atomic
 
     path = folder / STAMP_FILE
-    record = {"fingerprint": fingerprint(), "files": sorted(set(digests))}
-    write_atomic(path, (json.dumps(record, indent=1) + "\n").encode())
+    record: dict[str, Any] = {
+        "format": FORMAT,
+        "fingerprint": fingerprint(),
+        "files": sorted(set(digests)),
+    }
+    if index is not None:
+        record["index"] = index
+    write_atomic(path, (json.dumps(record, separators=(",", ":")) + "\n").encode())
     return path
