@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from runner.environment import Environment
@@ -15,7 +16,8 @@ from runner.masking import Masker, set_session_masker
 from runner.outputs import OUTPUTS_FOLDER, Pending, mask_value, recorded_steps, steps_read
 from runner.prepare import PreparedStep, prepare
 from runner.secrets import read_secrets
-from runner.spec.loader import default_steps_dir, load_steps
+from runner.spec.index import needed_files
+from runner.spec.loader import StepSet, default_steps_dir, load_steps
 from runner.spec.model import WORKFLOW_ACTIONS, WORKFLOW_TYPES, Mismatch, Step
 from runner.spec.schema import closest
 from runner.spec.source import Document
@@ -83,7 +85,7 @@ def start_session(
     masker = Masker()
     set_session_masker(masker)  # an internal error's message is masked with it too
     log = Logger(args.log_format, masker, stream=env.stderr, out=env.stdout)
-    loaded = load_steps([default_steps_dir(args.steps_dir, environ)], trust_stamp=True)
+    loaded = load_needed(default_steps_dir(args.steps_dir, environ), names, environ)
     loaded.raise_for_problems()
     ctx = KratixContext.from_environment(environ, args.input, args.output, args.metadata)
     store_option = _state_store_option(args, environ)
@@ -115,6 +117,27 @@ def start_session(
     if problems:
         raise InvalidError(*(_masked(masker, p) for p in problems))
     return Session(ctx, steps, prepared, log, store, frozenset(deferred), request, environ)
+
+
+def load_needed(
+    folder: Path, names: Sequence[str], environ: Mapping[str, str] | None = None
+) -> StepSet:
+    """The steps a command wants (those named, else with `environ` those whose `on` matches its
+    workflow), loaded from only the files that define them when the stamp's index is fresh
+    (runner/spec/index.py); else, or when one of them changed since, from the whole folder."""
+    context = None
+    if not names and environ is not None:
+        try:
+            ctx = KratixContext.from_environment(environ)
+            context = (ctx.workflow, ctx.action, ctx.promise)
+        except InvalidError:
+            pass  # reported after the steps' problems, as always: by the full load's caller
+    needed = needed_files(folder, names, context)
+    if needed is not None:
+        loaded = load_steps([folder], trust_stamp=True, files=needed.files)
+        if loaded.digests == needed.digests:
+            return loaded
+    return load_steps([folder], trust_stamp=True)
 
 
 def _unrun_steps(steps: list[Step], ctx: KratixContext) -> list[Problem]:

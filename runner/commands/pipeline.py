@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from runner.commands.common import named_steps, select_steps
+from runner.commands.common import load_needed, named_steps, select_steps
 from runner.commands.rbac import permissions
 from runner.environment import Environment
 from runner.errors import InvalidError, Problem
 from runner.kratix import KratixContext
 from runner.log import Logger
-from runner.spec.loader import default_steps_dir, load_steps
+from runner.spec.loader import default_steps_dir
 from runner.spec.model import Step
 
 API_VERSION = "platform.kratix.io/v1alpha1"
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace, env: Environment) -> int:
     import yaml
 
-    loaded = load_steps([default_steps_dir(args.steps_dir, env.environ)], trust_stamp=True)
+    loaded = load_needed(default_steps_dir(args.steps_dir, env.environ), args.names, env.environ)
     loaded.raise_for_problems()
     log = Logger(args.log_format, stream=env.stderr, out=env.stdout)
     if args.names:

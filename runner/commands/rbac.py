@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from runner.commands.common import named_steps
+from runner.commands.common import load_needed, named_steps
 from runner.environment import Environment
-from runner.spec.loader import default_steps_dir, load_steps
+from runner.spec.loader import default_steps_dir
 from runner.spec.model import Step
 from runner.state import IN_CLUSTER, NONE, kinds, store_class
 from runner.state.base import RbacRule
@@ -57,7 +57,7 @@ def _fixed(namespace: str | None) -> bool:
 
 
 def main(args: argparse.Namespace, env: Environment) -> int:
-    loaded = load_steps([default_steps_dir(args.steps_dir, env.environ)], trust_stamp=True)
+    loaded = load_needed(default_steps_dir(args.steps_dir, env.environ), args.names)
     loaded.raise_for_problems()
     steps = named_steps(loaded.steps, args.names, loaded.templates) if args.names else loaded.steps
     entries = permissions(steps)

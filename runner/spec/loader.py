@@ -115,7 +115,11 @@ def display(path: Path) -> str:
 
 
 def load_steps(
-    paths: list[Path], *, require_steps: bool = False, trust_stamp: bool = False
+    paths: list[Path],
+    *,
+    require_steps: bool = False,
+    trust_stamp: bool = False,
+    files: list[Path] | None = None,
 ) -> StepSet:
     """Load and check every step file; problems are collected, never raised.
 
@@ -123,8 +127,14 @@ def load_steps(
     then templates are checked by themselves, and Steps as expanded from their templates.
     `trust_stamp`: files that `runner validate --stamp` recorded as valid (same content, same
     runner) skip the schema and semantic checks; see runner/spec/stamp.py.
+    `files`: only these files of the folder in `paths`, as the stamp's index chose them
+    (runner/spec/index.py), instead of all; nothing across files is checked then.
     """
-    files, problems = discover(paths, require_steps=require_steps)
+    subset = files is not None
+    if files is None:
+        files, problems = discover(paths, require_steps=require_steps)
+    else:
+        problems = []
     result = StepSet(files=files, problems=problems)
     trusted: frozenset[str] = frozenset()
     if trust_stamp and len(paths) == 1 and paths[0].is_dir():
@@ -141,7 +151,7 @@ def load_steps(
         result.problems.extend(loaded.problems)
     result.problems.extend(loading.library.problems)
     result.templates = [t for t in loading.library.by_name.values() if not is_builtin(t.file)]
-    if paths and all(path.is_dir() for path in paths):
+    if paths and not subset and all(path.is_dir() for path in paths):
         result.problems.extend(reference_problems(loading.refs, loading.outputs))
     return result
 
