@@ -40,7 +40,7 @@ def main(args: argparse.Namespace, env: Environment) -> int:
         from runner.spec.index import build_index
 
         on = {s.name: s.document.value["spec"].get("on") for s in result.steps}
-        stamp = write_stamp(paths[0], result.digests, build_index(paths[0], result.files, on))
+        stamp = write_stamp(paths[0], build_index(paths[0], result.files, on))
         print(f"recorded the valid files in {display(stamp)}", file=env.stderr)
     if args.format == "json":
         report = {

@@ -6,9 +6,10 @@ its schema. `runner run` then skips the schema and semantic checks for files who
 is listed (about 70 ms per pipeline pod, mostly importing jsonschema); any edited file, or
 another build of the runner, is checked in full as usual.
 
-The stamp also holds an index of the folder (runner/spec/index.py): each file's path, size,
-mtime and digest, and the kind, name, `on` and `uses` of each document in it, so a run parses
-only the files of the steps it runs. Stamps of another `FORMAT` are not trusted at all.
+The digests are in an index of the folder (runner/spec/index.py): each file's path, size,
+mtime and digest, and the kind, name, `on` and `uses` of each document in it, so that a run
+parses only the files of the steps it runs. A stamp of another `FORMAT` (the first had only
+the digests, as "files") is not trusted at all.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 STAMP_FILE = ".runner-validated"
-FORMAT = 2  # 2: with "index"; a stamp of another format is not trusted
+FORMAT = 2  # 2: the index; a stamp of another format is not trusted
 
 
 def content_digest(data: bytes) -> str:
@@ -64,7 +64,7 @@ def read_stamp(folder: Path) -> dict[str, Any] | None:
 @lru_cache(maxsize=4)  # read once per run however many callers; a rewritten stamp is new
 def _read(path: Path, _inode: int, _size: int, _mtime: int) -> dict[str, Any] | None:
     try:
-        record = json.loads(path.read_bytes())
+        record = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
@@ -77,23 +77,17 @@ def _read(path: Path, _inode: int, _size: int, _mtime: int) -> dict[str, Any] | 
 def trusted_digests(folder: Path) -> frozenset[str]:
     """Digests of files validated by this runner version, or none (no or stale stamp)."""
     record = read_stamp(folder)
-    files = record.get("files") if record else None
-    return frozenset(str(d) for d in files) if isinstance(files, list) else frozenset()
+    index = record.get("index") if record else None
+    if not isinstance(index, list):
+        return frozenset()
+    return frozenset(str(e["digest"]) for e in index if isinstance(e, dict) and "digest" in e)
 
 
-def write_stamp(
-    folder: Path, digests: Iterable[str], index: list[dict[str, Any]] | None = None
-) -> Path:
-    """Record the valid files' digests, and the folder's `index` (runner/spec/index.py)."""
+def write_stamp(folder: Path, index: list[dict[str, Any]]) -> Path:
+    """Record the valid folder's `index` (runner/spec/index.py): its files and their digests."""
     from runner.kratix import write_atomic
 
     path = folder / STAMP_FILE
-    record: dict[str, Any] = {
-        "format": FORMAT,
-        "fingerprint": fingerprint(),
-        "files": sorted(set(digests)),
-    }
-    if index is not None:
-        record["index"] = index
+    record = {"format": FORMAT, "fingerprint": fingerprint(), "index": index}
     write_atomic(path, (json.dumps(record, separators=(",", ":")) + "\n").encode())
     return path
