@@ -7,6 +7,8 @@
 - huge_states: 5, 10 and 30 MiB states, and the seed's approach failing at that size;
 - manifests: 6, 100 manifests for one request, `runner run` against the marketplace's bash + yq:
   wall time, peak RSS, and the same documents on both sides;
+- many_steps: 7, `runner run STEP` in stamped steps folders of 1, 100 and 1,000 files: wall
+  time and peak RSS against the 1-file folder's (the stamp's index at work);
 - diagnostics: where the runner's time and memory go, when a goal fails (or with --explain).
 
 Each takes the Bench (bench/harness.py) and adds its rows, notes and goals to it.
