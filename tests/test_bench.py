@@ -19,6 +19,8 @@ SECTIONS = (
     "[4. runner validate on 100 step files vs check-jsonschema (bench/validate.py)]",
     "[5. saving and restoring state, median of 1; seed: fresh kubectl cache]",
     "[6. 10 manifests for one request (half from: + set:, half document:), median of 1",
+    "[7. runner run STEP, 1 to 1,000 step files in a stamped folder, median of 1 (min-max s)]",
+    "start-up against the steps folder (`runner run step-0000`",
 )
 GOALS = (
     "runner wall time <= half the seed's",
@@ -27,6 +29,7 @@ GOALS = (
     "validate no slower than check-jsonschema",
     "0.9 MiB save+restore <= half the seed's",
     "10 MiB handled",
+    "1,000 step files start within 1.1x and 2 MB of 1",
 )
 
 
