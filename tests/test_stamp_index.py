@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 HEADER = "apiVersion: runner.kratix.dev/v1alpha1\n"
 
@@ -215,7 +216,8 @@ def test_rbac_and_pipeline_read_only_the_steps_they_print(pipeline):
     assert "running: keeper" in rbac.stdout and "configmaps" in rbac.stdout
     named = steps_only(pipeline, "pipeline", "keeper", "other", "--image", "img:1")
     assert named.returncode == 0, named.stderr
-    assert "command: [runner, run, other]" in named.stdout or "- other" in named.stdout
+    containers = yaml.safe_load(named.stdout)["spec"]["containers"]
+    assert [c["command"] for c in containers] == [["runner", "run", n] for n in ("keeper", "other")]
     chosen = steps_only(pipeline, "pipeline", "--image", "img:1")  # those for resource/configure
     assert chosen.returncode == 0, chosen.stderr
     assert "keeper-token" in chosen.stdout and "other" not in chosen.stdout
