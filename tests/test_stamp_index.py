@@ -77,6 +77,26 @@ def test_steps_chosen_by_their_on_run_without_reading_the_other_files(stamped):
     assert ran(stamped) == {"first", "second"}
 
 
+def test_mtimes_cut_to_whole_seconds_as_in_a_pulled_image_still_use_the_index(stamped):
+    # Layer tarballs may keep only seconds (docker push/save, kaniko): the pod's files then
+    # have no nanoseconds. Still the same files: the broken one is not read.
+    for path in stamped.steps.glob("*.yaml"):
+        info = path.stat()
+        whole = info.st_mtime_ns - info.st_mtime_ns % 1_000_000_000
+        os.utime(path, ns=(info.st_atime_ns, whole))
+    result = stamped.run("run", "second")
+    assert result.returncode == 0, result.stderr
+    # Seconds away is another mtime: the whole folder is loaded.
+    path = stamped.steps / "first.yaml"
+    info = path.stat()
+    os.utime(
+        path,
+        ns=(info.st_atime_ns, info.st_mtime_ns - info.st_mtime_ns % 1_000_000_000 + 2_000_000_000),
+    )
+    result = stamped.run("run", "second")
+    assert result.returncode == 2 and "broken.yaml:1:1: invalid YAML" in result.stderr
+
+
 @pytest.mark.parametrize("change", ["edited", "added", "removed"])
 def test_any_change_to_the_folder_loads_it_all(stamped, change):
     if change == "edited":

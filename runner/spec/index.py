@@ -168,7 +168,22 @@ def _fresh(folder: Path, index: list[dict[str, Any]]) -> bool:
         return False
     if len(found) != len(index):
         return False
-    return all(found.get(e["path"]) == (e["size"], e["mtime_ns"]) for e in index)
+    for entry in index:
+        size, mtime = found.get(entry["path"], (None, 0))
+        if size != entry["size"] or not _same_mtime(mtime, entry["mtime_ns"]):
+            return False
+    return True
+
+
+_SECOND = 1_000_000_000
+
+
+def _same_mtime(now: int, then: int) -> bool:
+    """The same mtime, or `then` cut to whole seconds: an image's layer tarballs may keep only
+    seconds (`docker push` and `docker save`, moby/moby#48447; kaniko's USTAR headers), so the
+    files a pod sees have no nanoseconds where the build's `validate --stamp` saw some (cut
+    down, or rounded to the nearest second as Go's archive/tar does by default)."""
+    return now == then or (now % _SECOND == 0 and abs(now - then) < _SECOND)
 
 
 def _walk(folder: Path) -> dict[str, tuple[int, int]]:
