@@ -51,10 +51,11 @@ def stamped(pipeline):
     stamp(pipeline)
     record = json.loads((pipeline.steps / ".runner-validated").read_text())
     assert record["format"] == 2
-    paths = [entry["path"] for entry in record["index"]]
-    assert paths == ["broken.yaml", "delete-only.yaml", "first.yaml", "second.yaml"]
-    [doc] = record["index"][0]["docs"]
-    assert doc == {"kind": "Step", "name": "broken", "on": {"action": "delete"}}
+    index = record["index"]
+    assert index["paths"] == ["broken.yaml", "delete-only.yaml", "first.yaml", "second.yaml"]
+    assert len(index["sizes"]) == len(index["mtimes"]) == len(index["digests"]) == 4
+    assert index["docs"][0] == [0, "Step", "broken", 0, None]
+    assert index["on"] == [{"action": "delete"}, None]  # each distinct `on` once
     break_unseen(pipeline.steps / "broken.yaml")
     return pipeline
 
@@ -150,7 +151,7 @@ def test_a_stamp_of_the_first_format_is_not_trusted(pipeline):
     stamp(pipeline)
     path = pipeline.steps / ".runner-validated"
     record = json.loads(path.read_text())
-    old = {"fingerprint": record["fingerprint"], "files": [e["digest"] for e in record["index"]]}
+    old = {"fingerprint": record["fingerprint"], "files": record["index"]["digests"]}
     path.write_text(json.dumps(old))
     probe = pipeline.run("run", env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert probe.returncode == 0, probe.stderr
@@ -186,11 +187,12 @@ def test_the_templates_a_step_uses_are_read_by_name_and_by_path(pipeline):
     touch_step(pipeline, "broken")
     stamp(pipeline)
     record = json.loads((pipeline.steps / ".runner-validated").read_text())
-    docs = {doc["name"]: doc for entry in record["index"] for doc in entry["docs"]}
-    assert docs["toucher"] == {"kind": "StepTemplate", "name": "toucher"}
+    index = record["index"]
+    docs = {doc[2]: doc for doc in index["docs"]}
+    assert docs["toucher"][1:] == ["StepTemplate", "toucher", None, None]
+    assert docs["by-name"][4] == "toucher" and docs["by-path"][4] == "./lib/toucher.yaml"
     # A step's `on` as it runs: its template's, merged in.
-    assert docs["by-name"]["on"] == {"action": ["configure", "delete"]}
-    assert docs["by-name"]["uses"] == "toucher"
+    assert index["on"][docs["by-name"][3]] == {"action": ["configure", "delete"]}
     break_unseen(pipeline.steps / "broken.yaml")
     for name in ("by-name", "by-path"):
         result = pipeline.run("run", name)

@@ -78,12 +78,11 @@ def trusted_digests(folder: Path) -> frozenset[str]:
     """Digests of files validated by this runner version, or none (no or stale stamp)."""
     record = read_stamp(folder)
     index = record.get("index") if record else None
-    if not isinstance(index, list):
-        return frozenset()
-    return frozenset(str(e["digest"]) for e in index if isinstance(e, dict) and "digest" in e)
+    digests = index.get("digests") if isinstance(index, dict) else None
+    return frozenset(str(d) for d in digests) if isinstance(digests, list) else frozenset()
 
 
-def write_stamp(folder: Path, index: list[dict[str, Any]]) -> Path:
+def write_stamp(folder: Path, index: dict[str, Any]) -> Path:
     """Record the valid folder's `index` (runner/spec/index.py): its files and their digests."""
     from runner.kratix import write_atomic
 
