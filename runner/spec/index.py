@@ -116,15 +116,14 @@ def _needed(
     paths: list[str] = index["paths"]
     if not _fresh(folder, paths, index["sizes"], index["mtimes"]):
         return None
-    steps: dict[str, int] = {}  # step name -> its file's number
-    templates: dict[str, int] = {}  # template name -> its file's number
+    docs: list[list[Any]] = index["docs"]
+    # Names are unique in a valid folder: steps and templates share one set of them.
+    steps = {doc[2]: doc[0] for doc in docs if doc[1] == STEP_KIND}  # name -> its file
+    templates = {doc[2]: doc[0] for doc in docs if doc[1] == TEMPLATE_KIND}
     uses: dict[int, list[str]] = {}  # file -> the `uses` of its documents
-    for file, kind, name, _, used in index["docs"]:
-        table = {STEP_KIND: steps, TEMPLATE_KIND: templates}.get(kind)
-        if table is not None and isinstance(name, str):
-            table.setdefault(name, file)
-        if isinstance(used, str):
-            uses.setdefault(file, []).append(used)
+    for doc in docs:
+        if isinstance(doc[4], str):
+            uses.setdefault(doc[0], []).append(doc[4])
     if names:
         if any(name not in steps for name in names):
             return None  # the full scan says which, with a did-you-mean
@@ -134,7 +133,7 @@ def _needed(
 
         assert context is not None
         matching = [build_trigger(on).matches(*context) for on in index["on"]]
-        wanted = [doc[0] for doc in index["docs"] if doc[1] == STEP_KIND and matching[doc[3]]]
+        wanted = [doc[0] for doc in docs if doc[1] == STEP_KIND and matching[doc[3]]]
         if not wanted:
             return None  # the warning explains each step's `on`: it needs them all
     numbers = {path: number for number, path in enumerate(paths)}
@@ -168,10 +167,13 @@ def _fresh(folder: Path, paths: list[str], sizes: list[int], mtimes: list[int]) 
         found = _walk(folder)
     except OSError:
         return False
-    if len(found) != len(paths):
+    recorded = dict(zip(paths, zip(sizes, mtimes, strict=True), strict=True))
+    if found == recorded:
+        return True
+    if found.keys() != recorded.keys():
         return False
-    for path, size, mtime in zip(paths, sizes, mtimes, strict=True):  # else a damaged index
-        now_size, now_mtime = found.get(path, (None, 0))
+    for path, (size, mtime) in recorded.items():  # mtimes an image may have cut to seconds
+        now_size, now_mtime = found[path]
         if now_size != size or not _same_mtime(now_mtime, mtime):
             return False
     return True
