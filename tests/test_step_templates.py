@@ -667,13 +667,18 @@ def test_run_with_no_names_runs_steps_only(pipeline: Pipeline) -> None:
     assert started == ["runner: [a] step a started"]
 
 
-def _templates(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
+def _runner(pipeline: Pipeline, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`runner ARGV` in the pipeline's root, for the verbs without Kratix folders."""
     result = subprocess.run(
-        [PY, "-m", "runner", "templates", "--steps-dir", "steps.d", *args],
+        [PY, "-m", "runner", *argv],
         cwd=pipeline.root, env=pipeline.env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert "Traceback" not in result.stderr, result.stderr
     return result
+
+
+def _templates(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
+    return _runner(pipeline, "templates", "--steps-dir", "steps.d", *args)
 
 
 def _listed(pipeline: Pipeline) -> None:
@@ -881,3 +886,22 @@ def test_with_that_is_not_a_mapping_says_so(tmp_path: Path) -> None:
     line = f"steps.d/a.yaml:{where(text, '[who')}: spec.with: expected a mapping, got a list"
     result.has(line, "write key: value pairs, without the leading '-'")
     assert problem_lines(result) == [line]
+
+
+def test_a_template_changed_after_the_stamp_is_checked_again_when_run(pipeline: Pipeline) -> None:
+    path = _reporter(pipeline)
+    pipeline.step("a", "uses: reporter\nwith: { who: world, tag: a }")
+    stamped = _runner(pipeline, "validate", "--stamp", "steps.d")
+    assert stamped.returncode == 0, stamped.stderr
+    assert stamped.stdout == "ok: 1 step and 1 template in 2 files\n"
+    assert pipeline.run("run").returncode == 0
+    assert _report(pipeline, "a")["argv"] == ["hello world", "1"]
+    text = path.read_text().replace("who: { type: string }", "who: { type: integer }")
+    path.write_text(text)
+    result = pipeline.run("run")
+    assert result.returncode == 2, result.stderr
+    step_file = pipeline.steps / "a.yaml"
+    at = where(step_file.read_text(), "world")
+    assert f'{step_file}:{at}: spec.with.who: param who: expected integer, found "world"' in (
+        result.stderr.splitlines()
+    )
