@@ -905,3 +905,55 @@ def test_a_template_changed_after_the_stamp_is_checked_again_when_run(pipeline: 
     assert f'{step_file}:{at}: spec.with.who: param who: expected integer, found "world"' in (
         result.stderr.splitlines()
     )
+
+
+def test_on_outputs_and_typed_params_come_from_the_template(pipeline: Pipeline) -> None:
+    (pipeline.steps / "t.yaml").write_text(
+        template(
+            "t",
+            """
+            on: { action: [delete] }
+            params:
+              my-param: { type: string }
+              obj: { type: object }
+              flag: { type: boolean, default: true }
+              ratio: { type: number, default: 0.5 }
+            workdir: ../work
+            run: [[echo, "${{ params.my-param }} ${{ params.obj.k }}"]]
+            outputs: { o1: { jmespath: "'t1'" }, o2: { jmespath: "'t2'" } }
+            status:
+              flag: "${{ params.flag }}"
+              ratio: "${{ params.ratio }}"
+              k: "${{ params.obj.k }}"
+              text: "${{ params.my-param }}"
+            """,
+        )
+    )
+    pipeline.step(
+        "a",
+        "uses: t\nwith: { my-param: hy, obj: { k: 7 } }\noutputs: { o2: { jmespath: \"'s2'\" } }",
+    )
+    configure = pipeline.run("run")
+    assert configure.returncode == 0, configure.stderr
+    assert "step a started" not in configure.stderr  # the template's `on` is the step's
+    assert "(a: on.action is delete but KRATIX_WORKFLOW_ACTION is configure)" in configure.stderr
+    result = pipeline.run("run", env={"KRATIX_WORKFLOW_ACTION": "delete"})
+    assert result.returncode == 0, result.stderr
+    assert "runner: [a] ▶ echo 'hy 7'" in result.stderr.splitlines()
+    assert pipeline.status() == {"flag": True, "ratio": 0.5, "k": 7, "text": "hy"}
+    recorded = json.loads((pipeline.metadata / "runner" / "outputs" / "a.json").read_text())
+    assert recorded["outputs"] == {"o1": "t1", "o2": "s2"}
+
+
+def test_pipeline_has_a_container_per_step_and_none_for_templates(pipeline: Pipeline) -> None:
+    _reporter(pipeline)
+    pipeline.step("b", "uses: reporter\nwith: { who: b }")
+    pipeline.step("a", "run: [[true]]")
+    result = _runner(pipeline, "pipeline", "--steps-dir", "steps.d", "--image", "img:1")
+    assert result.returncode == 0, result.stderr
+    [doc] = [d for d in yaml.safe_load_all(result.stdout) if d]
+    containers = doc["spec"]["containers"]
+    assert [(c["name"], c["command"]) for c in containers] == [
+        ("a", ["runner", "run", "a"]),
+        ("b", ["runner", "run", "b"]),
+    ]
