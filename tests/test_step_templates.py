@@ -957,3 +957,17 @@ def test_pipeline_has_a_container_per_step_and_none_for_templates(pipeline: Pipe
         ("a", ["runner", "run", "a"]),
         ("b", ["runner", "run", "b"]),
     ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a chain of templates deeper than the limit (10), with no loop in it, is reported as "
+    '"templates use each other in a loop"',
+)
+def test_a_deep_chain_of_templates_is_not_called_a_loop(tmp_path: Path) -> None:
+    for i in range(12):
+        spec = "run: [[echo]]\n" if i == 11 else f"uses: t{i + 1}\n"
+        write(tmp_path, f"steps.d/t{i}.yaml", template(f"t{i}", spec))
+    write(tmp_path, "steps.d/a.yaml", step("a", "uses: t0\n"))
+    result = problems(tmp_path)
+    assert not [line for line in result.lines if "in a loop" in line], result.err
