@@ -971,3 +971,40 @@ def test_a_deep_chain_of_templates_is_not_called_a_loop(tmp_path: Path) -> None:
     write(tmp_path, "steps.d/a.yaml", step("a", "uses: t0\n"))
     result = problems(tmp_path)
     assert not [line for line in result.lines if "in a loop" in line], result.err
+
+
+def test_a_with_path_resolves_against_the_file_that_wrote_it_through_a_chain(
+    pipeline: Pipeline,
+) -> None:
+    templates = pipeline.steps / "templates"
+    (templates / "base").mkdir(parents=True)
+    (templates / "mdir").mkdir()
+    (pipeline.root / "cm.json").write_text(
+        '{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "from-root"}}'
+    )
+    (templates / "base" / "b.yaml").write_text(
+        template(
+            "base",
+            f"""
+            params: {{ dir: {{ type: string }}, from: {{ type: string }} }}
+            workdir: "${{{{ params.dir }}}}"
+            manifests: [{{ path: x.yaml, from: "${{{{ params.from }}}}" }}]
+            run: [[{PY}, -c, "import os; open('{pipeline.work}/pwd', 'w').write(os.getcwd())"]]
+            """,
+        )
+    )
+    # mid's `dir` is written in mid's file; `from` is passed on from the step's `with:`.
+    (templates / "mid.yaml").write_text(
+        template(
+            "mid",
+            "params: { f: { type: string } }\nuses: ./base/b.yaml\n"
+            "with: { dir: ./mdir, from: '${{ params.f }}' }\n",
+        )
+    )
+    (pipeline.steps / "sub").mkdir()
+    pipeline.step("a", "uses: mid\nwith: { f: ../../cm.json }", file="sub/a.yaml")
+    result = pipeline.run("run")
+    assert result.returncode == 0, result.stderr
+    assert (pipeline.work / "pwd").read_text() == str((templates / "mdir").resolve())
+    [doc] = [d for d in yaml.safe_load_all((pipeline.output / "x.yaml").read_text()) if d]
+    assert doc["metadata"] == {"name": "from-root"}
