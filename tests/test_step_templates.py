@@ -18,10 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from runner.spec.templates import builtin_templates
 from tests.conftest import Pipeline
 from tests.test_validate import Result, step, validate, where
 
 PY = sys.executable
+BUILTINS = [t.name for t in builtin_templates()]  # listed after the steps folder's
 TEMPLATE_HEADER = "apiVersion: runner.kratix.dev/v1alpha1\nkind: StepTemplate\n"
 
 GREET = """
@@ -173,10 +175,11 @@ def test_an_unknown_template_name_suggests_the_closest(tmp_path: Path) -> None:
 
 def test_an_unknown_template_name_with_nothing_close_lists_the_templates(tmp_path: Path) -> None:
     write(tmp_path, "steps.d/t.yaml", template("greet", GREET))
-    text = write(tmp_path, "steps.d/a.yaml", step("a", "uses: terraform\n"))
+    text = write(tmp_path, "steps.d/a.yaml", step("a", "uses: zzzz\n"))
     result = problems(tmp_path)
-    result.has(f'steps.d/a.yaml:{where(text, "terraform")}: spec.uses: no StepTemplate named '
-               '"terraform"', "templates: greet")  # fmt: skip
+    known = ", ".join(sorted(["greet", *BUILTINS]))  # the folder's and the built-in ones
+    result.has(f'steps.d/a.yaml:{where(text, "zzzz")}: spec.uses: no StepTemplate named "zzzz"',
+               f"templates: {known}")  # fmt: skip
 
 
 def test_uses_a_path_to_a_missing_file(tmp_path: Path) -> None:
@@ -703,7 +706,8 @@ def test_templates_lists_the_templates_with_params_and_users(pipeline: Pipeline)
     _listed(pipeline)
     result = _templates(pipeline)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == (
+    own, _, rest = result.stdout.partition(f"{BUILTINS[0]}  (built in)\n")
+    assert own == (
         "loud  (steps.d/templates/loud.yaml:4)\n"
         "  greets loudly\n"
         "  uses: reporter\n"
@@ -721,6 +725,9 @@ def test_templates_lists_the_templates_with_params_and_users(pipeline: Pipeline)
         "  used by: a, b\n"
         "\n"
     )
+    assert [line for line in rest.splitlines() if line.endswith("(built in)")] == [
+        f"{name}  (built in)" for name in BUILTINS[1:]
+    ]
 
 
 def test_templates_as_json(pipeline: Pipeline) -> None:
@@ -728,10 +735,12 @@ def test_templates_as_json(pipeline: Pipeline) -> None:
     result = _templates(pipeline, "--format", "json")
     assert result.returncode == 0, result.stderr
     listed = json.loads(result.stdout)
-    assert [t["name"] for t in listed] == ["loud", "reporter"]
+    assert [t["name"] for t in listed] == ["loud", "reporter", *BUILTINS]
+    assert [t["builtin"] for t in listed] == [False, False] + [True] * len(BUILTINS)
     assert listed[0] == {
         "name": "loud",
         "file": "steps.d/templates/loud.yaml",
+        "builtin": False,
         "line": 4,
         "description": "greets loudly",
         "uses": "reporter",
@@ -748,12 +757,17 @@ def test_templates_as_json(pipeline: Pipeline) -> None:
     assert [p["name"] for p in listed[1]["params"]] == ["who", "count", "tag"]
 
 
-def test_templates_with_none_in_the_folder(pipeline: Pipeline) -> None:
+def test_templates_with_none_in_the_folder_lists_the_built_in_ones(pipeline: Pipeline) -> None:
     pipeline.step("a", "run: [[true]]")
     result = _templates(pipeline)
-    assert (result.returncode, result.stdout) == (0, "")
-    assert result.stderr == "no StepTemplates in the steps folder\n"
-    assert _templates(pipeline, "--format", "json").stdout == "[]\n"
+    assert (result.returncode, result.stderr) == (0, "")
+    assert [line for line in result.stdout.splitlines() if not line.startswith(" ")] == [
+        line for name in BUILTINS for line in (f"{name}  (built in)", "")
+    ]
+    listed = json.loads(_templates(pipeline, "--format", "json").stdout)
+    assert [(t["name"], t["builtin"], t["usedBy"]) for t in listed] == [
+        (name, True, []) for name in BUILTINS
+    ]
 
 
 def test_templates_of_an_invalid_folder_exits_2_with_the_problem(pipeline: Pipeline) -> None:
@@ -775,6 +789,7 @@ def test_plan_shows_a_step_built_on_a_template(pipeline: Pipeline) -> None:
     [plan] = json.loads(result.stdout)
     assert plan["step"] == "a"
     assert plan["file"] == str(pipeline.steps / "a.yaml")
+    assert plan["templates"] == ["reporter"]
     assert {k: plan["env"][k] for k in ("WHO", "N", "KEEP", "OVER")} == {
         "WHO": "world", "N": "3", "KEEP": "template", "OVER": "step"
     }  # fmt: skip
@@ -823,6 +838,7 @@ def test_inputs_secrets_and_values_merge_by_key_through_a_chain_by_path(pipeline
     result = pipeline.run("plan", "--format", "json", env={"STEP_TOKEN": "t0k"})
     assert result.returncode == 0, result.stderr
     [plan] = json.loads(result.stdout)
+    assert plan["templates"] == ["mid", "base"]  # nearest first
     assert plan["inputs"] == {"name": "my-app", "tier": "nginx", "ns": "default"}
     assert plan["secrets"] == {"TOKEN": "t0k"}  # the step's secret, read from its variable
     assert plan["values"] == {"size": 2, "label": "my-app-step"}
