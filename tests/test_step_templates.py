@@ -353,11 +353,6 @@ def test_an_undeclared_param_with_nothing_close_says_to_declare_it(tmp_path: Pat
                "declare it under spec.params")  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an undeclared param in a string where a declared one was substituted is reported "
-    "again by each using step, at the string's start, as an unknown name",
-)
 def test_an_undeclared_param_beside_a_declared_one_is_reported_once(tmp_path: Path) -> None:
     spec = "params: { size: { type: string } }\nrun:\n  - [echo, '${{ params.size }} ${{ params.nme }}']\n"
     tpl = write(tmp_path, "steps.d/t.yaml", template("t", spec))
@@ -863,11 +858,6 @@ def test_a_problem_in_a_template_two_levels_down_names_both_users(tmp_path: Path
     assert problem_lines(result) == [line]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a template's path that only ends with a param (`mods/${{ params.m }}`) is resolved "
-    "against the using step's folder: any substituted string is taken for the step's path",
-)
 def test_a_template_path_with_a_param_inside_resolves_against_the_template(
     pipeline: Pipeline,
 ) -> None:
@@ -890,11 +880,6 @@ def test_a_template_path_with_a_param_inside_resolves_against_the_template(
     assert (pipeline.work / "pwd").read_text() == str(expected.resolve())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`with:` that is not a mapping is reported as a missing param; the schema's "
-    '"expected a mapping" at the same place is dropped as a duplicate of it',
-)
 def test_with_that_is_not_a_mapping_says_so(tmp_path: Path) -> None:
     write(tmp_path, "steps.d/t.yaml", template("greet", GREET))
     text = write(tmp_path, "steps.d/a.yaml", step("a", "uses: greet\nwith: [who, world]\n"))
@@ -975,11 +960,6 @@ def test_pipeline_has_a_container_per_step_and_none_for_templates(pipeline: Pipe
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a chain of templates deeper than the limit (10), with no loop in it, is reported as "
-    '"templates use each other in a loop"',
-)
 def test_a_deep_chain_of_templates_is_not_called_a_loop(tmp_path: Path) -> None:
     for i in range(12):
         spec = "run: [[echo]]\n" if i == 11 else f"uses: t{i + 1}\n"

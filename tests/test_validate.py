@@ -812,6 +812,7 @@ def test_json_report(tmp_path, runner):
         "valid": False,
         "files": ["a.yaml", "b.yaml"],
         "steps": [{"name": "good", "file": "a.yaml", "line": 4}],
+        "templates": [],
         "problems": [
             {"file": "b.yaml", "line": 5, "column": 3, "path": "metadata.descripton",
              "message": 'unknown field "descripton"', "hint": 'did you mean "description"?'},

@@ -191,7 +191,7 @@ class _Loading:
         self.refs: list[StepReference] = []  # steps.NAME.outputs.X, checked once all are known
         self.outputs: dict[str, frozenset[str]] = {}  # step name -> the outputs it declares
         self.trusted: set[Path] = set()
-        self.reported: set[tuple[object, ...]] = set()  # a template's own problems
+        self.reported: set[tuple[object, ...]] = set()  # where a template's own problems are
 
     def add(self, loaded: _File) -> None:
         self.files.append(loaded)
@@ -242,7 +242,7 @@ class _Loading:
             found += template_problems(template)
             found += param_problems(template)
             found += self._expanded(doc, loaded).problems
-            self.reported.update(_key(p) for p in found)
+            self.reported.update(_place(p) for p in found)
             loaded.problems += found
 
     def load_steps(self, loaded: _File) -> list[Step]:
@@ -283,8 +283,8 @@ class _Loading:
                 )
         seen: set[tuple[object, ...]] = set()
         for problem in problems:
-            key = _key(problem)
-            if key not in seen and key not in self.reported:
+            key = (*_place(problem), problem.col, problem.message)
+            if key not in seen and _place(problem) not in self.reported:
                 seen.add(key)
                 loaded.problems.append(problem)
         if expansion.doc is None and not seen:  # all said at the template: say it here too
@@ -308,14 +308,17 @@ class _Loading:
 
     def _expanded(self, doc: Document, loaded: _File) -> Expansion:
         if uses_of(doc) is None:
-            return Expansion(doc)
+            spec = doc.value.get("spec")
+            # A `uses:` that is no name: the schema says so; the rest would be noise.
+            return Expansion(None if isinstance(spec, dict) and "uses" in spec else doc)
         return expand(doc, loaded.path, self.library)
 
 
-def _key(problem: Problem) -> tuple[object, ...]:
-    """Where a problem is: a template's own check and a step using it may word the same one
-    differently (an undeclared param is also an unknown name); one message per place."""
-    return (problem.file, problem.line, problem.col, problem.path)
+def _place(problem: Problem) -> tuple[object, ...]:
+    """Where a problem is, to the node: a step using a template may word one the template's own
+    check found differently (an undeclared param is also an unknown name), and at another
+    column (a string a param was put into has no exact offsets). One message per node."""
+    return (problem.file, problem.line, problem.path)
 
 
 def _step_only_problems(doc: Document) -> list[Problem]:

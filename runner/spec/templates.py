@@ -185,15 +185,20 @@ def _expand(doc: Document, file: Path, library: Library, chain: tuple[str, ...])
     if isinstance(found, Problem):
         return Expansion(None, problems=[found])
     key = f"{found.name} ({found.where})"
-    if key in chain or len(chain) >= _MAX_CHAIN:
+    if key in chain:
         loop = " -> ".join((*chain, key))
         return Expansion(
             None,
             problems=[doc.problem(("spec", "uses"), f"templates use each other in a loop: {loop}")],
         )
+    if len(chain) >= _MAX_CHAIN:
+        message = f"templates use templates more than {_MAX_CHAIN} deep: {' -> '.join(chain)}"
+        return Expansion(None, problems=[doc.problem(("spec", "uses"), message)])
     base = _expand(found.doc, found.file, library, (*chain, key))
     if base.doc is None:
         return Expansion(None, problems=base.problems)
+    if not isinstance(doc.value["spec"].get("with", {}), dict):
+        return Expansion(None)  # the schema says what `with:` should be
     values, problems = bind(doc, found)
     if problems:
         return Expansion(None, problems=problems)
@@ -312,8 +317,8 @@ def _merge(
 def _substitute(
     value: Any, values: dict[str, Any], path: PathKey, marks: dict[PathKey, str | None]
 ) -> Any:
-    """`value` with each `${{ params.NAME }}` replaced; `marks` gets the paths replaced, with
-    the param's name where the whole value is the param's."""
+    """`value` with each `${{ params.NAME }}` replaced; `marks` gets the paths replaced (see
+    MergedDocument.substituted)."""
     if isinstance(value, dict):
         return {k: _substitute(v, values, (*path, k), marks) for k, v in value.items()}
     if isinstance(value, list):
@@ -337,7 +342,8 @@ def _substitute(
         pos = ref.end
     if not out:
         return value
-    marks[path] = None
+    # "" when the text starts with a param: a path that does is the using file's.
+    marks[path] = "" if out[0] == "" else None
     return "".join(out) + value[pos:]
 
 
@@ -366,7 +372,7 @@ def _rebase_paths(
                 targets.append((("spec", "manifests", i, "from"), item, "from"))
     for path, holder, key in targets:
         text = holder.get(key)
-        if not isinstance(text, str) or path in substituted or os.path.isabs(text):
+        if not isinstance(text, str) or substituted.get(path) is not None or os.path.isabs(text):
             continue
         if base != own:
             holder[key] = os.path.relpath(os.path.normpath(base / text), own)
@@ -382,7 +388,8 @@ class MergedDocument(Document):
         self.used_by = used_by
         self.origin: dict[PathKey, Document] = {}  # the top of each subtree -> its source
         # Strings with a param put in (no exact offsets), with the param's name where the
-        # whole value is the param's: a problem with that value is located at the `with:`.
+        # whole value is the param's (a problem with that value is located at the `with:`),
+        # "" where the text starts with a param, else None.
         self.substituted: dict[PathKey, str | None] = {}
 
     def source(self, path: PathKey) -> Document:
@@ -405,7 +412,7 @@ class MergedDocument(Document):
     ) -> Problem:
         param = self.substituted.get(path)
         given = self.user.value["spec"].get("with")
-        if param is not None and isinstance(given, dict) and param in given:
+        if param and isinstance(given, dict) and param in given:
             return self.user.problem(("spec", "with", param), message, hint)
         source = self.source(path)
         exact = offset if path not in self.substituted else None
