@@ -25,10 +25,9 @@ from typing import Any
 
 from runner.spec.source import MAX_FILE_BYTES, parse_yaml_bytes, read_bytes
 from runner.spec.stamp import content_digest, read_stamp
+from runner.spec.templates import STEP_SUFFIXES, TEMPLATE_KIND
 
-STEP_SUFFIXES = (".yaml", ".yml")  # as runner/spec/loader.py discovers step files
 STEP_KIND = "Step"
-TEMPLATE_KIND = "StepTemplate"
 
 
 @dataclass(frozen=True)

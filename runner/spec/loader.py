@@ -15,6 +15,7 @@ from runner.spec.schema import check_schema, describe
 from runner.spec.source import MAX_FILE_BYTES, Document, parse_yaml_bytes, read_bytes
 from runner.spec.stamp import content_digest, trusted_digests
 from runner.spec.templates import (
+    STEP_SUFFIXES,
     TEMPLATE_KIND,
     Expansion,
     Library,
@@ -31,7 +32,6 @@ from runner.spec.templates import (
 if TYPE_CHECKING:  # the checks are imported only when a file is checked
     from runner.spec.language import StepReference
 
-STEP_SUFFIXES = (".yaml", ".yml")
 _NO_STEP_FILES = "no step files (*.yaml, *.yml) in this folder"
 
 

@@ -28,6 +28,7 @@ from runner.spec.source import Document, PathKey, format_path, parse_yaml_bytes
 from runner.template import TemplateError, as_text, references, single_reference
 
 TEMPLATE_KIND = "StepTemplate"
+STEP_SUFFIXES = (".yaml", ".yml")  # what a steps folder's files end with (and a template file's)
 # Fields merged key by key (the using document wins); any other field replaces the template's.
 MERGED_BY_KEY = ("env", "inputs", "secrets", "values", "outputs")
 _NOT_INHERITED = ("uses", "with", "params")
