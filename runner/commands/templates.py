@@ -30,8 +30,6 @@ def main(args: argparse.Namespace, env: Environment) -> int:
         json.dump(listed, env.stdout, indent=2)
         env.stdout.write("\n")
         return 0
-    if not listed:
-        print("no StepTemplates", file=env.stderr)
     for entry in listed:
         env.stdout.write(_text(entry))
     return 0
