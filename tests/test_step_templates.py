@@ -1004,3 +1004,40 @@ def test_a_with_path_resolves_against_the_file_that_wrote_it_through_a_chain(
     assert (pipeline.work / "pwd").read_text() == str((templates / "mdir").resolve())
     [doc] = [d for d in yaml.safe_load_all((pipeline.output / "x.yaml").read_text()) if d]
     assert doc["metadata"] == {"name": "from-root"}
+
+
+def test_a_field_typo_in_a_template_is_not_blamed_on_the_with_values_it_holds(
+    tmp_path: Path,
+) -> None:
+    spec = "params: { data: { type: string } }\nmanifest:\n  - { path: x.yaml, document: { v: '${{ params.data }}' } }\n"
+    tpl = write(tmp_path, "steps.d/t.yaml", template("t", spec))
+    write(tmp_path, "steps.d/a.yaml", step("a", "uses: t\nwith: { data: '${{ inputs.d }}' }\n"
+                                          "inputs: { d: { query: .spec.d } }\n"))  # fmt: skip
+    result = problems(tmp_path)
+    line = f'steps.d/t.yaml:{where(tpl, "manifest:")}: spec.manifest: unknown field "manifest"'
+    result.has(line, 'did you mean "manifests"?')
+    assert problem_lines(result) == [line]
+
+
+def test_a_problem_with_a_with_value_is_located_at_it_under_the_path_it_took(
+    tmp_path: Path,
+) -> None:
+    spec = "params: { base: { type: string } }\nmanifests: [{ path: x.yaml, from: '${{ params.base }}' }]\n"
+    write(tmp_path, "steps.d/t.yaml", template("t", spec))
+    text = write(tmp_path, "steps.d/a.yaml", step("a", "uses: t\nwith: { base: ../nothing.yaml }\n"))
+    result = problems(tmp_path)
+    result.has(
+        f'steps.d/a.yaml:{where(text, "../nothing")}: spec.manifests[0].from: base file '
+        '"../nothing.yaml" not found',
+        "the path is relative to this step file's folder",
+    )
+
+
+def test_a_file_that_is_no_step_in_the_steps_folder_is_told_to_move(tmp_path: Path) -> None:
+    text = write(tmp_path, "steps.d/base.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: x }\n")
+    result = problems(tmp_path)
+    result.has(
+        f'steps.d/base.yaml:{where(text, "ConfigMap")}: kind: "ConfigMap" is not one of "Step", '
+        '"StepTemplate"',
+        "only steps and templates belong in the steps folder; keep other files outside it",
+    )

@@ -192,6 +192,7 @@ class _Loading:
         self.outputs: dict[str, frozenset[str]] = {}  # step name -> the outputs it declares
         self.trusted: set[Path] = set()
         self.reported: set[tuple[object, ...]] = set()  # where a template's own problems are
+        self.broken: set[str] = set()  # templates with problems of their own
 
     def add(self, loaded: _File) -> None:
         self.files.append(loaded)
@@ -243,6 +244,8 @@ class _Loading:
             found += param_problems(template)
             found += self._expanded(doc, loaded).problems
             self.reported.update(_place(p) for p in found)
+            if found:
+                self.broken.add(template.name)
             loaded.problems += found
 
     def load_steps(self, loaded: _File) -> list[Step]:
@@ -268,6 +271,11 @@ class _Loading:
         from runner.spec.checks import document_problems
 
         expansion = self._expanded(doc, loaded)
+        broken = bool(self.broken.intersection(expansion.names))
+        if broken:
+            # Checked as it is, the step would only show what the template's problems cause
+            # (no manifests, so "does nothing"): they are reported at the template alone.
+            expansion = Expansion(None)
         full = expansion.doc or doc
         problems: list[Problem] = [*expansion.problems, *_step_only_problems(doc)]
         shapes: list[Problem] = []  # the schema's: a step with none is built (for validate)
@@ -287,7 +295,7 @@ class _Loading:
             if key not in seen and _place(problem) not in self.reported:
                 seen.add(key)
                 loaded.problems.append(problem)
-        if expansion.doc is None and not seen:  # all said at the template: say it here too
+        if expansion.doc is None and not seen and not broken:  # said at a template: here too
             found = self.library.find(uses_of(doc) or "", doc, loaded.path)
             where = f" ({found.where})" if isinstance(found, Template) else ""
             message = f"template {uses_of(doc)}{where} cannot be used until its problems are fixed"

@@ -134,11 +134,14 @@ def _explain(doc: Document, error: Any) -> list[Problem]:
     if kind == "enum":
         options = error.validator_value
         guess = closest(value, [str(o) for o in options]) if isinstance(value, str) else None
+        hint = _did_you_mean(guess)
+        if path == ("kind",) and not hint:  # a base manifest, say, left among the step files
+            hint = (
+                "only steps and templates belong in the steps folder; keep other files outside it"
+            )
         return [
             doc.problem(
-                path,
-                f"{_show(value)} is not one of {', '.join(_show(o) for o in options)}",
-                _did_you_mean(guess),
+                path, f"{_show(value)} is not one of {', '.join(_show(o) for o in options)}", hint
             )
         ]
     if kind == "const":

@@ -414,7 +414,10 @@ class MergedDocument(Document):
         param = self.substituted.get(path)
         given = self.user.value["spec"].get("with")
         if param and isinstance(given, dict) and param in given:
-            return self.user.problem(("spec", "with", param), message, hint)
+            # At the value as written, under the path it took in the step (which also lets the
+            # loader drop it when the schema found that node wrong).
+            found = self.user.problem(("spec", "with", param), message, hint)
+            return replace(found, path=format_path(path))
         source = self.source(path)
         exact = offset if path not in self.substituted else None
         found = source.problem(path, message, hint, exact, key=key)
