@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from runner.spec.templates import BUILTIN_FOLDER
+from runner.spec.template_library import BUILTIN_FOLDER
 from tests.conftest import Pipeline
 from tests.test_run_language import kratix_reads
 
@@ -31,7 +31,9 @@ def test_the_library_is_the_four_documented_templates():
 
 
 @pytest.mark.parametrize("name", sorted(WITH))
-def test_each_built_in_template_is_valid_where_a_step_uses_it(pipeline: Pipeline, name: str) -> None:
+def test_each_built_in_template_is_valid_where_a_step_uses_it(
+    pipeline: Pipeline, name: str
+) -> None:
     (pipeline.root / "mod").mkdir()
     (pipeline.root / "base.yaml").write_text("kind: ConfigMap\nmetadata: { name: x }\n")
     on = "on: { action: delete }\n" if name == "terraform-destroy" else ""
@@ -119,7 +121,9 @@ def test_wait_for_condition_waits_for_an_object_that_does_not_exist_yet(pipeline
     assert len(_calls(pipeline)) == 3  # its retry: a flaky API gets three tries
 
 
-def test_the_steps_folder_overrides_a_built_in_template_of_the_same_name(pipeline: Pipeline) -> None:
+def test_the_steps_folder_overrides_a_built_in_template_of_the_same_name(
+    pipeline: Pipeline,
+) -> None:
     (pipeline.steps / "mine.yaml").write_text(
         "apiVersion: runner.kratix.dev/v1alpha1\nkind: StepTemplate\n"
         "metadata: { name: render-manifests }\n"

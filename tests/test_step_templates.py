@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.spec.templates import builtin_templates
+from runner.spec.template_library import builtin_templates
 from tests.conftest import Pipeline
 from tests.test_validate import Result, step, validate, where
 
@@ -1024,17 +1024,21 @@ def test_a_problem_with_a_with_value_is_located_at_it_under_the_path_it_took(
 ) -> None:
     spec = "params: { base: { type: string } }\nmanifests: [{ path: x.yaml, from: '${{ params.base }}' }]\n"
     write(tmp_path, "steps.d/t.yaml", template("t", spec))
-    text = write(tmp_path, "steps.d/a.yaml", step("a", "uses: t\nwith: { base: ../nothing.yaml }\n"))
+    text = write(
+        tmp_path, "steps.d/a.yaml", step("a", "uses: t\nwith: { base: ../nothing.yaml }\n")
+    )
     result = problems(tmp_path)
     result.has(
-        f'steps.d/a.yaml:{where(text, "../nothing")}: spec.manifests[0].from: base file '
+        f"steps.d/a.yaml:{where(text, '../nothing')}: spec.manifests[0].from: base file "
         '"../nothing.yaml" not found',
         "the path is relative to this step file's folder",
     )
 
 
 def test_a_file_that_is_no_step_in_the_steps_folder_is_told_to_move(tmp_path: Path) -> None:
-    text = write(tmp_path, "steps.d/base.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: x }\n")
+    text = write(
+        tmp_path, "steps.d/base.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: x }\n"
+    )
     result = problems(tmp_path)
     result.has(
         f'steps.d/base.yaml:{where(text, "ConfigMap")}: kind: "ConfigMap" is not one of "Step", '

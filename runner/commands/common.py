@@ -21,7 +21,7 @@ from runner.spec.loader import StepSet, default_steps_dir, load_steps
 from runner.spec.model import WORKFLOW_ACTIONS, WORKFLOW_TYPES, Mismatch, Step
 from runner.spec.schema import closest
 from runner.spec.source import Document
-from runner.spec.templates import Template, builtin_templates
+from runner.spec.template_library import Template, builtin_templates
 from runner.state import StoreSpec
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from runner.spec.source import MAX_FILE_BYTES, parse_yaml_bytes, read_bytes
 from runner.spec.stamp import content_digest, read_stamp
-from runner.spec.templates import STEP_SUFFIXES, TEMPLATE_KIND
+from runner.spec.template_library import STEP_SUFFIXES, TEMPLATE_KIND
 
 STEP_KIND = "Step"
 

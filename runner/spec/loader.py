@@ -14,19 +14,21 @@ from runner.spec.references import declared_outputs, reference_problems
 from runner.spec.schema import check_schema, describe
 from runner.spec.source import MAX_FILE_BYTES, Document, parse_yaml_bytes, read_bytes
 from runner.spec.stamp import content_digest, trusted_digests
-from runner.spec.templates import (
+from runner.spec.template_library import (
     STEP_SUFFIXES,
     TEMPLATE_KIND,
-    Expansion,
     Library,
     Template,
     as_template,
-    expand,
     is_builtin,
+    uses_of,
+)
+from runner.spec.templates import (
+    Expansion,
+    expand,
     param_paths,
     param_problems,
     template_problems,
-    uses_of,
 )
 
 if TYPE_CHECKING:  # the checks are imported only when a file is checked
