@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.spec.loader import walk_step_files
 from runner.spec.source import MAX_FILE_BYTES, parse_yaml_bytes, read_bytes
 from runner.spec.stamp import content_digest, read_stamp
-from runner.spec.template_library import STEP_SUFFIXES, TEMPLATE_KIND
+from runner.spec.template_library import TEMPLATE_KIND
 
 STEP_KIND = "Step"
 
@@ -190,21 +191,9 @@ def _same_mtime(now: int, then: int) -> bool:
 
 
 def _walk(folder: Path) -> dict[str, tuple[int, int]]:
-    """Each step file's path in `folder` (POSIX), with its size and mtime_ns: the files
-    `discover` finds (*.yaml, *.yml, recursively, hidden files and folders skipped, symlinked
-    folders not followed), by os.scandir, which gives the kinds without a stat per entry."""
+    """Each step file's path in `folder` (POSIX), with its size and mtime_ns."""
     found: dict[str, tuple[int, int]] = {}
-    pending = [("", os.fspath(folder))]
-    while pending:
-        prefix, where = pending.pop()
-        with os.scandir(where) as entries:
-            for entry in entries:
-                name = entry.name
-                if name.startswith("."):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append((f"{prefix}{name}/", entry.path))
-                elif name.endswith(STEP_SUFFIXES) and entry.is_file():
-                    info = entry.stat()
-                    found[prefix + name] = (info.st_size, info.st_mtime_ns)
+    for path, entry in walk_step_files(folder):
+        info = entry.stat()
+        found[path] = (info.st_size, info.st_mtime_ns)
     return found

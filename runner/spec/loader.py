@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,6 @@ from runner.spec.schema import check_schema, describe
 from runner.spec.source import MAX_FILE_BYTES, Document, parse_yaml_bytes, read_bytes
 from runner.spec.stamp import content_digest, trusted_digests
 from runner.spec.template_library import (
-    STEP_SUFFIXES,
     TEMPLATE_KIND,
     Library,
     Template,
@@ -34,6 +34,7 @@ from runner.spec.templates import (
 if TYPE_CHECKING:  # the checks are imported only when a file is checked
     from runner.spec.language import StepReference
 
+STEP_SUFFIXES = (".yaml", ".yml")
 _NO_STEP_FILES = "no step files (*.yaml, *.yml) in this folder"
 
 
@@ -97,15 +98,31 @@ def discover(paths: list[Path], *, require_steps: bool = False) -> tuple[list[Pa
 
 
 def _step_files(folder: Path) -> list[Path]:
-    found = []
-    for path in folder.rglob("*"):
-        if path.suffix not in STEP_SUFFIXES:
+    return sorted(folder / path for path, _ in walk_step_files(folder))
+
+
+def walk_step_files(folder: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """Each step file under `folder`: its path in the folder (POSIX) and its directory entry.
+
+    *.yaml and *.yml, recursively; hidden files and folders skipped, symlinked folders not
+    followed, unreadable folders passed over (as Path.rglob does). os.scandir gives the kinds
+    without a stat per entry: the stamp's index walks the folder this way at every start-up.
+    """
+    pending = [("", os.fspath(folder))]
+    while pending:
+        prefix, where = pending.pop()
+        try:
+            with os.scandir(where) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.startswith("."):
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append((f"{prefix}{name}/", entry.path))
+                    elif name.endswith(STEP_SUFFIXES) and entry.is_file():
+                        yield prefix + name, entry
+        except PermissionError:
             continue
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
-            continue
-        if path.is_file():
-            found.append(path)
-    return sorted(found)
 
 
 def display(path: Path) -> str:

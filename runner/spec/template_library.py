@@ -15,7 +15,6 @@ from runner.spec.schema import closest
 from runner.spec.source import Document, parse_yaml_bytes
 
 TEMPLATE_KIND = "StepTemplate"
-STEP_SUFFIXES = (".yaml", ".yml")  # what a steps folder's files end with (and a template file's)
 
 
 @dataclass
