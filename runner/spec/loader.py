@@ -55,9 +55,6 @@ class StepSet:
     def by_name(self, name: str) -> Step | None:
         return next((s for s in self.steps if s.name == name), None)
 
-    def template(self, name: str) -> Template | None:
-        return next((t for t in self.templates if t.name == name), None)
-
 
 def default_steps_dir(option: str | None, environ: Mapping[str, str]) -> Path:
     """`--steps-dir`, else `$RUNNER_STEPS_DIR`, else `/steps.d` if it exists, else `./steps.d`."""
