@@ -334,15 +334,26 @@ def test_a_bad_param_default(tmp_path: Path) -> None:
                'the param: expected integer, found "many"')  # fmt: skip
 
 
-def test_an_undeclared_param_is_reported_once_at_the_template(tmp_path: Path) -> None:
-    spec = "params: { size: { type: string } }\nrun:\n  - [echo, '${{ params.sise }}']\n"
+@pytest.mark.parametrize(
+    ("run", "undeclared", "hint"),
+    [
+        ("'${{ params.sise }}'", "sise", 'did you mean "params.size"?'),
+        # Beside a declared one: the string a param went into is not reported again, elsewhere.
+        ("'${{ params.size }} ${{ params.nme }}'", "nme", "declare it under spec.params"),
+    ],
+    ids=["close-to-a-declared-one", "beside-a-declared-one"],
+)
+def test_an_undeclared_param_is_reported_once_at_the_template(
+    tmp_path: Path, run: str, undeclared: str, hint: str
+) -> None:
+    spec = f"params: {{ size: {{ type: string }} }}\nrun:\n  - [echo, {run}]\n"
     tpl = write(tmp_path, "steps.d/t.yaml", template("t", spec))
     write(tmp_path, "steps.d/a.yaml", step("a", "uses: t\nwith: { size: a }\n"))
     write(tmp_path, "steps.d/b.yaml", step("b", "uses: t\nwith: { size: b }\n"))
     result = problems(tmp_path)
-    line = f'steps.d/t.yaml:{where(tpl, "${{ params.sise")}: spec.run[0][1]: template t has no ' \
-           'param "sise"'  # fmt: skip
-    result.has(line, 'did you mean "params.size"?')
+    line = f'steps.d/t.yaml:{where(tpl, "${{ params." + undeclared)}: spec.run[0][1]: template t ' \
+           f'has no param "{undeclared}"'  # fmt: skip
+    result.has(line, hint)
     assert problem_lines(result) == [line]
 
 
@@ -351,18 +362,6 @@ def test_an_undeclared_param_with_nothing_close_says_to_declare_it(tmp_path: Pat
     result = problems(tmp_path)
     result.has(f'steps.d/t.yaml:{where(tpl, "${{")}: spec.run[0][1]: template t has no param "x"',
                "declare it under spec.params")  # fmt: skip
-
-
-def test_an_undeclared_param_beside_a_declared_one_is_reported_once(tmp_path: Path) -> None:
-    spec = "params: { size: { type: string } }\nrun:\n  - [echo, '${{ params.size }} ${{ params.nme }}']\n"
-    tpl = write(tmp_path, "steps.d/t.yaml", template("t", spec))
-    write(tmp_path, "steps.d/a.yaml", step("a", "uses: t\nwith: { size: a }\n"))
-    write(tmp_path, "steps.d/b.yaml", step("b", "uses: t\nwith: { size: b }\n"))
-    result = problems(tmp_path)
-    line = f'steps.d/t.yaml:{where(tpl, "${{ params.nme")}: spec.run[0][1]: template t has no ' \
-           'param "nme"'  # fmt: skip
-    result.has(line, "declare it under spec.params")
-    assert problem_lines(result) == [line]
 
 
 def test_params_on_a_step(tmp_path: Path) -> None:
