@@ -103,6 +103,7 @@ class _Stream:
         self.held = 0  # characters in partial
         self.capture: IO[bytes] | None = None  # the stdout file, while it is being written
         self.capture_path: Path | None = None
+        self.echo = True  # False: read (and captured) but never logged
 
 
 class Executor:
@@ -148,7 +149,11 @@ class Executor:
         timeout: float | None = None,
         stdout_file: Path | None = None,
         fields: dict[str, Any] | None = None,
+        stdin: bytes | None = None,
+        echo: bool = True,
     ) -> Outcome:
+        """Run argv to its end. `stdin`: written to its standard input (else it reads EOF);
+        `echo=False`: its stdout goes only to `stdout_file`, never to the log."""
         started = time.monotonic()
         fields = fields or {}
         seen = len(self._signals)  # signals from here on are this command's to receive
@@ -177,11 +182,12 @@ class Executor:
         # when a background process keeps them open, and that nothing closes behind our back.
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        in_r, in_w = os.pipe() if stdin is not None else (subprocess.DEVNULL, -1)
         try:
             process = subprocess.Popen(
                 argv,
                 executable=program,
-                stdin=subprocess.DEVNULL,  # EOF at once
+                stdin=in_r,  # /dev/null (EOF at once) unless `stdin` is given
                 stdout=out_w,
                 stderr=err_w,
                 cwd=cwd,
@@ -190,8 +196,9 @@ class Executor:
                 start_new_session=True,  # its own process group, so a kill reaches its children
             )
         except Exception as exc:  # OSError when exec fails; ValueError for a NUL in argv/env
-            for fd in (out_r, err_r):
-                os.close(fd)
+            for fd in (out_r, err_r, in_w):
+                if fd >= 0:
+                    os.close(fd)
             if capture is not None:
                 with contextlib.suppress(OSError):
                     capture.close()
@@ -201,13 +208,17 @@ class Executor:
         finally:
             os.close(out_w)  # the command has its copies; EOF comes when they all close
             os.close(err_w)
+            if in_w >= 0:
+                os.close(in_r)
         stdout = _Stream(out_r, "stdout", self.log.masker.stream(), fields)
         stderr = _Stream(err_r, "stderr", self.log.masker.stream(), fields)
         stdout.capture, stdout.capture_path = capture, stdout_file
+        stdout.echo = echo
+        feeder = _Feeder(in_w, stdin) if stdin is not None else None
         self._problems = []
         try:
             exit_code, timed_out, forwarded = self._wait(
-                process, [stdout, stderr], timeout, seen, started
+                process, [stdout, stderr], timeout, seen, started, feeder
             )
         except BaseException:
             # Never leave a command running behind an error of ours.
@@ -216,6 +227,9 @@ class Executor:
             for stream in (stdout, stderr):
                 self._finish_stream(stream)
             raise
+        finally:
+            if feeder is not None:
+                feeder.close()
         stopped = self.interrupted if forwarded > seen else None
         for stream in (stdout, stderr):
             if stream.fd < 0:
@@ -239,6 +253,7 @@ class Executor:
         timeout: float | None,
         seen: int,
         started: float,
+        feeder: _Feeder | None = None,
     ) -> tuple[int, bool, int]:
         """Stream the output until the command has exited and its pipes are closed (or have
         lingered for LINGER_SECONDS); forward signals, enforce the timeout and the grace.
@@ -267,6 +282,8 @@ class Executor:
         for stream in (*streams, *self._leftovers):
             poller.register(stream.fd, select.POLLIN)
             by_fd[stream.fd] = stream
+        if feeder is not None:
+            poller.register(feeder.fd, select.POLLOUT)
 
         deadline = started + timeout if timeout else None
         kill_at: float | None = None
@@ -313,6 +330,10 @@ class Executor:
                     elif fd == pidfd:
                         poller.unregister(pidfd)
                         exit_code = process.wait()  # it has exited: this does not block
+                    elif feeder is not None and fd == feeder.fd:
+                        if not feeder.write():
+                            poller.unregister(fd)
+                            feeder.close()
                     else:
                         stream = by_fd[fd]
                         if not self._read(stream):
@@ -389,7 +410,7 @@ class Executor:
         rest = text[cut:]
         stream.partial = [rest] if rest else []
         stream.held = len(rest)
-        if cut:
+        if cut and stream.echo:
             whole = text[:cut]
             # The command's last line gets its newline; a long line's piece continues.
             self._output(stream, whole + "\n" if final and whole[-1] != "\n" else whole)
@@ -398,6 +419,32 @@ class Executor:
         # A closed log stream must not stop the command's output being drained.
         with contextlib.suppress(Exception):
             self.log.output(stream.name, text, **stream.fields)
+
+
+class _Feeder:
+    """A command's standard input, written as the pipe takes it (never blocking the loop)."""
+
+    def __init__(self, fd: int, data: bytes) -> None:
+        os.set_blocking(fd, False)
+        self.fd = fd
+        self._data = memoryview(data)
+
+    def write(self) -> bool:
+        """Write what the pipe takes now; False once all is written or the reader is gone."""
+        try:
+            self._data = self._data[os.write(self.fd, self._data[:_CHUNK]) :]
+        except BlockingIOError:
+            return True
+        except OSError:  # EPIPE: the command closed its stdin without reading it all
+            return False
+        return bool(self._data)
+
+    def close(self) -> None:
+        """EOF for the command."""
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
 
 
 def _drain(fd: int) -> None:

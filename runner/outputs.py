@@ -32,9 +32,13 @@ def outputs_file(metadata_dir: Path, step: str) -> Path:
     return metadata_dir / OUTPUTS_FOLDER / f"{step}.json"
 
 
-def record(metadata_dir: Path, step: Step, values: Mapping[str, Any]) -> Path:
-    """Write a step's outputs for later steps and containers."""
-    sensitive = sorted(o.name for o in step.outputs if o.sensitive)
+def record(
+    metadata_dir: Path, step: Step, values: Mapping[str, Any], context: Mapping[str, Any]
+) -> Path:
+    """Write a step's outputs for later steps and containers, those sensitive in this run
+    (marked, or built from one that is) marked so."""
+    marked = sensitive_names(step, context)
+    sensitive = sorted(name for name in values if f"outputs.{name}" in marked)
     record = {"step": step.name, "outputs": dict(values), "sensitive": sensitive}
     path = outputs_file(metadata_dir, step.name)
     write_atomic(path, (json.dumps(record, indent=1, default=str) + "\n").encode())
@@ -103,7 +107,9 @@ def recorded_steps(
     folder = metadata_dir / OUTPUTS_FOLDER
     for file in sorted(folder.glob("*.json")) if folder.is_dir() else ():
         name, outputs, marked = _read(file)
-        steps[name] = {"outputs": outputs}
+        # "sensitive" is not a name templates may read (validate allows steps.X.outputs.Y
+        # only): it tells sensitive_names() which of these are.
+        steps[name] = {"outputs": outputs, "sensitive": marked}
         sensitive += [outputs[k] for k in marked if k in outputs]
     for name in pending:
         steps[name] = {"outputs": _PendingOutputs(name, placeholder)}
@@ -127,12 +133,25 @@ def _read(file: Path) -> tuple[str, dict[str, Any], list[str]]:
         ) from None
 
 
+def sensitive_names(step: Step, context: Mapping[str, Any]) -> set[str]:
+    """The step's values and outputs ("values.X", "outputs.Y") sensitive in this run: marked,
+    or built from one that is, here or in a step that recorded it (runner.spec.sensitivity)."""
+    steps = context.get("steps") or {}
+    marked = {
+        name: entry.get("sensitive", ())
+        for name, entry in steps.items()
+        if isinstance(entry, Mapping)
+    }
+    return step.taint.sensitive(marked)
+
+
 def collect(step: Step, workdir: Path, context: Mapping[str, Any], log: Logger) -> dict[str, Any]:
     """Every output of a step whose commands succeeded (an expression sees the outputs before
     it). A file that is missing is null, with a warning, unless the output is `required` (then
     the step fails, exit 1); so does a secret's value in an output not marked sensitive. A
     sensitive output is masked from here on."""
     masker = log.masker
+    sensitive = sensitive_names(step, context)
     values: dict[str, Any] = {}
     problems: list[Problem] = []
     for output in step.outputs:
@@ -153,7 +172,7 @@ def collect(step: Step, workdir: Path, context: Mapping[str, Any], log: Logger) 
                 _problem(step, output, f"{output.expression} found nothing in {output.file}")
             )
             continue
-        if output.sensitive:
+        if f"outputs.{output.name}" in sensitive:
             mask_value(masker, output.name, value)
         elif secret_in(value, masker) is not None:
             problems.append(

@@ -19,7 +19,7 @@ from runner.errors import InvalidError, Problem
 from runner.inputs import input_env, resolve_inputs
 from runner.kratix import KratixContext
 from runner.secrets import resolve_secrets
-from runner.spec.model import Command, Step, state_key
+from runner.spec.model import Command, Step, feeds_sensitive, state_key
 from runner.spec.source import Document
 from runner.state import NONE, StoreSpec, default_kind, store_class
 from runner.state.base import StateRef
@@ -40,6 +40,8 @@ class PreparedCommand:
     stdout: str | None
     source: Command
     skipped: str | None = None  # why its `if:` keeps it from running
+    stdin: str | None = None  # rendered, may hold secrets: never logged or shown
+    echo: bool = True  # False: its stdout reaches only its `stdout:` file, not the log
 
     def describe(self) -> str:
         """The rendered command for logs, quoted as a shell would read it (`shlex.join`)."""
@@ -102,9 +104,9 @@ def prepare(
     if problems:
         raise InvalidError(*problems)
 
-    def text(value: str, path: tuple[str | int, ...]) -> str:
+    def text(value: str, path: tuple[str | int, ...], names: Mapping[str, Any] = context) -> str:
         try:
-            return render(value, context)
+            return render(value, names)
         except TemplateError as exc:
             problems.append(step.document.problem(path, exc.message))
             return value
@@ -112,7 +114,7 @@ def prepare(
     env = {**ctx.command_env(), **input_env(inputs)}
     env.update({k: text(v, ("spec", "env", k)) for k, v in step.env.items()})
     workdir = (step.folder / text(step.workdir, ("spec", "workdir"))).resolve()
-    commands = [_command(step, c, text, context) for c in _selected_commands(step, ctx)]
+    commands = [_command(step, c, text, context, secrets) for c in _selected_commands(step, ctx)]
     store, ref = _state(step, ctx, request, text, environ, store_override)
     if problems:
         raise InvalidError(*problems)
@@ -125,7 +127,9 @@ def _selected_commands(step: Step, ctx: KratixContext) -> tuple[Command, ...]:
     return step.run
 
 
-def _command(step: Step, command: Command, text: Any, context: dict[str, Any]) -> PreparedCommand:
+def _command(
+    step: Step, command: Command, text: Any, context: dict[str, Any], secrets: dict[str, str]
+) -> PreparedCommand:
     path = command.path
     skipped = None
     if command.condition and not holds(step, command.condition, context, (*path, "if")):
@@ -148,7 +152,20 @@ def _command(step: Step, command: Command, text: Any, context: dict[str, Any]) -
         stdout=command.stdout,
         source=command,
         skipped=skipped,
+        # `stdin:` is the one template that may read secrets (`${{ secrets.NAME }}`).
+        stdin=None
+        if command.stdin is None
+        else text(
+            command.stdin, (*path, "stdin"), {**context, "secrets": _secret_texts(step, secrets)}
+        ),
+        # Its output would reach the log before the sensitive output is known to the masker.
+        echo=command.echo and not feeds_sensitive(command, step.sensitive_files()),
     )
+
+
+def _secret_texts(step: Step, secrets: dict[str, str]) -> dict[str, str]:
+    """What `${{ secrets.NAME }}` reads: each secret's value, "" for an optional one unset."""
+    return {s.name: secrets.get(s.name, "") for s in step.secrets}
 
 
 def _state(

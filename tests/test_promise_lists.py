@@ -46,7 +46,7 @@ def test_a_template_in_a_promise_list_is_not_expanded(tmp_path):
     result = invalid(tmp_path, text)
     result.has(
         f"a.yaml:{where(text, '${{')}: spec.on.promise[1]: templates are not expanded here",
-        "templates work in argv items, env values, workdir, state.name, state.namespace, "
+        "templates work in argv items, env values, stdin, workdir, state.name, state.namespace, "
         "status values, manifests, destinations and the waitFor/suspend messages",
     )
 

@@ -598,7 +598,7 @@ def test_templates_where_they_are_not_expanded(tmp_path, spec, path):
     result = invalid(tmp_path, text)
     result.has(
         f"a.yaml:{where(text, '${{')}: {path}: templates are not expanded here",
-        "templates work in argv items, env values, workdir, state.name, state.namespace, "
+        "templates work in argv items, env values, stdin, workdir, state.name, state.namespace, "
         "status values, manifests, destinations and the waitFor/suspend messages",
     )
 
@@ -609,7 +609,7 @@ def test_a_template_in_a_default_is_not_expanded(tmp_path):
     result = invalid(tmp_path, text)
     result.has(
         f"a.yaml:{where(text, '${{')}: spec.inputs.x.default: templates are not expanded here",
-        "templates work in argv items, env values, workdir, state.name, state.namespace, "
+        "templates work in argv items, env values, stdin, workdir, state.name, state.namespace, "
         "status values, manifests, destinations and the waitFor/suspend messages",
     )
 

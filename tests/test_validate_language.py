@@ -137,9 +137,9 @@ def test_a_sensitive_output_is_refused_in_status(tmp_path: Path) -> None:
     )
     result = invalid(tmp_path, text)
     result.has(
-        f'a.yaml:{where(text, "${{")}: spec.status.t: output "token" is sensitive: it is never '
+        f'a.yaml:{where(text, "${{")}: spec.status.t: "outputs.token" is sensitive: it would be '
         "written to a file",
-        "read it in a command's environment instead, or drop \"sensitive: true\"",
+        "read it in a command's env: or stdin:, or drop \"sensitive: true\" where it is made",
     )
 
 

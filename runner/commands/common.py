@@ -13,7 +13,14 @@ from runner.errors import InvalidError, Problem
 from runner.kratix import KratixContext, read_request
 from runner.log import Logger
 from runner.masking import Masker, set_session_masker
-from runner.outputs import OUTPUTS_FOLDER, Pending, mask_value, recorded_steps, steps_read
+from runner.outputs import (
+    OUTPUTS_FOLDER,
+    Pending,
+    mask_value,
+    recorded_steps,
+    sensitive_names,
+    steps_read,
+)
 from runner.prepare import PreparedStep, prepare
 from runner.secrets import read_secrets
 from runner.spec.index import needed_files
@@ -65,11 +72,13 @@ class Session:
             return prepared
         assert self.request is not None
         try:
-            return prepare(
+            prepared = prepare(
                 self.steps[index], self.ctx, self.request, self.environ, self.store, steps=steps
             )
         except InvalidError as exc:
             raise InvalidError(*(_masked(self.log.masker, p) for p in exc.problems)) from None
+        _register_sensitive_values(prepared, self.log)
+        return prepared
 
 
 def start_session(
@@ -116,6 +125,8 @@ def start_session(
     problems += _unrun_steps([p.step for p in prepared if not p.skipped], ctx)
     if problems:
         raise InvalidError(*(_masked(masker, p) for p in problems))
+    for one in prepared:
+        _register_sensitive_values(one, log)
     return Session(ctx, steps, prepared, log, store, frozenset(deferred), request, environ)
 
 
@@ -186,6 +197,14 @@ def _register_secrets(step: Step, environ: Mapping[str, str], log: Logger) -> No
             warning = log.masker.add(secret.name, values[secret.name])
             if warning:
                 log.warning(warning, step=step.name)
+
+
+def _register_sensitive_values(prepared: PreparedStep, log: Logger) -> None:
+    """Teach the masker the step's values built from a sensitive output."""
+    sensitive = sensitive_names(prepared.step, prepared.context)
+    for name, value in prepared.values.items():
+        if f"values.{name}" in sensitive:
+            mask_value(log.masker, f"value {name}", value)
 
 
 def _masked(masker: Masker, problem: Problem) -> Problem:

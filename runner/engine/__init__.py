@@ -147,7 +147,7 @@ class Engine:
         self.results.copy_output(prepared, workdir)
         self.results.write_status(prepared, workdir, context)
         if step.outputs:  # last: later steps never read the outputs of a step that failed
-            path = record_outputs(self.ctx.metadata_dir, step, outputs)
+            path = record_outputs(self.ctx.metadata_dir, step, outputs, context)
             self.log.info(f"outputs: {', '.join(outputs)} → {path}", step=step.name)
 
     def _step_end(self, name: str, started: float, status: str) -> None:

@@ -118,7 +118,14 @@ class CommandLoop:
         self.log.info(
             f"▶ {described}", event="command-start", command=described, index=index, **fields
         )
-        outcome = self.executor.run(command.argv, cwd, env, timeout, stdout, fields)
+        if not command.echo:
+            where = f"only to {command.stdout}" if command.stdout else "nowhere"
+            why = "a sensitive output reads it" if command.source.echo else "echo: false"
+            self.log.info(f"  its stdout goes {where}, not to the log ({why})", **fields)
+        stdin = None if command.stdin is None else command.stdin.encode("utf-8", "surrogateescape")
+        outcome = self.executor.run(
+            command.argv, cwd, env, timeout, stdout, fields, stdin=stdin, echo=command.echo
+        )
         if outcome.ok:
             self.log.info(
                 f"✔ {described} ({seconds(outcome.duration)})",

@@ -31,6 +31,7 @@ from runner.spec.model import (
     optional_duration,
     state_key,
 )
+from runner.spec.sensitivity import step_taint
 from runner.spec.source import Document, PathKey
 
 
@@ -79,6 +80,7 @@ def build_step(doc: Document, file: Path) -> Step:
         if "suspend" in spec
         else None,
         timeout=optional_duration(spec.get("timeout")),
+        taint=step_taint(spec),
     )
 
 
@@ -174,6 +176,8 @@ def _commands(raw: list[Any], path: PathKey, retry: Retry | None) -> tuple[Comma
                 condition=item.get("if"),
                 retry=_retry(item["retry"]) if "retry" in item else retry,
                 path=(*path, i),
+                stdin=_scalar_text(item["stdin"]) if "stdin" in item else None,
+                echo=item.get("echo", True),
             )
         )
     return tuple(commands)

@@ -26,38 +26,61 @@ from runner.spec.language import (
 )
 from runner.spec.model import MISSING, Input, input_variable, state_key
 from runner.spec.names import Scope
+from runner.spec.schema import closest
+from runner.spec.sensitivity import (
+    ARGV as _ARGV,
+)
+from runner.spec.sensitivity import (
+    ENV as _ENV,
+)
+from runner.spec.sensitivity import (
+    NAME as _NAME,
+)
+from runner.spec.sensitivity import (
+    OPEN_SINKS,
+    SINK_REASONS,
+    Taint,
+    step_taint,
+)
+from runner.spec.sensitivity import (
+    STDIN as _STDIN,
+)
+from runner.spec.sensitivity import (
+    WRITTEN as _WRITTEN,
+)
 from runner.spec.source import Document, PathKey
 from runner.template import TemplateError, references
 from runner.value_types import INPUT_TYPES
 
 _ANY = "*"
 _BEFORE, _AFTER = "before", "after"  # read before the commands, or after them (outputs too)
-# Where templates are expanded, and when: `*` matches any key or index; a pattern ending in
-# `**` matches everything below it (the documents of a manifest).
-_TEMPLATED: tuple[tuple[PathKey, str], ...] = (
-    (("spec", "env", _ANY), _BEFORE),
-    (("spec", "workdir"), _BEFORE),
-    (("spec", "state", "name"), _BEFORE),
-    (("spec", "state", "namespace"), _BEFORE),
+# Where templates are expanded, when, and into what: `*` matches any key or index; a pattern
+# ending in `**` matches everything below it (the documents of a manifest).
+_TEMPLATED: tuple[tuple[PathKey, str, str], ...] = (
+    (("spec", "env", _ANY), _BEFORE, _ENV),
+    (("spec", "workdir"), _BEFORE, _NAME),
+    (("spec", "state", "name"), _BEFORE, _NAME),
+    (("spec", "state", "namespace"), _BEFORE, _NAME),
     *(
-        (p, _BEFORE)
+        entry
         for group in ("run", "dryRun")
-        for p in (
-            ("spec", group, _ANY, _ANY),  # items of an argv list
-            ("spec", group, _ANY, "argv", _ANY),
-            ("spec", group, _ANY, "env", _ANY),
-            ("spec", group, _ANY, "workdir"),
+        for entry in (
+            (("spec", group, _ANY, "argv", _ANY), _BEFORE, _ARGV),
+            (("spec", group, _ANY, "env", _ANY), _BEFORE, _ENV),
+            (("spec", group, _ANY, "workdir"), _BEFORE, _NAME),
+            (("spec", group, _ANY, "stdin"), _BEFORE, _STDIN),
+            (("spec", group, _ANY, _ANY), _BEFORE, _ARGV),  # items of an argv list (last)
         )
     ),
-    (("spec", "status", _ANY), _AFTER),
-    (("spec", "manifests", _ANY, "path"), _AFTER),
-    (("spec", "manifests", _ANY, "document", "**"), _AFTER),
-    (("spec", "manifests", _ANY, "documents", "**"), _AFTER),
-    (("spec", "manifests", _ANY, "set", "**"), _AFTER),
-    (("spec", "destinations", _ANY, "directory"), _AFTER),
-    (("spec", "destinations", _ANY, "matchLabels", _ANY), _AFTER),
-    (("spec", "waitFor", "message"), _AFTER),
-    (("spec", "suspend", "message"), _AFTER),
+    (("spec", "status", _ANY), _AFTER, _WRITTEN),
+    (("spec", "manifests", _ANY, "path"), _AFTER, _WRITTEN),
+    (("spec", "manifests", _ANY, "document", "**"), _AFTER, _WRITTEN),
+    (("spec", "manifests", _ANY, "documents", "**"), _AFTER, _WRITTEN),
+    (("spec", "manifests", _ANY, "set", "**"), _AFTER, _WRITTEN),
+    (("spec", "destinations", _ANY, "directory"), _AFTER, _WRITTEN),
+    (("spec", "destinations", _ANY, "matchLabels", _ANY), _AFTER, _WRITTEN),
+    (("spec", "waitFor", "message"), _AFTER, _WRITTEN),
+    (("spec", "suspend", "message"), _AFTER, _WRITTEN),
 )
 # Prose: a `${{` in a description is just text.
 _PROSE: tuple[PathKey, ...] = (
@@ -65,8 +88,8 @@ _PROSE: tuple[PathKey, ...] = (
     ("spec", "secrets", _ANY, "description"),
 )
 _TEMPLATED_WHERE = (
-    "templates work in argv items, env values, workdir, state.name, state.namespace, status "
-    "values, manifests, destinations and the waitFor/suspend messages"
+    "templates work in argv items, env values, stdin, workdir, state.name, state.namespace, "
+    "status values, manifests, destinations and the waitFor/suspend messages"
 )
 
 
@@ -81,7 +104,8 @@ def document_problems(doc: Document, refs: list[StepReference] | None = None) ->
         return []
     inputs = _mapping(spec.get("inputs"))
     scope = step_scope(doc, spec)
-    problems = list(_template_problems(doc, spec, scope, refs))
+    taint = step_taint(spec)
+    problems = list(_template_problems(doc, spec, scope, refs, taint))
     problems += language_problems(doc, spec, scope, refs)
     problems += _query_problems(doc, spec, inputs)
     problems += _input_problems(doc, inputs)
@@ -120,7 +144,7 @@ def _strings(value: Any, path: PathKey) -> Iterator[tuple[PathKey, str]]:
 
 
 def _template_problems(
-    doc: Document, spec: dict[str, Any], scope: Scope, refs: list[StepReference]
+    doc: Document, spec: dict[str, Any], scope: Scope, refs: list[StepReference], taint: Taint
 ) -> Iterator[Problem]:
     for path, text in _strings(spec, ("spec",)):
         if "${{" not in text:
@@ -137,23 +161,66 @@ def _template_problems(
             continue
         if any(_matches(path, pattern) for pattern in _PROSE):
             continue
-        phase = next((when for pattern, when in _TEMPLATED if _matches(path, pattern)), None)
-        if phase is None:
+        place = next((p[1:] for p in _TEMPLATED if _matches(path, p[0])), None)
+        if place is None:
             yield doc.problem(
                 path, "templates are not expanded here", _TEMPLATED_WHERE, offset=first
             )
             continue
+        phase, sink = place
         try:
             found = references(text)
         except TemplateError as exc:
             yield doc.problem(path, exc.message, offset=scalar_offset(text, exc.offset))
             continue
         here = scope.after_commands() if phase == _AFTER else scope
+        restricted = None if sink in OPEN_SINKS else sink
         for ref in found:
             offset = scalar_offset(text, ref.start)
-            problem = reference_problem(doc, path, offset, ref.parts, here, refs, template=True)
+            if sink == _STDIN and ref.parts[0] == "secrets":
+                yield from _stdin_secret_problems(doc, path, offset, ref.parts, scope)
+                continue
+            problem = reference_problem(
+                doc, path, offset, ref.parts, here, refs, template=True, sink=restricted
+            )
             if problem:
                 yield problem
+            elif restricted is not None:
+                yield from _sensitive_problems(doc, path, offset, ref.parts, taint, refs, sink)
+
+
+def _stdin_secret_problems(
+    doc: Document, path: PathKey, offset: int | None, parts: tuple[str, ...], scope: Scope
+) -> Iterator[Problem]:
+    """`${{ secrets.NAME }}` in stdin: NAME must be one of the step's secrets."""
+    name = parts[1] if len(parts) == 2 else None
+    if name is not None and name in scope.secrets:
+        return
+    if name is None:
+        yield doc.problem(path, f'"{".".join(parts)}" names no secret', "write secrets.NAME")
+        return
+    guess = closest(name, scope.secrets)
+    hint = f'did you mean "secrets.{guess}"?' if guess else "declare it under spec.secrets"
+    yield doc.problem(path, f'unknown secret "{name}"', hint, offset=offset)
+
+
+def _sensitive_problems(
+    doc: Document, path: PathKey, offset: int | None, parts: tuple[str, ...], taint: Taint,
+    refs: list[StepReference], sink: str,
+) -> Iterator[Problem]:  # fmt: skip
+    """A sensitive name where its text would be shown; reads of other steps' outputs through
+    a value or output are kept for the check across files."""
+    if parts[0] not in ("values", "outputs"):
+        return  # a direct `steps.X.outputs.Y` went into refs with this sink already
+    source, reads = taint.of(parts)
+    shown = ".".join(parts)
+    if source is not None:
+        why, hint = SINK_REASONS[sink]
+        built = "" if source == shown else f" (it is built from {source})"
+        yield doc.problem(path, f'"{shown}" is sensitive{built}: {why}', hint, offset=offset)
+        return
+    for step, output in sorted(reads):
+        refs.append(StepReference(doc, path, offset, step, output, sink=sink, via=shown))
 
 
 def _script_example(text: str) -> str:

@@ -44,6 +44,8 @@ class StepReference:
     offset: int | None
     step: str
     output: str
+    sink: str | None = None  # where its text goes, when a sensitive output may not go there
+    via: str | None = None  # the value or output of the reading step that carries it
 
 
 def step_scope(doc: Document, spec: dict[str, Any]) -> Scope:
@@ -57,9 +59,6 @@ def step_scope(doc: Document, spec: dict[str, Any]) -> Scope:
         secrets=frozenset(_mapping(spec.get("secrets"))),
         values=frozenset(_mapping(spec.get("values"))),
         outputs=frozenset(outputs),
-        sensitive=frozenset(
-            k for k, v in outputs.items() if isinstance(v, dict) and v.get("sensitive") is True
-        ),
     )
 
 
@@ -92,13 +91,14 @@ def language_problems(
 
 def reference_problem(
     doc: Document, path: PathKey, offset: int | None, parts: tuple[str, ...], scope: Scope,
-    refs: list[StepReference], *, template: bool,
+    refs: list[StepReference], *, template: bool, sink: str | None = None,
 ) -> Problem | None:  # fmt: skip
-    """What is wrong with one name read at `path`; a step reference is collected for later."""
+    """What is wrong with one name read at `path`; a step reference is collected for later.
+    `sink`: what the text read here becomes, where a sensitive output may not go."""
     problem = name_problem(parts, scope, template=template)
     if problem is None:
         if parts[0] == "steps" and len(parts) >= 4:
-            refs.append(StepReference(doc, path, offset, parts[1], parts[3]))
+            refs.append(StepReference(doc, path, offset, parts[1], parts[3], sink=sink))
         return None
     message, hint = problem
     return doc.problem(path, message, hint, offset=offset)

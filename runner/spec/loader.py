@@ -13,6 +13,7 @@ from runner.spec.build import build_step
 from runner.spec.model import Step
 from runner.spec.references import declared_outputs, reference_problems
 from runner.spec.schema import check_schema, describe
+from runner.spec.sensitivity import Taint, step_taint
 from runner.spec.source import MAX_FILE_BYTES, Document, parse_yaml_bytes, read_bytes
 from runner.spec.stamp import content_digest, trusted_digests
 from runner.spec.template_library import (
@@ -168,7 +169,7 @@ def load_steps(
     result.problems.extend(loading.library.problems)
     result.templates = [t for t in loading.library.by_name.values() if not is_builtin(t.file)]
     if paths and not subset and all(path.is_dir() for path in paths):
-        result.problems.extend(reference_problems(loading.refs, loading.outputs))
+        result.problems.extend(reference_problems(loading.refs, loading.outputs, loading.taints))
     return result
 
 
@@ -206,6 +207,7 @@ class _Loading:
         self.names: dict[str, tuple[str, int, str]] = {}  # name -> where first defined, kind
         self.refs: list[StepReference] = []  # steps.NAME.outputs.X, checked once all are known
         self.outputs: dict[str, frozenset[str]] = {}  # step name -> the outputs it declares
+        self.taints: dict[str, Taint] = {}  # step name -> what makes its outputs sensitive
         self.trusted: set[Path] = set()
         self.reported: set[tuple[object, ...]] = set()  # where a template's own problems are
         self.broken: set[str] = set()  # templates with problems of their own
@@ -322,6 +324,8 @@ class _Loading:
             if not self._unique(doc, name, loaded, "step"):
                 return None
             self.outputs[name] = declared_outputs(full)
+            spec = full.value.get("spec") if isinstance(full.value, dict) else None
+            self.taints[name] = step_taint(spec if isinstance(spec, dict) else {})
         if shapes or expansion.doc is None:
             return None
         return replace(build_step(full, loaded.path), templates=tuple(expansion.names))

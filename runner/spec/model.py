@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from runner.settings import parse_duration
+from runner.spec.sensitivity import Taint
 from runner.spec.source import Document, PathKey
 from runner.value_types import INPUT_TYPES
 
@@ -101,6 +103,8 @@ class Command:
     condition: str | None = None  # `if:`
     retry: Retry | None = None  # None: the step's, else one try
     path: PathKey = ()
+    stdin: str | None = None  # a text template; may read secrets; never logged
+    echo: bool = True  # False: stdout is not logged (`echo: false`, or it feeds a sensitive output)
 
     def describe(self) -> str:
         """The command for logs: argv quoted as a shell would read it, or a script's first line."""
@@ -288,6 +292,7 @@ class Step:
     suspend: Suspend | None
     timeout: float | None
     templates: tuple[str, ...] = ()  # the StepTemplates it is built on, nearest first
+    taint: Taint = field(default_factory=Taint)  # which values and outputs are sensitive
 
     @property
     def folder(self) -> Path:
@@ -296,6 +301,27 @@ class Step:
     @property
     def is_delete(self) -> bool:
         return "delete" in self.trigger.actions
+
+    def sensitive_files(self) -> frozenset[str]:
+        """The files (relative to the workdir, normalised) that a sensitive output reads."""
+        return frozenset(
+            posixpath.normpath(o.file) for o in self.outputs if o.sensitive and o.file is not None
+        )
+
+
+def feeds_sensitive(command: Command, sensitive_files: frozenset[str]) -> bool:
+    """Whether the command's `stdout:` file is one a sensitive output reads.
+
+    A templated command `workdir` is only known at run time: then the file's name decides,
+    erring on the side of not echoing.
+    """
+    if command.stdout is None or not sensitive_files:
+        return False
+    folder = command.workdir or "."
+    if "${{" in folder:
+        name = posixpath.basename(command.stdout)
+        return any(posixpath.basename(f) == name for f in sensitive_files)
+    return posixpath.normpath(posixpath.join(folder, command.stdout)) in sensitive_files
 
 
 def _show(value: Any) -> str:

@@ -35,9 +35,7 @@ class Scope:
     secrets: frozenset[str]
     values: frozenset[str]  # those visible here: a value sees only the ones before it
     outputs: frozenset[str]  # those declared; readable only after the commands
-    sensitive: frozenset[str] = frozenset()  # outputs that must never be written to a file
     after: bool = False  # read after the commands: outputs exist
-    writes: bool = False  # a template whose text is written to a file (manifests, status)
 
     def with_values(self, values: frozenset[str]) -> Scope:
         return replace(self, values=values)
@@ -47,7 +45,7 @@ class Scope:
         expression sees the ones before it)."""
         if outputs is not None:
             return replace(self, after=True, outputs=outputs)
-        return replace(self, after=True, writes=True)
+        return replace(self, after=True)
 
 
 Problem = tuple[str, str | None]  # message, hint
@@ -106,11 +104,6 @@ def _declared_problem(
         return None if whole else (f'"{shown}" names no {kind}', _listing(kind, declared))
     name = parts[1]
     if name in declared:
-        if root == "outputs" and scope.writes and name in scope.sensitive:
-            return (
-                f'output "{name}" is sensitive: it is never written to a file',
-                'read it in a command\'s environment instead, or drop "sensitive: true"',
-            )
         return None
     if root == "inputs" and name in scope.secrets:
         return secret_problem(name)

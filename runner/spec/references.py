@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from runner.errors import Problem
 from runner.spec.schema import closest
+from runner.spec.sensitivity import SINK_REASONS, Taint, marks, sensitive_outputs
 from runner.spec.source import Document
 
 if TYPE_CHECKING:  # the checks are imported only when a file is checked
@@ -26,11 +27,24 @@ def declared_outputs(doc: Document) -> frozenset[str]:
 
 
 def reference_problems(
-    refs: Iterable[StepReference], outputs: Mapping[str, frozenset[str]]
+    refs: Iterable[StepReference],
+    outputs: Mapping[str, frozenset[str]],
+    taints: Mapping[str, Taint],
 ) -> Iterator[Problem]:
-    """`outputs`: each step's name and the outputs it declares."""
+    """`outputs`: each step's name and the outputs it declares; `taints`: what makes them
+    sensitive. A reference read through a value or output (`via`) was checked where that
+    value reads it: here only its sensitivity counts."""
+    sensitive = sensitive_outputs(taints, outputs)
     for ref in refs:
         declared = outputs.get(ref.step)
+        if ref.sink is not None and marks(sensitive, (ref.step, ref.output)):
+            why, hint = SINK_REASONS[ref.sink]
+            shown = f"steps.{ref.step}.outputs.{ref.output}"
+            what = f'"{ref.via}" is built from {shown}, which' if ref.via else f'"{shown}"'
+            yield ref.doc.problem(ref.path, f"{what} is sensitive: {why}", hint, offset=ref.offset)
+            continue
+        if ref.via is not None:
+            continue
         if declared is None:
             guess = closest(ref.step, set(outputs))
             yield ref.doc.problem(
