@@ -83,6 +83,9 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
                 **({"cwd": c.cwd} if c.cwd != "." else {}),
                 **({"timeout": c.timeout} if c.timeout else {}),
                 **({"stdout": c.stdout} if c.stdout else {}),
+                **({"echo": False} if not c.echo else {}),
+                # Never its text: it is where secrets and sensitive outputs may go.
+                **({"stdin": f"({len(c.stdin.encode())} bytes, not shown)"} if c.stdin else {}),
                 **({"env": c.env} if c.env else {}),
                 **({"continueOnError": True} if c.continue_on_error else {}),
                 **(
