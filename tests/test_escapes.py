@@ -9,9 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.conftest import Pipeline
+from tests.conftest import DEFAULT_REQUEST, Pipeline
 
 
 def outside(pipeline: Pipeline) -> Path:
@@ -332,3 +333,92 @@ def test_a_manifest_is_not_written_through_a_link_at_its_temporary_name(pipeline
     assert (away / "victim.yaml").read_text() == "precious\n"
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load((pipeline.output / "ns.yaml").read_text())["kind"] == "Namespace"
+
+
+# -- workdir templates -----------------------------------------------------------------------
+
+
+def modules_step(pipeline: Pipeline, workdir: str, field: str = "step") -> None:
+    """A step whose workdir a request value picks, with a local state file in it."""
+    (pipeline.root / "modules" / "small").mkdir(parents=True)
+    pipeline.step("first", "workdir: ../work\nrun: [[touch, first-ran]]", file="00-first.yaml")
+    if field == "step":
+        where = f'workdir: "{workdir}"\nrun:\n  - [touch, ran-here]'
+    else:
+        where = f'workdir: ../modules\nrun:\n  - {{argv: [touch, ran-here], workdir: "{workdir}"}}'
+    body = (
+        "inputs:\n  size: {query: .spec.size}\n"
+        "state: {store: local, name: mod, files: [{path: victim.yaml}]}\n" + where
+    )
+    pipeline.step("module", body, file="10-module.yaml")
+
+
+def request_size(pipeline: Pipeline, size: str) -> None:
+    pipeline.request({**DEFAULT_REQUEST, "spec": {"size": size}})
+
+
+@pytest.mark.parametrize(
+    ("size", "problem"),
+    [
+        ("../../elsewhere", 'holds "/"'),
+        ("..", 'is ".."'),
+        (".", 'is "."'),
+        ("small/../../../elsewhere", 'holds "/"'),
+        ("/abs/path", 'holds "/"'),
+        ("a\0b", "holds a NUL character"),
+    ],
+    ids=["climbs", "dotdot", "dot", "hidden-climb", "absolute", "nul"],
+)
+def test_a_request_value_in_the_workdir_must_be_one_path_component(pipeline, size, problem):
+    away = outside(pipeline)
+    modules_step(pipeline, "../modules/${{ inputs.size }}")
+    request_size(pipeline, size)
+    result = pipeline.run("run")
+    assert result.returncode == 2, result.stderr
+    assert (
+        f'spec.workdir: ${{{{ inputs.size }}}} in "../modules/${{{{ inputs.size }}}}" renders '
+        f"a value that {problem}" in result.stderr
+    )
+    assert "a templated value in a path must be one path component" in result.stderr
+    assert (away / "victim.yaml").read_text() == "precious\n"
+    assert files_under(away) == ["victim.yaml"]
+    assert not (pipeline.work / "first-ran").exists()  # before any command of any step
+    assert not (pipeline.root / "modules" / "ran-here").exists()
+
+
+def test_a_request_value_in_a_commands_workdir_must_be_one_path_component(pipeline):
+    away = outside(pipeline)
+    modules_step(pipeline, "${{ inputs.size }}", field="command")
+    request_size(pipeline, "../elsewhere")
+    result = pipeline.run("run")
+    assert result.returncode == 2, result.stderr
+    assert 'spec.run[0].workdir: ${{ inputs.size }} in "${{ inputs.size }}" renders a value' in (
+        result.stderr
+    )
+    assert files_under(away) == ["victim.yaml"]
+    assert not (pipeline.work / "first-ran").exists()
+
+
+def test_a_request_value_that_is_one_component_picks_the_workdir(pipeline):
+    modules_step(pipeline, "../modules/${{ inputs.size }}")
+    request_size(pipeline, "small")
+    result = pipeline.run("run")
+    assert result.returncode == 0, result.stderr
+    assert (pipeline.root / "modules" / "small" / "ran-here").exists()
+
+
+def test_literal_dotdot_in_a_templated_workdir_is_fine(pipeline):
+    (pipeline.root / "modules" / "x-small").mkdir(parents=True)
+    pipeline.step(
+        "module",
+        """
+        inputs:
+          size: {query: .spec.size}
+        workdir: "../modules/../modules/x-${{ inputs.size }}"
+        run: [[touch, ran-here]]
+        """,
+    )
+    request_size(pipeline, "small")
+    result = pipeline.run("run")
+    assert result.returncode == 0, result.stderr
+    assert (pipeline.root / "modules" / "x-small" / "ran-here").exists()
