@@ -7,11 +7,15 @@ from __future__ import annotations
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from runner.errors import LockHeld
+from runner.state.base import StateRef
+from runner.state.local import LocalStore
 from tests.conftest import DEFAULT_REQUEST, Pipeline
 
 
@@ -422,3 +426,99 @@ def test_literal_dotdot_in_a_templated_workdir_is_fine(pipeline):
     result = pipeline.run("run")
     assert result.returncode == 0, result.stderr
     assert (pipeline.root / "modules" / "x-small" / "ran-here").exists()
+
+
+# -- the local store's lock ---------------------------------------------------------------------
+
+
+SHARED = """
+    on: {action: [configure, delete]}
+    state: {store: local, name: shared, files: [{path: s.txt}], onDelete: remove}
+    workdir: ../work
+    run:
+      - script: |
+          touch "$TAG-in"
+          i=0
+          while [ ! -e "$TAG-go" ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i + 1)); done
+"""
+
+
+def wait_for(predicate, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_removing_a_local_state_never_lets_two_runs_hold_its_lock(pipeline):
+    """A deletes the state while B waits for its lock: once B has it, nobody else may."""
+    from tests.reliability.helpers import wait_for_line
+
+    pipeline.step("shared", SHARED)
+    work = pipeline.work
+    a = pipeline.popen("run", env={"TAG": "a", "KRATIX_WORKFLOW_ACTION": "delete"})
+    b = None
+    try:
+        wait_for(lambda: (work / "a-in").exists())  # A holds the lock
+        b = pipeline.popen("run", "--lock-wait", "60", env={"TAG": "b"})
+        wait_for_line(b, "waiting for")  # B has the lock file open and waits
+        (work / "a-go").touch()  # A removes the state and ends
+        assert a.wait(30) == 0, a.communicate()[1]
+        wait_for(lambda: (work / "b-in").exists())  # B holds the lock
+        store = LocalStore(pipeline.state_dir)
+        with pytest.raises(LockHeld), store.lock(StateRef("shared", "shared", "default"), 0):
+            pass
+        (work / "b-go").touch()
+        assert b.wait(30) == 0, b.communicate()[1]
+    finally:
+        for process in (a, b):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    # The lock is free again, and usable.
+    with LocalStore(pipeline.state_dir).lock(StateRef("shared", "shared", "default"), 0):
+        pass
+
+
+def test_a_waiter_whose_lock_file_was_deleted_locks_the_file_there_now(tmp_path):
+    """Someone deletes NAME.lock by hand while B waits on it: once the holder lets go, B must
+    lock the file at the path (the one a newcomer sees), not the deleted one."""
+    import threading
+
+    store = LocalStore(tmp_path)
+    ref = StateRef("s", "shared", "default")
+    lock_file = tmp_path / "default" / "shared.lock"
+    holding, release, b_waits, b_has_it, b_done = (threading.Event() for _ in range(5))
+
+    class Notices:  # what the store tells a Logger while it waits
+        def info(self, *args: object, **fields: object) -> None:
+            b_waits.set()
+
+    def hold() -> None:
+        with store.lock(ref, 5):
+            holding.set()
+            release.wait(10)
+
+    def wait_then_hold() -> None:
+        with store.lock(ref, 10, Notices()):  # type: ignore[arg-type]
+            b_has_it.set()
+            b_done.wait(10)
+
+    a = threading.Thread(target=hold)
+    a.start()
+    assert holding.wait(5)
+    b = threading.Thread(target=wait_then_hold)
+    b.start()
+    try:
+        assert b_waits.wait(5)  # B has the file open and waits
+        lock_file.unlink()
+        release.set()
+        assert b_has_it.wait(5)
+        with pytest.raises(LockHeld), store.lock(ref, 0):
+            pass
+        assert lock_file.exists()
+    finally:
+        release.set()
+        b_done.set()
+        a.join()
+        b.join()
