@@ -23,7 +23,7 @@ from runner.spec.model import Command, Step, feeds_sensitive, state_key
 from runner.spec.source import Document
 from runner.state import NONE, StoreSpec, default_kind, store_class
 from runner.state.base import StateRef
-from runner.template import TemplateError, render
+from runner.template import TemplateError, render, render_path
 from runner.values import holds, resolve_values
 
 # Where Kratix runs promise workflows unless the Promise names a pipelineNamespace.
@@ -104,16 +104,22 @@ def prepare(
     if problems:
         raise InvalidError(*problems)
 
-    def text(value: str, path: tuple[str | int, ...], names: Mapping[str, Any] = context) -> str:
+    def text(
+        value: str,
+        path: tuple[str | int, ...],
+        names: Mapping[str, Any] = context,
+        as_path: bool = False,
+    ) -> str:
+        """`value` rendered from `names`; `as_path`: each value stays inside one path component."""
         try:
-            return render(value, names)
+            return (render_path if as_path else render)(value, names)
         except TemplateError as exc:
             problems.append(step.document.problem(path, exc.message))
             return value
 
     env = {**ctx.command_env(), **input_env(inputs)}
     env.update({k: text(v, ("spec", "env", k)) for k, v in step.env.items()})
-    workdir = (step.folder / text(step.workdir, ("spec", "workdir"))).resolve()
+    workdir = (step.folder / text(step.workdir, ("spec", "workdir"), as_path=True)).resolve()
     commands = [_command(step, c, text, context, secrets) for c in _selected_commands(step, ctx)]
     store, ref = _state(step, ctx, request, text, environ, store_override)
     if problems:
@@ -145,7 +151,7 @@ def _command(
         argv = [text(a, (*argv_path, i)) for i, a in enumerate(command.argv)]
     return PreparedCommand(
         argv=argv,
-        cwd=text(command.workdir, (*path, "workdir")) if command.workdir else ".",
+        cwd=text(command.workdir, (*path, "workdir"), as_path=True) if command.workdir else ".",
         env={k: text(v, (*path, "env", k)) for k, v in command.env.items()},
         timeout=command.timeout,
         continue_on_error=command.continue_on_error,

@@ -22,6 +22,7 @@ __all__ = [
     "lookup",
     "references",
     "render",
+    "render_path",
     "single_reference",
 ]
 
@@ -147,6 +148,48 @@ def render(text: str, context: Mapping[str, object]) -> str:
         out.append(as_text(lookup(text, ref, context)))
         out.append(piece)
     return "".join(out)
+
+
+def render_path(text: str, context: Mapping[str, object]) -> str:
+    """Render a path template whose every `${{ }}` fills part of one path component only.
+
+    A value (a request's, often) must not move the path elsewhere: one holding "/" or NUL, or
+    being "." or "..", raises TemplateError naming the reference and the problem (not the
+    value). The literal text around the references is the author's and may
+    hold anything, `..` included.
+    """
+    if _OPEN not in text:
+        return text
+    pieces, refs = _parse(text)
+    out = [pieces[0]]
+    for ref, piece in zip(refs, pieces[1:], strict=True):
+        value = as_text(lookup(text, ref, context))
+        # Without "/" a value stays in its component; only "." or ".." of its own can make
+        # that component "." or ".." (a literal "." beside it needs the value to be ".").
+        problem = _component_problem(value)
+        if problem is not None:
+            raise _path_error(text, ref, f"renders a value that {problem}")
+        out += [value, piece]
+    return "".join(out)
+
+
+def _component_problem(value: str) -> str | None:
+    if "/" in value:
+        return 'holds "/"'
+    if "\0" in value:
+        return "holds a NUL character"
+    if value in (".", ".."):
+        return f'is "{value}"'
+    return None
+
+
+def _path_error(text: str, ref: Reference, problem: str) -> TemplateError:
+    return TemplateError(
+        f'${{{{ {ref.expr} }}}} in "{text}" {problem}: a templated value in a path must be one '
+        'path component, without "/", NUL, or being "." or ".."',
+        text,
+        ref.start,
+    )
 
 
 def lookup(text: str, ref: Reference, context: Mapping[str, object]) -> object:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import kratix_yaml
+from runner.engine.confined import Refused, check_target, write_below
 from runner.engine.fileerrors import os_reason
 from runner.errors import CommandFailed, InvalidError, Problem
 from runner.kratix import KratixContext, read_metadata_file, write_atomic
@@ -27,7 +28,7 @@ DESTINATIONS_FILE = "destination-selectors.yaml"
 
 
 def write_manifests(step: Step, context: dict[str, Any], ctx: KratixContext, log: Logger) -> None:
-    built: list[tuple[Manifest, Path, list[Any]]] = []
+    built: list[tuple[Manifest, str, Path, list[Any]]] = []
     for manifest in step.manifests:
         where = manifest.path
         if manifest.condition and not holds(
@@ -40,12 +41,15 @@ def write_manifests(step: Step, context: dict[str, Any], ctx: KratixContext, log
         try:
             relative = render(manifest.target, context)
             target = output_path(ctx.output_dir, relative)
+            check_target(ctx.output_dir, relative)
             base = load_base(step.folder / manifest.base) if manifest.base else None
             documents = build(context, documents=manifest.documents, base=base, sets=manifest.set)
         except (ManifestError, RenderError) as exc:
             raise CommandFailed(_located(step, manifest, exc)) from None
         except TemplateError as exc:
             raise CommandFailed(step.document.problem((*where, "path"), exc.message)) from None
+        except Refused as exc:
+            raise CommandFailed(_refused(step, manifest, relative, exc)) from None
         except InvalidError as exc:  # the base file changed since validate
             raise CommandFailed(*exc.problems) from None
         found = secret_in(documents, log.masker)
@@ -58,10 +62,12 @@ def write_manifests(step: Step, context: dict[str, Any], ctx: KratixContext, log
                     "pass secrets to the cluster as Secrets, never as text",
                 )
             )
-        built.append((manifest, target, documents))
-    for _, target, documents in built:
+        built.append((manifest, relative, target, documents))
+    for manifest, relative, target, documents in built:
         try:
-            write_atomic(target, dump(documents).encode())
+            write_below(ctx.output_dir, relative, dump(documents).encode())
+        except Refused as exc:  # a link made since the check: still never followed
+            raise CommandFailed(_refused(step, manifest, relative, exc)) from None
         except OSError as exc:
             raise CommandFailed(
                 f"step {step.name}: cannot write {target}: {os_reason(exc)}"
@@ -125,6 +131,15 @@ def write_destinations(
 def _folder(directory: Any) -> str:
     """Kratix compares directories after filepath.Clean ("" is ".")."""
     return posixpath.normpath(directory) if isinstance(directory, str) and directory else "."
+
+
+def _refused(step: Step, manifest: Manifest, relative: str, exc: Refused) -> Problem:
+    return step.document.problem(
+        (*manifest.path, "path"),
+        f"manifest {relative}: {exc}; nothing is written through a symbolic link in the "
+        "output folder",
+        "remove the link, or write the manifest to another path",
+    )
 
 
 def _located(step: Step, manifest: Manifest, exc: ManifestError | RenderError) -> Problem:

@@ -3,12 +3,19 @@ when another run holds the state's lock, a `waitFor` is not met yet or a `suspen
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
+from runner.engine.confined import NotMade, Refused, copy_below
 from runner.engine.fileerrors import os_reason
-from runner.errors import CommandFailed, HandedToKratix, InvalidError, LockHeld, StoreError
+from runner.errors import (
+    CommandFailed,
+    HandedToKratix,
+    InvalidError,
+    LockHeld,
+    Problem,
+    StoreError,
+)
 from runner.kratix import (
     KratixContext,
     WorkflowControl,
@@ -22,7 +29,7 @@ from runner.prepare import PreparedStep
 from runner.query import QueryError
 from runner.render import RenderError, render_data
 from runner.settings import format_duration
-from runner.spec.model import StatusFromFile
+from runner.spec.model import OutputCopy, StatusFromFile
 from runner.spec.source import PathKey
 from runner.template import TemplateError, render
 from runner.values import holds
@@ -157,37 +164,49 @@ class Results:
             self.log.warning(
                 "output: Kratix ignores the output of a delete workflow", step=prepared.step.name
             )
-        out_root = self.ctx.output_dir.resolve()
+        out_root = self.ctx.output_dir
         for copy in prepared.step.output:
-            source = (workdir / copy.source).resolve()
-            target = (out_root / copy.target).resolve()
-            if not target.is_relative_to(out_root):
-                # `validate` refuses targets that leave the folder; a symlink in it still can,
-                # and the commands have run by now: the step failed (exit 1), not its file.
+            try:
+                written = copy_below(workdir, copy.source, out_root, copy.target)
+            except Refused as exc:
+                raise CommandFailed(self._refused(prepared, copy, exc)) from None
+            except ValueError:
+                # `validate` refuses targets that leave the folder with `..`.
                 raise CommandFailed(
                     prepared.step.document.problem(
-                        copy.path,
-                        f"output target {copy.target} is outside the output folder "
-                        f"{out_root} (it resolves to {target})",
-                        "a symlink in the output folder may lead out of it",
+                        copy.path, f"output target {copy.target} is outside the output folder"
                     )
-                )
-            if not source.exists():
+                ) from None
+            except NotMade:
                 if self.ctx.dry_run:  # a preview whose commands did not run: not a failure
                     self.log.warning(f"output {copy.source} was not made", step=prepared.step.name)
                     continue
-                raise CommandFailed(f"step {prepared.step.name}: output {copy.source} was not made")
-            try:
-                if source.is_dir():
-                    shutil.copytree(source, target, dirs_exist_ok=True)
-                else:
-                    into = copy.target.endswith("/")  # `to: app/`: into that folder
-                    folder = target if into else target.parent
-                    folder.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(source, folder / source.name if into else target)
-            except (shutil.Error, OSError) as exc:
                 raise CommandFailed(
-                    f"step {prepared.step.name}: cannot copy output {copy.source} to {target}: "
-                    f"{os_reason(exc)}"
+                    f"step {prepared.step.name}: output {copy.source} was not made"
                 ) from None
-            self.log.info(f"output: {copy.source} → {target}", step=prepared.step.name)
+            except OSError as exc:
+                raise CommandFailed(self._cannot_copy(prepared, copy, exc)) from None
+            self.log.info(f"output: {copy.source} → {written}", step=prepared.step.name)
+
+    def _refused(self, prepared: PreparedStep, copy: OutputCopy, exc: Refused) -> Problem:
+        """A link where the copy reads or writes: located at its `from`, or its `to`."""
+        document = prepared.step.document
+        if exc.side == "source":
+            return document.problem(
+                (*copy.path[:-1], "from"),
+                f"output {copy.source}: {exc}",
+                "output copies no symbolic links: copy the file it points to in a command "
+                "(cp -L), or name the file itself in from:",
+            )
+        return document.problem(
+            copy.path,
+            f"output target {copy.target}: {exc}; nothing is written through a symbolic link "
+            f"in the output folder {self.ctx.output_dir}",
+            "remove the link, or copy the output to another path",
+        )
+
+    def _cannot_copy(self, prepared: PreparedStep, copy: OutputCopy, exc: OSError) -> str:
+        return (
+            f"step {prepared.step.name}: cannot copy output {copy.source} to "
+            f"{self.ctx.output_dir / copy.target}: {os_reason(exc)}"
+        )

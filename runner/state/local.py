@@ -4,7 +4,9 @@ Layout: `ROOT/NAMESPACE/NAME/` holds generations `g-<n>/` (one file per key, plu
 `labels.json`) and a symlink `current` to the newest. A save writes a new generation and then
 renames a fresh symlink over `current`: a reader, or a crash at any moment, sees the old set of
 files or the new, never a mix. The lock is `flock` on `NAME.lock`, which the kernel releases
-when a holder dies, so a killed run never leaves a stale lock.
+when a holder dies, so a killed run never leaves a stale lock. The lock file is never removed
+(not with the state either): a run that waits on it would lock a file nobody else sees. If it
+goes anyway, a waiter that gets the lock finds the path names another file, and locks that.
 
 A state's version names the generation `current` points to (and that folder's inode and
 mtime, as numbers restart after a removal). A save checks it against `expected` and commits
@@ -139,7 +141,8 @@ class LocalStore(StateStore):
         folder = self._dir(ref)
         existed = folder.exists()
         shutil.rmtree(folder, ignore_errors=True)
-        self._lock_path(ref).unlink(missing_ok=True)
+        # NAME.lock stays: a run waiting for it holds it open, and would take the lock of an
+        # unlinked file while the next run locks a new one (two holders at once).
         return existed
 
     def _lock_path(self, ref: StateRef) -> Path:
@@ -150,34 +153,52 @@ class LocalStore(StateStore):
         self, ref: StateRef, wait_seconds: float, log: Logger | None = None
     ) -> Iterator[HeldLock]:
         path = self._lock_path(ref)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StoreError(f"cannot create lock {path}: {exc.strerror}") from exc
-        try:
-            deadline = time.monotonic() + wait_seconds
-            notice = WaitNotice(log, ref.step, wait_seconds)
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        deadline = time.monotonic() + wait_seconds
+        notice = WaitNotice(log, ref.step, wait_seconds)
+        while True:
+            fd = _open_lock(path)
+            try:
+                if self._wait_for(fd, path, ref, deadline, notice):
                     break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise StoreError(f"cannot lock {path}: {exc.strerror}") from exc
-                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another run"
-                    if time.monotonic() >= deadline:
-                        raise LockHeld(
-                            f"state {self.describe(ref)} is locked by {holder}",
-                            retry_after_seconds=30,
-                        ) from None
-                    notice(f"the lock of state {self.describe(ref)}", holder)
-                    interrupts.pause(0.05)
+            except BaseException:
+                os.close(fd)
+                raise
+            # The file was removed or replaced while we waited (by hand, or by a version that
+            # removed it with the state): its lock guards nothing; lock the file there now.
+            os.close(fd)
+        try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
             yield HeldLock(f"the lock of state {self.describe(ref)}")
         finally:
             os.close(fd)  # closing releases the flock
+
+    def _wait_for(
+        self, fd: int, path: Path, ref: StateRef, deadline: float, notice: WaitNotice
+    ) -> bool:
+        """flock fd, waiting until the deadline (LockHeld after it); then whether fd is still
+        the file at `path`."""
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise StoreError(f"cannot lock {path}: {exc.strerror}") from exc
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another run"
+                if time.monotonic() >= deadline:
+                    raise LockHeld(
+                        f"state {self.describe(ref)} is locked by {holder}",
+                        retry_after_seconds=30,
+                    ) from None
+                notice(f"the lock of state {self.describe(ref)}", holder)
+                interrupts.pause(0.05)
+        held = os.fstat(fd)
+        try:
+            there = os.stat(path)
+        except FileNotFoundError:
+            return False
+        return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
 
     def unlock(self, ref: StateRef) -> bool:
         # flock locks die with their holder; there is never a stale one to break.
@@ -199,6 +220,14 @@ class LocalStore(StateStore):
         for stale in folder.glob(".*.tmp"):
             if stale.lstat().st_mtime < cutoff:
                 shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink()
+
+
+def _open_lock(path: Path) -> int:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot create lock {path}: {exc.strerror}") from exc
 
 
 def _discard(made: list[Path]) -> None:
