@@ -16,6 +16,7 @@ object the server echoes back).
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from typing import Any
 from runner.errors import Problem, StoreError
 from runner.settings import KUBE_ATTEMPTS
 from runner.state.base import NotFound
+from runner.state.kubeconfig import kubeconfig_files
 
 # resource -> (API prefix, API group for RBAC, kind)
 RESOURCES = {
@@ -50,13 +52,17 @@ def load_client(environ: Mapping[str, str]) -> Any:
 
     configuration_mod, api_client_mod, config = client_modules()
     configuration = configuration_mod.Configuration()
+    in_cluster = bool(environ.get("KUBERNETES_SERVICE_HOST"))
+    named = environ.get("KUBECONFIG") or None
+    files = None
+    if not in_cluster and named is not None:
+        # A clear error naming the file that is not a kubeconfig; the rest, for the loader.
+        files = os.pathsep.join(kubeconfig_files(named))
     try:
-        if environ.get("KUBERNETES_SERVICE_HOST"):
+        if in_cluster:
             config.load_incluster_config(client_configuration=configuration)
         else:
-            config.load_kube_config(
-                config_file=environ.get("KUBECONFIG") or None, client_configuration=configuration
-            )
+            config.load_kube_config(config_file=files, client_configuration=configuration)
     except config.ConfigException as exc:
         raise StoreError(
             Problem(
@@ -65,6 +71,25 @@ def load_client(environ: Mapping[str, str]) -> Any:
                 "locally with --state-store local:DIR",
             )
         ) from None
+    except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
+        # The loader's own checks stop at the file's shape: an entry without its fields
+        # (a cluster with no server) ends here. Only the exception's kind and first line are
+        # told: a kubeconfig holds credentials.
+        where = f"KUBECONFIG {named}" if named else "the kubeconfig (~/.kube/config)"
+        raise StoreError(
+            Problem(
+                f"{where} is not a usable kubeconfig: {type(exc).__name__}: {_first_line(exc)}",
+                hint="check it with `kubectl config view`",
+            )
+        ) from None
+    if not configuration.host or configuration.host.rstrip("/").endswith(("://", ":")):
+        where = f"KUBECONFIG {named}" if named else "the kubeconfig"
+        raise StoreError(
+            Problem(
+                f"{where} names no API server for its current context",
+                hint="set the cluster's server: (`kubectl config view --minify` shows it)",
+            )
+        )
     configuration.retries = False  # we retry ourselves, with backoff and only where safe
     return api_client_mod.ApiClient(configuration)
 
