@@ -50,7 +50,7 @@ from runner.state.base import (
     StateStore,
     changed_since_read,
 )
-from runner.state.kubeapi import Conflict, Kube
+from runner.state.kubeapi import Conflict, Kube, NoAnswer
 from runner.state.lease import LeaseLock, holder_identity
 from runner.state.objectkind import CONFIGMAP, SECRET, ObjectKind
 
@@ -210,6 +210,14 @@ class KubeStore(StateStore):
                     body["metadata"]["resourceVersion"] = version
                     written = self.kube.replace(self.resource, ref.namespace, ref.name, body)
                 break
+            except NoAnswer:
+                # No attempt was answered; the write may have landed all the same (its answer
+                # lost): read back before calling it failed.
+                current = self.kube.get(self.resource, ref.namespace, ref.name)
+                if current and _annotations(current).get(_SAVE_ID) == save_id:
+                    written = current
+                    break
+                raise
             except (Conflict, NotFound):
                 # Someone wrote in between. Go on only if the state itself is what we read
                 # (a label or annotation changed); a newer state is never overwritten.
@@ -280,11 +288,14 @@ class KubeStore(StateStore):
                 b"".join((head.encode(), chunk, b'"}}')),
                 answer=False,
             )
-        except Conflict:
-            # Generations are random and chunk objects never rewritten: this is our own create,
-            # retried after its answer was lost. Make sure of it.
-            existing = self.kube.get(self.resource, ref.namespace, name) or {}
-            if (existing.get(field) or {}).get(codec.CHUNK_KEY) != chunk.decode("ascii"):
+        except (Conflict, NoAnswer) as exc:
+            # Generations are random and chunk objects never rewritten: an object of this name
+            # is our own create, retried after its answer was lost (or never answered at all).
+            # Make sure of it.
+            existing = self.kube.get(self.resource, ref.namespace, name)
+            if existing is None and isinstance(exc, NoAnswer):
+                raise
+            if ((existing or {}).get(field) or {}).get(codec.CHUNK_KEY) != chunk.decode("ascii"):
                 raise StoreError(
                     f"{self.describe(ref)}: chunk object {name} already exists with other "
                     "content; not saving"

@@ -38,6 +38,11 @@ _METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=
 _TRANSIENT = {429, 500, 502, 503, 504}
 
 
+class NoAnswer(StoreError):
+    """No attempt got an answer (connection errors, 5xx, 429): a write may have landed all the
+    same, so a caller that can tell its own write reads back before calling it failed."""
+
+
 class Conflict(Exception):
     """409: the object changed (resourceVersion) or already exists."""
 
@@ -218,7 +223,7 @@ class Kube:
                     delay * (0.5 + random.random())
                 )  # jitter: concurrent runs don't retry in step
                 delay = min(delay * 2, self.max_backoff)
-        raise StoreError(
+        raise NoAnswer(
             Problem(
                 f"the Kubernetes API at {self.host} did not answer {method} {resource} in {namespace} "
                 f"after {self.attempts} attempts: {last}",

@@ -21,7 +21,7 @@ from runner import interrupts
 from runner.errors import LockHeld, StoreError
 from runner.settings import format_duration
 from runner.state.base import NotFound, WaitNotice
-from runner.state.kubeapi import Conflict, Kube
+from runner.state.kubeapi import Conflict, Kube, NoAnswer
 from runner.state.lock import RenewedLock
 
 if TYPE_CHECKING:
@@ -110,6 +110,8 @@ class LeaseLock(RenewedLock):
                     return None, None
                 except Conflict:
                     return "another run", None  # it was created between our read and write
+                except NoAnswer:
+                    return self._ours_after_no_answer()
             spec = lease.get("spec") or {}
             holder = spec.get("holderIdentity")
             renewed = parse_time(spec.get("renewTime")) or parse_time(spec.get("acquireTime"))
@@ -132,6 +134,17 @@ class LeaseLock(RenewedLock):
                 return None, None
             except Conflict:
                 return holder or "another run", expires_in
+            except NoAnswer:
+                return self._ours_after_no_answer()
+
+    def _ours_after_no_answer(self) -> tuple[str | None, float | None]:
+        """A take whose every attempt went unanswered may have landed: the Lease names this
+        run (its identity is unique to the process) if it did. Raise NoAnswer if it didn't."""
+        lease = self.kube.get("leases", self.namespace, self.name)
+        if lease is not None and (lease.get("spec") or {}).get("holderIdentity") == self.identity:
+            self._lease = lease
+            return None, None
+        raise NoAnswer(f"the Kubernetes API did not answer taking {self.describe()}")
 
     def _body(self, now: float, transitions: int) -> dict[str, Any]:
         stamp = micro_time(now)
@@ -155,17 +168,22 @@ class LeaseLock(RenewedLock):
                 return
             stamped = time.monotonic()
             body = dict(self._lease)
-            body["spec"] = {**self._lease["spec"], "renewTime": micro_time()}
+            stamp = micro_time()
+            body["spec"] = {**self._lease["spec"], "renewTime": stamp}
             try:
                 self._lease = self.kube.replace("leases", self.namespace, self.name, body)
                 self.renewed(stamped)
-            except (Conflict, NotFound):
+            except (Conflict, NotFound, NoAnswer):
+                # Another write in between, or ours landed with its answer lost: read back.
                 current = self.kube.get("leases", self.namespace, self.name)
-                holder = ((current or {}).get("spec") or {}).get("holderIdentity")
+                spec = (current or {}).get("spec") or {}
+                holder = spec.get("holderIdentity")
                 if holder != self.identity:
                     self.lose(f"{holder} took it" if holder else "it was released or deleted")
                 elif current is not None:
                     self._lease = current
+                    if spec.get("renewTime") == stamp:
+                        self.renewed(stamped)  # our renewal landed unanswered
 
     # -- release -------------------------------------------------------------------------------
     def release(self) -> None:
@@ -173,14 +191,22 @@ class LeaseLock(RenewedLock):
         with self._mutex:
             if self._lease is None or self.lost:
                 return
-            body = dict(self._lease)
-            body["spec"] = {
-                **self._lease["spec"],
-                "holderIdentity": None,
-                "renewTime": micro_time(),
-            }
             try:
-                self.kube.replace("leases", self.namespace, self.name, body)
+                try:
+                    self.kube.replace("leases", self.namespace, self.name, self._freed(self._lease))
+                except (Conflict, NoAnswer):
+                    # Our last renewal may have landed unanswered (a newer resourceVersion), or
+                    # this release did: read back, and free it once more if it is still ours.
+                    current = self.kube.get("leases", self.namespace, self.name)
+                    holder = ((current or {}).get("spec") or {}).get("holderIdentity")
+                    if current is not None and holder == self.identity:
+                        self.kube.replace("leases", self.namespace, self.name, self._freed(current))
             except (Conflict, NotFound, StoreError):
                 pass  # it expires on its own; never fail a finished run over a release
             self._lease = None
+
+    @staticmethod
+    def _freed(lease: dict[str, Any]) -> dict[str, Any]:
+        body = dict(lease)
+        body["spec"] = {**lease["spec"], "holderIdentity": None, "renewTime": micro_time()}
+        return body
