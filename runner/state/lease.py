@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from runner import interrupts
-from runner.errors import LockHeld, StoreError
+from runner.errors import LockHeld, RunnerError
 from runner.settings import format_duration
 from runner.state.base import NotFound, WaitNotice
 from runner.state.kubeapi import Conflict, Kube, NoAnswer
@@ -26,6 +26,9 @@ from runner.state.lock import RenewedLock
 
 if TYPE_CHECKING:
     from runner.log import Logger
+
+RELEASE_SECONDS = 10.0  # the most a release waits for the API; then the Lease expires instead
+RELEASE_AFTER_SIGNAL = 2.0  # ... once a signal came: the pod's grace period is short
 
 
 def micro_time(moment: float | None = None) -> str:
@@ -187,23 +190,39 @@ class LeaseLock(RenewedLock):
 
     # -- release -------------------------------------------------------------------------------
     def release(self) -> None:
+        """Free the Lease, best effort and in bounded time (RELEASE_SECONDS, less after a
+        signal): if the API doesn't answer, the Lease expires on its own."""
+        bound = RELEASE_AFTER_SIGNAL if interrupts.received() is not None else RELEASE_SECONDS
+        end = time.monotonic() + bound
         self.stop_renewing()
-        with self._mutex:
+        # The renewer may be stuck in a request that holds the mutex: don't wait past `end`.
+        if not self._mutex.acquire(timeout=bound):
+            return
+        try:
             if self._lease is None or self.lost:
                 return
+
+            def left() -> float:
+                return max(0.01, end - time.monotonic())
+
+            name = self.name
             try:
                 try:
-                    self.kube.replace("leases", self.namespace, self.name, self._freed(self._lease))
+                    freed = self._freed(self._lease)
+                    self.kube.replace("leases", self.namespace, name, freed, within=left())
                 except (Conflict, NoAnswer):
                     # Our last renewal may have landed unanswered (a newer resourceVersion), or
                     # this release did: read back, and free it once more if it is still ours.
-                    current = self.kube.get("leases", self.namespace, self.name)
+                    current = self.kube.get("leases", self.namespace, name, within=left())
                     holder = ((current or {}).get("spec") or {}).get("holderIdentity")
                     if current is not None and holder == self.identity:
-                        self.kube.replace("leases", self.namespace, self.name, self._freed(current))
-            except (Conflict, NotFound, StoreError):
+                        freed = self._freed(current)
+                        self.kube.replace("leases", self.namespace, name, freed, within=left())
+            except (Conflict, RunnerError):
                 pass  # it expires on its own; never fail a finished run over a release
             self._lease = None
+        finally:
+            self._mutex.release()
 
     @staticmethod
     def _freed(lease: dict[str, Any]) -> dict[str, Any]:
