@@ -394,6 +394,7 @@ class _Call:
                 hint=f"after a signal, requests to the API get {grace} (RUNNER_KILL_GRACE)",
             )
         ]
+        stopped.args = (stopped.problems[0].format(),)
         raise stopped
 
 

@@ -12,6 +12,8 @@ from tests.reliability.helpers import counter_step, lease_holder, state_number, 
 
 BIG = 1_200_000  # two chunk objects
 
+pytestmark = pytest.mark.slow  # three runs each, with retries
+
 
 @pytest.mark.parametrize("big", [0, BIG], ids=["one-object", "chunked"])
 def test_a_save_whose_every_answer_is_lost_is_read_back_and_succeeds(kube, pipeline, tmp_path,
