@@ -137,3 +137,19 @@ def test_short_names_keep_their_exact_labels(api, pipeline):
         "runner.kratix.dev/object-namespace": "default",
         "runner.kratix.dev/chunk-of": "counter",
     }
+
+
+def test_a_state_past_the_most_chunks_is_a_store_error(api, tmp_path, monkeypatch):
+    """The chunk count is capped (so chunk names have a known longest form): a state past it
+    is refused as a store error (exit 3), and the state stored before is kept."""
+    from runner.errors import StoreError
+    from runner.state.codec import chunks
+
+    monkeypatch.setattr(chunks, "MAX_CHUNKS", 1)
+    config = api.write_kubeconfig(tmp_path / "kubeconfig")
+    store = ConfigMapStore(Kube(load_client({"KUBECONFIG": str(config)}), attempts=2), "me", 5)
+    ref = StateRef("s", "capped", "default")
+    store.save(ref, {"small": b"1"})
+    with pytest.raises(StoreError, match="too large: more than 1 chunk objects"):
+        store.save(ref, {"big": random.Random(1).randbytes(1_200_000)})
+    assert store.load(ref).files == {"small": b"1"}
