@@ -49,7 +49,7 @@ from runner.spec.sensitivity import (
     WRITTEN as _WRITTEN,
 )
 from runner.spec.source import Document, PathKey
-from runner.template import TemplateError, references
+from runner.template import TemplateError, has_template, references
 from runner.value_types import INPUT_TYPES
 
 _ANY = "*"
@@ -365,12 +365,31 @@ def _state_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
                 'give one of them its own "key:"',
             )
         seen.setdefault(key, i)
+    name_problem = _state_name_problem(doc, path, store, state)
+    if name_problem is not None:
+        yield name_problem
     if state.get("onDelete") == "remove" and not _is_delete(spec):
         yield doc.problem(
             (*path, "onDelete"),
             "onDelete applies only to delete steps",
             'add "on: {action: delete}"',
         )
+
+
+def _state_name_problem(
+    doc: Document, path: PathKey, store: Any, state: dict[str, Any]
+) -> Problem | None:
+    """A fixed state name the store can't use: the store's own rule (runner/state), which
+    `run` also asks of a templated name once rendered. Held to the ConfigMap rule without a
+    store, as keys are."""
+    from runner.state import IN_CLUSTER, STORES, store_class
+
+    name = state.get("name")
+    if store == "none" or not isinstance(name, str) or has_template(name):
+        return None
+    rule = store_class(store if isinstance(store, str) and store in STORES else IN_CLUSTER)
+    reason = rule.name_problem(name)
+    return None if reason is None else doc.problem((*path, "name"), f'state name "{name}" {reason}')
 
 
 def _key_problem(

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 MANAGED_BY = "kratix-step-runner"
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+MAX_NAME = 253  # a Kubernetes object name (DNS-1123 subdomain)
+MAX_LABEL_VALUE = 63
 WAIT_NOTICE_SECONDS = 5.0  # how often a run waiting for a lock says so
 DIGEST_PREFIX = b"kratix-step-runner/state/v1\0"
 
@@ -111,7 +114,7 @@ class StateRef:
         """Labels on every stored object, so operators can find and clean up state."""
         labels = {
             "app.kubernetes.io/managed-by": MANAGED_BY,
-            "runner.kratix.dev/step": self.step,
+            "runner.kratix.dev/step": label_value(self.step),
         }
         if self.object_name:
             labels["runner.kratix.dev/object-name"] = label_value(self.object_name)
@@ -121,8 +124,29 @@ class StateRef:
 
 
 def label_value(text: str) -> str:
-    """A valid label value: at most 63 characters, alphanumeric at both ends."""
-    return re.sub(r"[^A-Za-z0-9]+$", "", re.sub(r"[^-A-Za-z0-9_.]", "-", text)[:63]).lstrip("-_.")
+    """`text` as a label value, valid whatever `text` is: `text` itself when it is one (at most
+    63 characters, alphanumeric at both ends), else a stable shortened form that keeps the
+    start and ends in 10 hex digits of its sha256, so that different texts stay apart."""
+    if len(text) <= MAX_LABEL_VALUE and _LABEL_VALUE.fullmatch(text):
+        return text
+    tag = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    head = re.sub(r"[^-A-Za-z0-9_.]", "-", text)[: MAX_LABEL_VALUE - len(tag) - 1]
+    head = re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", head)
+    return f"{head}-{tag}" if head else tag
+
+
+def is_label_value(text: str) -> bool:
+    return len(text) <= MAX_LABEL_VALUE and _LABEL_VALUE.fullmatch(text) is not None
+
+
+@dataclass(frozen=True)
+class DerivedName:
+    """A name a store makes from a state's name, for `name_problem`: `what` it names (`chunk
+    objects`), its `form` in words (`NAME-GENERATION-INDEX`) and the longest `example`."""
+
+    what: str
+    form: str
+    example: str
 
 
 @dataclass(frozen=True)
@@ -155,10 +179,31 @@ class StateStore(abc.ABC):
     @classmethod
     def name_problem(cls, name: str) -> str | None:
         """Why `name` can't name a state here (said after the quoted name); None when it can.
-        Every store so far keeps to the Kubernetes object name rule, so a step can move."""
-        if _DNS_SUBDOMAIN.fullmatch(name) and len(name) <= 253:
-            return None
-        return 'is not a DNS-1123 subdomain (lowercase letters, digits, "-" and ".")'
+
+        The one rule `validate` (for a fixed name) and `run` (for a rendered one, before any
+        command) ask. Every store so far keeps to the Kubernetes object name rule, so a step
+        can move; and every name the store makes from it (`derived_names`) must keep to it too.
+        """
+        if not _DNS_SUBDOMAIN.fullmatch(name):
+            return 'is not a DNS-1123 subdomain (lowercase letters, digits, "-" and ".")'
+        if len(name) > MAX_NAME:
+            return f"is {len(name)} characters long: a name has at most {MAX_NAME}"
+        for derived in cls.derived_names(name):
+            if len(derived.example) > MAX_NAME or not _DNS_SUBDOMAIN.fullmatch(derived.example):
+                most = MAX_NAME - (len(derived.example) - len(name))
+                return (
+                    f"is {len(name)} characters long: the {cls.kind} store names its "
+                    f"{derived.what} {derived.form}, which can be {len(derived.example)} "
+                    f"characters, over the {MAX_NAME} of a name; use at most {most}"
+                )
+        return None
+
+    @classmethod
+    def derived_names(cls, name: str) -> tuple[DerivedName, ...]:
+        """The names besides `name` itself that this store gives the objects of a state named
+        `name`, each at its longest; `name_problem` holds them to the same rule. (Label values
+        made from names need no check: `label_value` makes every text a valid one.)"""
+        return ()
 
     @classmethod
     def namespace_problem(cls, namespace: str) -> str | None:

@@ -41,6 +41,7 @@ from runner.settings import LEASE_SECONDS
 from runner.state import codec
 from runner.state.base import (
     UNCHECKED,
+    DerivedName,
     Expected,
     HeldLock,
     Loaded,
@@ -49,8 +50,9 @@ from runner.state.base import (
     StateRef,
     StateStore,
     changed_since_read,
+    label_value,
 )
-from runner.state.kubeapi import Conflict, Kube
+from runner.state.kubeapi import Conflict, Kube, NoAnswer
 from runner.state.lease import LeaseLock, holder_identity
 from runner.state.objectkind import CONFIGMAP, SECRET, ObjectKind
 
@@ -90,6 +92,14 @@ class KubeStore(StateStore):
         state = RbacRule("", cls.object_kind.resource, STORE_VERBS)
         lease = RbacRule("coordination.k8s.io", "leases", LEASE_VERBS, for_lock=True)
         return (state, lease) if lock else (state,)
+
+    @classmethod
+    def derived_names(cls, name: str) -> tuple[DerivedName, ...]:
+        """The chunk objects of a large state: `NAME-GENERATION-INDEX`, at most 22 characters
+        more than the state's name. (The Lease has the state's own name; label values made
+        from it are shortened with a hash when they have to be: `label_value`.)"""
+        longest = chunk_name(name, "f" * 16, codec.MAX_CHUNKS - 1)
+        return (DerivedName("chunk objects", "NAME-GENERATION-INDEX", longest),)
 
     @property
     def resource(self) -> str:
@@ -193,8 +203,11 @@ class KubeStore(StateStore):
             raise StoreError(f"cannot save state {self.describe(ref)}: {exc}") from None
         if encoding.format == codec.CHUNKED:
             # Each chunk is sent as soon as it is made, and dropped.
-            for index, chunk in enumerate(encoding.chunks()):
-                self._write_chunk(ref, str(encoding.generation), index, chunk)
+            try:
+                for index, chunk in enumerate(encoding.chunks()):
+                    self._write_chunk(ref, str(encoding.generation), index, chunk)
+            except ValueError as exc:  # past MAX_CHUNKS: the chunks written wait for a sweep
+                raise StoreError(f"cannot save state {self.describe(ref)}: {exc}") from None
         payload = encoding.payload()
         manifest = payload.manifest
         body = self._object(ref, payload)
@@ -210,6 +223,14 @@ class KubeStore(StateStore):
                     body["metadata"]["resourceVersion"] = version
                     written = self.kube.replace(self.resource, ref.namespace, ref.name, body)
                 break
+            except NoAnswer:
+                # No attempt was answered; the write may have landed all the same (its answer
+                # lost): read back before calling it failed.
+                current = self.kube.get(self.resource, ref.namespace, ref.name)
+                if current and _annotations(current).get(_SAVE_ID) == save_id:
+                    written = current
+                    break
+                raise
             except (Conflict, NotFound):
                 # Someone wrote in between. Go on only if the state itself is what we read
                 # (a label or annotation changed); a newer state is never overwritten.
@@ -248,7 +269,7 @@ class KubeStore(StateStore):
         prefix = f"{ref.name}-{keep['generation']}-" if keep else None
         try:
             listed = self.kube.list_metadata(
-                self.resource, ref.namespace, f"{_CHUNK_OF}={ref.name}"
+                self.resource, ref.namespace, f"{_CHUNK_OF}={label_value(ref.name)}"
             )
         except StoreError:
             return  # e.g. `list` not granted: the orphans wait, nothing else is at stake
@@ -269,7 +290,7 @@ class KubeStore(StateStore):
         """Create one chunk object; its JSON is built around the chunk's base64 (no escaping
         needed) and sent as bytes, and the server's echo of it is not parsed."""
         name = _chunk_name(ref, {"generation": generation}, index)
-        body = self._base_body(name, ref, {_CHUNK_OF: ref.name})
+        body = self._base_body(name, ref, {_CHUNK_OF: label_value(ref.name)})
         head = json.dumps(body, separators=(",", ":"))[:-1]
         field = self.object_kind.binary_field
         head += f',"{field}":{{"{codec.CHUNK_KEY}":"'
@@ -280,11 +301,14 @@ class KubeStore(StateStore):
                 b"".join((head.encode(), chunk, b'"}}')),
                 answer=False,
             )
-        except Conflict:
-            # Generations are random and chunk objects never rewritten: this is our own create,
-            # retried after its answer was lost. Make sure of it.
-            existing = self.kube.get(self.resource, ref.namespace, name) or {}
-            if (existing.get(field) or {}).get(codec.CHUNK_KEY) != chunk.decode("ascii"):
+        except (Conflict, NoAnswer) as exc:
+            # Generations are random and chunk objects never rewritten: an object of this name
+            # is our own create, retried after its answer was lost (or never answered at all).
+            # Make sure of it.
+            existing = self.kube.get(self.resource, ref.namespace, name)
+            if existing is None and isinstance(exc, NoAnswer):
+                raise
+            if ((existing or {}).get(field) or {}).get(codec.CHUNK_KEY) != chunk.decode("ascii"):
                 raise StoreError(
                     f"{self.describe(ref)}: chunk object {name} already exists with other "
                     "content; not saving"
@@ -383,8 +407,13 @@ class _Seen:
     manifest: dict[str, Any] | None
 
 
+def chunk_name(name: str, generation: str, index: int) -> str:
+    """The name of chunk `index` of generation `generation` of the state named `name`."""
+    return f"{name}-{generation}-{index}"
+
+
 def _chunk_name(ref: StateRef, manifest: dict[str, Any], index: int) -> str:
-    return f"{ref.name}-{manifest['generation']}-{index}"
+    return chunk_name(ref.name, manifest["generation"], index)
 
 
 _CHUNK_SUFFIX = re.compile(r"-[0-9a-f]{16}-(0|[1-9][0-9]*)")  # what _chunk_name appends
@@ -398,7 +427,7 @@ def _is_chunk_of(ref: StateRef, metadata: dict[str, Any]) -> bool:
     return (
         isinstance(name, str)
         and metadata.get("namespace", ref.namespace) == ref.namespace
-        and labels.get(_CHUNK_OF) == ref.name
+        and labels.get(_CHUNK_OF) == label_value(ref.name)
         and name.startswith(f"{ref.name}-")
         and _CHUNK_SUFFIX.fullmatch(name, len(ref.name)) is not None
     )

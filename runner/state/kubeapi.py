@@ -3,6 +3,10 @@ with bounded retries for transient failures and every refusal explained in words
 can act on. Apart from the stores so that they speak in objects (get, create, replace, delete)
 and the lease lock shares the same transport, retries and error messages.
 
+Each request's answer is awaited in slices, the request itself running on a daemon thread,
+so that a signal is acted on while the API hangs: after a signal, waits on the API end within
+the grace period (runner/interrupts.py) with Interrupted, the request left to its thread.
+
 Objects travel as plain dicts: no model classes are built, which keeps large states cheap, and
 `binaryData` stays exactly as the server sent it. The `kubernetes` package supplies the
 configuration, the credentials and the connection pool; requests go to that pool directly, with
@@ -16,14 +20,18 @@ object the server echoes back).
 from __future__ import annotations
 
 import json
+import os
 import random
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from runner.errors import Problem, StoreError
-from runner.settings import KUBE_ATTEMPTS
+from runner import interrupts
+from runner.errors import Interrupted, Problem, StoreError
+from runner.settings import KILL_GRACE, KUBE_ATTEMPTS, format_duration
 from runner.state.base import NotFound
+from runner.state.kubeconfig import kubeconfig_files
 
 # resource -> (API prefix, API group for RBAC, kind)
 RESOURCES = {
@@ -34,6 +42,11 @@ RESOURCES = {
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "DELETE": "delete"}
 _METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 _TRANSIENT = {429, 500, 502, 503, 504}
+
+
+class NoAnswer(StoreError):
+    """No attempt got an answer (connection errors, 5xx, 429): a write may have landed all the
+    same, so a caller that can tell its own write reads back before calling it failed."""
 
 
 class Conflict(Exception):
@@ -50,13 +63,17 @@ def load_client(environ: Mapping[str, str]) -> Any:
 
     configuration_mod, api_client_mod, config = client_modules()
     configuration = configuration_mod.Configuration()
+    in_cluster = bool(environ.get("KUBERNETES_SERVICE_HOST"))
+    named = environ.get("KUBECONFIG") or None
+    files = None
+    if not in_cluster and named is not None:
+        # A clear error naming the file that is not a kubeconfig; the rest, for the loader.
+        files = os.pathsep.join(kubeconfig_files(named))
     try:
-        if environ.get("KUBERNETES_SERVICE_HOST"):
+        if in_cluster:
             config.load_incluster_config(client_configuration=configuration)
         else:
-            config.load_kube_config(
-                config_file=environ.get("KUBECONFIG") or None, client_configuration=configuration
-            )
+            config.load_kube_config(config_file=files, client_configuration=configuration)
     except config.ConfigException as exc:
         raise StoreError(
             Problem(
@@ -65,6 +82,25 @@ def load_client(environ: Mapping[str, str]) -> Any:
                 "locally with --state-store local:DIR",
             )
         ) from None
+    except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
+        # The loader's own checks stop at the file's shape: an entry without its fields
+        # (a cluster with no server) ends here. Only the exception's kind and first line are
+        # told: a kubeconfig holds credentials.
+        where = f"KUBECONFIG {named}" if named else "the kubeconfig (~/.kube/config)"
+        raise StoreError(
+            Problem(
+                f"{where} is not a usable kubeconfig: {type(exc).__name__}: {_first_line(exc)}",
+                hint="check it with `kubectl config view`",
+            )
+        ) from None
+    if not configuration.host or configuration.host.rstrip("/").endswith(("://", ":")):
+        where = f"KUBECONFIG {named}" if named else "the kubeconfig"
+        raise StoreError(
+            Problem(
+                f"{where} names no API server for its current context",
+                hint="set the cluster's server: (`kubectl config view --minify` shows it)",
+            )
+        )
     configuration.retries = False  # we retry ourselves, with backoff and only where safe
     return api_client_mod.ApiClient(configuration)
 
@@ -73,17 +109,23 @@ class Kube:
     """A thin JSON client for the few resources the state stores use."""
 
     def __init__(
-        self, api_client: Any, attempts: int = 6, backoff: float = 0.2, max_backoff: float = 5.0
+        self,
+        api_client: Any,
+        attempts: int = 6,
+        backoff: float = 0.2,
+        max_backoff: float = 5.0,
+        grace: float = KILL_GRACE.default,
     ) -> None:
         self.api = api_client
         self.attempts = attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.grace = grace  # how long API waits go on after a signal (runner/interrupts.py)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Kube:
         attempts = KUBE_ATTEMPTS.read(environ)
-        return cls(load_client(environ), attempts=attempts)
+        return cls(load_client(environ), attempts=attempts, grace=KILL_GRACE.read(environ))
 
     @property
     def host(self) -> str:
@@ -96,9 +138,11 @@ class Kube:
             pass
 
     # -- verbs -----------------------------------------------------------------------------
-    def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+    def get(
+        self, resource: str, namespace: str, name: str, *, within: float | None = None
+    ) -> dict[str, Any] | None:
         try:
-            return self.request("GET", resource, namespace, name)
+            return self.request("GET", resource, namespace, name, within=within)
         except NotFound:
             return None
 
@@ -128,9 +172,15 @@ class Kube:
         return self.request("POST", resource, namespace, None, body, answer=answer)
 
     def replace(
-        self, resource: str, namespace: str, name: str, body: dict[str, Any] | bytes
+        self,
+        resource: str,
+        namespace: str,
+        name: str,
+        body: dict[str, Any] | bytes,
+        *,
+        within: float | None = None,
     ) -> dict[str, Any]:
-        return self.request("PUT", resource, namespace, name, body)
+        return self.request("PUT", resource, namespace, name, body, within=within)
 
     def delete(
         self, resource: str, namespace: str, name: str, resource_version: str | None = None
@@ -156,10 +206,15 @@ class Kube:
         answer: bool = True,
         query: str = "",
         accept: str = "application/json",
+        within: float | None = None,
     ) -> dict[str, Any]:
         """One API call; retried on 5xx/429/connection errors. Raises NotFound for 404,
         Conflict for 409, StoreError for everything a retry can't fix. `body` is a JSON-able
-        value or its JSON as bytes; with answer=False the response body is not parsed ({})."""
+        value or its JSON as bytes; with answer=False the response body is not parsed ({}).
+
+        Waits end at the grace period's end once a signal came (Interrupted); with `within`,
+        the call ends after that many seconds whatever happens (NoAnswer, or Interrupted after
+        a signal), and the grace period doesn't apply: a lock's release, best effort."""
         prefix = RESOURCES[resource][0]
         path = f"{prefix}/namespaces/{namespace}/{resource}" + (f"/{name}" if name else "")
         if query:
@@ -171,9 +226,11 @@ class Kube:
             payload = json.dumps(body, separators=(",", ":")).encode("utf-8")
         delay = self.backoff
         last = ""
+        limit = None if within is None else time.monotonic() + within
+        call = _Call(self, f"{method} {resource} in {namespace}", limit)
         for attempt in range(1, self.attempts + 1):
             try:
-                data = self._send(method, path, payload, accept)
+                data = call.wait(lambda: self._send(method, path, payload, accept))
                 return json.loads(data) if data and answer else {}
             except Exception as exc:
                 status = getattr(exc, "status", None)
@@ -189,11 +246,10 @@ class Kube:
                 else:
                     self._raise_for(exc, method, resource, namespace, name)
             if attempt < self.attempts:
-                time.sleep(
-                    delay * (0.5 + random.random())
-                )  # jitter: concurrent runs don't retry in step
+                # Jitter: concurrent runs don't retry in step.
+                call.sleep(delay * (0.5 + random.random()), last)
                 delay = min(delay * 2, self.max_backoff)
-        raise StoreError(
+        raise NoAnswer(
             Problem(
                 f"the Kubernetes API at {self.host} did not answer {method} {resource} in {namespace} "
                 f"after {self.attempts} attempts: {last}",
@@ -271,6 +327,75 @@ class Kube:
         raise StoreError(
             f"the API server answered {status} to {method} {what}: {message or reason}"
         )
+
+
+class _Call:
+    """The waits of one API call (its attempts' answers and the backoff between them), each
+    ended by the call's deadline: the grace period's end once a signal came, or `limit`."""
+
+    def __init__(self, kube: Kube, what: str, limit: float | None) -> None:
+        self.kube = kube
+        self.what = what
+        self.limit = limit
+
+    def deadline(self) -> float | None:
+        if self.limit is None:
+            # Kept once known: a background thread's deadline is its own.
+            self.limit = interrupts.api_deadline(self.kube.grace)
+        return self.limit
+
+    def wait(self, send: Any) -> bytes:
+        """What `send()` returns (or raises), run on a daemon thread and awaited in slices, so
+        that the deadline is kept however long the server takes to answer."""
+        self._check("")
+        outcome: list[Any] = []
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                outcome.append((True, send()))
+            except BaseException as exc:  # handed to the waiting thread
+                outcome.append((False, exc))
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="kube-request", daemon=True).start()
+        while not done.wait(interrupts.SLICE_SECONDS):
+            self._check("no answer yet")
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        data: bytes = value
+        return data
+
+    def sleep(self, seconds: float, last: str) -> None:
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            self._check(last)
+            time.sleep(min(left, interrupts.SLICE_SECONDS))
+        self._check(last)
+
+    def _check(self, last: str) -> None:
+        deadline = self.deadline()
+        if deadline is None or time.monotonic() < deadline:
+            return
+        signum = interrupts.received()
+        why = f" ({last})" if last else ""
+        if signum is None:
+            raise NoAnswer(
+                f"the Kubernetes API at {self.kube.host} did not answer {self.what} in time{why}"
+            )
+        stopped = Interrupted(signum)
+        grace = format_duration(max(self.kube.grace, interrupts.MIN_API_GRACE))
+        stopped.problems = [
+            Problem(
+                f"{stopped.problems[0].message}: stopped waiting for the Kubernetes API to "
+                f"answer {self.what}{why}",
+                hint=f"after a signal, requests to the API get {grace} (RUNNER_KILL_GRACE)",
+            )
+        ]
+        stopped.args = (stopped.problems[0].format(),)
+        raise stopped
 
 
 def forbidden_problem(verb: str, resource: str, namespace: str, message: str) -> Problem:

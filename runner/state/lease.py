@@ -18,14 +18,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from runner import interrupts
-from runner.errors import LockHeld, StoreError
+from runner.errors import LockHeld, RunnerError
 from runner.settings import format_duration
 from runner.state.base import NotFound, WaitNotice
-from runner.state.kubeapi import Conflict, Kube
+from runner.state.kubeapi import Conflict, Kube, NoAnswer
 from runner.state.lock import RenewedLock
 
 if TYPE_CHECKING:
     from runner.log import Logger
+
+RELEASE_SECONDS = 10.0  # the most a release waits for the API; then the Lease expires instead
+RELEASE_AFTER_SIGNAL = 2.0  # ... once a signal came: the pod's grace period is short
 
 
 def micro_time(moment: float | None = None) -> str:
@@ -110,6 +113,8 @@ class LeaseLock(RenewedLock):
                     return None, None
                 except Conflict:
                     return "another run", None  # it was created between our read and write
+                except NoAnswer:
+                    return self._ours_after_no_answer()
             spec = lease.get("spec") or {}
             holder = spec.get("holderIdentity")
             renewed = parse_time(spec.get("renewTime")) or parse_time(spec.get("acquireTime"))
@@ -132,6 +137,17 @@ class LeaseLock(RenewedLock):
                 return None, None
             except Conflict:
                 return holder or "another run", expires_in
+            except NoAnswer:
+                return self._ours_after_no_answer()
+
+    def _ours_after_no_answer(self) -> tuple[str | None, float | None]:
+        """A take whose every attempt went unanswered may have landed: the Lease names this
+        run (its identity is unique to the process) if it did. Raise NoAnswer if it didn't."""
+        lease = self.kube.get("leases", self.namespace, self.name)
+        if lease is not None and (lease.get("spec") or {}).get("holderIdentity") == self.identity:
+            self._lease = lease
+            return None, None
+        raise NoAnswer(f"the Kubernetes API did not answer taking {self.describe()}")
 
     def _body(self, now: float, transitions: int) -> dict[str, Any]:
         stamp = micro_time(now)
@@ -155,32 +171,61 @@ class LeaseLock(RenewedLock):
                 return
             stamped = time.monotonic()
             body = dict(self._lease)
-            body["spec"] = {**self._lease["spec"], "renewTime": micro_time()}
+            stamp = micro_time()
+            body["spec"] = {**self._lease["spec"], "renewTime": stamp}
             try:
                 self._lease = self.kube.replace("leases", self.namespace, self.name, body)
                 self.renewed(stamped)
-            except (Conflict, NotFound):
+            except (Conflict, NotFound, NoAnswer):
+                # Another write in between, or ours landed with its answer lost: read back.
                 current = self.kube.get("leases", self.namespace, self.name)
-                holder = ((current or {}).get("spec") or {}).get("holderIdentity")
+                spec = (current or {}).get("spec") or {}
+                holder = spec.get("holderIdentity")
                 if holder != self.identity:
                     self.lose(f"{holder} took it" if holder else "it was released or deleted")
                 elif current is not None:
                     self._lease = current
+                    if spec.get("renewTime") == stamp:
+                        self.renewed(stamped)  # our renewal landed unanswered
 
     # -- release -------------------------------------------------------------------------------
     def release(self) -> None:
+        """Free the Lease, best effort and in bounded time (RELEASE_SECONDS, less after a
+        signal): if the API doesn't answer, the Lease expires on its own."""
+        bound = RELEASE_AFTER_SIGNAL if interrupts.received() is not None else RELEASE_SECONDS
+        end = time.monotonic() + bound
         self.stop_renewing()
-        with self._mutex:
+        # The renewer may be stuck in a request that holds the mutex: don't wait past `end`.
+        if not self._mutex.acquire(timeout=bound):
+            return
+        try:
             if self._lease is None or self.lost:
                 return
-            body = dict(self._lease)
-            body["spec"] = {
-                **self._lease["spec"],
-                "holderIdentity": None,
-                "renewTime": micro_time(),
-            }
+
+            def left() -> float:
+                return max(0.01, end - time.monotonic())
+
+            name = self.name
             try:
-                self.kube.replace("leases", self.namespace, self.name, body)
-            except (Conflict, NotFound, StoreError):
+                try:
+                    freed = self._freed(self._lease)
+                    self.kube.replace("leases", self.namespace, name, freed, within=left())
+                except (Conflict, NoAnswer):
+                    # Our last renewal may have landed unanswered (a newer resourceVersion), or
+                    # this release did: read back, and free it once more if it is still ours.
+                    current = self.kube.get("leases", self.namespace, name, within=left())
+                    holder = ((current or {}).get("spec") or {}).get("holderIdentity")
+                    if current is not None and holder == self.identity:
+                        freed = self._freed(current)
+                        self.kube.replace("leases", self.namespace, name, freed, within=left())
+            except (Conflict, RunnerError):
                 pass  # it expires on its own; never fail a finished run over a release
             self._lease = None
+        finally:
+            self._mutex.release()
+
+    @staticmethod
+    def _freed(lease: dict[str, Any]) -> dict[str, Any]:
+        body = dict(lease)
+        body["spec"] = {**lease["spec"], "holderIdentity": None, "renewTime": micro_time()}
+        return body

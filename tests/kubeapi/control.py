@@ -44,9 +44,14 @@ class Faults:
     only: frozenset[str] | None = None
     rng: random.Random = field(default_factory=random.Random)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    hang: bool = False  # requests get no answer until these faults are replaced
+    resources: frozenset[str] | None = None  # only requests on these (plural) resources
+    released: threading.Event = field(default_factory=threading.Event)  # set: hangs end
 
-    def applies(self, verb: str) -> bool:
-        return self.only is None or verb in self.only
+    def applies(self, verb: str, resource: str | None = None) -> bool:
+        return (self.only is None or verb in self.only) and (
+            self.resources is None or resource in self.resources
+        )
 
     def roll(self, share: float) -> bool:
         if share <= 0:
@@ -79,13 +84,25 @@ def make_faults(
     seed: int | None = None,
     only: Iterable[str] | None = None,
     lost_response_rate: float = 0.0,
+    hang: bool = False,
+    resources: Iterable[str] | None = None,
 ) -> Faults:
     if only is not None:
         only = frozenset(only)
         unknown = only - set(VERBS)
         if unknown:
             raise ValueError(f"unknown verbs {sorted(unknown)}; expected some of {VERBS}")
-    return Faults(rate, status, reset_rate, latency, lost_response_rate, only, random.Random(seed))
+    return Faults(
+        rate,
+        status,
+        reset_rate,
+        latency,
+        lost_response_rate,
+        only,
+        random.Random(seed),
+        hang=hang,
+        resources=None if resources is None else frozenset(resources),
+    )
 
 
 @dataclass

@@ -148,7 +148,14 @@ class Handler(BaseHTTPRequestHandler):
             "DELETE": "delete",
         }.get(self.command, "get")
         faults = self.api._faults
-        if faults.applies(verb):
+        plural = route.resource.plural if route.resource is not None else None
+        if faults.applies(verb, plural):
+            if faults.hang:
+                with self.api._requests_lock:
+                    self.api.hanging += 1
+                faults.released.wait()
+                self._reset()  # the hang ends with the connection dropped, nothing done
+                return
             if faults.latency:
                 time.sleep(faults.latency)
             if faults.roll(faults.reset_rate):
@@ -171,7 +178,7 @@ class Handler(BaseHTTPRequestHandler):
             traceback.print_exc()
             crash = e.internal(f"{type(exc).__name__}: {exc}")
             code, answer, headers = crash.code, crash.status(), {}
-        if faults.applies(verb) and faults.roll(faults.lost_response_rate):
+        if faults.applies(verb, plural) and faults.roll(faults.lost_response_rate):
             self._reset()  # the write happened; the client never hears about it
             return
         self._send(code, answer, headers)

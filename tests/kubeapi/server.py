@@ -265,6 +265,7 @@ class FakeKubeAPI:
         self.store = Store()
         self.verbose = verbose
         self.requests: list[tuple[str, str, int]] = []
+        self.hanging = 0  # requests that hung (fail(hang=True)), answered or not since
         self._requests_lock = threading.Lock()
         self._faults: Faults = make_faults()
         self._rules = Rules()
@@ -304,6 +305,7 @@ class FakeKubeAPI:
         return self
 
     def stop(self) -> None:
+        self._faults.released.set()
         self.store.close()
         if self._thread is not None:
             self._server.shutdown()
@@ -415,6 +417,8 @@ preferences: {{}}
         seed: int | None = None,
         only: Iterable[str] | None = None,
         lost_response_rate: float = 0.0,
+        hang: bool = False,
+        resources: Iterable[str] | None = None,
     ) -> None:
         """Injects faults into requests whose verb is in `only` (default all); fail() clears.
 
@@ -423,10 +427,16 @@ preferences: {{}}
         the rest are served, then a share `lost_response_rate` of those get a reset, not the answer
         (the write happened, the client can't know). `seed` makes the draws reproducible.
         Reset requests are recorded with status 0.
+
+        With `hang`, requests get no answer at all (`hanging` counts them) until the next
+        fail() or stop(); then their connections are reset, with nothing done. `resources`
+        (plural names: configmaps, leases) limits the faults to requests on those.
         """
+        old = self._faults
         self._faults = make_faults(
-            rate, status, reset_rate, latency, seed, only, lost_response_rate
+            rate, status, reset_rate, latency, seed, only, lost_response_rate, hang, resources
         )
+        old.released.set()
 
     # --- objects -------------------------------------------------------------------------------
 

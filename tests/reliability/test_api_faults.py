@@ -85,9 +85,10 @@ def test_runs_under_api_faults_never_lose_or_duplicate_an_update(tmp_path, ledge
 
 @pytest.mark.parametrize("fault", ["503", "lost-answer"])
 def test_an_api_that_fails_while_saving_exits_3_with_a_whole_state(kube, pipeline, tmp_path, fault):
-    """The command ran, then every write is refused (503), or every update lands but its answer
-    is lost: exit 3 after bounded retries, and the stored state is the old one (refused) or the
-    new one (landed), whole; once the API is back the next run counts on from it."""
+    """The command ran, then every write is refused (503): exit 3 after bounded retries, and the
+    stored state is the old one, whole. Or every update lands but its answer is lost: read back,
+    the save is there, so the run succeeds (tests/reliability/test_lost_answers.py). Once the
+    API is back the next run counts on from it."""
     counter_step(pipeline, "configmap", big=BIG)
     assert pipeline.run("run").returncode == 0
     if fault == "503":  # chunks, main object and Lease release all refused
@@ -97,9 +98,12 @@ def test_an_api_that_fails_while_saving_exits_3_with_a_whole_state(kube, pipelin
     then = json.dumps({"url": kube.url, "fail": fail})
     result = pipeline.run("run", "--lock-wait", "5", env={"BUMP_THEN_FAIL": then,
                                                           "RUNNER_KUBE_ATTEMPTS": "3"})
-    assert result.returncode == 3, result.stderr
     assert "count is 2" in result.stdout
-    assert "did not answer" in result.stderr and "after 3 attempts" in result.stderr
+    if fault == "503":
+        assert result.returncode == 3, result.stderr
+        assert "did not answer" in result.stderr and "after 3 attempts" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
     kept = state_number(stored(kube, tmp_path), BIG)
     assert kept == (1 if fault == "503" else 2), result.stderr
     kube.fail()

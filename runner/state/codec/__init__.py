@@ -42,7 +42,7 @@ This package's names below are what the store and the tests use.
 from __future__ import annotations
 
 from runner.state.base import digest
-from runner.state.codec.chunks import CHUNK_BYTES, CHUNK_KEY, ChunkedDecoder
+from runner.state.codec.chunks import CHUNK_BYTES, CHUNK_KEY, MAX_CHUNKS, ChunkedDecoder
 from runner.state.codec.decoding import decode, decode_digest, decode_with_digest
 from runner.state.codec.encoding import MAX_OBJECT_BYTES, Encoding, Payload, encode, encode_stream
 from runner.state.codec.errors import CorruptState, UnsupportedFormat
@@ -58,6 +58,7 @@ __all__ = [
     "FORMAT_ANNOTATION",
     "GZIP",
     "MANIFEST_KEY",
+    "MAX_CHUNKS",
     "MAX_OBJECT_BYTES",
     "PLAIN",
     "ChunkedDecoder",

@@ -24,6 +24,10 @@ from runner.state.codec.manifests import manifest
 
 CHUNK_BYTES = 900 * 1024
 """Compressed archive bytes per chunk object (decoded; base64 adds a third on the wire)."""
+MAX_CHUNKS = 10_000
+"""The most chunk objects a state may take (about 8.6 GiB compressed, more than etcd's whole
+default quota): chunk indexes have at most 4 digits, so the longest chunk name is known and a
+state name is checked against it before anything runs."""
 CHUNK_KEY: Final = "chunk"
 """The only key in a chunk object's ``.binaryData`` (ConfigMap) or ``.data`` (Secret)."""
 
@@ -46,6 +50,11 @@ class ChunkWriter:
             yield self._emit(self.limit)
 
     def _emit(self, length: int) -> bytes:
+        if self.count >= MAX_CHUNKS:
+            raise ValueError(
+                f"the state is too large: more than {MAX_CHUNKS} chunk objects of "
+                f"{CHUNK_BYTES // 1024} KiB compressed"
+            )
         with memoryview(self._buffer) as view, view[:length] as head:
             encoded = base64.b64encode(head)
         del self._buffer[:length]
