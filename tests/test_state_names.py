@@ -153,3 +153,11 @@ def test_a_state_past_the_most_chunks_is_a_store_error(api, tmp_path, monkeypatc
     with pytest.raises(StoreError, match="too large: more than 1 chunk objects"):
         store.save(ref, {"big": random.Random(1).randbytes(1_200_000)})
     assert store.load(ref).files == {"small": b"1"}
+
+
+def test_the_local_store_keeps_room_for_its_lock_file_name() -> None:
+    from runner.state.local import LocalStore
+
+    assert LocalStore.name_problem("a" * 248) is None
+    problem = LocalStore.name_problem("a" * 249)
+    assert problem is not None and "NAME.lock" in problem and "use at most 248" in problem

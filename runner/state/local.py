@@ -30,6 +30,7 @@ from runner import interrupts
 from runner.errors import LockHeld, StoreError
 from runner.state.base import (
     UNCHECKED,
+    DerivedName,
     Expected,
     HeldLock,
     Loaded,
@@ -61,6 +62,11 @@ class LocalStore(StateStore):
 
     def _dir(self, ref: StateRef) -> Path:
         return self.root / ref.namespace / ref.name
+
+    @classmethod
+    def derived_names(cls, name: str) -> tuple[DerivedName, ...]:
+        """The lock file beside the state's folder, `NAME.lock`: a file name too."""
+        return (DerivedName("lock file", "NAME.lock", f"{name}.lock"),)
 
     def describe(self, ref: StateRef) -> str:
         return f"local {self._dir(ref)}"
