@@ -72,11 +72,15 @@ def _version() -> str:
 
 
 def report(exc: RunnerError, log_format: str, stderr: TextIO) -> None:
-    """A user-facing error: `FILE:LINE:COL: PATH: message` lines, or JSON log records."""
+    """A user-facing error: `FILE:LINE:COL: PATH: message` lines, or JSON log records; masked,
+    since a message may quote a value read from a command's output."""
+    from runner.masking import session_masker
+
+    masker = session_masker()
     if log_format == "json":
         from runner.log import Logger
 
-        log = Logger("json", stream=stderr)
+        log = Logger("json", masker, stream=stderr)
         for problem in exc.problems:
             log.error(
                 problem.message,
@@ -89,7 +93,8 @@ def report(exc: RunnerError, log_format: str, stderr: TextIO) -> None:
             )
         return
     for problem in exc.problems:
-        print(problem.format() if problem.file else f"runner: {problem.format()}", file=stderr)
+        text = masker.mask(problem.format())
+        print(text if problem.file else f"runner: {text}", file=stderr)
 
 
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:

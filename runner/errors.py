@@ -103,11 +103,3 @@ class Interrupted(RunnerError):
         self.exit_code = (
             ExitCode(128 + signum) if 128 + signum in (130, 143) else ExitCode.INTERRUPTED
         )
-
-
-class HandedToKratix(RunnerError):
-    """A step asked Kratix, in workflow-control.yaml, to retry the workflow later or suspend it
-    (an unmet `waitFor`, a `suspend`): no further step runs, and the run exits 0, because Kratix
-    reads the file only once every container exited 0."""
-
-    exit_code = ExitCode.OK

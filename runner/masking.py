@@ -183,7 +183,7 @@ _session_masker: Masker | None = None
 
 
 def set_session_masker(masker: Masker) -> None:
-    """Make `masker` the one `session_masker()` returns (`start_session` does)."""
+    """Make `masker` the one `session_masker()` returns (a run's session does)."""
     global _session_masker
     _session_masker = masker
 

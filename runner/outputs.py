@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,34 +46,87 @@ def record(
 
 
 class Pending(Exception):
-    """A template or expression read the outputs of a step that runs earlier in this run:
-    the reader is prepared again once that step has run."""
+    """A template or expression read the outputs of a step not run yet (earlier in this run,
+    or, for a preview, any step that recorded nothing): what reads it is decided at its turn."""
 
     def __init__(self, step: str) -> None:
         super().__init__(step)
         self.step = step
 
 
-class _PendingOutputs(Mapping[str, Any]):
-    """The outputs of a step not run yet: every name exists, and reading one is Pending (or,
-    for `runner plan`, a placeholder text)."""
+class _Outputs(Mapping[str, Any]):
+    """One step's outputs as readers see them. What it recorded; any name it did not record
+    is null (a step skipped or not selected records nothing, and its readers still run); or,
+    for a step not run yet, Pending."""
 
-    def __init__(self, step: str, placeholder: bool) -> None:
-        self.step, self.placeholder = step, placeholder
+    def __init__(self, step: str, values: Mapping[str, Any], pending: bool) -> None:
+        self.step, self.recorded, self.pending = step, values, pending
 
     def __contains__(self, key: object) -> bool:
         return True
 
     def __getitem__(self, key: str) -> Any:
-        if self.placeholder:
-            return f"(steps.{self.step}.outputs.{key}, once {self.step} has run)"
-        raise Pending(self.step)
+        if self.pending:
+            raise Pending(self.step)
+        return self.recorded.get(key)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(())
+        if self.pending:
+            raise Pending(self.step)
+        return iter(self.recorded)
 
     def __len__(self) -> int:
-        return 0
+        return len(self.recorded)
+
+
+class StepsSeen(Mapping[str, Any]):
+    """`steps` as templates and expressions see it: `steps.NAME.outputs.X` for every NAME.
+
+    `recorded`: each step's recorded outputs; `marked`: which of them are sensitive;
+    `pending`: steps whose outputs are not known yet (None: every step that recorded nothing).
+    """
+
+    def __init__(
+        self,
+        recorded: Mapping[str, Mapping[str, Any]] | None = None,
+        marked: Mapping[str, frozenset[str]] | None = None,
+        pending: frozenset[str] | None = frozenset(),
+    ) -> None:
+        self.recorded = dict(recorded or {})
+        self.marked = dict(marked or {})
+        self.pending = pending
+
+    def waiting_for(self, name: str) -> bool:
+        if self.pending is None:
+            return name not in self.recorded
+        return name in self.pending
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str)
+
+    def __getitem__(self, name: str) -> Any:
+        outputs = self.recorded.get(name, {})
+        return {"outputs": _Outputs(name, outputs, self.waiting_for(name))}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.recorded)
+
+    def __len__(self) -> int:
+        return len(self.recorded)
+
+    def without(self, names: frozenset[str]) -> StepsSeen:
+        """The same, the records of `names` dropped: their outputs read as null."""
+        recorded = {k: v for k, v in self.recorded.items() if k not in names}
+        return StepsSeen(recorded, self.marked, self.pending)
+
+    def sensitive_values(self) -> list[Any]:
+        """The recorded values marked sensitive, to teach the masker."""
+        return [
+            outputs[name]
+            for step, outputs in self.recorded.items()
+            for name in self.marked.get(step, ())
+            if name in outputs
+        ]
 
 
 _STEPS_READ = re.compile(r"""steps\.(?:"([^"]+)"|([A-Za-z_][A-Za-z0-9_-]*))\.outputs\b""")
@@ -96,24 +149,18 @@ def steps_read(step: Step) -> set[str]:
     return found
 
 
-def recorded_steps(
-    metadata_dir: Path, pending: Iterable[str] = (), *, placeholder: bool = False
-) -> tuple[dict[str, Any], list[Any]]:
-    """`steps` as templates and expressions see it, {STEP: {"outputs": {...}}}, from what
-    earlier steps recorded; and the sensitive values among them, to mask. `pending`: steps
-    that run earlier in this run, whose outputs are not known yet."""
-    steps: dict[str, Any] = {}
-    sensitive: list[Any] = []
+def recorded_steps(metadata_dir: Path, pending: frozenset[str] | None = frozenset()) -> StepsSeen:
+    """`steps` from what steps recorded in the metadata folder (this run's and earlier
+    containers'). `pending`: steps whose outputs are not known yet; None: every step that
+    recorded nothing (a preview of one step)."""
+    recorded: dict[str, dict[str, Any]] = {}
+    marked: dict[str, frozenset[str]] = {}
     folder = metadata_dir / OUTPUTS_FOLDER
     for file in sorted(folder.glob("*.json")) if folder.is_dir() else ():
-        name, outputs, marked = _read(file)
-        # "sensitive" is not a name templates may read (validate allows steps.X.outputs.Y
-        # only): it tells sensitive_names() which of these are.
-        steps[name] = {"outputs": outputs, "sensitive": marked}
-        sensitive += [outputs[k] for k in marked if k in outputs]
-    for name in pending:
-        steps[name] = {"outputs": _PendingOutputs(name, placeholder)}
-    return steps, sensitive
+        name, outputs, sensitive = _read(file)
+        recorded[name] = outputs
+        marked[name] = frozenset(sensitive)
+    return StepsSeen(recorded, marked, pending)
 
 
 def _read(file: Path) -> tuple[str, dict[str, Any], list[str]]:
@@ -136,19 +183,16 @@ def _read(file: Path) -> tuple[str, dict[str, Any], list[str]]:
 def sensitive_names(step: Step, context: Mapping[str, Any]) -> set[str]:
     """The step's values and outputs ("values.X", "outputs.Y") sensitive in this run: marked,
     or built from one that is, here or in a step that recorded it (runner.spec.sensitivity)."""
-    steps = context.get("steps") or {}
-    marked = {
-        name: entry.get("sensitive", ())
-        for name, entry in steps.items()
-        if isinstance(entry, Mapping)
-    }
-    return step.taint.sensitive(marked)
+    steps = context.get("steps")
+    return step.taint.sensitive(steps.marked if isinstance(steps, StepsSeen) else {})
 
 
-def collect(step: Step, workdir: Path, context: Mapping[str, Any], log: Logger) -> dict[str, Any]:
+def collect(
+    step: Step, workdir: Path, context: Mapping[str, Any], log: Logger, dry_run: bool = False
+) -> dict[str, Any]:
     """Every output of a step whose commands succeeded (an expression sees the outputs before
     it). A file that is missing is null, with a warning, unless the output is `required` (then
-    the step fails, exit 1); so does a secret's value in an output not marked sensitive. A
+    the step fails, exit 1; not in a dry run, whose commands may not have written it); so does a secret's value in an output not marked sensitive. A
     sensitive output is masked from here on."""
     masker = log.masker
     sensitive = sensitive_names(step, context)
@@ -162,7 +206,9 @@ def collect(step: Step, workdir: Path, context: Mapping[str, Any], log: Logger) 
             problems.append(_problem(step, output, exc.message))
             continue
         except FileValueError as exc:
-            if output.required:
+            # A dry run may run none of the commands that write it: not knowing is no error.
+            unwritten = dry_run and output.file is not None and not (workdir / output.file).exists()
+            if output.required and not unwritten:
                 problems.append(_problem(step, output, str(exc), "check that a command writes it"))
                 continue
             log.warning(f'output "{output.name}": {exc}; it is null', step=step.name)

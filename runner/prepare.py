@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from runner.errors import InvalidError, Problem
 from runner.inputs import input_env, resolve_inputs
 from runner.kratix import KratixContext
+from runner.outputs import Pending, StepsSeen
 from runner.secrets import resolve_secrets
 from runner.spec.model import Command, Step, feeds_sensitive, state_key
-from runner.spec.source import Document
+from runner.spec.source import Document, PathKey
 from runner.state import NONE, StoreSpec, default_kind, store_class
 from runner.state.base import StateRef
 from runner.template import TemplateError, render, render_path
@@ -48,7 +49,7 @@ class PreparedCommand:
         return self.source.describe() if self.source.script is not None else shlex.join(self.argv)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PreparedStep:
     step: Step
     inputs: dict[str, Any]
@@ -59,12 +60,22 @@ class PreparedStep:
     store: str  # a registered store kind (runner.state.STORES), or none
     state_ref: StateRef | None
     # What templates and expressions read: inputs, values, kratix, steps (outputs come later).
-    context: dict[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = field(default_factory=dict)
     skipped: str | None = None  # why the step's `if:` keeps it from running
+    # The steps whose outputs it reads that have not run yet: what reads them is left as
+    # written (templates unrendered, `if:`s undecided), and the step is prepared again at its
+    # turn. Empty: it is ready to run.
+    waiting_for: frozenset[str] = frozenset()
 
     @property
     def values(self) -> dict[str, Any]:
-        return dict(self.context.get("values", {}))
+        """The values known so far (all of them once the step is ready)."""
+        values = self.context.get("values", {})
+        return dict(getattr(values, "known", values))
+
+    def with_steps(self, steps: Mapping[str, Any]) -> PreparedStep:
+        """The same step, its results reading `steps` (what has been recorded by its turn)."""
+        return replace(self, context={**self.context, "steps": steps})
 
 
 def prepare(
@@ -78,23 +89,30 @@ def prepare(
 ) -> PreparedStep:
     """Resolve everything a run needs, or raise InvalidError with every problem found.
 
-    `steps`: what earlier steps recorded (runner.outputs.recorded_steps); reading the outputs
-    of one that runs earlier in this run raises outputs.Pending.
+    `steps`: what steps have recorded (runner.outputs.recorded_steps). What reads the outputs
+    of one not run yet is left for the step's turn (`waiting_for`).
     """
     # Inputs, values and `if:` first: a step that will not run needs no secrets and renders
     # nothing (its templates may read outputs of a step that was skipped too).
     problems: list[Problem] = []
-    context: dict[str, Any] = {"kratix": ctx.template_values(), "steps": steps or {}}
+    waiting: set[str] = set()
+    context: dict[str, Any] = {"kratix": ctx.template_values(), "steps": steps or StepsSeen()}
     try:
         context["inputs"] = inputs = resolve_inputs(step, request)
     except InvalidError as exc:  # reported with the secrets' problems, below
         problems += exc.problems
         inputs = {}
     if not problems:
-        context["values"] = resolve_values(step, context)
-        if step.condition and not holds(step, step.condition, context, ("spec", "if")):
-            skipped = f"if: {step.condition} is false"
-            return PreparedStep(step, inputs, {}, step.folder, {}, [], NONE, None, context, skipped)
+        context["values"] = values = resolve_values(step, context)
+        waiting.update(getattr(values, "unknown", {}).values())
+        try:
+            if step.condition and not holds(step, step.condition, context, ("spec", "if")):
+                skipped = f"if: {step.condition} is false"
+                return PreparedStep(
+                    step, inputs, {}, step.folder, {}, [], NONE, None, context, skipped
+                )
+        except Pending as exc:  # decided at its turn; until then, check all of it
+            waiting.add(exc.step)
     try:
         secrets = resolve_secrets(step, environ)
     except InvalidError as exc:
@@ -109,22 +127,44 @@ def prepare(
         path: tuple[str | int, ...],
         names: Mapping[str, Any] = context,
         as_path: bool = False,
+        wait: bool = True,
     ) -> str:
-        """`value` rendered from `names`; `as_path`: each value stays inside one path component."""
+        """`value` rendered from `names`; `as_path`: each value stays inside one path component.
+        One that reads what is not known yet stays as written (`wait=False`: raises Pending)."""
         try:
             return (render_path if as_path else render)(value, names)
+        except Pending as exc:
+            waiting.add(exc.step)
+            if not wait:
+                raise
         except TemplateError as exc:
             problems.append(step.document.problem(path, exc.message))
-            return value
+        return value
+
+    def condition(expression: str | None, path: PathKey) -> bool:
+        """Whether a command's `if:` holds; one not known yet holds for now."""
+        try:
+            return not expression or holds(step, expression, context, path)
+        except Pending as exc:
+            waiting.add(exc.step)
+            return True
 
     env = {**ctx.command_env(), **input_env(inputs)}
     env.update({k: text(v, ("spec", "env", k)) for k, v in step.env.items()})
     workdir = (step.folder / text(step.workdir, ("spec", "workdir"), as_path=True)).resolve()
-    commands = [_command(step, c, text, context, secrets) for c in _selected_commands(step, ctx)]
-    store, ref = _state(step, ctx, request, text, environ, store_override)
+    commands = [
+        _command(step, c, text, condition, context, secrets) for c in _selected_commands(step, ctx)
+    ]
+    try:
+        store, ref = _state(step, ctx, request, text, environ, store_override)
+    except Pending:  # its name is decided at its turn
+        store, ref = NONE, None
     if problems:
         raise InvalidError(*problems)
-    return PreparedStep(step, inputs, secrets, workdir, env, commands, store, ref, context)
+    return PreparedStep(
+        step, inputs, secrets, workdir, env, commands, store, ref, context,
+        waiting_for=frozenset(waiting),
+    )  # fmt: skip
 
 
 def _selected_commands(step: Step, ctx: KratixContext) -> tuple[Command, ...]:
@@ -134,11 +174,16 @@ def _selected_commands(step: Step, ctx: KratixContext) -> tuple[Command, ...]:
 
 
 def _command(
-    step: Step, command: Command, text: Any, context: dict[str, Any], secrets: dict[str, str]
+    step: Step,
+    command: Command,
+    text: Any,
+    condition: Any,
+    context: dict[str, Any],
+    secrets: dict[str, str],
 ) -> PreparedCommand:
     path = command.path
     skipped = None
-    if command.condition and not holds(step, command.condition, context, (*path, "if")):
+    if not condition(command.condition, (*path, "if")):
         skipped = f"if: {command.condition} is false"
     if command.script is not None:
         # The script is never rendered: inputs reach it only through the environment.
@@ -191,7 +236,7 @@ def _state(
         # chosen at run time may refuse some: say so before any command runs.
         _check_keys(step, store)
     name = (
-        text(state.name, ("spec", "state", "name"))
+        text(state.name, ("spec", "state", "name"), wait=False)
         if state.name
         else f"{ctx.object.get('name') or 'state'}-{step.name}"
     )
@@ -199,7 +244,7 @@ def _state(
     # `rbac.permissions` grant: the pod's namespace (the request's, unless the Promise sets
     # workflows.config.pipelineNamespace); outside a pod, the request's, as Kratix's default.
     namespace = (
-        text(state.namespace, ("spec", "state", "namespace"))
+        text(state.namespace, ("spec", "state", "namespace"), wait=False)
         if state.namespace
         else pod_namespace(environ)
         or ctx.object.get("namespace")

@@ -8,31 +8,63 @@ before any command runs, else as the caller's error type (CommandFailed, exit 1)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from runner.errors import InvalidError, Problem, RunnerError
 from runner.expressions import ExpressionError, compile_expression, truthy
+from runner.outputs import Pending
 from runner.spec.model import MISSING, Step, Value
 from runner.spec.source import PathKey
 from runner.template import as_text
 from runner.value_types import kind_of
 
 
-def resolve_values(step: Step, context: Mapping[str, Any]) -> dict[str, Any]:
-    """Every value of the step; all problems together, as InvalidError."""
+def resolve_values(step: Step, context: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Every value of the step; all problems together, as InvalidError.
+
+    A value that reads the outputs of a step not run yet (outputs.Pending) is not known yet,
+    nor is one that reads it: the mapping returned raises Pending for those names, so what
+    reads them is decided at its turn too.
+    """
     values: dict[str, Any] = {}
+    unknown: dict[str, str] = {}  # name -> the step whose outputs it waits for
     problems: list[Problem] = []
     for value in step.values:
         try:
-            values[value.name] = _one(value, {**context, "values": values})
+            values[value.name] = _one(value, {**context, "values": _Known(values, unknown)})
+        except Pending as exc:
+            unknown[value.name] = exc.step
         except _Failed as exc:
             problems.append(
                 step.document.problem(exc.path, f'value "{value.name}": {exc}', exc.hint)
             )
     if problems:
         raise InvalidError(*problems)
-    return values
+    return _Known(values, unknown) if unknown else values
+
+
+class _Known(Mapping[str, Any]):
+    """Values, some not known yet: reading one of those is Pending."""
+
+    def __init__(self, values: dict[str, Any], unknown: dict[str, str]) -> None:
+        self.known, self.unknown = values, unknown
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.known or key in self.unknown
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.unknown:
+            raise Pending(self.unknown[key])
+        return self.known[key]
+
+    def __iter__(self) -> Iterator[str]:
+        if self.unknown:  # a read of the whole group waits for all of it
+            raise Pending(next(iter(self.unknown.values())))
+        return iter(self.known)
+
+    def __len__(self) -> int:
+        return len(self.known) + len(self.unknown)
 
 
 def holds(

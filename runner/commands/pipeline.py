@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from runner.commands.common import load_needed, named_steps, select_steps
+from runner.commands.common import load_needed
 from runner.commands.rbac import permissions
+from runner.engine.selection import named_steps, select_steps
 from runner.environment import Environment
 from runner.errors import InvalidError, Problem
 from runner.kratix import KratixContext

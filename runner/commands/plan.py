@@ -6,12 +6,18 @@ import argparse
 import json
 from typing import Any, TextIO
 
-from runner.commands.common import Session, add_kratix_arguments, start_session
-from runner.commands.plan_results import after_commands, outputs, results, retry, shown
+from runner.commands.common import add_kratix_arguments, open_session
+from runner.commands.plan_results import after_commands, decided, outputs, results, retry, shown
 from runner.engine.policy import SaveWhen, StatePolicy, commands_run
+from runner.engine.session import Session
 from runner.environment import Environment
 from runner.prepare import PreparedStep
 from runner.spec.model import StatusFromFile
+
+WAITING = (
+    "it reads outputs of these steps, which have recorded none yet: what reads them is shown "
+    "as written and decided when the step runs"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, env: Environment) -> int:
-    session = start_session(args, args.names, env, preview=True)
+    session = open_session(args, args.names, env, preview=True)
     print_plan(session, env.stdout, args.format)
     return 0
 
@@ -46,7 +52,9 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
             "name": ref.name,
             "namespace": ref.namespace,
             "files": {f.path: f.key for f in step.state.files},
-            "restore": "before the first command" if policy.restore else "no: no command runs",
+            "restore": "before the first command"
+            if prepared.commands
+            else "before its outputs are read (no command runs)",
             "save": "removed after the step succeeds" if policy.remove else saved[policy.save],
             "lock": policy.lock,
         }
@@ -65,7 +73,17 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
         "inputs": prepared.inputs,
         **({"values": prepared.values} if step.values else {}),
         **(
-            {"if": {"expression": step.condition, "holds": not prepared.skipped}}
+            {"waitsFor": sorted(prepared.waiting_for), "note": WAITING}
+            if prepared.waiting_for
+            else {}
+        ),
+        **(
+            {
+                "if": {
+                    "expression": step.condition,
+                    "holds": decided(step, step.condition, prepared.context, ("spec", "if")),
+                }
+            }
             if step.condition
             else {}
         ),

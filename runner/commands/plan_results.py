@@ -7,12 +7,14 @@ placeholder, and a condition that reads an output as decided after the commands.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from runner.errors import InvalidError, RunnerError
 from runner.expressions import ExpressionError, compile_expression
 from runner.kratix import KratixContext
 from runner.manifests import ManifestError, build, load_base, output_path
+from runner.outputs import Pending
 from runner.prepare import PreparedStep
 from runner.render import RenderError, render_data
 from runner.settings import format_duration
@@ -23,6 +25,11 @@ from runner.values import holds
 LATER = "decided after the commands (it reads outputs)"
 
 
+def not_run_yet(step: str) -> str:
+    """What the plan says of something that reads the outputs of a step not run yet."""
+    return f"decided when the step runs: it reads the outputs of {step}, not run yet"
+
+
 def after_commands(prepared: PreparedStep) -> dict[str, Any]:
     """The step's context as its results will see it, outputs shown as placeholders."""
     placeholders = {
@@ -31,11 +38,11 @@ def after_commands(prepared: PreparedStep) -> dict[str, Any]:
     return {**prepared.context, "outputs": placeholders}
 
 
-def shown(value: Any, context: dict[str, Any]) -> Any:
+def shown(value: Any, context: Mapping[str, Any]) -> Any:
     """A templated value as it will be written, or as written when it can't be rendered yet."""
     try:
         return render_data(value, context)
-    except RenderError:
+    except (RenderError, Pending):
         return value
 
 
@@ -81,20 +88,22 @@ def _source(output: Output) -> str:
     return f"from {output.file}{query}{sensitive}"
 
 
-def _decided(step: Step, condition: str, context: dict[str, Any], path: Any) -> bool | str:
+def decided(step: Step, condition: str, context: Mapping[str, Any], path: Any) -> bool | str:
     try:
         if any(name.path[0] == "outputs" for name in compile_expression(condition).names()):
             return LATER
         return holds(step, condition, context, path)
+    except Pending as exc:
+        return not_run_yet(exc.step)
     except (ExpressionError, RunnerError):
         return "cannot be evaluated for this request"
 
 
-def _manifest(step: Step, manifest: Any, context: dict[str, Any], ctx: KratixContext) -> Any:
+def _manifest(step: Step, manifest: Any, context: Mapping[str, Any], ctx: KratixContext) -> Any:
     entry: dict[str, Any] = {"path": shown(manifest.target, context)}
     if manifest.condition:
         entry["if"] = manifest.condition
-        entry["written"] = _decided(step, manifest.condition, context, (*manifest.path, "if"))
+        entry["written"] = decided(step, manifest.condition, context, (*manifest.path, "if"))
         if entry["written"] is False:
             return entry
     try:
@@ -103,6 +112,8 @@ def _manifest(step: Step, manifest: Any, context: dict[str, Any], ctx: KratixCon
         entry["documents"] = build(
             context, documents=manifest.documents, base=base, sets=manifest.set
         )
+    except Pending as exc:
+        entry["documents"] = not_run_yet(exc.step)
     except (ManifestError, RenderError, TemplateError) as exc:
         entry["error"] = exc.message
     except InvalidError as exc:
@@ -110,10 +121,10 @@ def _manifest(step: Step, manifest: Any, context: dict[str, Any], ctx: KratixCon
     return entry
 
 
-def _workflow_control(step: Step, context: dict[str, Any]) -> dict[str, Any]:
+def _workflow_control(step: Step, context: Mapping[str, Any]) -> dict[str, Any]:
     if step.wait_for is not None:
         wait = step.wait_for
-        met = _decided(step, wait.condition, context, ("spec", "waitFor", "condition"))
+        met = decided(step, wait.condition, context, ("spec", "waitFor", "condition"))
         return {
             "waitFor": wait.condition,
             "met": met,
@@ -127,7 +138,7 @@ def _workflow_control(step: Step, context: dict[str, Any]) -> dict[str, Any]:
         applies = (
             True
             if suspend.condition is None
-            else _decided(step, suspend.condition, context, ("spec", "suspend", "if"))
+            else decided(step, suspend.condition, context, ("spec", "suspend", "if"))
         )
         return {
             "suspend": applies,

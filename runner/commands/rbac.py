@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from runner.commands.common import load_needed, named_steps
+from runner.commands.common import load_needed
+from runner.engine.selection import named_steps
 from runner.environment import Environment
 from runner.spec.loader import default_steps_dir
 from runner.spec.model import Step

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from runner.commands.common import add_kratix_arguments, start_session
+from runner.commands.common import add_kratix_arguments, open_session
 from runner.environment import Environment
-from runner.errors import InvalidError
+from runner.errors import InvalidError, Problem
 from runner.state import open_store
 
 
@@ -24,9 +24,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace, env: Environment) -> int:
     # Secrets aren't needed to find a state: don't make operators provide them.
-    session = start_session(args, [args.step], env, need_secrets=False)
+    session = open_session(args, [args.step], env, need_secrets=False, preview=True)
     prepared = session.prepared[0]
     ref = prepared.state_ref
+    if ref is None and prepared.waiting_for and prepared.step.state.files:
+        steps = ", ".join(sorted(prepared.waiting_for))
+        raise InvalidError(
+            Problem(
+                f"the state of step {args.step} is named from the outputs of {steps}, which "
+                f"have recorded none in {session.ctx.metadata_dir}",
+                hint="give --metadata the folder where they recorded them (runner/outputs/)",
+            )
+        )
     if ref is None:
         raise InvalidError(f"step {args.step} keeps no state")
     location = session.store.location_for(prepared.store) if session.store else None

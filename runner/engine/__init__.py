@@ -20,6 +20,7 @@ from typing import Any
 from runner import interrupts
 from runner.engine.commands import CommandLoop
 from runner.engine.manifests import write_destinations, write_manifests
+from runner.engine.outcomes import Outcome, StepOutcome
 from runner.engine.policy import StatePolicy, commands_run
 from runner.engine.results import Results
 from runner.engine.state import StatePhase
@@ -82,15 +83,17 @@ class Engine:
             store.close()
 
     # -- a step ----------------------------------------------------------------------------
-    def run_step(self, prepared: PreparedStep) -> None:
-        """Run one step; raises CommandFailed, StoreError, Interrupted or InvalidError."""
+    def run_step(self, prepared: PreparedStep) -> StepOutcome:
+        """Run one step, ready to run (`waiting_for` nothing); what became of it. Raises
+        CommandFailed, StoreError, Interrupted or InvalidError."""
         step = prepared.step
+        assert not prepared.waiting_for, "prepared before the steps it reads ran"
         fields = {"step": step.name}
         if prepared.skipped:
             self.log.info(
                 f"step {step.name} skipped: {prepared.skipped}", event="step-skip", **fields
             )
-            return
+            return StepOutcome(step.name, Outcome.SKIPPED, prepared.skipped)
         started = time.monotonic()
         mode = " (dry run)" if self.ctx.dry_run else ""
         self.log.info(f"step {step.name} started{mode}", event="step-start", **fields)
@@ -118,7 +121,7 @@ class Engine:
                     )
             except LockHeld as exc:
                 self.results.ask_to_retry(step.name, exc)
-                raise
+                return StepOutcome(step.name, Outcome.RETRY_LATER, exc.problems[0].message)
             if self.executor.interrupted is not None:
                 signame = signal.Signals(self.executor.interrupted).name
                 self.log.warning(f"received {signame}: step stopped", **fields)
@@ -127,21 +130,23 @@ class Engine:
                 self._step_end(step.name, started, "failed")
                 raise CommandFailed(f"step {step.name}: {failure}")
             try:
-                self._results(prepared, workdir)
+                context = self._results(prepared, workdir)
             except CommandFailed:
                 self._step_end(step.name, started, "failed")
                 raise
         self._step_end(step.name, started, "succeeded")
-        self.results.hand_to_kratix(prepared, prepared.context)
+        asked = self.results.hand_to_kratix(prepared, context)
+        if asked is not None:
+            return StepOutcome(step.name, Outcome.HANDED_TO_KRATIX, asked)
+        return StepOutcome(step.name, Outcome.DONE)
 
-    def _results(self, prepared: PreparedStep, workdir: Path) -> None:
-        """Outputs, then what the step writes. A dry run writes output and status too (Kratix
-        diffs them against the live request's); status last, so that it never reports a step
-        whose output failed."""
+    def _results(self, prepared: PreparedStep, workdir: Path) -> dict[str, Any]:
+        """Outputs, then what the step writes; the context its results were rendered in. A
+        dry run writes output and status too (Kratix diffs them against the live request's);
+        status last, so that it never reports a step whose output failed."""
         step = prepared.step
-        context = prepared.context
-        outputs = collect_outputs(step, workdir, context, self.log)
-        context["outputs"] = outputs
+        outputs = collect_outputs(step, workdir, prepared.context, self.log, self.ctx.dry_run)
+        context = {**prepared.context, "outputs": outputs}
         write_manifests(step, context, self.ctx, self.log)
         write_destinations(step, context, self.ctx, self.log)
         self.results.copy_output(prepared, workdir)
@@ -149,6 +154,7 @@ class Engine:
         if step.outputs:  # last: later steps never read the outputs of a step that failed
             path = record_outputs(self.ctx.metadata_dir, step, outputs, context)
             self.log.info(f"outputs: {', '.join(outputs)} → {path}", step=step.name)
+        return context
 
     def _step_end(self, name: str, started: float, status: str) -> None:
         duration = time.monotonic() - started
@@ -163,4 +169,4 @@ class Engine:
         )
 
 
-__all__ = ["Engine", "StoreError"]
+__all__ = ["Engine", "Outcome", "StepOutcome", "StoreError"]

@@ -19,10 +19,10 @@ def commands_run(dry_run: bool) -> Literal["run", "dryRun"]:
 
 @dataclass(frozen=True)
 class StatePolicy:
-    """How a step with a state treats it in this run."""
+    """How a step with a state treats it in this run. It is always restored, before the first
+    command, also for a step without commands: its outputs and status may read the files."""
 
     lock: bool  # the lock is held around the restore, the commands and the save
-    restore: bool  # restored into the workdir before the first command
     save: SaveWhen  # after the last command: also after a failure, only if all succeeded, never
     remove: bool  # removed instead of saved once the step succeeded (onDelete: remove)
 
@@ -37,7 +37,6 @@ class StatePolicy:
         # A dry run reads the state for its dryRun commands, and never changes or locks it.
         return cls(
             lock=state.lock and not dry_run,
-            restore=bool(prepared.commands),  # else no command would read it
             save="never" if dry_run else "always" if state.save == "always" else "on-success",
             # A step that serves both actions removes its state only in the delete workflow.
             remove=not dry_run and ctx.action == "delete" and state.on_delete == "remove",

@@ -3,6 +3,7 @@ when another run holds the state's lock, a `waitFor` is not met yet or a `suspen
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,6 @@ from runner.engine.confined import NotMade, Refused, copy_below
 from runner.engine.fileerrors import os_reason
 from runner.errors import (
     CommandFailed,
-    HandedToKratix,
     InvalidError,
     LockHeld,
     Problem,
@@ -68,9 +68,9 @@ class Results:
                 f"workflow-control.yaml already asks Kratix to {now.describe()}", step=step
             )
 
-    def hand_to_kratix(self, prepared: PreparedStep, context: dict[str, Any]) -> None:
-        """Ask Kratix to retry (an unmet `waitFor`) or to suspend (`suspend`), then stop the
-        run with HandedToKratix (exit 0)."""
+    def hand_to_kratix(self, prepared: PreparedStep, context: Mapping[str, Any]) -> str | None:
+        """Ask Kratix to retry (an unmet `waitFor`) or to suspend (`suspend`), and say what
+        was asked; None when the step asks nothing."""
         step = prepared.step
         wait, suspend = step.wait_for, step.suspend
         if wait is not None and not holds(
@@ -90,12 +90,12 @@ class Results:
             )
             wanted = WorkflowControl(suspend=True, message=message or f"step {step.name} suspends")
         else:
-            return
+            return None
         self._request(step.name, wanted, wanted.message)
-        raise HandedToKratix(f"step {step.name}: asked Kratix to {wanted.describe()}")
+        return f"step {step.name}: asked Kratix to {wanted.describe()}"
 
     def _message(
-        self, prepared: PreparedStep, text: str | None, path: PathKey, context: dict[str, Any]
+        self, prepared: PreparedStep, text: str | None, path: PathKey, context: Mapping[str, Any]
     ) -> str:
         if not text:
             return ""
@@ -104,7 +104,9 @@ class Results:
         except TemplateError as exc:
             raise CommandFailed(prepared.step.document.problem(path, exc.message)) from None
 
-    def write_status(self, prepared: PreparedStep, workdir: Path, context: dict[str, Any]) -> None:
+    def write_status(
+        self, prepared: PreparedStep, workdir: Path, context: Mapping[str, Any]
+    ) -> None:
         step = prepared.step
         values: dict[str, Any] = {}
         for key, value in step.status.items():

@@ -40,7 +40,7 @@ class StatePhase:
     ) -> tuple[Restored | None, Expected]:
         """What was restored, and the version a save of this state expects."""
         ref = prepared.state_ref
-        if store is None or ref is None or policy is None or not policy.restore:
+        if store is None or ref is None or policy is None:
             return None, UNCHECKED
         fields = {"step": prepared.step.name}
         started = time.monotonic()
