@@ -75,6 +75,7 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
             if s.name in prepared.secrets
         },
         "env": prepared.env,
+        **({"notExported": list(prepared.unexported)} if prepared.unexported else {}),
         "workdir": str(prepared.workdir) + (" (run in a copy)" if step.copy_workdir else ""),
         **({"commandsFrom": commands_from} if commands_from != "run" else {}),
         "commands": [
