@@ -572,3 +572,21 @@ def _byte_position(data: bytes, index: int) -> tuple[int, int]:
     line_start = data.rfind(b"\n", 0, index) + 1
     col = len(data[line_start:index].decode("utf-8", "replace")) + 1
     return data.count(b"\n", 0, index) + 1, col
+
+
+def load_yaml_value(
+    data: bytes | str, name: str, *, scalars: Scalars | None = None
+) -> tuple[Any, list[Problem]]:
+    """The value of a one-document YAML (or JSON) text that is not a step file (a request, a
+    file a command wrote, a metadata file, a case file), built with the same limits as step
+    files: aliases, nesting and recursion can't exhaust memory or the stack. None for an empty
+    text; several documents are a Problem."""
+    if isinstance(data, bytes):
+        docs, problems = parse_yaml_bytes(data, name, scalars=scalars)
+    else:
+        docs, problems = parse_yaml(data, name, scalars=scalars)
+    if problems:
+        return None, problems
+    if len(docs) > 1:
+        return None, [docs[1].problem((), "expected one YAML document, found more")]
+    return (docs[0].value if docs else None), []
