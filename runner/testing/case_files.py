@@ -25,6 +25,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 STEP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
+_MAX_SECONDS = 9223372036  # as step files' durations (Go's longest, about 292 years)
 _CASE_KEYS = {
     "description": "what the case checks",
     "steps": "the steps to run (default: every step whose `on` matches)",
@@ -141,11 +142,14 @@ def seconds(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value) if value > 0 else None
-    match = _DURATION.match(str(value))
-    if not match:
-        return None
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        found = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            return None
+        found = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    # 1e999 reads as infinity, which no timer takes; nor a NaN
+    return found if 0 < found <= _MAX_SECONDS else None
 
 
 # -- env and steps -------------------------------------------------------------------------------
@@ -167,6 +171,10 @@ def parse_env_file(path: Path) -> tuple[dict[str, str], list[Problem]]:
             problems.append(
                 Problem("expected KEY=VALUE (KEY: letters, digits and _)", display(path), number, 1)
             )
+            continue
+        if "\0" in value:  # no environment variable can hold one
+            column = line.index("\0") + 1
+            problems.append(Problem("a NUL byte in a value", display(path), number, column))
             continue
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
