@@ -296,8 +296,9 @@ def _validate(pipeline: Pipeline, path: Path) -> subprocess.CompletedProcess[str
     [
         ("1e999999", "spec.timeout: inf is greater than the maximum of 9223372036"),
         ("9" * 60 + "h", "spec.timeout: "),
+        (".nan", "spec.timeout: NaN is not a number of seconds"),
     ],
-    ids=["infinite", "long-string"],
+    ids=["infinite", "long-string", "nan"],
 )
 def test_a_timeout_beyond_any_timer_is_refused_by_validate_and_run(pipeline, timeout, message):
     path = pipeline.step("t", f"run:\n  - [touch, ran]\nworkdir: ../work\ntimeout: {timeout}\n")
