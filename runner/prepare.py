@@ -146,7 +146,7 @@ def size_problems(prepared: PreparedStep, environ: Mapping[str, str]) -> list[Pr
                 prepared.step.document.problem(
                     command.source.path,
                     f"the command is {reason}",
-                    "pass large values through a file instead (a manifest, or `output:`)",
+                    "pass a large value through a file instead, e.g. one a manifest writes",
                 )
             )
     return problems
