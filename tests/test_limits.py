@@ -401,3 +401,18 @@ def test_data_read_without_positions_has_the_same_values_and_keeps_none():
     assert located.positions and not bare.positions and not bare.key_positions
     _, [problem] = parse_yaml("a: [1, *nope]\n", "f.yaml", located=False)
     assert problem.format() == "f.yaml:1:8: undefined alias *nope"
+
+
+@pytest.mark.parametrize("timeout", ["inf", "1e999", "nan", "-5"])
+def test_a_test_timeout_option_that_is_no_duration_is_a_usage_error(tmp_path, timeout):
+    steps = tmp_path / "steps.d"
+    steps.mkdir()
+    (tmp_path / "tmp").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "test", "--steps-dir", str(steps), "--timeout", timeout,
+         str(tmp_path)],
+        cwd=tmp_path, env=base_env(tmp_path), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"argument --timeout: '{timeout}' is not valid: expected a duration" in result.stderr
+    assert "Traceback" not in result.stderr
