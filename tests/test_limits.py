@@ -416,3 +416,24 @@ def test_a_test_timeout_option_that_is_no_duration_is_a_usage_error(tmp_path, ti
     assert result.returncode == 2, result.stderr
     assert f"argument --timeout: '{timeout}' is not valid: expected a duration" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_limits_agree_with_the_kernel():
+    """What we refuse, Linux refuses; what we allow, it starts (the total with a small margin)."""
+
+    def starts(env: dict[str, str]) -> bool:
+        try:
+            subprocess.run(["/bin/true"], env=env, check=True)
+        except OSError:
+            return False
+        return True
+
+    fits = {"A": "v" * (MAX_ARG_STRLEN - 3)}  # "A=" + value + NUL: exactly one string's limit
+    over = {"A": "v" * (MAX_ARG_STRLEN - 2)}
+    assert too_big(["/bin/true"], fits) is None and starts(fits)
+    assert too_big(["/bin/true"], over) is not None and not starts(over)
+    room = total_limit() - 4096
+    near = {f"V{i}": "z" * 100_000 for i in range(room // 100_020)}
+    assert too_big(["/bin/true"], near) is None and starts(near)
+    beyond = {**near, **{f"W{i}": "z" * 100_000 for i in range(40)}}
+    assert too_big(["/bin/true"], beyond) is not None and not starts(beyond)
