@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import InvalidError, Problem
+from runner.exec_limits import too_big
 from runner.inputs import input_env, resolve_inputs
 from runner.kratix import KratixContext
 from runner.secrets import resolve_secrets
@@ -61,6 +62,8 @@ class PreparedStep:
     # What templates and expressions read: inputs, values, kratix, steps (outputs come later).
     context: dict[str, Any] = field(default_factory=dict)
     skipped: str | None = None  # why the step's `if:` keeps it from running
+    # Inputs too large for an environment variable: not exported as INPUT_* (logged once).
+    unexported: tuple[str, ...] = ()
 
     @property
     def values(self) -> dict[str, Any]:
@@ -117,14 +120,44 @@ def prepare(
             problems.append(step.document.problem(path, exc.message))
             return value
 
-    env = {**ctx.command_env(), **input_env(inputs)}
+    exported, unexported = input_env(inputs)
+    env = {**ctx.command_env(), **exported}
     env.update({k: text(v, ("spec", "env", k)) for k, v in step.env.items()})
     workdir = (step.folder / text(step.workdir, ("spec", "workdir"), as_path=True)).resolve()
     commands = [_command(step, c, text, context, secrets) for c in _selected_commands(step, ctx)]
     store, ref = _state(step, ctx, request, text, environ, store_override)
     if problems:
         raise InvalidError(*problems)
-    return PreparedStep(step, inputs, secrets, workdir, env, commands, store, ref, context)
+    return PreparedStep(
+        step, inputs, secrets, workdir, env, commands, store, ref, context, unexported=unexported
+    )
+
+
+def command_env(
+    environ: Mapping[str, str], prepared: PreparedStep, command: PreparedCommand
+) -> dict[str, str]:
+    """The whole environment a command starts with: the container's, the step's (kratix,
+    inputs, `env:`), its secrets, then the command's own `env:`."""
+    return {**environ, **prepared.env, **prepared.secrets, **command.env}
+
+
+def size_problems(prepared: PreparedStep, environ: Mapping[str, str]) -> list[Problem]:
+    """Commands whose argv and environment Linux would refuse to start (E2BIG), found before
+    anything runs; each names the largest items, never their values."""
+    problems = []
+    for command in prepared.commands:
+        if command.skipped:
+            continue
+        reason = too_big(command.argv, command_env(environ, prepared, command))
+        if reason is not None:
+            problems.append(
+                prepared.step.document.problem(
+                    command.source.path,
+                    f"the command is {reason}",
+                    "pass a large value through a file instead, e.g. one a manifest writes",
+                )
+            )
+    return problems
 
 
 def _selected_commands(step: Step, ctx: KratixContext) -> tuple[Command, ...]:

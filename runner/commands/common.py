@@ -21,7 +21,7 @@ from runner.outputs import (
     sensitive_names,
     steps_read,
 )
-from runner.prepare import PreparedStep, prepare
+from runner.prepare import PreparedStep, prepare, size_problems
 from runner.secrets import read_secrets
 from runner.spec.index import needed_files
 from runner.spec.loader import StepSet, default_steps_dir, load_steps
@@ -123,6 +123,9 @@ def start_session(
         except InvalidError as exc:
             problems += exc.problems
     problems += _unrun_steps([p.step for p in prepared if not p.skipped], ctx)
+    for index, ready in enumerate(prepared):  # E2BIG known now: say so before anything runs
+        if index not in deferred and not ready.skipped:
+            problems += size_problems(ready, environ)
     if problems:
         raise InvalidError(*(_masked(masker, p) for p in problems))
     for one in prepared:
