@@ -38,6 +38,7 @@ from common import (  # noqa: E402
     table,
 )
 from harness import Bench, BenchError  # noqa: E402
+from scenarios.big_request import big_request  # noqa: E402
 from scenarios.big_state import big_state  # noqa: E402
 from scenarios.diagnostics import diagnostics  # noqa: E402
 from scenarios.huge_states import huge_states  # noqa: E402
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                     huge_states(bench)
                 manifests(bench)
                 many_steps(bench)
+                big_request(bench)
                 diagnosis = diagnostics(bench)
             finally:
                 if bench is not None:

@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from runner.exec_limits import too_big
 from runner.log import Logger
 from runner.masking import MAX_PENDING, StreamMasker
 from runner.settings import KILL_GRACE
@@ -164,6 +165,8 @@ class Executor:
             return Outcome(None, 0.0, error=f"command not found: {argv[0]}")
         if not cwd.is_dir():
             return Outcome(None, 0.0, error=f"working folder does not exist: {cwd}")
+        if (too_big_reason := too_big(argv, env)) is not None:  # else a bare E2BIG from exec
+            return Outcome(None, 0.0, error=f"cannot start {argv[0]}: {too_big_reason}")
         if self._wake_r < 0:
             self._wake_r, self._wake_w = os.pipe()
             os.set_blocking(self._wake_r, False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runner.errors import InvalidError, Problem
+from runner.exec_limits import MAX_ARG_STRLEN, fits_env, size_text
 from runner.query import QueryError, compile_jmespath, compile_query
 from runner.spec.model import MISSING, Input, Step, input_variable
 from runner.spec.source import Document
@@ -54,9 +55,31 @@ def query_value(item: Input, document: Any) -> Any:
     return query.search(document)
 
 
-def input_env(values: dict[str, Any]) -> dict[str, str]:
-    """`INPUT_<NAME>` for each input (upper-cased, `-` -> `_`): how scripts read inputs."""
-    return {input_variable(name): as_text(v) for name, v in values.items()}
+def input_env(values: dict[str, Any]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """`INPUT_<NAME>` for each input (upper-cased, `-` -> `_`): how scripts read inputs; and
+    the inputs too large for Linux to pass in one environment variable, which are left out
+    (every command would otherwise fail to start)."""
+    env: dict[str, str] = {}
+    left_out: list[str] = []
+    for name, value in values.items():
+        variable, text = input_variable(name), as_text(value)
+        if fits_env(variable, text):
+            env[variable] = text
+        else:
+            left_out.append(name)
+    return env, tuple(left_out)
+
+
+def left_out_message(names: tuple[str, ...]) -> str:
+    """The log line for inputs not exported as INPUT_* (too large for the environment)."""
+    listed = ", ".join(f'"{n}" ({input_variable(n)})' for n in names)
+    one = len(names) == 1
+    return (
+        f"{'input' if one else 'inputs'} {listed} {'is' if one else 'are'} too large for an "
+        f"environment variable (Linux passes at most {size_text(MAX_ARG_STRLEN)} in one): "
+        f"{'it is' if one else 'they are'} not exported; a command reads such a value on its "
+        "standard input (stdin: ${{ inputs.NAME }}) or from a file a manifest writes"
+    )
 
 
 def _where(item: Input, request: Document) -> str:

@@ -131,7 +131,7 @@ def read_request(ctx: KratixContext) -> Document:
                 hint="Kratix mounts it at /kratix/input/object.yaml; elsewhere pass --input DIR",
             )
         )
-    docs, problems = read_yaml_file(path)
+    docs, problems = read_yaml_file(path, located=False)  # nothing points into a request
     if problems:
         raise InvalidError(*problems)
     if len(docs) != 1 or not isinstance(docs[0].value, dict):
@@ -269,7 +269,9 @@ def read_metadata_file(path: Path) -> Any:
     """A metadata file's YAML as Kratix reads it; None when absent or empty."""
     if not path.exists():
         return None
-    docs, problems = read_yaml_file(path, max_bytes=MAX_FILE_BYTES, scalars=kratix_yaml.GO_YAML)
+    docs, problems = read_yaml_file(
+        path, max_bytes=MAX_FILE_BYTES, scalars=kratix_yaml.GO_YAML, located=False
+    )
     if problems:
         raise InvalidError(*problems)
     return docs[0].value if docs else None

@@ -23,6 +23,7 @@ from runner.manifests import secret_in
 from runner.masking import Masker
 from runner.query import QueryError, compile_jmespath, compile_query
 from runner.spec.model import Output, Step
+from runner.spec.source import load_yaml_value
 
 OUTPUTS_FOLDER = Path("runner") / "outputs"  # under the metadata folder
 _MAX_FILE_BYTES = 4 << 20  # an output is a value, not a payload
@@ -173,7 +174,7 @@ def _read(file: Path) -> tuple[str, dict[str, Any], list[str]]:
         if not isinstance(name, str) or not isinstance(outputs, dict):
             raise TypeError("unexpected shape")
         return name, outputs, [str(s) for s in sensitive]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "it is not a step's outputs"
         raise InvalidError(
             f"cannot read the outputs an earlier step recorded in {file}: {reason}"
@@ -191,9 +192,10 @@ def collect(
     step: Step, workdir: Path, context: Mapping[str, Any], log: Logger, dry_run: bool = False
 ) -> dict[str, Any]:
     """Every output of a step whose commands succeeded (an expression sees the outputs before
-    it). A file that is missing is null, with a warning, unless the output is `required` (then
-    the step fails, exit 1; not in a dry run, whose commands may not have written it); so does a secret's value in an output not marked sensitive. A
-    sensitive output is masked from here on."""
+    it). A file that is missing is null, with a warning, unless the output is `required`: then
+    the step fails (exit 1), except in a dry run, whose commands may not have written it. A
+    secret's value in an output not marked sensitive fails it too. A sensitive output is
+    masked from here on."""
     masker = log.masker
     sensitive = sensitive_names(step, context)
     values: dict[str, Any] = {}
@@ -204,6 +206,9 @@ def collect(
             value = _value(output, workdir, scope)
         except (ExpressionError, QueryError) as exc:
             problems.append(_problem(step, output, exc.message))
+            continue
+        except CommandFailed as exc:  # the file is there, but not YAML or JSON
+            problems += [_problem(step, output, p.format()) for p in exc.problems]
             continue
         except FileValueError as exc:
             # A dry run may run none of the commands that write it: not knowing is no error.
@@ -262,6 +267,10 @@ def _value(output: Output, workdir: Path, context: Mapping[str, Any]) -> Any:
 
 
 def read_text(path: Path, shown: str) -> str:
+    return read_bytes(path, shown).decode("utf-8", errors="replace")
+
+
+def read_bytes(path: Path, shown: str) -> bytes:
     try:
         with open(path, "rb") as fh:
             data = fh.read(_MAX_FILE_BYTES + 1)
@@ -269,18 +278,18 @@ def read_text(path: Path, shown: str) -> str:
         raise FileValueError(f"cannot read {shown}: {exc.strerror}") from None
     if len(data) > _MAX_FILE_BYTES:
         raise FileValueError(f"{shown} is larger than {_MAX_FILE_BYTES >> 20} MiB")
-    return data.decode("utf-8", errors="replace")
+    return data
 
 
 def query_file(path: Path, shown: str, expression: str, language: str) -> Any:
-    """The value a query finds in a YAML or JSON file a command wrote (None: nothing found)."""
-    import yaml
+    """The value a query finds in a YAML or JSON file a command wrote (None: nothing found).
 
-    text = read_text(path, shown)
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise FileValueError(f"{shown} is not YAML or JSON: {str(exc).splitlines()[0]}") from None
+    A file that is missing or too big is a FileValueError; one that is there but not YAML or
+    JSON (malformed, or beyond the limits on aliases and nesting that keep the pod within its
+    memory) fails the step: CommandFailed, exit 1."""
+    document, problems = load_yaml_value(read_bytes(path, shown), shown)
+    if problems:
+        raise CommandFailed(*problems)
     compile = compile_query if language == "query" else compile_jmespath
     return compile(expression).search(document)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import InvalidError, Problem
+from runner.exec_limits import too_big
 from runner.inputs import input_env, resolve_inputs
 from runner.kratix import KratixContext
 from runner.outputs import Pending, StepsSeen
@@ -66,6 +67,8 @@ class PreparedStep:
     # written (templates unrendered, `if:`s undecided), and the step is prepared again at its
     # turn. Empty: it is ready to run.
     waiting_for: frozenset[str] = frozenset()
+    # Inputs too large for an environment variable: not exported as INPUT_* (logged once).
+    unexported: tuple[str, ...] = ()
 
     @property
     def values(self) -> dict[str, Any]:
@@ -149,7 +152,8 @@ def prepare(
             waiting.add(exc.step)
             return True
 
-    env = {**ctx.command_env(), **input_env(inputs)}
+    exported, unexported = input_env(inputs)
+    env = {**ctx.command_env(), **exported}
     env.update({k: text(v, ("spec", "env", k)) for k, v in step.env.items()})
     workdir = (step.folder / text(step.workdir, ("spec", "workdir"), as_path=True)).resolve()
     commands = [
@@ -163,8 +167,35 @@ def prepare(
         raise InvalidError(*problems)
     return PreparedStep(
         step, inputs, secrets, workdir, env, commands, store, ref, context,
-        waiting_for=frozenset(waiting),
+        waiting_for=frozenset(waiting), unexported=unexported,
     )  # fmt: skip
+
+
+def command_env(
+    environ: Mapping[str, str], prepared: PreparedStep, command: PreparedCommand
+) -> dict[str, str]:
+    """The whole environment a command starts with: the container's, the step's (kratix,
+    inputs, `env:`), its secrets, then the command's own `env:`."""
+    return {**environ, **prepared.env, **prepared.secrets, **command.env}
+
+
+def size_problems(prepared: PreparedStep, environ: Mapping[str, str]) -> list[Problem]:
+    """Commands whose argv and environment Linux would refuse to start (E2BIG), found before
+    anything runs; each names the largest items, never their values."""
+    problems = []
+    for command in prepared.commands:
+        if command.skipped:
+            continue
+        reason = too_big(command.argv, command_env(environ, prepared, command))
+        if reason is not None:
+            problems.append(
+                prepared.step.document.problem(
+                    command.source.path,
+                    f"the command is {reason}",
+                    "pass a large value on the command's stdin: instead, or in a file",
+                )
+            )
+    return problems
 
 
 def _selected_commands(step: Step, ctx: KratixContext) -> tuple[Command, ...]:

@@ -406,10 +406,17 @@ class Query:
         """The value the query selects from document, or None when it is missing."""
         try:
             return self._search(document)
+        except RecursionError:
+            raise QueryError("it nests too deeply to evaluate", self.source) from None
         except JMESPathError as exc:
             # Runtime errors (a function given the wrong type, an unknown function) are
             # only detectable here in jmespath; surface them as the same error type.
             raise QueryError(f"cannot evaluate {self.source!r}: {exc}", self.source) from None
+
+
+# How deep an expression's tree may be: jmespath evaluates it recursively, a few Python frames
+# a level, under Python's limit of 1000 frames. Real expressions are a dozen levels deep.
+MAX_DEPTH = 150
 
 
 @lru_cache(maxsize=512)
@@ -476,13 +483,17 @@ def _check_functions(expr: str, tree: object, table: FunctionTable | None) -> No
         from jmespath.functions import Functions  # already imported by jmespath itself
 
         table = Functions.FUNCTION_TABLE
-    stack: list[object] = [tree]
+    stack: list[tuple[object, int]] = [(tree, 1)]
     while stack:
-        current = stack.pop()
+        current, depth = stack.pop()
         if not isinstance(current, dict):
             continue  # e.g. the integers of a slice node
+        if depth > MAX_DEPTH:
+            # jmespath parses `a|a|a...` in a loop but evaluates it recursively: refuse it
+            # here, where validate sees it, rather than overflow the stack in a run.
+            raise QueryError(f"expression nests too deeply (more than {MAX_DEPTH} levels)", expr)
         children = current.get("children") or []
-        stack.extend(children)
+        stack.extend((child, depth + 1) for child in children)
         if current.get("type") != "function_expression":
             continue
         name = str(current["value"])

@@ -37,6 +37,8 @@ def parse_duration(text: str | float) -> float:
     added as integers, so `1h0.001s` is the float nearest to 3600.001.
     """
     if isinstance(text, int | float):
+        if not math.isfinite(text):  # YAML's .inf, or 1e999 (which reads as infinity)
+            raise ValueError(f"not a duration: {text!r}")
         return float(text)
     if not _DURATION.fullmatch(text):
         raise ValueError(f"not a duration: {text!r}")

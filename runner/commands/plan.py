@@ -93,6 +93,7 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
             if s.name in prepared.secrets
         },
         "env": prepared.env,
+        **({"notExported": list(prepared.unexported)} if prepared.unexported else {}),
         "workdir": str(prepared.workdir) + (" (run in a copy)" if step.copy_workdir else ""),
         **({"commandsFrom": commands_from} if commands_from != "run" else {}),
         "commands": [
@@ -150,8 +151,10 @@ def print_plan(session: Session, out: TextIO, fmt: str = "text") -> None:
         return
     import yaml
 
+    # libyaml's emitter: the pure-Python one takes seconds per MiB of a long string.
+    dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     for plan in plans:
-        text = yaml.safe_dump(plan, sort_keys=False, allow_unicode=True, width=120)
+        text = yaml.dump(plan, Dumper=dumper, sort_keys=False, allow_unicode=True, width=120)
         out.write(masker.mask(text) + "---\n")
     if not plans:
         out.write("# no step to run\n")

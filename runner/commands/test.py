@@ -30,10 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=600.0,
-        metavar="SECONDS",
-        help="longest a case may run, unless its case.yaml says (default 600)",
+        metavar="DURATION",
+        help="longest a case may run, e.g. 90s or 2m, unless its case.yaml says (default 600s)",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep each case's results folder and print where"
@@ -82,3 +82,10 @@ def main(args: argparse.Namespace, env: Environment) -> int:
             env.stdout.write(json.dumps(report, indent=2) + "\n")
         raise
     return int(ExitCode.OK if passed else ExitCode.COMMAND_FAILED)
+
+
+def _seconds(text: str) -> float:
+    """`--timeout`: what case.yaml's `timeout` takes (imported only when given)."""
+    from runner.testing.case_files import seconds_argument
+
+    return seconds_argument(text)

@@ -11,8 +11,9 @@ from typing import Any
 from runner import interrupts
 from runner.errors import Interrupted
 from runner.execute import Executor, Outcome
+from runner.inputs import left_out_message
 from runner.log import Logger, seconds
-from runner.prepare import PreparedCommand, PreparedStep
+from runner.prepare import PreparedCommand, PreparedStep, command_env
 from runner.spec.model import Retry
 
 
@@ -33,7 +34,8 @@ class CommandLoop:
     ) -> str | None:
         """Run the commands in order; the reason the step failed, or None."""
         step = prepared.step
-        env = {**self.environ, **prepared.env, **prepared.secrets}
+        if prepared.unexported and prepared.commands:
+            self.log.warning(left_out_message(prepared.unexported), **fields)
         deadline = time.monotonic() + step.timeout if step.timeout else None
         for index, command in enumerate(prepared.commands):
             if self.executor.interrupted is not None:
@@ -42,9 +44,8 @@ class CommandLoop:
                 self.log.info(f"skipped {command.describe()}: {command.skipped}", **fields)
                 continue
             try:
-                outcome = self._tries(
-                    command, workdir, {**env, **command.env}, deadline, fields, index
-                )
+                env = command_env(self.environ, prepared, command)
+                outcome = self._tries(command, workdir, env, deadline, fields, index)
             except _StepTimedOut:
                 return "step timed out"
             except Interrupted:

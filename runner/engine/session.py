@@ -29,7 +29,7 @@ from runner.kratix import KratixContext, read_request, read_status, read_workflo
 from runner.log import Logger
 from runner.masking import Masker
 from runner.outputs import StepsSeen, mask_value, recorded_steps, sensitive_names
-from runner.prepare import PreparedStep, prepare
+from runner.prepare import PreparedStep, prepare, size_problems
 from runner.secrets import read_secrets
 from runner.settings import DEFAULTS, Settings
 from runner.spec.model import Step
@@ -95,9 +95,13 @@ class Session:
             # The steps before it in this run have not run: what reads them waits.
             not_run = None if preview else frozenset(s.name for s in chosen[:index])
             try:
-                session.prepared.append(session._prepare(step, session._seen(not_run)))
+                prepared = session._prepare(step, session._seen(not_run))
             except InvalidError as exc:
                 problems += exc.problems
+                continue
+            session.prepared.append(prepared)
+            if not prepared.waiting_for and not prepared.skipped:
+                problems += size_problems(prepared, environ)  # E2BIG, known before anything runs
         if problems:
             raise InvalidError(*(_masked(log.masker, p) for p in problems))
         return session

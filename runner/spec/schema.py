@@ -174,6 +174,8 @@ def _explain(doc: Document, error: Any) -> list[Problem]:
         return [doc.problem(path, f"needs at least {error.validator_value} items")]
     if kind == "uniqueItems":
         return [_explain_unique(doc, path, value)]
+    if kind == "not" and isinstance(value, float) and value != value:
+        return [doc.problem(path, "NaN is not a number of seconds")]  # durations refuse .nan
     if kind in ("exclusiveMinimum", "minimum"):
         word = "greater than" if kind == "exclusiveMinimum" else "at least"
         return [doc.problem(path, f"must be {word} {error.validator_value}, not {_show(value)}")]

@@ -205,8 +205,11 @@ class _Frame:
 class _Builder:
     """Feeds on parser events; yields a Document per YAML document."""
 
-    def __init__(self, file: str, max_nodes: int, max_depth: int, scalars: Scalars) -> None:
+    def __init__(
+        self, file: str, max_nodes: int, max_depth: int, scalars: Scalars, located: bool = True
+    ) -> None:
         self.file = file
+        self.located = located  # False: keep no positions (a request of 20 MB: 1M+ nodes)
         self.scalars = scalars
         self.max_nodes = max_nodes
         self.max_depth = max_depth
@@ -347,7 +350,7 @@ class _Builder:
     def _slot(self) -> tuple[PathKey | None, bool]:
         """The path of the node starting now, and whether it is a mapping key."""
         if not self.stack:
-            return (), False
+            return ((), False) if self.located else (None, False)
         top = self.stack[-1]
         if top.path is None:
             return None, top.kind == _DICT and top.expect_key
@@ -439,12 +442,15 @@ def parse_yaml(
     max_nodes: int = MAX_NODES,
     max_depth: int = MAX_DEPTH,
     scalars: Scalars | None = None,
+    located: bool = True,
 ) -> tuple[list[Document], list[Problem]]:
     """Parse every document in `text`; malformed YAML becomes a located Problem, not an exception.
 
     Documents before a syntax error are returned (and checked); the rest of the file is not.
+    `located=False` keeps no node positions (problems still have their line and column): for
+    data that no later message points into, where they would cost more than the values.
     """
-    builder = _Builder(file, max_nodes, max_depth, scalars or YAML_1_2)
+    builder = _Builder(file, max_nodes, max_depth, scalars or YAML_1_2, located)
     try:
         for event in yaml.parse(text, Loader=_Loader):
             builder.feed(event)
@@ -458,7 +464,7 @@ def parse_yaml(
             # before that point nests more deeply than our limit, so parsing just that prefix
             # reports our own message at the place where our limit is crossed.
             docs, problems = parse_yaml(
-                text[:deeper], file, max_nodes=max_nodes, max_depth=max_depth
+                text[:deeper], file, max_nodes=max_nodes, max_depth=max_depth, located=located
             )
             if problems and problems[-1].message.startswith(_TOO_DEEP):
                 return docs, problems
@@ -529,13 +535,14 @@ def read_yaml_file(
     *,
     max_bytes: int | None = None,
     scalars: Scalars | None = None,
+    located: bool = True,
 ) -> tuple[list[Document], list[Problem]]:
     """Read and parse a file; unreadable, binary and (with `max_bytes`) huge files are Problems."""
     name = display or str(path)
     data, problems = read_bytes(path, name, max_bytes=max_bytes)
     if data is None:
         return [], problems
-    return parse_yaml_bytes(data, name, scalars=scalars)
+    return parse_yaml_bytes(data, name, scalars=scalars, located=located)
 
 
 def read_bytes(
@@ -553,7 +560,7 @@ def read_bytes(
 
 
 def parse_yaml_bytes(
-    data: bytes, name: str, *, scalars: Scalars | None = None
+    data: bytes, name: str, *, scalars: Scalars | None = None, located: bool = True
 ) -> tuple[list[Document], list[Problem]]:
     """Parse YAML bytes; binary or non-UTF-8 content is a located Problem."""
     nul = data.find(b"\0")
@@ -565,10 +572,28 @@ def parse_yaml_bytes(
     except UnicodeDecodeError as exc:
         line, col = _byte_position(data, exc.start)
         return [], [Problem(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", name, line, col)]
-    return parse_yaml(text, name, scalars=scalars)
+    return parse_yaml(text, name, scalars=scalars, located=located)
 
 
 def _byte_position(data: bytes, index: int) -> tuple[int, int]:
     line_start = data.rfind(b"\n", 0, index) + 1
     col = len(data[line_start:index].decode("utf-8", "replace")) + 1
     return data.count(b"\n", 0, index) + 1, col
+
+
+def load_yaml_value(
+    data: bytes | str, name: str, *, scalars: Scalars | None = None
+) -> tuple[Any, list[Problem]]:
+    """The value of a one-document YAML (or JSON) text that is not a step file (a request, a
+    file a command wrote, a metadata file, a case file), built with the same limits as step
+    files: aliases, nesting and recursion can't exhaust memory or the stack. None for an empty
+    text; several documents are a Problem."""
+    if isinstance(data, bytes):
+        docs, problems = parse_yaml_bytes(data, name, scalars=scalars, located=False)
+    else:
+        docs, problems = parse_yaml(data, name, scalars=scalars, located=False)
+    if problems:
+        return None, problems
+    if len(docs) > 1:
+        return None, [docs[1].problem((), "expected one YAML document, found more")]
+    return (docs[0].value if docs else None), []

@@ -6,6 +6,7 @@ wrong with every case folder.
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 STEP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
+_NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|inf|nan", re.I)
+_MAX_SECONDS = 9223372036  # as step files' durations (Go's longest, about 292 years)
 _CASE_KEYS = {
     "description": "what the case checks",
     "steps": "the steps to run (default: every step whose `on` matches)",
@@ -140,12 +143,26 @@ def seconds(value: Any) -> float | None:
     """A positive number of seconds or a duration (`500ms`, `30s`, `2m`, `1h`); else None."""
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value) if value > 0 else None
-    match = _DURATION.match(str(value))
-    if not match:
-        return None
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    # A number, or its text (`--timeout 1e999`, `--timeout nan`): checked below like any.
+    if isinstance(value, (int, float)) or _NUMBER.fullmatch(str(value).strip()):
+        found = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            return None
+        found = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    # 1e999 reads as infinity, which no timer takes; nor a NaN
+    return found if 0 < found <= _MAX_SECONDS else None
+
+
+def seconds_argument(text: str) -> float:
+    """`--timeout`'s argparse type: what case.yaml's `timeout` takes."""
+    found = seconds(text)
+    if found is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not valid: expected a duration like 30s or 2m, or seconds"
+        )
+    return found
 
 
 # -- env and steps -------------------------------------------------------------------------------
@@ -167,6 +184,10 @@ def parse_env_file(path: Path) -> tuple[dict[str, str], list[Problem]]:
             problems.append(
                 Problem("expected KEY=VALUE (KEY: letters, digits and _)", display(path), number, 1)
             )
+            continue
+        if "\0" in value:  # no environment variable can hold one
+            column = line.index("\0") + 1
+            problems.append(Problem("a NUL byte in a value", display(path), number, column))
             continue
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
