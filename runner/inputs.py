@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from runner.errors import InvalidError, Problem
 from runner.exec_limits import MAX_ARG_STRLEN, fits_env, size_text
 from runner.query import QueryError, compile_jmespath, compile_query
-from runner.spec.model import MISSING, Input, Step, input_variable
+from runner.spec.model import MISSING, Input, Step, input_variable, value_variable
 from runner.spec.source import Document
 from runner.template import as_text
 
@@ -55,31 +56,40 @@ def query_value(item: Input, document: Any) -> Any:
     return query.search(document)
 
 
-def input_env(values: dict[str, Any]) -> tuple[dict[str, str], tuple[str, ...]]:
-    """`INPUT_<NAME>` for each input (upper-cased, `-` -> `_`): how scripts read inputs; and
-    the inputs too large for Linux to pass in one environment variable, which are left out
-    (every command would otherwise fail to start)."""
+def exported(
+    group: str, values: Mapping[str, Any], variable: Callable[[str], str]
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Each of `values` as the environment variable `variable(name)`, as text: how commands
+    and scripts read inputs (`INPUT_<NAME>`) and values (`VALUE_<NAME>`); and those too large
+    for Linux to pass in one environment variable ("inputs.NAME"), which are left out (every
+    command would otherwise fail to start)."""
     env: dict[str, str] = {}
     left_out: list[str] = []
     for name, value in values.items():
-        variable, text = input_variable(name), as_text(value)
-        if fits_env(variable, text):
-            env[variable] = text
+        name_of, text = variable(name), as_text(value)
+        if fits_env(name_of, text):
+            env[name_of] = text
         else:
-            left_out.append(name)
+            left_out.append(f"{group}.{name}")
     return env, tuple(left_out)
 
 
 def left_out_message(names: tuple[str, ...]) -> str:
-    """The log line for inputs not exported as INPUT_* (too large for the environment)."""
-    listed = ", ".join(f'"{n}" ({input_variable(n)})' for n in names)
+    """The log line for values not exported (too large for the environment): `names` are
+    "inputs.NAME" and "values.NAME"."""
+    listed = ", ".join(f'"{n}" ({_variable(n)})' for n in names)
     one = len(names) == 1
     return (
-        f"{'input' if one else 'inputs'} {listed} {'is' if one else 'are'} too large for an "
-        f"environment variable (Linux passes at most {size_text(MAX_ARG_STRLEN)} in one): "
-        f"{'it is' if one else 'they are'} not exported; a command reads such a value on its "
-        "standard input (stdin: ${{ inputs.NAME }}) or from a file a manifest writes"
+        f"{listed} {'is' if one else 'are'} too large for an environment variable (Linux "
+        f"passes at most {size_text(MAX_ARG_STRLEN)} in one): {'it is' if one else 'they are'} "
+        "not exported; a command reads such a value on its standard input "
+        "(stdin: ${{ inputs.NAME }}) or from a file a manifest writes"
     )
+
+
+def _variable(reference: str) -> str:
+    group, _, name = reference.partition(".")
+    return (input_variable if group == "inputs" else value_variable)(name)
 
 
 def _where(item: Input, request: Document) -> str:

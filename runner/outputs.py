@@ -217,7 +217,8 @@ def collect(
                 problems.append(_problem(step, output, str(exc), "check that a command writes it"))
                 continue
             log.warning(f'output "{output.name}": {exc}; it is null', step=step.name)
-            value = None
+            values[output.name] = None
+            continue
         if value is None and output.required:
             problems.append(
                 _problem(step, output, f"{output.expression} found nothing in {output.file}")

@@ -17,11 +17,18 @@ from typing import Any
 
 from runner.errors import InvalidError, Problem
 from runner.exec_limits import too_big
-from runner.inputs import input_env, resolve_inputs
+from runner.inputs import exported, resolve_inputs
 from runner.kratix import KratixContext
 from runner.outputs import Pending, StepsSeen
 from runner.secrets import resolve_secrets
-from runner.spec.model import Command, Step, feeds_sensitive, state_key
+from runner.spec.model import (
+    Command,
+    Step,
+    feeds_sensitive,
+    input_variable,
+    state_key,
+    value_variable,
+)
 from runner.spec.source import Document, PathKey
 from runner.state import NONE, StoreSpec, default_kind, store_class
 from runner.state.base import StateRef
@@ -73,7 +80,11 @@ class PreparedStep:
     @property
     def values(self) -> dict[str, Any]:
         """The values known so far (all of them once the step is ready)."""
-        values = self.context.get("values", {})
+        return self.known(self.context)
+
+    @staticmethod
+    def known(context: Mapping[str, Any]) -> dict[str, Any]:
+        values = context.get("values", {})
         return dict(getattr(values, "known", values))
 
     def with_steps(self, steps: Mapping[str, Any]) -> PreparedStep:
@@ -99,7 +110,10 @@ def prepare(
     # nothing (its templates may read outputs of a step that was skipped too).
     problems: list[Problem] = []
     waiting: set[str] = set()
-    context: dict[str, Any] = {"kratix": ctx.template_values(), "steps": steps or StepsSeen()}
+    context: dict[str, Any] = {
+        "kratix": ctx.template_values(),
+        "steps": StepsSeen() if steps is None else steps,
+    }
     try:
         context["inputs"] = inputs = resolve_inputs(step, request)
     except InvalidError as exc:  # reported with the secrets' problems, below
@@ -152,8 +166,11 @@ def prepare(
             waiting.add(exc.step)
             return True
 
-    exported, unexported = input_env(inputs)
-    env = {**ctx.command_env(), **exported}
+    inputs_env, big_inputs = exported("inputs", inputs, input_variable)
+    # Only the values known by now: a step waiting for some is prepared again at its turn.
+    values_env, big_values = exported("values", PreparedStep.known(context), value_variable)
+    unexported = big_inputs + big_values
+    env = {**ctx.command_env(), **inputs_env, **values_env}
     env.update({k: text(v, ("spec", "env", k)) for k, v in step.env.items()})
     workdir = (step.folder / text(step.workdir, ("spec", "workdir"), as_path=True)).resolve()
     commands = [

@@ -79,7 +79,7 @@ def test_input_too_large_for_the_environment_is_not_exported_and_named_once(pipe
     assert "INPUT_BIG" not in env
     notes = [line for line in result.stderr.splitlines() if "INPUT_BIG" in line]
     assert len(notes) == 1, result.stderr
-    assert 'input "big" (INPUT_BIG) is too large for an environment variable' in notes[0]
+    assert '"inputs.big" (INPUT_BIG) is too large for an environment variable' in notes[0]
     assert "not exported" in notes[0]
     assert BIG[:1000] not in result.stderr
 
@@ -90,7 +90,7 @@ def test_plan_lists_an_input_that_is_not_exported(pipeline):
     result = pipeline.run("plan", "--format", "json")
     assert result.returncode == 0, result.stderr
     [plan] = json.loads(result.stdout)
-    assert plan["notExported"] == ["big"]
+    assert plan["notExported"] == ["inputs.big"]
     assert "INPUT_BIG" not in plan["env"]
 
 

@@ -126,6 +126,11 @@ def input_variable(name: str) -> str:
     return "INPUT_" + name.upper().replace("-", "_")
 
 
+def value_variable(name: str) -> str:
+    """The environment variable a command reads a value from: `VALUE_<NAME>`, as inputs."""
+    return "VALUE_" + name.upper().replace("-", "_")
+
+
 def state_key(path: str, key: str | None = None) -> str:
     """The key a state file is kept under: its `key:`, else the file's name ("" for none)."""
     return key or PurePosixPath(path).name
