@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fakes.s3 import REGION, S3Server  # noqa: E402
+from tests.fakes.s3 import REGION, S3Server
 
 BUCKET = "bench"
 KEY = "state/my-app"
