@@ -23,6 +23,7 @@ from runner.spec.model import Command, Step, state_key
 from runner.spec.source import Document
 from runner.state import NONE, StoreSpec, default_kind, store_class
 from runner.state.base import StateRef
+from runner.state.encryption import Keys, read_keys
 from runner.template import TemplateError, render
 from runner.values import holds, resolve_values
 
@@ -59,6 +60,7 @@ class PreparedStep:
     # What templates and expressions read: inputs, values, kratix, steps (outputs come later).
     context: dict[str, Any] = field(default_factory=dict)
     skipped: str | None = None  # why the step's `if:` keeps it from running
+    keys: Keys | None = None  # state.encryption's keys, read (runner/state/encryption.py)
 
     @property
     def values(self) -> dict[str, Any]:
@@ -114,9 +116,18 @@ def prepare(
     workdir = (step.folder / text(step.workdir, ("spec", "workdir"))).resolve()
     commands = [_command(step, c, text, context) for c in _selected_commands(step, ctx)]
     store, ref = _state(step, ctx, request, text, environ, store_override)
+    keys = None
+    if ref is not None:
+        try:
+            keys = read_keys(step, environ)
+        except InvalidError as exc:
+            if need_secrets:  # `runner state` finds a state without its keys
+                problems += exc.problems
     if problems:
         raise InvalidError(*problems)
-    return PreparedStep(step, inputs, secrets, workdir, env, commands, store, ref, context)
+    prepared = PreparedStep(step, inputs, secrets, workdir, env, commands, store, ref, context)
+    prepared.keys = keys
+    return prepared
 
 
 def _selected_commands(step: Step, ctx: KratixContext) -> tuple[Command, ...]:
@@ -183,6 +194,16 @@ def _state(
         or (SYSTEM_NAMESPACE if ctx.workflow == "promise" else "default")
     )
     rules = store_class(store)
+    bucket = text(state.bucket, ("spec", "state", "bucket")) if state.bucket else None
+    given = override.location_for(store) if override else None
+    if rules.needs_bucket and not bucket and not given:
+        raise InvalidError(
+            step.document.problem(
+                ("spec", "state"),
+                f"the {store} store needs a bucket: none is given",
+                f'add "bucket: NAME" to the state, or run with --state-store {store}://BUCKET/PREFIX',
+            )
+        )
     if (problem := rules.name_problem(name)) is not None:
         raise InvalidError(
             step.document.problem(("spec", "state", "name"), f'state name "{name}" {problem}')
@@ -199,6 +220,7 @@ def _state(
         namespace=namespace,
         object_name=ctx.object.get("name"),
         object_namespace=ctx.object.get("namespace"),
+        bucket=bucket,
     )
 
 

@@ -39,6 +39,7 @@ _TEMPLATED: tuple[tuple[PathKey, str], ...] = (
     (("spec", "workdir"), _BEFORE),
     (("spec", "state", "name"), _BEFORE),
     (("spec", "state", "namespace"), _BEFORE),
+    (("spec", "state", "bucket"), _BEFORE),
     *(
         (p, _BEFORE)
         for group in ("run", "dryRun")
@@ -278,6 +279,12 @@ def _state_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
         )
     if store == "none" and files:
         yield doc.problem((*path, "files"), 'store "none" keeps no files')
+    if "bucket" in state and isinstance(store, str) and not _store_has_buckets(store):
+        yield doc.problem(
+            (*path, "bucket"),
+            f'store "{store}" keeps no bucket: bucket is for the s3 store',
+            'use "store: s3", or remove "bucket"',
+        )
     seen: dict[str, int] = {}
     for i, item in enumerate(files if isinstance(files, list) else ()):
         if not isinstance(item, dict):
@@ -304,6 +311,12 @@ def _state_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
             "onDelete applies only to delete steps",
             'add "on: {action: delete}"',
         )
+
+
+def _store_has_buckets(store: str) -> bool:
+    from runner.state import STORES, store_class
+
+    return store in STORES and store_class(store).needs_bucket
 
 
 def _key_problem(
