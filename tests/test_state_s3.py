@@ -79,6 +79,7 @@ def test_the_state_store_option_gives_bucket_and_prefix(s3, bucket, pipeline):
     assert s3.keys(bucket) == []
 
 
+@pytest.mark.slow
 def test_a_save_over_a_state_another_run_changed_is_exit_3_and_keeps_theirs(
     s3, bucket, pipeline
 ):
@@ -143,6 +144,7 @@ def test_on_delete_remove_removes_the_object(s3, bucket, pipeline):
     assert s3.keys(bucket) == []
 
 
+@pytest.mark.slow
 def test_state_show_rm_and_unlock(s3, bucket, pipeline):
     counter(pipeline, bucket)
     assert pipeline.run("run").returncode == 0
@@ -235,6 +237,27 @@ def test_rbac_grants_nothing_for_s3(s3, bucket, pipeline):
     assert result.returncode == 0, result.stderr
     assert "no permissions needed" in result.stdout
     assert "configmaps" not in result.stdout and "leases" not in result.stdout
+
+
+@pytest.mark.slow
+def test_concurrent_runs_are_serialised_by_the_lock_with_no_lost_update(s3, bucket, pipeline):
+    counter(pipeline, bucket)
+    procs = [pipeline.popen("run", "--lock-wait", "60") for _ in range(3)]
+    outcomes = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-500:] for o in outcomes]
+    assert stored(s3, bucket) == {"count": b"3\n"}
+
+
+def test_a_run_killed_holding_the_lock_leaves_it_to_expire_then_it_is_taken(
+    s3, bucket, pipeline
+):
+    # A killed holder's lock object stays until its expiry (RUNNER_LEASE_SECONDS=5 here).
+    counter(pipeline, bucket)
+    holder = {"holder": "killed-pod/1", "expires": time.time() + 1.5}
+    s3.client.put_object(Bucket=bucket, Key="counter.lock", Body=json.dumps(holder).encode())
+    result = pipeline.run("run", "--lock-wait", "10")
+    assert result.returncode == 0, result.stderr
+    assert "count is 1" in result.stdout and "killed-pod/1" in result.stderr
 
 
 # -- pure parts ----------------------------------------------------------------------------
