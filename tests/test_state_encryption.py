@@ -153,6 +153,37 @@ def test_rotation_reads_with_a_fallback_key_and_writes_with_the_new_one(pipeline
     assert result.returncode == 0 and "count is 3" in result.stdout, result.stderr
 
 
+UNCHANGED = """
+    state:
+      name: counter
+      files: [{path: count.txt, key: count}]
+      encryption: {encryption}
+    workdir: ../work
+    run: [[cat, count.txt]]
+"""
+
+
+def test_an_unchanged_state_under_a_fallback_key_is_written_again_with_the_new_key(pipeline):
+    counter(pipeline)
+    assert pipeline.run("run", env={"STATE_KEY": OLD_KEY}).returncode == 0
+    encryption = "{key: {env: STATE_KEY}, fallbackKeys: [{env: STATE_KEY_OLD}]}"
+    pipeline.step("counter", UNCHANGED.replace("{encryption}", encryption))
+    result = pipeline.run("run", env={"STATE_KEY": KEY, "STATE_KEY_OLD": OLD_KEY})
+    assert result.returncode == 0 and result.stdout == "1\n", result.stderr
+    assert (stored(pipeline) or {})[ENTRY][9:17] == key_id(base64.b64decode(KEY))
+    again = pipeline.run("run", env={"STATE_KEY": KEY, "STATE_KEY_OLD": OLD_KEY})
+    assert "state unchanged: not saved again" in again.stderr  # under the new key: left alone
+
+
+def test_an_unchanged_plaintext_state_is_migrated_by_one_run(pipeline):
+    open_store("local", str(pipeline.state_dir), {}).save(REF, {"count": b"5\n"})
+    encryption = "{key: {env: STATE_KEY}, allowPlaintext: true}"
+    pipeline.step("counter", UNCHANGED.replace("{encryption}", encryption))
+    result = pipeline.run("run", env={"STATE_KEY": KEY})
+    assert result.returncode == 0 and result.stdout == "5\n", result.stderr
+    assert set(stored(pipeline) or {}) == {ENTRY}
+
+
 def test_a_key_from_a_file(pipeline, tmp_path):
     key_file = tmp_path / "state.key"
     key_file.write_text(KEY + "\n")

@@ -56,6 +56,9 @@ class Loaded:
 
     files: dict[str, bytes]
     version: str  # opaque; only the store that made it compares it
+    # Stored in a form to replace (plaintext being migrated, a retired encryption key): the
+    # run saves it again even when its files did not change.
+    stale: bool = False
 
 
 def changed_since_read(where: str) -> StateChanged:

@@ -237,14 +237,17 @@ class EncryptedStore(StateStore):
             return None
         where = self.inner.describe(ref)
         if is_sealed(loaded.files):
-            return Loaded(unseal(loaded.files[ENTRY], self.keys, where), loaded.version)
+            blob = loaded.files[ENTRY]
+            old_key = blob[len(MAGIC) + 1 : len(MAGIC) + 9] != self.keys.write.id
+            return Loaded(unseal(blob, self.keys, where), loaded.version, stale=old_key)
         if ENTRY in loaded.files or not self.keys.allow_plaintext:
             raise StoreError(
                 f"state {where} is not encrypted (or not by this runner), and the step sets "
                 "state.encryption: not reading it. To migrate a plaintext state, set "
                 "allowPlaintext: true for one run. The state is left as it is"
             )
-        return loaded  # plaintext, read once to migrate: the next save encrypts it
+        # Plaintext, read once to migrate: saved encrypted by this run, changed or not.
+        return Loaded(loaded.files, loaded.version, stale=True)
 
     def save(self, ref: StateRef, files: dict[str, bytes], expected: Expected = UNCHECKED) -> str:
         for key in files:
