@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from runner.state.base import StateRef
+from runner.state.base import StateChanged, StateRef
 from runner.state.s3 import S3Store, pack, parse_location, unpack
 from tests.conftest import Pipeline
 from tests.s3support import S3Endpoint, s3_endpoint
@@ -258,6 +258,38 @@ def test_a_run_killed_holding_the_lock_leaves_it_to_expire_then_it_is_taken(
     result = pipeline.run("run", "--lock-wait", "10")
     assert result.returncode == 0, result.stderr
     assert "count is 1" in result.stdout and "killed-pod/1" in result.stderr
+
+
+class PreconditionError(Exception):
+    """Named as obstore names a failed If-Match / If-None-Match."""
+
+
+def test_a_save_whose_answer_was_lost_and_retried_is_not_a_conflict(s3, monkeypatch):
+    import obstore
+
+    from runner.state import s3 as s3_module
+
+    class LostAnswer:
+        """obstore, except that each PUT lands and then fails as the client's retry would."""
+
+        def __getattr__(self, name):
+            return getattr(obstore, name)
+
+        def put(self, *args, **kwargs):
+            obstore.put(*args, **kwargs)
+            raise PreconditionError("412 Precondition Failed")
+
+    bucket = s3.new_bucket()
+    store = S3Store(f"//{bucket}", s3.env(), 5)
+    ref = StateRef("s", "n", "default")
+    monkeypatch.setattr(s3_module, "_obstore", LostAnswer)
+    version = store.save(ref, {"a": b"1"}, expected=None)
+    monkeypatch.undo()
+    loaded = store.load(ref)
+    assert loaded is not None and loaded.files == {"a": b"1"} and loaded.version == version
+    store.save(ref, {"a": b"theirs"})  # a real conflict is still one
+    with pytest.raises(StateChanged):
+        store.save(ref, {"a": b"2"}, expected=version)
 
 
 # -- pure parts ----------------------------------------------------------------------------

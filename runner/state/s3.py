@@ -147,10 +147,25 @@ class S3Store(StateStore):
         try:
             put = _obstore().put(self._client(bucket), key, body, mode=mode, use_multipart=False)
         except Exception as exc:
-            if _is(exc, "AlreadyExistsError", "PreconditionError", "NotFoundError"):
+            if not _is(exc, "AlreadyExistsError", "PreconditionError", "NotFoundError"):
+                raise _error(exc, "cannot save state", bucket, key) from None
+            # The client retries a PUT whose answer was lost; the retry then fails its own
+            # condition. If the object holds exactly what we sent, the first one landed.
+            landed = self._etag_if_holding(bucket, key, body)
+            if landed is None:
                 raise changed_since_read(f"s3://{bucket}/{key}") from None
-            raise _error(exc, "cannot save state", bucket, key) from None
+            return landed
         return str(put["e_tag"])
+
+    def _etag_if_holding(self, bucket: str, key: str, body: bytes) -> str | None:
+        """The object's ETag if its content is `body` byte for byte, else None."""
+        try:
+            result = _obstore().get(self._client(bucket), key)
+            etag = str(result.meta["e_tag"])
+            current = bytes(result.bytes())
+        except Exception:
+            return None
+        return etag if current == body else None
 
     def remove(self, ref: StateRef) -> bool:
         bucket, key = self._where(ref)
