@@ -5,6 +5,7 @@ new fields under `runner validate`; and `runner pipeline` naming the variables t
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -225,6 +226,20 @@ def test_the_key_is_masked_in_command_output(pipeline):
     result = pipeline.run("run", env={"STATE_KEY": KEY})
     assert result.returncode == 0, result.stderr
     assert KEY not in result.stdout + result.stderr and "the key is ***" in result.stdout
+
+
+def test_plan_says_the_state_is_encrypted_and_its_bucket(pipeline):
+    pipeline.step(
+        "p",
+        """
+        state: {store: s3, bucket: my-bucket, files: [{path: f}], encryption: {key: {env: STATE_KEY}}}
+        run: [[true]]
+        """,
+    )
+    result = pipeline.run("plan", "--format", "json", "--state-store", "", env={"STATE_KEY": KEY})
+    assert result.returncode == 0, result.stderr
+    [planned] = json.loads(result.stdout)
+    assert planned["state"]["bucket"] == "my-bucket" and planned["state"]["encrypted"] is True
 
 
 # -- the layer in process ------------------------------------------------------------------
