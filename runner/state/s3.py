@@ -114,9 +114,9 @@ class S3Store(StateStore):
     # -- state -------------------------------------------------------------------------------
     def load(self, ref: StateRef) -> Loaded | None:
         bucket, key = self._where(ref)
-        obstore = _obstore()
+        client = self._client(bucket)  # (its own errors name the bucket)
         try:
-            result = obstore.get(self._client(bucket), key)
+            result = _obstore().get(client, key)
             etag = result.meta["e_tag"]
             body = io.BytesIO()
             for piece in result:  # streamed: the body arrives a piece at a time
@@ -144,8 +144,9 @@ class S3Store(StateStore):
         else:
             mode = {"e_tag": expected}
         body = pack(files, ref.labels())
+        client = self._client(bucket)
         try:
-            put = _obstore().put(self._client(bucket), key, body, mode=mode, use_multipart=False)
+            put = _obstore().put(client, key, body, mode=mode, use_multipart=False)
         except Exception as exc:
             if not _is(exc, "AlreadyExistsError", "PreconditionError", "NotFoundError"):
                 raise _error(exc, "cannot save state", bucket, key) from None
@@ -182,8 +183,9 @@ class S3Store(StateStore):
         return existed
 
     def _exists(self, bucket: str, key: str) -> bool:
+        client = self._client(bucket)
         try:
-            _obstore().head(self._client(bucket), key)
+            _obstore().head(client, key)
             return True
         except Exception as exc:
             if _is(exc, "NotFoundError"):
