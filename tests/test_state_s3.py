@@ -185,7 +185,7 @@ def test_an_endpoint_that_is_down_is_exit_3_naming_bucket_and_key(s3, bucket, pi
     counter(pipeline, bucket)
     result = pipeline.run("run", env={"AWS_ENDPOINT_URL": "http://127.0.0.1:1"})
     assert result.returncode == 3, result.stderr
-    assert f"s3://{bucket}/counter: cannot reach the S3 endpoint" in result.stderr
+    assert f"s3://{bucket}/counter.lock: cannot reach the S3 endpoint" in result.stderr
     assert s3.password not in result.stderr and "count is" not in result.stdout
 
 
