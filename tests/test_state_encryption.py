@@ -317,6 +317,18 @@ def test_validate_a_bucket_for_a_store_without_buckets(tmp_path):
     )
 
 
+def test_validate_encryption_with_store_none(tmp_path):
+    spec = "run: [[echo]]\nstate: {store: none, encryption: {key: {env: K}}}\n"
+    result = invalid(tmp_path, step(spec=spec))
+    assert 'spec.state.encryption: store "none" keeps nothing to encrypt' in result.err
+
+
+def test_validate_a_misspelt_bucket_says_did_you_mean(tmp_path):
+    spec = "run: [[echo]]\nstate: {store: s3, bukket: b, files: [{path: x}]}\n"
+    result = invalid(tmp_path, step(spec=spec))
+    assert "a.yaml:7:" in result.err and 'did you mean "bucket"?' in result.err
+
+
 def test_validate_the_s3_store_is_in_the_enum_with_did_you_mean(tmp_path):
     spec = "run: [[echo]]\nstate: {store: s3s, files: [{path: x}]}\n"
     result = invalid(tmp_path, step(spec=spec))

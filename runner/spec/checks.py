@@ -279,6 +279,8 @@ def _state_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
         )
     if store == "none" and files:
         yield doc.problem((*path, "files"), 'store "none" keeps no files')
+    if store == "none" and "encryption" in state:
+        yield doc.problem((*path, "encryption"), 'store "none" keeps nothing to encrypt')
     if "bucket" in state and isinstance(store, str) and not _store_has_buckets(store):
         yield doc.problem(
             (*path, "bucket"),
