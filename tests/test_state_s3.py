@@ -322,3 +322,36 @@ def test_describe_names_bucket_and_key():
     assert store.describe(StateRef("s", "n", "default")) == "s3://bk/pre/n"
     step_bucket = S3Store(None, {}, 5)
     assert step_bucket.describe(StateRef("s", "n", "default", bucket="own")) == "s3://own/n"
+
+
+def test_the_option_parses_into_kind_and_location():
+    from runner.state import StoreSpec
+
+    assert StoreSpec.parse("s3://bk/teams/a") == StoreSpec("s3", "//bk/teams/a")
+    assert parse_location(StoreSpec.parse("s3://bk/teams/a").location) == ("bk", "teams/a")
+
+
+def test_a_held_lock_is_renewed_and_not_lost_while_the_run_holds_it(s3):
+    bucket = s3.new_bucket()
+    store = S3Store(f"//{bucket}", s3.env(), 1)  # renewed every third of a second
+    ref = StateRef("s", "n", "default")
+    with store.lock(ref, 1) as held:
+        first = s3.get(bucket, "n.lock")
+        time.sleep(1.5)
+        assert held.lost_reason() is None
+        assert s3.get(bucket, "n.lock") != first  # renewed: a later expiry
+    assert s3.keys(bucket) == []
+
+
+def test_a_lock_taken_by_another_run_is_lost_and_said_so(s3):
+    bucket = s3.new_bucket()
+    store = S3Store(f"//{bucket}", s3.env(), 1)
+    ref = StateRef("s", "n", "default")
+    with store.lock(ref, 1) as held:
+        taker = {"holder": "other-pod/2", "expires": time.time() + 60}
+        s3.client.put_object(Bucket=bucket, Key="n.lock", Body=json.dumps(taker).encode())
+        deadline = time.monotonic() + 5
+        while held.lost_reason() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "other-pod/2 took it" in (held.lost_reason() or "")
+    assert s3.keys(bucket) == ["n.lock"]  # theirs, left alone
