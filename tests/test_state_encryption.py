@@ -193,9 +193,7 @@ def test_a_key_from_a_file(pipeline, tmp_path):
     assert result.returncode == 0 and "count is 1" in result.stdout, result.stderr
 
 
-@pytest.mark.parametrize(
-    "value", [base64.b64encode(b"short").decode(), "not base64 at all!", ""]
-)
+@pytest.mark.parametrize("value", [base64.b64encode(b"short").decode(), "not base64 at all!", ""])
 def test_a_key_of_the_wrong_length_is_exit_2_naming_its_source_never_the_key(pipeline, value):
     counter(pipeline)
     result = pipeline.run("run", env={"STATE_KEY": value})
@@ -287,7 +285,9 @@ def test_validate_accepts_the_new_fields(tmp_path):
 
 
 def test_validate_a_misspelt_encryption_field_says_did_you_mean(tmp_path):
-    spec = "run: [[echo]]\nstate: {files: [{path: x}], encryption: {key: {env: K}, fallbackKey: []}}\n"
+    spec = (
+        "run: [[echo]]\nstate: {files: [{path: x}], encryption: {key: {env: K}, fallbackKey: []}}\n"
+    )
     result = invalid(tmp_path, step(spec=spec))
     assert any(
         "spec.state.encryption" in line and "fallbackKey" in line for line in result.lines

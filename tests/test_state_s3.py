@@ -80,17 +80,15 @@ def test_the_state_store_option_gives_bucket_and_prefix(s3, bucket, pipeline):
 
 
 @pytest.mark.slow
-def test_a_save_over_a_state_another_run_changed_is_exit_3_and_keeps_theirs(
-    s3, bucket, pipeline
-):
+def test_a_save_over_a_state_another_run_changed_is_exit_3_and_keeps_theirs(s3, bucket, pipeline):
     # The step's command stands for a concurrent writer: it replaces the stored object.
     counter(pipeline, bucket)
     assert pipeline.run("run").returncode == 0
     pipeline.step(
         "counter",
-        COUNTER.replace("{bucket}", bucket)
-        .replace("lock: true", "")
-        .replace("          n=$(cat", "          python3 -c \"$WRITE\"\n          n=$(cat"),
+        COUNTER.replace("{bucket}", bucket).replace(
+            "          n=$(cat", '          python3 -c "$WRITE"\n          n=$(cat'
+        ),
     )
     theirs = pack({"count": b"theirs\n"})
     write = (
@@ -256,9 +254,7 @@ def test_concurrent_runs_are_serialised_by_the_lock_with_no_lost_update(s3, buck
     assert stored(s3, bucket) == {"count": b"3\n"}
 
 
-def test_a_run_killed_holding_the_lock_leaves_it_to_expire_then_it_is_taken(
-    s3, bucket, pipeline
-):
+def test_a_run_killed_holding_the_lock_leaves_it_to_expire_then_it_is_taken(s3, bucket, pipeline):
     # A killed holder's lock object stays until its expiry (RUNNER_LEASE_SECONDS=5 here).
     counter(pipeline, bucket)
     holder = {"holder": "killed-pod/1", "expires": time.time() + 1.5}
