@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from runner.state.base import StateChanged, StateRef
-from runner.state.s3 import S3Store, pack, parse_location, unpack
+from runner.state.s3 import S3Store, pack, parse_location, unpack, unpack_with_header
 from tests.conftest import Pipeline
 from tests.s3support import S3Endpoint, s3_endpoint
 
@@ -308,9 +309,20 @@ def test_locations_parse_into_bucket_and_prefix():
 def test_pack_round_trips_and_refuses_what_it_did_not_write():
     files = {"a": b"1", "b": bytes(range(256)), "empty": b""}
     assert unpack(pack(files)) == files
-    for bad in (b"", b"not gzip", pack(files)[:-5]):
+    assert unpack(pack({})) == {}
+    for bad in (b"", b"not a state", pack(files)[:-5], pack({"r": os.urandom(100)})[:-1]):
         with pytest.raises(ValueError):
             unpack(bad)
+
+
+def test_text_is_compressed_and_what_does_not_compress_is_stored_as_is():
+    text = {"tfstate": b'{"resources": []}\n' * 10000}
+    packed = pack(text)
+    assert len(packed) < len(text["tfstate"]) // 10 and unpack(packed) == text
+    sealed = {"runner-encrypted-state": os.urandom(300_000)}
+    packed = pack(sealed)
+    assert unpack_with_header(packed)[1]["compression"] == "none"
+    assert len(packed) < 300_000 + 400 and unpack(packed) == sealed
 
 
 def test_describe_names_bucket_and_key():

@@ -3,11 +3,11 @@
 Usage: `state.store: s3` with `state.bucket`, or `--state-store s3://BUCKET[/PREFIX]` (which
 wins over the step's bucket). No default location: a step names its bucket or the option does.
 
-Layout: the state `NAME` is the object `PREFIX/NAME`, all its files in that one object (a
-gzip-compressed archive: a JSON header line naming each key and its size, then the files back
-to back), written by one PUT, so readers see the old state or the new. The namespace is not part
-of the key: give states in different namespaces different names (e.g. with
-`${{ kratix.object.namespace }}`). A state's version is the object's ETag: a save sends
+Layout: the state `NAME` is the object `PREFIX/NAME`, all its files in that one object (a magic
+line, a JSON header line naming each key and its size, then the files back to back, compressed
+unless they don't compress: see `pack`), written by one PUT, so readers see the old state or the
+new. The namespace is not part of the key: give states in different namespaces different names
+(e.g. with `${{ kratix.object.namespace }}`). A state's version is the object's ETag: a save sends
 `If-Match: ETAG` (or `If-None-Match: *` when it read no state), so a concurrent writer makes it
 fail (StateChanged, exit 3, the other's state kept), never a lost update.
 
@@ -29,7 +29,8 @@ import io
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -333,22 +334,38 @@ class S3Lock(RenewedLock):
 
 
 # -- the object's format -----------------------------------------------------------------------
+_SAMPLE = 64 << 10  # bytes of each file tried for compressibility
+
+
 def pack(files: Mapping[str, bytes], labels: Mapping[str, str] | None = None) -> bytes:
-    """One object's body: gzip of the magic line, a JSON header line (the format version, the
-    state's labels, each key and its size), then the files back to back."""
+    """One object's body: the magic line, a JSON header line (the format version, the state's
+    labels, each key and its size, and the payload's compression), then the payload: the files
+    back to back, gzip-compressed unless they don't compress (an encrypted state: compressed
+    before it was encrypted), which would only cost time."""
     keys = sorted(files)
+    compression = "gzip" if _compressible(files[k] for k in keys) else "none"
     header = {
         "version": _FORMAT_VERSION,
         "labels": dict(labels or {}),
+        "compression": compression,
         "files": [[k, len(files[k])] for k in keys],
     }
     out = io.BytesIO()
+    out.write(_MAGIC)
+    out.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
+    if compression == "none":
+        for key in keys:
+            out.write(files[key])
+        return out.getvalue()
     with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as gz:
-        gz.write(_MAGIC)
-        gz.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
         for key in keys:
             gz.write(files[key])
     return out.getvalue()
+
+
+def _compressible(values: Iterable[bytes]) -> bool:
+    sample = b"".join(v[:_SAMPLE] for v in values)[: 4 * _SAMPLE]
+    return not sample or len(zlib.compress(sample, 1)) < 0.9 * len(sample)
 
 
 def unpack(body: bytes | memoryview) -> dict[str, bytes]:
@@ -358,28 +375,33 @@ def unpack(body: bytes | memoryview) -> dict[str, bytes]:
 
 def unpack_with_header(body: bytes | memoryview) -> tuple[dict[str, bytes], dict[str, Any]]:
     """The files of an object `pack` wrote and its header; ValueError when it is not one."""
-    try:
-        raw = gzip.decompress(body)
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"not a state this runner wrote ({exc})") from None
-    if not raw.startswith(_MAGIC):
+    view = memoryview(body)
+    if bytes(view[: len(_MAGIC)]) != _MAGIC:
         raise ValueError("not a state this runner wrote")
-    end = raw.index(b"\n", len(_MAGIC)) if b"\n" in raw[len(_MAGIC) :] else -1
+    end = bytes(view[: len(_MAGIC) + (1 << 20)]).find(b"\n", len(_MAGIC))
     if end < 0:
         raise ValueError("its header is cut short")
     try:
-        header = json.loads(raw[len(_MAGIC) : end])
+        header = json.loads(bytes(view[len(_MAGIC) : end]))
         entries = [(str(k), int(n)) for k, n in header["files"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"its header is not readable: {exc}") from None
     if header.get("version") != _FORMAT_VERSION:
         raise ValueError(f"format version {header.get('version')} is not one this runner reads")
+    payload: bytes | memoryview = view[end + 1 :]
+    if header.get("compression") == "gzip":
+        try:
+            payload = gzip.decompress(payload)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"its payload is corrupt ({exc})") from None
+    elif header.get("compression") != "none":
+        raise ValueError(f"compression {header.get('compression')!r} is not one this runner reads")
     files: dict[str, bytes] = {}
-    pos = end + 1
+    pos = 0
     for key, size in entries:
-        files[key] = raw[pos : pos + size]
+        files[key] = bytes(payload[pos : pos + size])
         pos += size
-    if pos != len(raw):
+    if pos != len(payload):
         raise ValueError("its files are not the sizes its header says")
     return files, header
 
