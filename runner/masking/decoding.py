@@ -1,0 +1,215 @@
+"""Secrets inside base64 or hex that is wrapped over lines: found by decoding the lines.
+
+`base64` wraps at 76 columns, openssl at 64, `xxd -p` at 60, and a dump (`xxd`, `od -tx1`,
+`hexdump -C`) puts 16 bytes a line between an offset and a text column. A secret inside such
+a blob sits at any byte offset and may be cut by any line break, which no list of literal
+variants covers. So: consecutive lines that are wholly base64 (or wholly hex, or dump lines)
+form a run; the run's characters are joined, decoded at every alignment (4 for base64, 2 for
+hex), and the decoded bytes searched for the secrets' bytes. Every character that carries a
+bit of a secret is masked, on every line it spans (and a dump line's text column).
+
+Linear in the text: one regex pass finds the candidate lines, each run is decoded a fixed
+number of times. Decoding at every alignment, and counting overlapping matches, makes what
+is found in a run independent of where the run starts: a StreamMasker that has emitted the
+first lines of a run finds the same secrets in the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+# A candidate line: all base64 (the alphabet of either flavour, `=` padding at the end), or a
+# hex dump line: `xxd` (offset, colon, groups of bytes, text column), `hexdump -C` (offset,
+# bytes, |text|), `od -tx1` (optional offset, bytes). Contiguous hex (`xxd -p`) is a base64
+# line too: read as both.
+_LINE = re.compile(
+    r"(?m)^[ \t]*+(?:"
+    r"(?P<b64>[A-Za-z0-9+/_-]{2,}+={0,2})"
+    r"|[0-9a-fA-F]{6,8}: (?P<xxd>[0-9a-fA-F]{2,}(?: [0-9a-fA-F]{2,})*)(?P<xxdtext>  .*?)?"
+    r"|(?:[0-9a-fA-F]{6,8}[ \t]{1,3})?(?P<dump>[0-9a-fA-F]{2}(?:[ \t]{1,3}[0-9a-fA-F]{2})*)"
+    r"(?:[ \t]+(?P<dumptext>\|.*\|))?"
+    r")[ \t]*\r?$"
+)
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_HEX_ONLY = re.compile(r"(?:[0-9a-fA-F]{2})+")
+_URLSAFE = str.maketrans("-_", "+/")
+
+
+@dataclass
+class _Run:
+    """Consecutive lines of one kind: pieces of encoded text with where each sits."""
+
+    joined: list[str] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)  # of each piece in the joined text
+    starts: list[int] = field(default_factory=list)  # of each piece in the text
+    lines: list[int] = field(default_factory=list)  # index of each piece's line in `rows`
+    rows: list[tuple[int, tuple[int, int] | None]] = field(
+        default_factory=list
+    )  # line start, text column
+    size: int = 0
+    end: int = -2  # where the last line ended (its newline)
+
+    def add(self, piece: str, start: int) -> None:
+        self.joined.append(piece)
+        self.offsets.append(self.size)
+        self.starts.append(start)
+        self.lines.append(len(self.rows) - 1)
+        self.size += len(piece)
+
+
+@dataclass
+class Hit:
+    """The stretches of text that carry one found secret, and the line it starts on."""
+
+    pieces: list[tuple[int, int]]
+    anchor: int  # a stream may cut the text here without losing the hit
+
+
+def candidate_lines(text: str) -> bool:
+    """Whether text has a line this pass reads (cheap enough to ask first)."""
+    return _LINE.search(text) is not None
+
+
+def hits(text: str, finder: Finder) -> Iterator[Hit]:
+    """Every secret inside a base64 or hex run of text."""
+    b64 = _Run()
+    hexa = _Run()
+    for line in _LINE.finditer(text):
+        start = line.start()
+        if start != b64.end + 1:
+            yield from _close(b64, finder, 4)
+            b64 = _Run()
+        if start != hexa.end + 1:
+            yield from _close(hexa, finder, 2)
+            hexa = _Run()
+        encoded = line.group("b64")
+        if encoded is not None:
+            b64.rows.append((start, None))
+            b64.add(encoded.rstrip("="), line.start("b64"))
+            b64.end = line.end()
+            if encoded.endswith("="):  # padding ends a blob
+                yield from _close(b64, finder, 4)
+                b64 = _Run()
+            if _HEX_ONLY.fullmatch(encoded) is None:
+                continue
+            hexa.rows.append((start, None))
+            hexa.add(encoded, line.start("b64"))
+        else:
+            name = "xxd" if line.group("xxd") is not None else "dump"
+            column = line.span(f"{name}text") if line.group(f"{name}text") else None
+            hexa.rows.append((start, column))
+            offset = line.start(name)
+            for digits in _HEX.finditer(line.group(name)):
+                hexa.add(digits.group(), offset + digits.start())
+        hexa.end = line.end()
+    yield from _close(b64, finder, 4)
+    yield from _close(hexa, finder, 2)
+
+
+def weight(text: str, start: int, end: int) -> int | None:
+    """How many encoded characters the line text[start:end] adds to a run; None: not a line
+    this pass reads."""
+    line = _LINE.match(text, start, end)
+    if line is None:
+        return None
+    if line.group("b64") is not None:
+        return len(line.group("b64"))
+    name = "xxd" if line.group("xxd") is not None else "dump"
+    return sum(len(digits) for digits in _HEX.findall(line.group(name)))
+
+
+def _close(run: _Run, finder: Finder, group: int) -> Iterator[Hit]:
+    if run.size < group:
+        return
+    import base64
+
+    joined = "".join(run.joined)
+    for align in range(group):
+        chunk = joined[align:]
+        chunk = chunk[: len(chunk) // group * group]
+        if not chunk:
+            continue
+        if group == 4:
+            try:
+                data = base64.b64decode(chunk.translate(_URLSAFE))
+            except ValueError:
+                continue
+            bits = 6
+        else:
+            data = bytes.fromhex(chunk)
+            bits = 4
+        for first, last in finder.find(data.decode("latin-1")):
+            yield _hit(run, align + 8 * first // bits, align + -(-8 * last // bits), group)
+
+
+def _hit(run: _Run, first: int, last: int, group: int) -> Hit:
+    """The stretches of text of the joined characters first..last of run."""
+    pieces: list[tuple[int, int]] = []
+    touched: list[int] = []
+    i = bisect_right(run.offsets, first) - 1
+    while i < len(run.joined) and run.offsets[i] < last:
+        offset = run.offsets[i]
+        begin = run.starts[i] + max(first, offset) - offset
+        end = run.starts[i] + min(last, offset + len(run.joined[i])) - offset
+        if pieces and touched[-1] == run.lines[i]:
+            pieces[-1] = (pieces[-1][0], end)  # bytes of one dump line: one stretch
+        else:
+            pieces.append((begin, end))
+            touched.append(run.lines[i])
+        i += 1
+    for line in touched:
+        column = run.rows[line][1]
+        if column is not None:
+            pieces.append(column)
+    pieces.sort()
+    # A dump line is cut only at its start (its offset makes it a dump line); base64 anywhere.
+    anchor = run.rows[touched[0]][0] if group == 2 else pieces[0][0]
+    return Hit(pieces, anchor)
+
+
+class Finder:
+    """Finds, at every position of a text (overlapping), the longest of some words.
+
+    Words longer than a prefix length enter the regex by their prefix only and are compared
+    whole after, as in Masker: a CA bundle would otherwise make a regex of its full size.
+    """
+
+    _prefix_length = 256
+
+    def __init__(self, words: set[str]) -> None:
+        from runner.masking.forms import trie_regex
+
+        cut = self._prefix_length
+        self._short = {w for w in words if len(w) <= cut}
+        long: dict[str, list[str]] = {}
+        for word in sorted(words - self._short, key=len, reverse=True):
+            long.setdefault(word[:cut], []).append(word)
+        self._long = {prefix: tuple(found) for prefix, found in long.items()}
+        self._pattern = re.compile(
+            "(?=(" + trie_regex(sorted(self._short | self._long.keys())) + "))", re.DOTALL
+        )
+        self._fallback: re.Pattern[str] | None = None
+        self.longest = max(map(len, words), default=0)
+
+    def find(self, text: str) -> Iterator[tuple[int, int]]:
+        from runner.masking.forms import trie_regex
+
+        for found in self._pattern.finditer(text):
+            start = found.start()
+            word = found.group(1)
+            end = start + len(word) if word in self._short else -1
+            for candidate in self._long.get(word, ()):
+                if text.startswith(candidate, start):
+                    end = start + len(candidate)
+                    break
+            if end < 0 and self._short:
+                # Only a long word's prefix matched: the longest short word there, if any.
+                if self._fallback is None:
+                    self._fallback = re.compile(trie_regex(sorted(self._short)), re.DOTALL)
+                short = self._fallback.match(text, start)
+                end = short.end() if short is not None else -1
+            if end > start:
+                yield start, end
