@@ -372,10 +372,8 @@ def _mask_prefix(masker: Masker, buffer: str, cut: int) -> tuple[str, str]:
     moved = True
     while moved:
         moved = False
-        for start, end, anchor, last in hits:
-            if start >= cut:
-                break
-            if max(end, last) > cut:
+        for _, end, anchor, last in hits:
+            if anchor < cut < max(end, last):
                 cut = anchor
                 moved = True
                 break

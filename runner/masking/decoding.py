@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 # line too: read as both.
 _LINE = re.compile(
     r"(?m)^[ \t]*+(?:"
-    r"(?P<b64>[A-Za-z0-9+/_-]{2,}+={0,2})"
+    r"(?P<b64>[A-Za-z0-9+/_-]++={0,2})"
     r"|[0-9a-fA-F]{6,8}: (?P<xxd>[0-9a-fA-F]{2,}(?: [0-9a-fA-F]{2,})*)(?P<xxdtext>  .*?)?"
     r"|(?:[0-9a-fA-F]{6,8}[ \t]{1,3})?(?P<dump>[0-9a-fA-F]{2}(?:[ \t]{1,3}[0-9a-fA-F]{2})*)"
     r"(?:[ \t]+(?P<dumptext>\|.*\|))?"
@@ -129,24 +129,26 @@ def _close(run: _Run, finder: Finder, group: int) -> Iterator[Hit]:
     joined = "".join(run.joined)
     for align in range(group):
         chunk = joined[align:]
-        chunk = chunk[: len(chunk) // group * group]
-        if not chunk:
-            continue
         if group == 4:
+            # A last group of 2 or 3 characters still holds whole bytes (padding stripped).
+            rest = len(chunk) % 4
+            chunk = chunk[: len(chunk) - 1] if rest == 1 else chunk
+            chunk += "=" * (-len(chunk) % 4)
             try:
                 data = base64.b64decode(chunk.translate(_URLSAFE))
             except ValueError:
                 continue
             bits = 6
         else:
-            data = bytes.fromhex(chunk)
+            data = bytes.fromhex(chunk[: len(chunk) // 2 * 2])
             bits = 4
         for first, last in finder.find(data.decode("latin-1")):
-            yield _hit(run, align + 8 * first // bits, align + -(-8 * last // bits), group)
+            yield _hit(run, align + 8 * first // bits, align + -(-8 * last // bits), align, group)
 
 
-def _hit(run: _Run, first: int, last: int, group: int) -> Hit:
-    """The stretches of text of the joined characters first..last of run."""
+def _hit(run: _Run, first: int, last: int, align: int, group: int) -> Hit:
+    """The stretches of text of the joined characters first..last of run (decoded in groups
+    of `group` characters from `align`)."""
     pieces: list[tuple[int, int]] = []
     touched: list[int] = []
     i = bisect_right(run.offsets, first) - 1
@@ -165,8 +167,10 @@ def _hit(run: _Run, first: int, last: int, group: int) -> Hit:
         if column is not None:
             pieces.append(column)
     pieces.sort()
-    # A dump line is cut only at its start (its offset makes it a dump line); base64 anywhere.
-    anchor = run.rows[touched[0]][0] if group == 2 else pieces[0][0]
+    # A stream may cut before the line where the first decoded group of the hit begins: the
+    # rest still decodes to the same bytes there (a dump line is one only from its start).
+    begin = align + (first - align) // group * group
+    anchor = run.rows[run.lines[bisect_right(run.offsets, begin) - 1]][0]
     return Hit(pieces, anchor)
 
 

@@ -9,7 +9,8 @@ with a map back to the text. Three families, each read only when the text holds 
 - backslash (`\\`): JSON (`\\"`, `\\\\`, `\\/`, `\\n`, `\\u0026`, surrogate pairs), YAML
   double-quoted (`\\x26`, `\\U0001F600`, `\\N`, `\\_`, `\\L`, `\\P`, `\\e`), bash `printf %q`
   (`\\&`, `\\ `, `$'\\001'`, `$'\\E'`, octal bytes of a UTF-8 character);
-- quote (`'`): YAML single-quoted `''` and shell `'"'"'` / `'\\''` (shlex.quote);
+- quote (`'`): YAML single-quoted `''` and shell `'"'"'` / `'\\''` (shlex.quote), read
+  twice: pairing a run of quotes from its first and from its second;
 - percent (`%`): `%2f` and `%2F` alike, `%C3%A9` as one character, `+` as a space.
 
 No escape sequence spans a line break, so a view of text up to a newline is final.
@@ -48,6 +49,9 @@ _BACKSLASH = re.compile(
     r"|\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}|\\x[0-9a-fA-F]{2}|\\[0-7]{1,3}|\\[^\n]"
 )
 _QUOTE = re.compile(r"""'"'"'|'\\''|''(?!"'")""")
+# Which quote of a run of them opens or closes the string is not known without the whole
+# document: the second view pairs them from the second quote of a run.
+_QUOTE_ODD = re.compile(r"""(?<!')'(?=')|'"'"'|'\\''|''(?!"'")""")
 _PERCENT = re.compile(
     r"%[cdCD][0-9a-fA-F]%[89abAB][0-9a-fA-F]"
     r"|%[eE][0-9a-fA-F](?:%[89abAB][0-9a-fA-F]){2}"
@@ -88,6 +92,7 @@ def _percent(token: str) -> str:
 _FAMILIES: tuple[tuple[str, re.Pattern[str], Callable[[str], str]], ...] = (
     ("\\", _BACKSLASH, _backslash),
     ("'", _QUOTE, lambda _: "'"),
+    ("''", _QUOTE_ODD, lambda _: "'"),
     ("%", _PERCENT, _percent),
 )
 
