@@ -137,7 +137,11 @@ class Masker:
         `anchor` is where a stream may cut before it, `last` the end of its last stretch (for a
         stretch of one piece, start and end).
         """
-        found = [(start, end, start, end) for start, end in self._spans(text)]
+        found = (
+            [(start, end, start, end) for start, end in self._spans(text)]
+            if self._compiled().search(text) is not None
+            else []
+        )
         extra = False
         if escapes.has_escapes(text):
             for view in escapes.views(text):
@@ -287,30 +291,32 @@ class StreamMasker:
         self._pending_len += len(chunk)
         if "\n" not in chunk and self._pending_len <= self._max_pending:
             return ""
-        buffer = "".join(self._pending)
-        self._masker._compiled()  # brings _longest and _multiline up to date
+        buffer = "".join(self._pending) if len(self._pending) > 1 else chunk
         masker = self._masker
-        masker._decoder()  # brings _width up to date
+        masker._compiled()  # brings _longest and _multiline up to date
+        masker._decoder()  # and _width
         cut = 0
         newline = buffer.rfind("\n")
         if newline >= 0:
-            limit = newline + 1
-            cut = min(
-                _first_open_start(masker, buffer, limit),
-                _held_lines(buffer, limit, masker._width),
-            )
-            if masker._multiline and escapes.has_escapes(buffer[:limit]):
-                for view in escapes.views(buffer[:limit]):
-                    start = _first_open_start(masker, view.text, len(view.text))
-                    if start < len(view.text):
-                        cut = min(cut, view.start(start))
+            limit = cut = newline + 1
+            if masker._multiline:
+                cut = _first_open_start(masker, buffer, limit)
+                if escapes.has_escapes(buffer[:limit]):
+                    for view in escapes.views(buffer[:limit]):
+                        start = _first_open_start(masker, view.text, len(view.text))
+                        if start < len(view.text):
+                            cut = min(cut, view.start(start))
+            cut = min(cut, _held_lines(buffer, limit, masker._width))
         if len(buffer) - cut > self._max_pending:
             # Every match decision before this point has its full lookahead available.
             reach = max(masker._longest - 1, masker._width)
             if escapes.has_escapes(buffer):
                 reach *= escapes.MAX_EXPANSION
             cut = max(cut, len(buffer) - reach)
-        emitted, rest = _mask_prefix(self._masker, buffer, cut)
+        if cut == len(buffer):  # the common case: whole lines, none held
+            emitted, rest = masker.mask(buffer), ""
+        else:
+            emitted, rest = _mask_prefix(masker, buffer, cut)
         self._pending = [rest] if rest else []
         self._pending_len = len(rest)
         return emitted

@@ -75,9 +75,12 @@ def candidate_lines(text: str) -> bool:
 
 def hits(text: str, finder: Finder) -> Iterator[Hit]:
     """Every secret inside a base64 or hex run of text."""
+    first = _LINE.search(text)
+    if first is None:  # most output: no line to read
+        return
     b64 = _Run()
     hexa = _Run()
-    for line in _LINE.finditer(text):
+    for line in _LINE.finditer(text, first.start()):
         start = line.start()
         if start != b64.end + 1:
             yield from _close(b64, finder, 4)
