@@ -43,11 +43,11 @@ def terraform_like(size: int, rng: random.Random) -> str:
         n += 1
         kind = n % 9
         if kind == 0:
-            line = f'  # aws_s3_bucket.bucket_{n} will be created'
+            line = f"  # aws_s3_bucket.bucket_{n} will be created"
         elif kind == 1:
             line = f'  + resource "aws_s3_bucket" "bucket_{n}" {{'
         elif kind == 2:
-            line = f'      + arn                         = (known after apply)'
+            line = "      + arn                         = (known after apply)"
         elif kind == 3:
             line = f'      + bucket                      = "team-{n}-artifacts"'
         elif kind == 4:
@@ -55,7 +55,7 @@ def terraform_like(size: int, rng: random.Random) -> str:
         elif kind == 5:
             line = f'      + tags                        = {{ "Name" = "b{n}", "Env" = "prod" }}'
         elif kind == 6:
-            line = f'aws_s3_bucket.bucket_{n}: Creation complete after 2s [id=team-{n}-artifacts]'
+            line = f"aws_s3_bucket.bucket_{n}: Creation complete after 2s [id=team-{n}-artifacts]"
         elif kind == 7:
             line = f'      + policy = "{base64.b64encode(rng.randbytes(24)).decode()}"'
         else:
@@ -83,13 +83,17 @@ def load(ref: str | None) -> ModuleType:
     scratch = Path(tempfile.mkdtemp(prefix="masking-bench-"))
     listing = subprocess.run(
         ["git", "ls-tree", "-r", "--name-only", ref, "runner/masking.py", "runner/masking/"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     for name in listing:
         target = scratch / "old" / Path(name).relative_to("runner")
         target.parent.mkdir(parents=True, exist_ok=True)
-        blob = subprocess.run(["git", "show", f"{ref}:{name}"], cwd=REPO, capture_output=True,
-                              check=True).stdout
+        blob = subprocess.run(
+            ["git", "show", f"{ref}:{name}"], cwd=REPO, capture_output=True, check=True
+        ).stdout
         target.write_bytes(blob.replace(b"runner.masking", b"old_masking"))
     package = scratch / "old" / "masking"
     path = package / "__init__.py" if package.is_dir() else scratch / "old" / "masking.py"

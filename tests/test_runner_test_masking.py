@@ -39,7 +39,10 @@ def no_form_of_the_secret(text: str) -> None:
 @pytest.fixture
 def leaky(tmp_path: Path) -> Path:
     """A case whose step writes its secret Go-JSON-escaped, YAML-escaped and base64-wrapped."""
-    write_step(tmp_path / "steps.d", "leaky", r"""
+    write_step(
+        tmp_path / "steps.d",
+        "leaky",
+        r"""
         secrets:
           TOKEN: { env: MY_TOKEN }
         run:
@@ -51,7 +54,8 @@ def leaky(tmp_path: Path) -> Path:
               printf 'token: "%s"\nn: 1\n' "$yml" > "$KRATIX_OUTPUT_DIR/leak.yaml"
               printf 'message: "%s"\n' "$yml" > "$KRATIX_METADATA_DIR/status.yaml"
               printf 'prefix-%s-suffix' "$TOKEN" | base64 -w 20 > "$KRATIX_OUTPUT_DIR/blob.txt"
-    """)
+    """,
+    )
     case = make_case(tmp_path / "tests" / "leak", env=f"MY_TOKEN='{SECRET}'\n")
     # Expected files that differ, so each is shown as a diff.
     (case / "output").mkdir()
