@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 # A candidate line: all base64 (the alphabet of either flavour, `=` padding at the end), or a
 # hex dump line: `xxd` (offset, colon, groups of bytes, text column), `hexdump -C` (offset,
@@ -38,19 +37,20 @@ _HEX_ONLY = re.compile(r"(?:[0-9a-fA-F]{2})+")
 _URLSAFE = str.maketrans("-_", "+/")
 
 
-@dataclass
 class _Run:
     """Consecutive lines of one kind: pieces of encoded text with where each sits."""
 
-    joined: list[str] = field(default_factory=list)
-    offsets: list[int] = field(default_factory=list)  # of each piece in the joined text
-    starts: list[int] = field(default_factory=list)  # of each piece in the text
-    lines: list[int] = field(default_factory=list)  # index of each piece's line in `rows`
-    rows: list[tuple[int, tuple[int, int] | None]] = field(
-        default_factory=list
-    )  # line start, text column
-    size: int = 0
-    end: int = -2  # where the last line ended (its newline)
+    __slots__ = ("end", "joined", "lines", "offsets", "rows", "size", "starts")
+
+    def __init__(self) -> None:
+        self.joined: list[str] = []
+        self.offsets: list[int] = []  # of each piece in the joined text
+        self.starts: list[int] = []  # of each piece in the text
+        self.lines: list[int] = []  # index of each piece's line in `rows`
+        # Each line's start and its text column (of a dump line), if any.
+        self.rows: list[tuple[int, tuple[int, int] | None]] = []
+        self.size = 0
+        self.end = -2  # where the last line ended (its newline)
 
     def add(self, piece: str, start: int) -> None:
         self.joined.append(piece)
@@ -60,17 +60,14 @@ class _Run:
         self.size += len(piece)
 
 
-@dataclass
 class Hit:
-    """The stretches of text that carry one found secret, and the line it starts on."""
+    """The stretches of text that carry one found secret, and where a stream may cut."""
 
-    pieces: list[tuple[int, int]]
-    anchor: int  # a stream may cut the text here without losing the hit
+    __slots__ = ("anchor", "pieces")
 
-
-def candidate_lines(text: str) -> bool:
-    """Whether text has a line this pass reads (cheap enough to ask first)."""
-    return _LINE.search(text) is not None
+    def __init__(self, pieces: list[tuple[int, int]], anchor: int) -> None:
+        self.pieces = pieces
+        self.anchor = anchor  # a stream may cut the text here without losing the hit
 
 
 def hits(text: str, finder: Finder) -> Iterator[Hit]:
