@@ -27,7 +27,7 @@ from collections.abc import Iterator
 _LINE = re.compile(
     r"(?m)^[ \t]*+(?:"
     r"(?P<b64>[A-Za-z0-9+/_-]++={0,2})"
-    r"|[0-9a-fA-F]{6,8}: (?P<xxd>[0-9a-fA-F]{2,}(?: [0-9a-fA-F]{2,})*)(?P<xxdtext>  .*?)?"
+    r"|[0-9a-fA-F]{6,8}: (?P<xxd>[0-9a-fA-F]{2,}(?: [0-9a-fA-F]{2,})*)(?P<xxdtext>  .*)?"
     r"|(?:[0-9a-fA-F]{6,8}[ \t]{1,3})?(?P<dump>[0-9a-fA-F]{2}(?:[ \t]{1,3}[0-9a-fA-F]{2})*)"
     r"(?:[ \t]+(?P<dumptext>\|.*\|))?"
     r")[ \t]*\r?$"
