@@ -85,7 +85,11 @@ class Masker:
         new = variants_of(value) - self._variants
         if new:
             self._variants |= new
-            self._plain |= {to_bytes(form).decode("latin-1") for form in plain_forms(value)}
+            self._plain |= {
+                raw.decode("latin-1")
+                for raw in map(to_bytes, plain_forms(value))
+                if len(raw) <= decoding.MAX_DECODED_FORM
+            }
             self._pattern = None  # recompiled lazily by the next mask()
         return None
 

@@ -32,6 +32,12 @@ _LINE = re.compile(
     r"(?:[ \t]+(?P<dumptext>\|.*\|))?"
     r")[ \t]*\r?$"
 )
+# The longest form (in bytes) sought in decoded runs. A stream holds the end of a run for as
+# many characters as this form's encoding spans, and masks what it holds again with each new
+# line: a CA bundle (200 KB) would make that quadratic. A longer multi-line secret is sought by
+# its lines (a PEM's are 64 characters); a longer single-line one only as its own base64 wrapped
+# at 64 or 76 (forms.py).
+MAX_DECODED_FORM = 1024
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _HEX_ONLY = re.compile(r"(?:[0-9a-fA-F]{2})+")
 _URLSAFE = str.maketrans("-_", "+/")
@@ -192,18 +198,20 @@ class Finder:
         for word in sorted(words - self._short, key=len, reverse=True):
             long.setdefault(word[:cut], []).append(word)
         self._long = {prefix: tuple(found) for prefix, found in long.items()}
-        self._pattern = re.compile(
-            "(?=(" + trie_regex(sorted(self._short | self._long.keys())) + "))", re.DOTALL
-        )
+        self._pattern = re.compile(trie_regex(sorted(self._short | self._long.keys())), re.DOTALL)
         self._fallback: re.Pattern[str] | None = None
         self.longest = max(map(len, words), default=0)
 
     def find(self, text: str) -> Iterator[tuple[int, int]]:
         from runner.masking.forms import trie_regex
 
-        for found in self._pattern.finditer(text):
+        # Overlapping: after a match, search again from the next position (not a lookahead
+        # regex, which would enter the trie at every position instead of scanning for a start).
+        position = 0
+        while (found := self._pattern.search(text, position)) is not None:
             start = found.start()
-            word = found.group(1)
+            position = start + 1
+            word = found.group()
             end = start + len(word) if word in self._short else -1
             for candidate in self._long.get(word, ()):
                 if text.startswith(candidate, start):
