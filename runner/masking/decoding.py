@@ -38,6 +38,10 @@ _LINE = re.compile(
 # its lines (a PEM's are 64 characters); a longer single-line one only as its own base64 wrapped
 # at 64 or 76 (forms.py).
 MAX_DECODED_FORM = 1024
+# A line of fewer encoded characters ends a run (a blob's last line is short): so a stream
+# need not hold back a line like "Done" or "deadbeef" in case a blob goes on after it. Blobs
+# wrapped narrower than this are not decoded (their unwrapped forms still are masked).
+MIN_WIDTH = 16
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _HEX_ONLY = re.compile(r"(?:[0-9a-fA-F]{2})+")
 _URLSAFE = str.maketrans("-_", "+/")
@@ -96,35 +100,44 @@ def hits(text: str, finder: Finder) -> Iterator[Hit]:
             b64.rows.append((start, None))
             b64.add(encoded.rstrip("="), line.start("b64"))
             b64.end = line.end()
-            if encoded.endswith("="):  # padding ends a blob
+            if encoded.endswith("=") or len(encoded) < MIN_WIDTH:  # the blob's last line
                 yield from _close(b64, finder, 4)
                 b64 = _Run()
             if _HEX_ONLY.fullmatch(encoded) is None:
                 continue
             hexa.rows.append((start, None))
             hexa.add(encoded, line.start("b64"))
+            size = len(encoded)
         else:
             name = "xxd" if line.group("xxd") is not None else "dump"
             column = line.span(f"{name}text") if line.group(f"{name}text") else None
             hexa.rows.append((start, column))
             offset = line.start(name)
+            size = 0
             for digits in _HEX.finditer(line.group(name)):
                 hexa.add(digits.group(), offset + digits.start())
+                size += len(digits.group())
         hexa.end = line.end()
+        if size < MIN_WIDTH:  # the dump's last line
+            yield from _close(hexa, finder, 2)
+            hexa = _Run()
     yield from _close(b64, finder, 4)
     yield from _close(hexa, finder, 2)
 
 
 def weight(text: str, start: int, end: int) -> int | None:
-    """How many encoded characters the line text[start:end] adds to a run; None: not a line
-    this pass reads."""
+    """How many encoded characters the line text[start:end] adds to a run that may go on
+    past it; None: a line that is not read, or that ends its run."""
     line = _LINE.match(text, start, end)
     if line is None:
         return None
-    if line.group("b64") is not None:
-        return len(line.group("b64"))
-    name = "xxd" if line.group("xxd") is not None else "dump"
-    return sum(len(digits) for digits in _HEX.findall(line.group(name)))
+    encoded = line.group("b64")
+    if encoded is not None:
+        size = len(encoded) if not encoded.endswith("=") else 0
+    else:
+        name = "xxd" if line.group("xxd") is not None else "dump"
+        size = sum(len(digits) for digits in _HEX.findall(line.group(name)))
+    return size if size >= MIN_WIDTH else None
 
 
 def _close(run: _Run, finder: Finder, group: int) -> Iterator[Hit]:

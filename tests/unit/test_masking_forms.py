@@ -371,7 +371,7 @@ def test_base64_wrapped_at_76_with_secret_across_the_break_is_masked() -> None:
     secrets,
     st.binary(max_size=60),
     st.binary(max_size=30),
-    st.integers(4, 90),
+    st.integers(16, 90),
     st.booleans(),
     st.sampled_from(["", "    "]),
 )
@@ -399,6 +399,14 @@ def test_stream_holds_a_base64_run_only_as_far_as_a_secret_reaches() -> None:
     assert out + stream.feed("done.\n") + stream.flush() == lines + "done.\n"
 
 
+def test_stream_does_not_hold_short_lines_or_lines_of_other_text() -> None:
+    stream = masker_for("short-secret").stream()
+    for line in ("Done\n", "deadbeef\n", "Waiting for it\n", "QUJDREVGR0hJSktM=\n"):
+        assert stream.feed(line) == line
+    assert stream.feed("QUJDREVGR0hJSktMTU5PUFFSU1RVVldY\n") == ""  # a blob may go on
+    assert stream.feed("Done\n") == "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY\nDone\n"
+
+
 # -- mapping keys, finds ---------------------------------------------------------------------------
 
 
@@ -420,7 +428,7 @@ def test_finds_answers_whether_mask_changes_the_text(secret: str, text: str, for
         "shell": shlex.quote(value),
         "url": quote(value, safe="").lower(),
         "hex": xxd(value.encode()),
-        "base64": wrapped(value.encode(), 8, False, ""),
+        "base64": wrapped(value.encode(), 16, False, ""),
     }[form]
     masker = masker_for(secret)
     assert masker.finds(shown) is (masker.mask(shown) != shown)
