@@ -150,6 +150,7 @@ def test_yaml_quoted_scalars_are_masked(
     masked = masker.mask(text)
     assert secret not in str(read_back(yaml.safe_load, masked))
     assert masker.finds(text)
+    assert stream_all(masker, text, 5) == masked
 
 
 # -- shell quoting --------------------------------------------------------------------------------
@@ -178,6 +179,7 @@ def test_shlex_quote_and_join_are_masked(secret: str, prefix: str, suffix: str) 
     masked = masker.mask(text)
     assert all(secret not in word for word in shlex.split(masked))
     assert masker.finds(text)
+    assert stream_all(masker, text, 5) == masked
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
@@ -219,6 +221,7 @@ def test_percent_encoded_in_either_case_is_masked(
     masked = masker.mask(encoded)
     assert secret not in unquote(masked, errors="surrogateescape")
     assert secret not in unquote_plus(masked, errors="surrogateescape")
+    assert stream_all(masker, encoded, 5) == masked
 
 
 # -- hex -----------------------------------------------------------------------------------------------
