@@ -42,6 +42,9 @@ MAX_DECODED_FORM = 1024
 # need not hold back a line like "Done" or "deadbeef" in case a blob goes on after it. Blobs
 # wrapped narrower than this are not decoded (their unwrapped forms still are masked).
 MIN_WIDTH = 16
+# The same after a newline: a pattern that starts with a literal is searched for by that
+# character, three times faster over ordinary output than trying `^` at every position.
+_NEXT_LINE = re.compile(r"(?m)\n" + _LINE.pattern[len("(?m)^") :])
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _HEX_ONLY = re.compile(r"(?:[0-9a-fA-F]{2})+")
 _URLSAFE = str.maketrans("-_", "+/")
@@ -82,13 +85,9 @@ class Hit:
 
 def hits(text: str, finder: Finder) -> Iterator[Hit]:
     """Every secret inside a base64 or hex run of text."""
-    first = _LINE.search(text)
-    if first is None:  # most output: no line to read
-        return
     b64 = _Run()
     hexa = _Run()
-    for line in _LINE.finditer(text, first.start()):
-        start = line.start()
+    for line, start in _lines(text):
         if start != b64.end + 1:
             yield from _close(b64, finder, 4)
             b64 = _Run()
@@ -123,6 +122,15 @@ def hits(text: str, finder: Finder) -> Iterator[Hit]:
             hexa = _Run()
     yield from _close(b64, finder, 4)
     yield from _close(hexa, finder, 2)
+
+
+def _lines(text: str) -> Iterator[tuple[re.Match[str], int]]:
+    """The lines this pass reads, each with where it starts."""
+    first = _LINE.match(text)
+    if first is not None:
+        yield first, 0
+    for line in _NEXT_LINE.finditer(text):
+        yield line, line.start() + 1
 
 
 def weight(text: str, start: int, end: int) -> int | None:
