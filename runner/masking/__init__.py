@@ -291,12 +291,22 @@ class StreamMasker:
         if not self._masker:
             # Nothing to mask: pass output straight through (plus anything held earlier).
             return self.flush() + chunk if self._pending else chunk
+        masker = self._masker
+        if (
+            not self._pending
+            and chunk[-1] == "\n"
+            and not masker._multiline
+            and masker._pattern is not None
+            and masker._finder is not None  # (so _width is up to date)
+            and len(chunk) <= self._max_pending
+            and _held_lines(chunk, len(chunk), masker._width) == len(chunk)
+        ):
+            return masker.mask(chunk)  # the common case: whole lines, nothing to hold
         self._pending.append(chunk)
         self._pending_len += len(chunk)
         if "\n" not in chunk and self._pending_len <= self._max_pending:
             return ""
         buffer = "".join(self._pending) if len(self._pending) > 1 else chunk
-        masker = self._masker
         masker._compiled()  # brings _longest and _multiline up to date
         masker._decoder()  # and _width
         cut = 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Iterator
+from itertools import chain
 
 # A candidate line: all base64 (the alphabet of either flavour, `=` padding at the end), or a
 # hex dump line: `xxd` (offset, colon, groups of bytes, text column), `hexdump -C` (offset,
@@ -85,9 +86,13 @@ class Hit:
 
 def hits(text: str, finder: Finder) -> Iterator[Hit]:
     """Every secret inside a base64 or hex run of text."""
+    lines = _lines(text)
+    first = next(lines, None)
+    if first is None:  # most output: no line to read
+        return
     b64 = _Run()
     hexa = _Run()
-    for line, start in _lines(text):
+    for line, start in chain((first,), lines):
         if start != b64.end + 1:
             yield from _close(b64, finder, 4)
             b64 = _Run()
