@@ -218,6 +218,13 @@ class Finder:
     def __init__(self, words: set[str]) -> None:
         from runner.masking.forms import trie_regex
 
+        # Many words (a CA bundle's lines): their first 4 characters, to skip a text holding
+        # none of them without running a regex of thousands of alternatives over it.
+        self._keys = (
+            re.compile(trie_regex(sorted({w[:4] for w in words})), re.DOTALL)
+            if len(words) > 64
+            else None
+        )
         cut = self._prefix_length
         self._short = {w for w in words if len(w) <= cut}
         long: dict[str, list[str]] = {}
@@ -231,6 +238,9 @@ class Finder:
     def find(self, text: str) -> Iterator[tuple[int, int]]:
         from runner.masking.forms import trie_regex
 
+        keys = self._keys
+        if keys is not None and keys.search(text) is None:
+            return
         # Overlapping: after a match, search again from the next position (not a lookahead
         # regex, which would enter the trie at every position instead of scanning for a start).
         position = 0
