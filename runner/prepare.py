@@ -32,6 +32,7 @@ from runner.spec.model import (
 from runner.spec.source import Document, PathKey
 from runner.state import NONE, StoreSpec, default_kind, store_class
 from runner.state.base import StateRef
+from runner.state.encryption import Keys, read_keys
 from runner.template import TemplateError, render, render_path
 from runner.values import holds, resolve_values
 
@@ -76,6 +77,7 @@ class PreparedStep:
     waiting_for: frozenset[str] = frozenset()
     # Inputs too large for an environment variable: not exported as INPUT_* (logged once).
     unexported: tuple[str, ...] = ()
+    keys: Keys | None = None  # state.encryption's keys, read (runner/state/encryption.py)
 
     @property
     def values(self) -> dict[str, Any]:
@@ -180,11 +182,18 @@ def prepare(
         store, ref = _state(step, ctx, request, text, environ, store_override)
     except Pending:  # its name is decided at its turn
         store, ref = NONE, None
+    keys = None
+    if ref is not None:
+        try:
+            keys = read_keys(step, environ)
+        except InvalidError as exc:
+            if need_secrets:  # `runner state` finds a state without its keys
+                problems += exc.problems
     if problems:
         raise InvalidError(*problems)
     return PreparedStep(
         step, inputs, secrets, workdir, env, commands, store, ref, context,
-        waiting_for=frozenset(waiting), unexported=unexported,
+        waiting_for=frozenset(waiting), unexported=unexported, keys=keys,
     )  # fmt: skip
 
 
@@ -299,6 +308,16 @@ def _state(
         or (SYSTEM_NAMESPACE if ctx.workflow == "promise" else "default")
     )
     rules = store_class(store)
+    bucket = text(state.bucket, ("spec", "state", "bucket"), wait=False) if state.bucket else None
+    given = override.location_for(store) if override else None
+    if rules.needs_bucket and not bucket and not given:
+        raise InvalidError(
+            step.document.problem(
+                ("spec", "state"),
+                f"the {store} store needs a bucket: none is given",
+                f'add "bucket: NAME" to the state, or run with --state-store {store}://BUCKET/PREFIX',
+            )
+        )
     if (problem := rules.name_problem(name)) is not None:
         raise InvalidError(
             step.document.problem(("spec", "state", "name"), f'state name "{name}" {problem}')
@@ -315,6 +334,7 @@ def _state(
         namespace=namespace,
         object_name=ctx.object.get("name"),
         object_namespace=ctx.object.get("namespace"),
+        bucket=bucket,
     )
 
 

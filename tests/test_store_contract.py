@@ -24,9 +24,12 @@ from runner.errors import Interrupted, InvalidError, LockHeld, StoreError
 from runner.log import Logger
 from runner.state import NONE, STORES, StoreSpec, kinds, open_store, store_class
 from runner.state.base import Loaded, StateChanged, StateRef, StateStore
+from runner.state.encryption import EncryptedStore, Keys, StateKey
 from runner.state.lock import RenewedLock
+from runner.state.s3 import unpack_with_header
 from tests.conftest import REPO, Pipeline
 from tests.kubeapi import FakeKubeAPI
+from tests.s3support import S3Endpoint, s3_endpoint
 from tests.stores import register_test_stores
 
 register_test_stores()
@@ -90,19 +93,43 @@ def _memory(tmp: Path) -> Iterator[Backend]:
     yield Backend(lambda: open_store("memory", str(file), {}), labels)
 
 
-BACKENDS: dict[str, Callable[[Path], Iterator[Backend]]] = {
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Endpoint]:
+    yield from s3_endpoint()
+
+
+def _s3(tmp: Path, endpoint: S3Endpoint) -> Iterator[Backend]:
+    bucket = endpoint.new_bucket()
+
+    def labels(ref: StateRef) -> dict[str, str]:
+        body = endpoint.get(bucket, f"states/{ref.name}")
+        assert body is not None
+        return unpack_with_header(body)[1]["labels"]  # type: ignore[no-any-return]
+
+    yield Backend(lambda: open_store("s3", f"//{bucket}/states", endpoint.env()), labels)
+
+
+BACKENDS: dict[str, Callable[..., Iterator[Backend]]] = {
     "local": _local,
     "configmap": _kube("configmap"),
     "secret": _kube("secret"),
     "memory": _memory,
+    "s3": _s3,
 }
+# Every store again with state.encryption on: the layer must keep the whole contract.
+KEYS = Keys(StateKey(b"k" * 32, "environment variable RUNNER_STATE_KEY"))
 
 
-@pytest.fixture(params=kinds())
+@pytest.fixture(params=[*kinds(), *(f"{k}+encrypted" for k in kinds())])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    kind = request.param
+    kind, _, encrypted = request.param.partition("+")
     assert kind in BACKENDS, f"store {kind} is registered but has no backend in this suite"
-    yield from BACKENDS[kind](tmp_path)
+    extra = [request.getfixturevalue("s3")] if kind == "s3" else []
+    for plain in BACKENDS[kind](tmp_path, *extra):
+        if not encrypted:
+            yield plain
+            continue
+        yield Backend(lambda p=plain: EncryptedStore(p.open(), KEYS), plain.labels)
 
 
 def test_the_schemas_store_enum_is_the_registrys_kinds_and_none() -> None:
@@ -306,7 +333,7 @@ def test_without_the_registration_the_store_is_unknown(pipeline: Pipeline, tmp_p
     result = pipeline.run("run", "--state-store", f"memory:{tmp_path / 'm.json'}")
     assert result.returncode == 2
     assert 'unknown state store "memory:' in result.stderr
-    assert "use local[:DIR], configmap, secret or none" in result.stderr
+    assert "use local[:DIR], configmap, secret, s3[://BUCKET[/PREFIX]] or none" in result.stderr
 
 
 # -- an expiring lock, whatever the store ------------------------------------------------------

@@ -145,7 +145,7 @@ def test_a_bad_enum_value(tmp_path):
     result = invalid(tmp_path, step(spec=spec))
     result.has(
         'a.yaml:7:19: spec.state.store: "configmaps" is not one of "configmap", "secret", '
-        '"local", "none"',
+        '"local", "s3", "none"',
         'did you mean "configmap"?',
     )
 

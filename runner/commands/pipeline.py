@@ -93,6 +93,7 @@ def container(step: Step, image: str, log: Logger) -> dict[str, Any]:
             continue  # two secrets read one variable: the container can set it once
         value_from = {"secretKeyRef": {"name": ref.name, "key": ref.key}}
         env.append({"name": secret.env, "valueFrom": value_from})
+    _warn_unset_store_env(step, {item["name"] for item in env}, log)
     entry: dict[str, Any] = {
         "name": step.name,
         "image": image,
@@ -101,3 +102,26 @@ def container(step: Step, image: str, log: Logger) -> dict[str, Any]:
     if env:
         entry["env"] = env
     return entry
+
+
+def _warn_unset_store_env(step: Step, given: set[str], log: Logger) -> None:
+    """Say which variables the step's store (AWS_* for s3) and encryption keys read that no
+    secret of the step gives the container (by secretKeyRef): they must come from elsewhere."""
+    from runner.state import STORES, store_class
+
+    wanted: list[str] = []
+    kind = step.state.store
+    if step.state.files and kind in STORES:
+        wanted += store_class(kind).environment
+    encryption = step.state.encryption
+    if step.state.files and encryption is not None:
+        sources = (encryption.key, *encryption.fallback_keys)
+        wanted += [source.env for source in sources if source.env]
+    missing = [name for name in wanted if name not in given]
+    if missing:
+        log.warning(
+            f"the state reads {', '.join(missing)}, which no secret of the step gives "
+            "(secrets with env: and secretKeyRef: make them container env from a Secret): "
+            "give the container them yourself where they are needed",
+            step=step.name,
+        )

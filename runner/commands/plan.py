@@ -58,6 +58,10 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
             "save": "removed after the step succeeds" if policy.remove else saved[policy.save],
             "lock": policy.lock,
         }
+        if ref.bucket:
+            state["bucket"] = ref.bucket
+        if step.state.encryption is not None:
+            state["encrypted"] = True
     commands_from = commands_run(dry_run)
     later = after_commands(prepared)
     return {

@@ -9,6 +9,7 @@ from runner.commands.common import add_kratix_arguments, open_session
 from runner.environment import Environment
 from runner.errors import InvalidError, Problem
 from runner.state import open_store
+from runner.state.encryption import EncryptedStore
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +41,8 @@ def main(args: argparse.Namespace, env: Environment) -> int:
         raise InvalidError(f"step {args.step} keeps no state")
     location = session.store.location_for(prepared.store) if session.store else None
     store = open_store(prepared.store, location, env.environ)
+    if prepared.keys is not None and args.action == "show":
+        store = EncryptedStore(store, prepared.keys)
     try:
         where = store.describe(ref)
         if args.action == "show":

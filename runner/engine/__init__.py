@@ -35,6 +35,7 @@ from runner.prepare import PreparedStep
 from runner.settings import DEFAULTS, Settings
 from runner.state import StoreSpec, open_store
 from runner.state.base import StateStore
+from runner.state.encryption import EncryptedStore
 
 
 class Engine:
@@ -99,6 +100,8 @@ class Engine:
         self.log.info(f"step {step.name} started{mode}", event="step-start", **fields)
         ref = prepared.state_ref
         store = self.store(prepared.store) if ref else None
+        if store is not None and prepared.keys is not None:
+            store = EncryptedStore(store, prepared.keys)
         policy = StatePolicy.of(prepared, self.ctx)
         with workspace(prepared) as workdir:
             lock: Any = nullcontext()

@@ -76,7 +76,7 @@ class StatePhase:
         # The restored files are on disk now: keep only what tells whether the commands
         # changed anything (digest, sizes) and the stored entries no state file holds.
         restored = Restored(
-            digest=digest(stored),
+            digest="" if loaded.stale else digest(stored),  # stale: never "unchanged"
             sizes={k: len(v) for k, v in stored.items()},
             others={k: v for k, v in stored.items() if k not in written},
             written=frozenset(written),

@@ -13,7 +13,9 @@ from runner.spec.model import (
     MISSING,
     Command,
     Destination,
+    Encryption,
     Input,
+    KeySource,
     Manifest,
     Output,
     OutputCopy,
@@ -154,6 +156,22 @@ def _state(raw: dict[str, Any] | None) -> State:
         save=raw.get("save", "always"),
         lock=raw.get("lock", True),
         on_delete=raw.get("onDelete", "keep"),
+        bucket=raw.get("bucket"),
+        encryption=_encryption(raw.get("encryption")),
+    )
+
+
+def _encryption(raw: dict[str, Any] | None) -> Encryption | None:
+    if not raw:
+        return None
+
+    def source(item: dict[str, Any]) -> KeySource:
+        return KeySource(env=item.get("env"), file=item.get("file"))
+
+    return Encryption(
+        key=source(raw["key"]),
+        fallback_keys=tuple(source(k) for k in raw.get("fallbackKeys", ())),
+        allow_plaintext=bool(raw.get("allowPlaintext", False)),
     )
 
 

@@ -61,6 +61,7 @@ _TEMPLATED: tuple[tuple[PathKey, str, str], ...] = (
     (("spec", "workdir"), _BEFORE, _NAME),
     (("spec", "state", "name"), _BEFORE, _NAME),
     (("spec", "state", "namespace"), _BEFORE, _NAME),
+    (("spec", "state", "bucket"), _BEFORE, _NAME),
     *(
         entry
         for group in ("run", "dryRun")
@@ -345,6 +346,14 @@ def _state_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
         )
     if store == "none" and files:
         yield doc.problem((*path, "files"), 'store "none" keeps no files')
+    if store == "none" and "encryption" in state:
+        yield doc.problem((*path, "encryption"), 'store "none" keeps nothing to encrypt')
+    if "bucket" in state and isinstance(store, str) and not _store_has_buckets(store):
+        yield doc.problem(
+            (*path, "bucket"),
+            f'store "{store}" keeps no bucket: bucket is for the s3 store',
+            'use "store: s3", or remove "bucket"',
+        )
     seen: dict[str, int] = {}
     for i, item in enumerate(files if isinstance(files, list) else ()):
         if not isinstance(item, dict):
@@ -390,6 +399,12 @@ def _state_name_problem(
     rule = store_class(store if isinstance(store, str) and store in STORES else IN_CLUSTER)
     reason = rule.name_problem(name)
     return None if reason is None else doc.problem((*path, "name"), f'state name "{name}" {reason}')
+
+
+def _store_has_buckets(store: str) -> bool:
+    from runner.state import STORES, store_class
+
+    return store in STORES and store_class(store).needs_bucket
 
 
 def _key_problem(

@@ -137,6 +137,26 @@ def state_key(path: str, key: str | None = None) -> str:
 
 
 @dataclass(frozen=True)
+class KeySource:
+    """Where a state encryption key is read: an environment variable or a file."""
+
+    env: str | None = None
+    file: str | None = None
+
+    def describe(self) -> str:
+        return f"environment variable {self.env}" if self.env is not None else f"file {self.file}"
+
+
+@dataclass(frozen=True)
+class Encryption:
+    """`state.encryption`: the key saves are written with, older keys to read, migration."""
+
+    key: KeySource
+    fallback_keys: tuple[KeySource, ...] = ()
+    allow_plaintext: bool = False
+
+
+@dataclass(frozen=True)
 class State:
     store: str | None = None  # None: configmap inside a cluster, local outside
     name: str | None = None
@@ -145,6 +165,8 @@ class State:
     save: str = "always"
     lock: bool = True
     on_delete: str = "keep"
+    bucket: str | None = None  # the s3 store's bucket (a template)
+    encryption: Encryption | None = None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ def register(kind: str, target: str) -> None:
 register("local", "runner.state.local:LocalStore")
 register("configmap", "runner.state.configmap_secret:ConfigMapStore")
 register("secret", "runner.state.configmap_secret:SecretStore")
+register("s3", "runner.state.s3:S3Store")
 
 IN_CLUSTER = "configmap"  # a step without `store:` inside a cluster, where Pipelines run
 OUTSIDE = "local"  # ... and anywhere else

@@ -59,6 +59,9 @@ class Loaded:
 
     files: dict[str, bytes]
     version: str  # opaque; only the store that made it compares it
+    # Stored in a form to replace (plaintext being migrated, a retired encryption key): the
+    # run saves it again even when its files did not change.
+    stale: bool = False
 
 
 def changed_since_read(where: str) -> StateChanged:
@@ -109,6 +112,7 @@ class StateRef:
     namespace: str
     object_name: str | None = None
     object_namespace: str | None = None
+    bucket: str | None = None  # `state.bucket`, rendered: for stores that need one (s3)
 
     def labels(self) -> dict[str, str]:
         """Labels on every stored object, so operators can find and clean up state."""
@@ -171,6 +175,11 @@ class StateStore(abc.ABC):
     # What follows `KIND:` in --state-store, for the usage message (`local[:DIR]`); "" for none.
     location_usage: str = ""
     default_location: str | None = None  # where state lives when --state-store names no place
+    # Whether a state needs a bucket: `state.bucket`, or one in --state-store's location.
+    needs_bucket: bool = False
+    # The environment variables the store reads (credentials, endpoint): masked when secret,
+    # and what `runner pipeline` passes on from the step's secrets of the same names.
+    environment: tuple[str, ...] = ()
 
     @classmethod
     def usage(cls) -> str:

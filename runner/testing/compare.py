@@ -2,6 +2,10 @@
 
 YAML and JSON files are compared as data, so key order and formatting don't matter; a changed
 file is shown as a unified diff of both sides normalised (sorted keys, block style).
+
+Parsing decodes escapes: a secret a step wrote as `Tr0ub4dor\u00263` in JSON comes out of the
+parser as `Tr0ub4dor&3`. So what is shown (diffs, previews) is masked again after normalising,
+besides the masking of the files as read.
 """
 
 from __future__ import annotations
@@ -71,28 +75,37 @@ def compare_trees(
     expected: dict[str, bytes],
     actual: dict[str, bytes],
     ignore: Mapping[str, tuple[FieldPath, ...]] | None = None,
+    masker: Masker | None = None,
 ) -> list[Difference]:
     """Every file missing, unexpected or changed (as data, without the `ignore`d fields of
-    each "tree/file"), in path order."""
+    each "tree/file"), in path order; diffs and previews masked with `masker`."""
+    masker = masker or Masker()
     differences: list[Difference] = []
     for file in sorted(expected.keys() | actual.keys()):
         path = f"{tree}/{file}"
         if file not in actual:
             differences.append(Difference(tree, file, "missing"))
         elif file not in expected:
-            differences.append(Difference(tree, file, "unexpected", _preview(path, actual[file])))
+            preview = _preview(path, actual[file], masker)
+            differences.append(Difference(tree, file, "unexpected", preview))
         elif (
-            diff := compare_files(path, expected[file], actual[file], (ignore or {}).get(path, ()))
+            diff := compare_files(
+                path, expected[file], actual[file], (ignore or {}).get(path, ()), masker
+            )
         ) is not None:
             differences.append(Difference(tree, file, "changed", diff))
     return differences
 
 
 def compare_files(
-    path: str, expected: bytes, actual: bytes, ignore: tuple[FieldPath, ...] = ()
+    path: str,
+    expected: bytes,
+    actual: bytes,
+    ignore: tuple[FieldPath, ...] = (),
+    masker: Masker | None = None,
 ) -> list[str] | None:
     """None when the files are equal (as data, for YAML and JSON, the `ignore`d fields left
-    out); else a unified diff."""
+    out); else a unified diff of both sides normalised, then masked."""
     if expected == actual:
         return None
     left, right = normalise(path, expected, ignore), normalise(path, actual, ignore)
@@ -102,6 +115,10 @@ def compare_files(
         return [
             f"binary files differ ({len(expected)} bytes expected, {len(actual)} bytes produced)"
         ]
+    if masker:
+        left, right = masker.mask(left), masker.mask(right)
+        if left == right:
+            return ["the files differ only where a secret is masked"]
     diff = list(
         difflib.unified_diff(
             left.splitlines(), right.splitlines(), f"expected/{path}", f"actual/{path}", lineterm=""
@@ -146,18 +163,19 @@ def _normalise_yaml(path: str, text: str, ignore: tuple[FieldPath, ...]) -> str:
             sort_keys=True,
             allow_unicode=True,
             default_flow_style=False,
-            width=100,
+            # Never folded: a folded string could split a secret over lines, past masking.
+            width=1 << 30,
         )
     except yaml.YAMLError:
         return text
 
 
-def _preview(path: str, data: bytes) -> list[str]:
-    """The start of an unexpected file, as an all-added diff."""
+def _preview(path: str, data: bytes, masker: Masker) -> list[str]:
+    """The start of an unexpected file, as an all-added diff (masked)."""
     text = normalise(path, data)
     if isinstance(text, bytes):
         return [f"binary file, {len(data)} bytes"]
-    lines = text.splitlines()
+    lines = masker.mask(text).splitlines()
     shown = [f"+{line}" for line in lines[:_PREVIEW_LINES]]
     if len(lines) > _PREVIEW_LINES:
         shown.append(f"+... ({len(lines) - _PREVIEW_LINES} more lines)")

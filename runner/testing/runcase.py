@@ -94,7 +94,7 @@ def run_case(case: Case, options: Options, environ: Mapping[str, str]) -> Result
             actual["metadata"] = without_runner_records(actual["metadata"])
         for tree in TREES:
             expected = snapshot(case.path / tree)
-            result.differences += compare_trees(tree, expected, actual[tree], case.ignore)
+            result.differences += compare_trees(tree, expected, actual[tree], case.ignore, masker)
         if options.update and not result.failures and result.differences:
             result.updated = write_expectations(case.path, result.differences, actual)
             result.differences = []
@@ -107,6 +107,8 @@ def run_case(case: Case, options: Options, environ: Mapping[str, str]) -> Result
     finally:
         if not options.keep:
             shutil.rmtree(scratch, ignore_errors=True)
+    result.failures = [masker.mask(failure) for failure in result.failures]
+    result.error = masker.mask(result.error) if result.error is not None else None
     return result
 
 

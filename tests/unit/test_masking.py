@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.masking import MASK, MIN_SECRET_LENGTH, Masker, StreamMasker, _trie_regex
+from runner.masking import MASK, MIN_SECRET_LENGTH, Masker, StreamMasker
+from runner.masking.forms import trie_regex as _trie_regex
 
 PASSWORD = "s3cr3t/pa ss+word?!"  # len % 3 == 1: every base64 form is distinct
 PEM = (
@@ -249,10 +250,10 @@ def test_stream_without_secrets_passes_chunks_through() -> None:
 
 
 def test_stream_holds_back_a_possible_multi_line_secret() -> None:
-    masker = masker_for("line-one\nline-two")
+    masker = masker_for("line one\nline two")
     stream = masker.stream()
-    assert stream.feed("before\nline-one\n") == "before\n"  # may be the start of the secret
-    assert stream.feed("line-two\n") == f"{MASK}\n"
+    assert stream.feed("before it\nline one\n") == "before it\n"  # may start the secret
+    assert stream.feed("line two\n") == f"{MASK}\n"
 
 
 def test_stream_bounds_memory_without_newlines() -> None:
@@ -268,9 +269,9 @@ def test_stream_bounds_memory_without_newlines() -> None:
 
 def test_stream_cut_never_splits_a_match() -> None:
     masker = masker_for("abcdefghij")
-    text = "z" * 15 + "abcdefghij" + "z" * 8
-    # The longest variant is base64("abcdefghij\n"), 16 characters, so the size rule
-    # would emit all but the last 15: a cut at 18, inside the match at 15..25. The cut
+    text = "z" * 15 + "abcdefghij" + "z" * 20
+    # A secret of 10 bytes spans at most 24 characters of hex (or base64), so the size rule
+    # would emit all but the last 24: a cut at 21, inside the match at 15..25. The cut
     # moves back to the start of the match.
     total, parts = run_stream(masker, [text], max_pending=20)
     assert total == masker.mask(text)

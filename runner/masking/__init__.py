@@ -2,15 +2,25 @@
 
 A secret leaks in more shapes than its literal value: a command may print one line of a
 multi-line key, `kubectl get secret -o yaml` prints it base64-encoded, a URL carries it
-percent-encoded. `Masker` knows every such variant of every registered secret and replaces
-them with `***`; `StreamMasker` does the same for output that arrives in arbitrary chunks.
+percent-encoded, Terraform prints `&` as `\u0026`, `xxd` splits it over lines. `Masker` finds
+every such form of every registered secret and replaces it with `***`; `StreamMasker` does the
+same for output that arrives in arbitrary chunks. Three passes, one module each:
+
+- forms.py: the literal forms (the value, its lines, base64 at every alignment, hex, URL- and
+  JSON-encoded), searched as they are;
+- escapes.py: the text read with JSON, YAML, shell or percent escapes decoded, searched for
+  the same forms;
+- decoding.py: runs of base64 or hex lines decoded, searched for the secrets' bytes.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Any
+
+from runner.masking import decoding, escapes
+from runner.masking.forms import MIN_SECRET_LENGTH, plain_forms, to_bytes, trie_regex, variants_of
 
 __all__ = [
     "MASK",
@@ -22,8 +32,6 @@ __all__ = [
 ]
 
 MASK = "***"
-# Shorter values would mask innocent text everywhere ("yes", "1") and hide nothing useful.
-MIN_SECRET_LENGTH = 4
 # How much a StreamMasker may hold back waiting for a newline before it must emit anyway.
 MAX_PENDING = 64 * 1024
 
@@ -56,6 +64,11 @@ class Masker:
         # Variants containing "\n", with the offsets of their newlines: the only ones a
         # StreamMasker must wait for across a line break.
         self._multiline: tuple[tuple[str, tuple[int, ...]], ...] = ()
+        # The plain forms' bytes (as Latin-1 text), sought in decoded base64 and hex.
+        self._plain: set[str] = set()
+        self._finder: decoding.Finder | None = None
+        # How many encoded characters a secret inside base64 or hex can span.
+        self._width = 0
         for value in secrets:
             self.add("secret", value)
 
@@ -69,9 +82,14 @@ class Masker:
             return None
         if len(stripped) < MIN_SECRET_LENGTH:
             return f"secret {name} is shorter than {MIN_SECRET_LENGTH} characters and is not masked"
-        new = _variants_of(value) - self._variants
+        new = variants_of(value) - self._variants
         if new:
             self._variants |= new
+            self._plain |= {
+                raw.decode("latin-1")
+                for raw in map(to_bytes, plain_forms(value))
+                if len(raw) <= decoding.MAX_DECODED_FORM
+            }
             self._pattern = None  # recompiled lazily by the next mask()
         return None
 
@@ -79,27 +97,27 @@ class Masker:
         return bool(self._variants)
 
     def mask(self, text: str) -> str:
-        """Text with every variant of every secret replaced by MASK."""
+        """Text with every form of every secret replaced by MASK."""
         if not self._variants:
             return text
-        pattern = self._compiled()
-        if not self._long:
-            return pattern.sub(MASK, text)
         out: list[str] = []
         pos = 0
-        for start, end in self._spans(text):
+        for start, end, _, _ in self._hits(text):
             out.append(text[pos:start])
             out.append(MASK)
             pos = end
+        if not pos:
+            return text
         out.append(text[pos:])
         return "".join(out)
 
     def finds(self, text: str) -> bool:
-        """Whether text holds a variant of a secret: whether mask() would change it."""
-        return bool(self._variants) and next(self._spans(text), None) is not None
+        """Whether text holds a form of a secret: whether mask() would change it."""
+        return bool(self._variants) and bool(self._hits(text))
 
     def mask_values(self, value: Any) -> Any:
-        """`value` (str, numbers, dicts, lists) with secrets masked in every string and number."""
+        """`value` (str, numbers, dicts, lists) with secrets masked in every string and number,
+        mapping keys too."""
         if isinstance(value, str):
             return self.mask(value)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -107,7 +125,7 @@ class Masker:
             masked = self.mask(text)
             return masked if masked != text else value
         if isinstance(value, dict):
-            return {k: self.mask_values(v) for k, v in value.items()}
+            return {self.mask_values(k): self.mask_values(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.mask_values(v) for v in value]
         return value
@@ -116,8 +134,55 @@ class Masker:
         """A masker for chunked output (see StreamMasker) that uses this masker's secrets."""
         return StreamMasker(self, max_pending)
 
+    def _hits(self, text: str) -> list[tuple[int, int, int, int]]:
+        """(start, end, anchor, last) of each stretch to mask, in order, not overlapping.
+
+        A stretch may be one of several of a secret found in decoded base64 or hex over lines:
+        `anchor` is where a stream may cut before it, `last` the end of its last stretch (for a
+        stretch of one piece, start and end).
+        """
+        found = (
+            [(start, end, start, end) for start, end in self._spans(text)]
+            if self._compiled().search(text) is not None
+            else []
+        )
+        extra = False
+        if escapes.has_escapes(text):
+            for view in escapes.views(text):
+                for start, end in self._spans(view.text):
+                    first = view.start(start)
+                    found.append((first, view.end(end), first, view.end(end)))
+                    extra = True
+        for hit in decoding.hits(text, self._decoder()):
+            last = hit.pieces[-1][1]
+            found.extend((start, end, hit.anchor, last) for start, end in hit.pieces)
+            extra = True
+        if not extra:
+            return found
+        found.sort()
+        merged: list[tuple[int, int, int, int]] = []
+        for start, end, anchor, last in found:
+            if merged and start < merged[-1][1]:
+                before = merged[-1]
+                merged[-1] = (
+                    before[0],
+                    max(before[1], end),
+                    min(before[2], anchor),
+                    max(before[3], last),
+                )
+            else:
+                merged.append((start, end, anchor, last))
+        return merged
+
+    def _decoder(self) -> decoding.Finder:
+        if self._finder is None:
+            self._finder = decoding.Finder(self._plain)
+            longest = max(map(len, self._plain), default=0)
+            self._width = 2 * longest + 4  # hex: 2 characters a byte, and an odd start
+        return self._finder
+
     def _spans(self, text: str) -> Iterator[tuple[int, int]]:
-        """(start, end) of each masked stretch: leftmost, then the longest variant there."""
+        """(start, end) of each literal form: leftmost, then the longest variant there."""
         pattern = self._compiled()
         if not self._long:
             for plain in pattern.finditer(text):
@@ -150,7 +215,7 @@ class Masker:
         if not self._short:
             return None
         if self._short_pattern is None:
-            self._short_pattern = re.compile(_trie_regex(sorted(self._short)))
+            self._short_pattern = re.compile(trie_regex(sorted(self._short)))
         return self._short_pattern.match(text, start)
 
     def _compiled(self) -> re.Pattern[str]:
@@ -166,7 +231,8 @@ class Masker:
             for variant in sorted(self._variants - self._short, key=len, reverse=True):
                 long.setdefault(variant[:cut], []).append(variant)
             self._long = {prefix: tuple(variants) for prefix, variants in long.items()}
-            self._pattern = re.compile(_trie_regex(sorted(self._short | long.keys())))
+            self._pattern = re.compile(trie_regex(sorted(self._short | long.keys())))
+            self._finder = None
             self._short_pattern = None
             self._longest = max(map(len, self._variants))
             self._multiline = tuple(
@@ -198,9 +264,11 @@ class StreamMasker:
 
     feed() returns what is safe to emit now: everything up to and including the last
     newline, masked. Text after the last newline is held until the next newline or
-    flush(), so a secret split across two chunks is still masked. If more than
-    `max_pending` characters accumulate without a newline, all but the last (longest
-    variant - 1) characters are emitted so output still flows and memory stays bounded.
+    flush(), so a secret split across two chunks is still masked. Complete lines are held
+    too where a secret could still run on into the next line: a multi-line secret's first
+    lines, and the last lines of a run of base64 or hex lines (as many as one secret's
+    encoding can span). If more than `max_pending` characters accumulate, all but the last
+    (longest form) characters are emitted so output still flows and memory stays bounded.
 
     Every cut is made where the masking of everything before it is already final: never
     inside a match, and never where a variant could still start and be completed by text
@@ -223,20 +291,46 @@ class StreamMasker:
         if not self._masker:
             # Nothing to mask: pass output straight through (plus anything held earlier).
             return self.flush() + chunk if self._pending else chunk
+        masker = self._masker
+        if (
+            not self._pending
+            and chunk[-1] == "\n"
+            and not masker._multiline
+            and masker._pattern is not None
+            and masker._finder is not None  # (so _width is up to date)
+            and len(chunk) <= self._max_pending
+            and _held_lines(chunk, len(chunk), masker._width) == len(chunk)
+        ):
+            return masker.mask(chunk)  # the common case: whole lines, nothing to hold
         self._pending.append(chunk)
         self._pending_len += len(chunk)
         if "\n" not in chunk and self._pending_len <= self._max_pending:
             return ""
-        buffer = "".join(self._pending)
-        self._masker._compiled()  # brings _longest and _multiline up to date
+        buffer = "".join(self._pending) if len(self._pending) > 1 else chunk
+        masker._compiled()  # brings _longest and _multiline up to date
+        masker._decoder()  # and _width
         cut = 0
         newline = buffer.rfind("\n")
         if newline >= 0:
-            cut = self._first_open_start(buffer, newline + 1)
+            limit = cut = newline + 1
+            if masker._multiline:
+                cut = _first_open_start(masker, buffer, limit)
+                if escapes.has_escapes(buffer[:limit]):
+                    for view in escapes.views(buffer[:limit]):
+                        start = _first_open_start(masker, view.text, len(view.text))
+                        if start < len(view.text):
+                            cut = min(cut, view.start(start))
+            cut = min(cut, _held_lines(buffer, limit, masker._width))
         if len(buffer) - cut > self._max_pending:
             # Every match decision before this point has its full lookahead available.
-            cut = max(cut, len(buffer) - (self._masker._longest - 1))
-        emitted, rest = _mask_prefix(self._masker, buffer, cut)
+            reach = max(masker._longest - 1, masker._width)
+            if escapes.has_escapes(buffer):
+                reach *= escapes.MAX_EXPANSION
+            cut = max(cut, len(buffer) - reach)
+        if cut == len(buffer):  # the common case: whole lines, none held
+            emitted, rest = masker.mask(buffer), ""
+        else:
+            emitted, rest = _mask_prefix(masker, buffer, cut)
         self._pending = [rest] if rest else []
         self._pending_len = len(rest)
         return emitted
@@ -248,139 +342,69 @@ class StreamMasker:
         self._pending_len = 0
         return self._masker.mask(buffer)
 
-    def _first_open_start(self, buffer: str, limit: int) -> int:
-        """The first position before limit where a variant might start but needs more text.
 
-        Positions before limit lie before a newline (buffer[limit - 1] == "\\n"), so only a
-        variant containing a newline can begin there and still be incomplete; aligning
-        each of its newlines with that one gives the only candidate starts.
-        """
-        earliest = limit
-        size = len(buffer)
-        for variant, newlines in self._masker._multiline:
-            for index in newlines:
-                start = limit - 1 - index
-                if start < 0:
-                    break  # later newlines only move the start further left
-                if (
-                    start < earliest
-                    and size - start < len(variant)
-                    and variant.startswith(buffer[start:])
-                ):
-                    earliest = start
-        return earliest
+def _first_open_start(masker: Masker, buffer: str, limit: int) -> int:
+    """The first position before limit where a variant might start but needs more text.
+
+    Positions before limit lie before a newline (buffer[limit - 1] == "\\n"), so only a
+    variant containing a newline can begin there and still be incomplete; aligning
+    each of its newlines with that one gives the only candidate starts.
+    """
+    earliest = limit
+    size = len(buffer)
+    for variant, newlines in masker._multiline:
+        for index in newlines:
+            start = limit - 1 - index
+            if start < 0:
+                break  # later newlines only move the start further left
+            if (
+                start < earliest
+                and size - start < len(variant)
+                and variant.startswith(buffer[start:])
+            ):
+                earliest = start
+    return earliest
+
+
+def _held_lines(buffer: str, limit: int, width: int) -> int:
+    """Where the run of base64 or hex lines ending at limit must be held from: a secret's
+    encoding (at most width characters) may start in these lines and end in lines to come."""
+    cut = limit
+    held = 0
+    end = limit - 1  # the newline ending the line
+    while end >= 0 and held < width:
+        start = buffer.rfind("\n", 0, end) + 1
+        weight = decoding.weight(buffer, start, end)
+        if weight is None:
+            break
+        held += weight
+        cut = start
+        end = start - 1
+    return cut
 
 
 def _mask_prefix(masker: Masker, buffer: str, cut: int) -> tuple[str, str]:
-    """Mask buffer[:cut] and return it with the unmasked rest, moving cut back to the start
+    """Mask buffer[:cut] and return it with the unmasked rest, moving cut back to the anchor
     of any match that straddles it so a secret is never split between two emissions."""
+    if cut <= 0:
+        return "", buffer
+    hits = masker._hits(buffer)
+    moved = True
+    while moved:
+        moved = False
+        for _, end, anchor, last in hits:
+            if anchor < cut < max(end, last):
+                cut = anchor
+                moved = True
+                break
     out: list[str] = []
     pos = 0
-    if cut > 0:
-        for start, end in masker._spans(buffer):
-            if start >= cut:
-                break
-            if end > cut:
-                cut = start
-                break
-            out.append(buffer[pos:start])
-            out.append(MASK)
-            pos = end
+    for start, end, _, _ in hits:
+        if start >= cut:
+            break
+        out.append(buffer[pos:start])
+        out.append(MASK)
+        pos = end
     cut = max(cut, 0)
     out.append(buffer[pos:cut])
     return "".join(out), buffer[cut:]
-
-
-def _variants_of(value: str) -> set[str]:
-    """Every form of value that must be masked, each at least MIN_SECRET_LENGTH long."""
-    # base64 and urllib are only needed when a secret is registered, not at start-up.
-    import base64
-    from urllib.parse import quote, quote_plus
-
-    forms = {value, value.strip()}
-    if "\n" in value:
-        for line in value.split("\n"):
-            line = line.rstrip("\r")
-            forms.update((line, line.strip()))
-    for base in {value, value.strip()}:
-        raw = _to_bytes(base)
-        for data in (raw, raw + b"\n"):
-            encoded = base64.b64encode(data).decode("ascii")
-            forms.update(_both_alphabets(encoded))
-            forms.update(_both_alphabets(encoded.rstrip("=")))
-            # `base64` wraps at 76 columns and openssl at 64: each wrapped line is a form.
-            for width in (64, 76):
-                if len(encoded) > width:
-                    forms.update(encoded[i : i + width] for i in range(0, len(encoded), width))
-        for shift in range(3):
-            # Inside a longer blob the secret starts at any byte offset mod 3; keep only
-            # the characters that depend on the secret's bytes alone.
-            encoded = base64.b64encode(b"\0" * shift + raw).decode("ascii")
-            first = -(-8 * shift // 6)
-            last = 8 * (shift + len(raw)) // 6
-            forms.update(_both_alphabets(encoded[first:last]))
-        forms.update((quote(raw, safe=""), quote(raw), quote_plus(raw), quote_plus(raw, safe="/")))
-        # As JSON prints it (`kubectl -o json`, `terraform output -json`): quotes, backslashes
-        # and control characters escaped, non-ASCII escaped or not.
-        import json
-
-        forms.update((json.dumps(base)[1:-1], json.dumps(base, ensure_ascii=False)[1:-1]))
-    return {form for form in forms if len(form.strip()) >= MIN_SECRET_LENGTH}
-
-
-def _both_alphabets(encoded: str) -> tuple[str, str]:
-    """A base64 text in the standard and the URL-safe alphabet."""
-    return encoded, encoded.replace("+", "-").replace("/", "_")
-
-
-def _to_bytes(text: str) -> bytes:
-    """The bytes a secret stands for; environment values may carry undecodable bytes."""
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        try:  # os.environ decodes invalid UTF-8 with surrogateescape; undo it exactly
-            return text.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:
-            return text.encode("utf-8", "surrogatepass")
-
-
-def _common_prefix(first: str, second: str) -> str:
-    """The longest string both start with."""
-    size = min(len(first), len(second))
-    for i in range(size):
-        if first[i] != second[i]:
-            return first[:i]
-    return first[:size]
-
-
-def _trie_regex(words: Sequence[str]) -> str:
-    """A regex that matches, at a position, the longest of words (sorted, distinct).
-
-    Same result as an alternation of the words longest first, but factored by common
-    prefixes: a plain alternation of a few thousand variants (a CA bundle's lines) would
-    try every one at every position of the output.
-    """
-    alternatives: list[str] = []
-    ends_here = False
-    i = 0
-    while i < len(words):
-        word = words[i]
-        if not word:
-            ends_here = True
-            i += 1
-            continue
-        j = i + 1
-        while j < len(words) and words[j][:1] == word[0]:
-            j += 1
-        group = words[i:j]
-        # Sorted, so the prefix shared by the first and last is shared by all.
-        prefix = _common_prefix(group[0], group[-1])
-        tail = _trie_regex([w[len(prefix) :] for w in group]) if len(group) > 1 else ""
-        alternatives.append(re.escape(prefix) + tail)
-        i = j
-    if ends_here:
-        # Last, so the regex engine prefers a longer variant and falls back to ending here.
-        alternatives.append("")
-    if len(alternatives) == 1:
-        return alternatives[0]
-    return "(?:" + "|".join(alternatives) + ")"

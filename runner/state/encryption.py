@@ -1,0 +1,271 @@
+"""State encrypted at rest, for every store: a layer between the engine and the store.
+
+`EncryptedStore` wraps any store: a save turns the files into one archive, compresses it,
+encrypts it with AES-256-GCM under `state.encryption.key` and hands the store a single entry
+`ENTRY` holding the sealed blob; a load opens it with whichever configured key (the key, then
+`fallbackKeys`) has the id the blob names. The store's codec, versions, locks and conflict
+checks work on the sealed entry as on any state.
+
+The blob: MAGIC (8 bytes), format version (1 byte), key id (8 bytes: the first 8 of the key's
+SHA-256), nonce (12 bytes, fresh per save), then the ciphertext with GCM's 16-byte tag. The
+header is the AEAD's associated data, so a changed key id or version fails like a changed byte.
+Inside: zlib of a JSON header line `{"files": [[key, size], ...]}` and the files back to back.
+
+A state no key opens (another key, a truncated or altered blob) and a plaintext state without
+`allowPlaintext` raise StoreError (exit 3) from `load`, which the engine calls before any
+command: the stored state is never read as "no state" and never overwritten.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import zlib
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runner.errors import InvalidError, Problem, StoreError
+from runner.masking import session_masker
+from runner.state.base import UNCHECKED, Expected, HeldLock, Loaded, StateRef, StateStore
+
+if TYPE_CHECKING:
+    from runner.log import Logger
+    from runner.spec.model import Encryption, KeySource, Step
+
+ENTRY = "runner-encrypted-state"  # the one entry an encrypted state is stored under
+MAGIC = b"KSRSTENC"
+VERSION = 1
+KEY_BYTES = 32
+NONCE_BYTES = 12
+_HEADER = len(MAGIC) + 1 + 8 + NONCE_BYTES
+_TAG = 16
+
+
+@dataclass(frozen=True)
+class StateKey:
+    """One key: its bytes, its id (stored beside the ciphertext) and where it was read."""
+
+    secret: bytes
+    source: str  # "environment variable X" / "file /p", for messages
+
+    @property
+    def id(self) -> bytes:
+        return key_id(self.secret)
+
+
+def key_id(secret: bytes) -> bytes:
+    return hashlib.sha256(secret).digest()[:8]
+
+
+@dataclass(frozen=True)
+class Keys:
+    """A step's keys: `write` seals every save; `read` are tried, by id, to open one."""
+
+    write: StateKey
+    fallbacks: tuple[StateKey, ...] = ()
+    allow_plaintext: bool = False
+
+    @property
+    def read(self) -> tuple[StateKey, ...]:
+        return (self.write, *self.fallbacks)
+
+
+def read_keys(step: Step, environ: Mapping[str, str]) -> Keys | None:
+    """The step's encryption keys, masked from here on; InvalidError (exit 2) naming the
+    source of a key that is missing or not base64 of 32 bytes, never the key."""
+    spec: Encryption | None = step.state.encryption
+    if spec is None:
+        return None
+    problems: list[Problem] = []
+    path = ("spec", "state", "encryption")
+    write = _read_key(step, spec.key, (*path, "key"), environ, problems)
+    fallbacks = [
+        _read_key(step, source, (*path, "fallbackKeys", i), environ, problems)
+        for i, source in enumerate(spec.fallback_keys)
+    ]
+    if problems:
+        raise InvalidError(*problems)
+    assert write is not None
+    return Keys(write, tuple(k for k in fallbacks if k is not None), spec.allow_plaintext)
+
+
+def _read_key(
+    step: Step,
+    source: KeySource,
+    path: tuple[str | int, ...],
+    environ: Mapping[str, str],
+    problems: list[Problem],
+) -> StateKey | None:
+    where = source.describe()
+    if source.env is not None:
+        text = environ.get(source.env)
+    else:
+        assert source.file is not None
+        try:
+            text = Path(source.file).read_text("utf-8")
+        except FileNotFoundError:
+            text = None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+            problems.append(
+                step.document.problem(path, f"state key: cannot read {where}: {reason}")
+            )
+            return None
+    if text is None or not text.strip():
+        state = "is not set" if source.env is not None else "does not exist"
+        state = state if text is None else "is empty"
+        problems.append(
+            step.document.problem(
+                path,
+                f"state encryption key: {where} {state}",
+                "make one with: head -c 32 /dev/urandom | base64",
+            )
+        )
+        return None
+    session_masker().add("a state encryption key", text.strip())
+    try:
+        secret = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        secret = b""
+    if len(secret) != KEY_BYTES:
+        problems.append(
+            step.document.problem(
+                path,
+                f"state encryption key from {where} is not base64 of {KEY_BYTES} bytes",
+                "make one with: head -c 32 /dev/urandom | base64",
+            )
+        )
+        return None
+    return StateKey(secret, where)
+
+
+# -- sealing -----------------------------------------------------------------------------------
+def seal(files: Mapping[str, bytes], key: StateKey) -> bytes:
+    """The files as one encrypted blob (compressed first)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    keys = sorted(files)
+    head = json.dumps({"files": [[k, len(files[k])] for k in keys]}, separators=(",", ":"))
+    packer = zlib.compressobj(6)
+    parts = [packer.compress(head.encode() + b"\n")]
+    parts += [packer.compress(files[k]) for k in keys]
+    parts.append(packer.flush())
+    plain = b"".join(parts)
+    del parts
+    nonce = os.urandom(NONCE_BYTES)
+    header = MAGIC + bytes([VERSION]) + key.id + nonce
+    return header + AESGCM(key.secret).encrypt(nonce, plain, header)
+
+
+def is_sealed(files: Mapping[str, bytes]) -> bool:
+    return set(files) == {ENTRY} and files[ENTRY].startswith(MAGIC)
+
+
+def unseal(blob: bytes, keys: Keys, where: str) -> dict[str, bytes]:
+    """The files of a sealed blob; StoreError when no key opens it or it was altered."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if len(blob) < _HEADER + _TAG:
+        raise StoreError(f"state {where} is encrypted but cut short ({len(blob)} bytes)")
+    header, body = blob[:_HEADER], blob[_HEADER:]
+    version, kid = header[len(MAGIC)], header[len(MAGIC) + 1 : len(MAGIC) + 9]
+    nonce = header[len(MAGIC) + 9 :]
+    if version != VERSION:
+        raise StoreError(f"state {where} is encrypted in format {version}, unknown to this runner")
+    key = next((k for k in keys.read if k.id == kid), None)
+    if key is None:
+        known = ", ".join(f"{k.id.hex()} ({k.source})" for k in keys.read)
+        raise StoreError(
+            f"state {where} is encrypted with key id {kid.hex()}, which no configured key has "
+            f"(known: {known}); add that key to fallbackKeys. The state is left as it is"
+        )
+    try:
+        plain = AESGCM(key.secret).decrypt(nonce, body, header)
+    except InvalidTag:
+        raise StoreError(
+            f"state {where} does not decrypt with key {kid.hex()} ({key.source}): it was "
+            "altered or cut short. The state is left as it is"
+        ) from None
+    return _unpack(zlib.decompress(plain), where)
+
+
+def _unpack(raw: bytes, where: str) -> dict[str, bytes]:
+    end = raw.find(b"\n")
+    try:
+        entries = [(str(k), int(n)) for k, n in json.loads(raw[:end])["files"]]
+    except (ValueError, KeyError, TypeError):
+        raise StoreError(f"state {where}: its decrypted archive is not readable") from None
+    files, pos = {}, end + 1
+    for name, size in entries:
+        files[name] = raw[pos : pos + size]
+        pos += size
+    return files
+
+
+# -- the layer ---------------------------------------------------------------------------------
+class EncryptedStore(StateStore):
+    """`inner` with every state sealed on save and opened on load; all else passes through."""
+
+    def __init__(self, inner: StateStore, keys: Keys) -> None:
+        self.inner = inner
+        self.keys = keys
+        self.kind = inner.kind
+
+    @classmethod
+    def open(cls, location: str | None, environ: Mapping[str, str]) -> StateStore:
+        raise TypeError("wrap an open store: EncryptedStore(store, keys)")
+
+    def describe(self, ref: StateRef) -> str:
+        return self.inner.describe(ref)
+
+    def key_problem(self, key: str) -> str | None:  # type: ignore[override]
+        return self.inner.key_problem(key)
+
+    def suggested_key(self, key: str) -> str:  # type: ignore[override]
+        return self.inner.suggested_key(key)
+
+    def load(self, ref: StateRef) -> Loaded | None:
+        loaded = self.inner.load(ref)
+        if loaded is None:
+            return None
+        where = self.inner.describe(ref)
+        if is_sealed(loaded.files):
+            blob = loaded.files[ENTRY]
+            old_key = blob[len(MAGIC) + 1 : len(MAGIC) + 9] != self.keys.write.id
+            return Loaded(unseal(blob, self.keys, where), loaded.version, stale=old_key)
+        if ENTRY in loaded.files or not self.keys.allow_plaintext:
+            raise StoreError(
+                f"state {where} is not encrypted (or not by this runner), and the step sets "
+                "state.encryption: not reading it. To migrate a plaintext state, set "
+                "allowPlaintext: true for one run. The state is left as it is"
+            )
+        # Plaintext, read once to migrate: saved encrypted by this run, changed or not.
+        return Loaded(loaded.files, loaded.version, stale=True)
+
+    def save(self, ref: StateRef, files: dict[str, bytes], expected: Expected = UNCHECKED) -> str:
+        for key in files:
+            if (problem := self.inner.key_problem(key)) is not None:
+                where = self.inner.describe(ref)
+                raise StoreError(f"cannot save state {where}: key {key!r}: {problem}")
+        return self.inner.save(ref, {ENTRY: seal(files, self.keys.write)}, expected)
+
+    def remove(self, ref: StateRef) -> bool:
+        return self.inner.remove(ref)
+
+    def lock(
+        self, ref: StateRef, wait_seconds: float, log: Logger | None = None
+    ) -> AbstractContextManager[HeldLock]:
+        return self.inner.lock(ref, wait_seconds, log)
+
+    def unlock(self, ref: StateRef) -> bool:
+        return self.inner.unlock(ref)
+
+    def close(self) -> None:
+        self.inner.close()
