@@ -12,6 +12,7 @@ value's type.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -38,7 +39,14 @@ __all__ = [
 
 
 class ExpressionError(QueryError):
-    """An expression that does not parse (with its offset) or cannot be evaluated (no offset)."""
+    """An expression that does not parse (with its offset) or cannot be evaluated (no offset);
+    `hint`: how to write what the author most likely meant."""
+
+    def __init__(
+        self, message: str, expression: str, offset: int | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, expression, offset)
+        self.hint = hint
 
 
 class _FunctionFailed(Exception):
@@ -172,12 +180,61 @@ def compile_expression(text: str) -> Expression:
     try:
         parsed = parse_jmespath(text, RunnerFunctions.FUNCTION_TABLE)
     except QueryError as exc:
-        raise ExpressionError(exc.message, exc.expression, exc.offset) from None
+        raise ExpressionError(exc.message, exc.expression, exc.offset, _hint(text)) from None
     try:
         names = _root_names(text, parsed.parsed)
+        negated = _negated_path(parsed.parsed)
     except RecursionError:  # jmespath parsed it, but its tree is deeper than we walk
         raise ExpressionError("expression nests too deeply", text) from None
+    if negated is not None:
+        raise ExpressionError(
+            f"!{negated} applies ! to {negated.split('.')[0]} alone, then reads the rest of the "
+            "path from true or false",
+            text,
+            text.find("!"),
+            f"write !({negated})",
+        )
     return Expression(text, names, parsed)
+
+
+# `steps.check-db.outputs.x`: JMESPath reads `-` as an operator, so such a name needs quotes.
+_DASHED_STEP = re.compile(r"steps\.([A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)+)")
+
+
+def _hint(text: str) -> str | None:
+    """How to write a common mistake that does not parse."""
+    dashed = _DASHED_STEP.search(text)
+    if dashed:
+        return f'quote a name with "-": steps."{dashed.group(1)}"'
+    return None
+
+
+def _negated_path(node: _Node) -> str | None:
+    """`a.b` for `!a.b` (read by JMESPath as `(!a).b`), anywhere in the tree; else None."""
+    children = [c for c in node.get("children") or () if isinstance(c, dict)]
+    if (
+        node.get("type") == "subexpression"
+        and children
+        and children[0].get("type") == "not_expression"
+    ):
+        inner = [c for c in children[0].get("children") or () if isinstance(c, dict)]
+        parts = [_field_name(n) for n in inner + children[1:]]
+        if all(parts):
+            return ".".join(p for p in parts if p)
+    for child in children:
+        found = _negated_path(child)
+        if found is not None:
+            return found
+    return None
+
+
+def _field_name(node: _Node) -> str | None:
+    if node.get("type") == "field":
+        return str(node["value"])
+    if node.get("type") == "subexpression":
+        parts = [_field_name(c) for c in node.get("children") or ()]
+        return ".".join(p for p in parts if p) if all(parts) else None
+    return None
 
 
 def truthy(value: object) -> bool:

@@ -21,8 +21,7 @@ def test_a_step_using_every_field_is_valid(tmp_path: Path) -> None:
     (tmp_path / "templates" / "base.yaml").write_text("kind: RedisFailover\nmetadata: {name: x}\n")
     (tmp_path / "steps.d").mkdir()
     text = step(
-        spec=SIZE
-        + "  dbName: { jmespath: \"join('_', split(inputs.name, '-'))\" }\n"
+        spec=SIZE + "  dbName: { jmespath: \"join('_', split(inputs.name, '-'))\" }\n"
         "if: \"inputs.size != ''\"\n"
         "retry: { attempts: 3, delay: 1s, backoff: 2, maxDelay: 10s }\n"
         "run:\n"
@@ -77,7 +76,9 @@ def test_a_value_read_before_it_is_computed(tmp_path: Path) -> None:
 
 
 def test_a_lookup_from_an_unknown_input(tmp_path: Path) -> None:
-    text = step(spec="inputs: { size: { query: .s } }\nvalues:\n  r: { from: inputs.sise }\nrun: [[x]]\n")
+    text = step(
+        spec="inputs: { size: { query: .s } }\nvalues:\n  r: { from: inputs.sise }\nrun: [[x]]\n"
+    )
     result = invalid(tmp_path, text)
     result.has(
         f'a.yaml:{where(text, "inputs.sise")}: spec.values.r.from: unknown input "sise" in '
@@ -87,7 +88,7 @@ def test_a_lookup_from_an_unknown_input(tmp_path: Path) -> None:
 
 
 def test_an_expression_that_does_not_parse_is_located_inside_it(tmp_path: Path) -> None:
-    text = step(spec="inputs: { a: { query: .a } }\nif: \"inputs.a == \"\nrun: [[x]]\n")
+    text = step(spec='inputs: { a: { query: .a } }\nif: "inputs.a == "\nrun: [[x]]\n')
     result = invalid(tmp_path, text)
     [line] = [x for x in result.lines if "spec.if" in x]
     assert line.startswith(f"a.yaml:{where(text, 'inputs.a ==').split(':')[0]}:")
@@ -99,11 +100,15 @@ def test_an_expression_that_does_not_parse_is_located_inside_it(tmp_path: Path) 
 def test_an_unknown_function(tmp_path: Path) -> None:
     text = step(spec="inputs: { a: { query: .a } }\nif: \"lowr(inputs.a) == 'x'\"\nrun: [[x]]\n")
     result = invalid(tmp_path, text)
-    assert any("spec.if: invalid expression:" in x and "lowr" in x for x in result.lines), result.err
+    assert any("spec.if: invalid expression:" in x and "lowr" in x for x in result.lines), (
+        result.err
+    )
 
 
 def test_an_unknown_input_in_an_expression_is_located_at_the_name(tmp_path: Path) -> None:
-    text = step(spec="inputs: { size: { query: .s } }\nif: \"inputs.sise == 'large'\"\nrun: [[x]]\n")
+    text = step(
+        spec="inputs: { size: { query: .s } }\nif: \"inputs.sise == 'large'\"\nrun: [[x]]\n"
+    )
     result = invalid(tmp_path, text)
     result.has(
         f'a.yaml:{where(text, "inputs.sise")}: spec.if: unknown input "sise"',
@@ -121,7 +126,9 @@ def test_a_command_condition_is_checked(tmp_path: Path) -> None:
 
 
 def test_outputs_are_not_readable_before_the_commands(tmp_path: Path) -> None:
-    text = step(spec="outputs: { url: { file: u.txt } }\nenv: { U: '${{ outputs.url }}' }\nrun: [[x]]\n")
+    text = step(
+        spec="outputs: { url: { file: u.txt } }\nenv: { U: '${{ outputs.url }}' }\nrun: [[x]]\n"
+    )
     result = invalid(tmp_path, text)
     result.has(
         f'a.yaml:{where(text, "${{")}: spec.env.U: "outputs.url": outputs are read after the '
@@ -139,7 +146,7 @@ def test_a_sensitive_output_is_refused_in_status(tmp_path: Path) -> None:
     result.has(
         f'a.yaml:{where(text, "${{")}: spec.status.t: "outputs.token" is sensitive: it would be '
         "written to a file",
-        "read it in a command's env: or stdin:, or drop \"sensitive: true\" where it is made",
+        'read it in a command\'s env: or stdin:, or drop "sensitive: true" where it is made',
     )
 
 
@@ -189,7 +196,9 @@ def test_an_output_needs_a_source(tmp_path: Path) -> None:
         "jmespath expression",
         'e.g. "{file: outputs.json, query: .url.value}"',
     )
-    result.has(f"a.yaml:{where(text, 'query')}: spec.outputs.v.query: query reads a file: add file:")
+    result.has(
+        f"a.yaml:{where(text, 'query')}: spec.outputs.v.query: query reads a file: add file:"
+    )
 
 
 def test_an_output_query_into_its_file_is_parsed(tmp_path: Path) -> None:
@@ -284,7 +293,7 @@ def test_two_destinations_for_one_folder(tmp_path: Path) -> None:
     )
     result = invalid(tmp_path, text)
     result.has(
-        f"a.yaml:{where(text, '{ directory: redis/')}: spec.destinations[1]: directory \"redis\" "
+        f'a.yaml:{where(text, "{ directory: redis/")}: spec.destinations[1]: directory "redis" '
         "is already selected by destinations[0]",
         "Kratix refuses two selectors for one folder: merge their matchLabels",
     )
@@ -302,8 +311,7 @@ def test_a_wait_condition_sees_outputs_but_checks_names(tmp_path: Path) -> None:
     )
     result = invalid(tmp_path, text)
     result.has(
-        f"a.yaml:{where(text, 'outputs.raedy')}: spec.waitFor.condition: unknown output "
-        '"raedy"',
+        f'a.yaml:{where(text, "outputs.raedy")}: spec.waitFor.condition: unknown output "raedy"',
         'did you mean "outputs.ready"?',
     )
 
@@ -349,7 +357,7 @@ def test_an_unknown_step_and_an_unknown_output(tmp_path: Path) -> None:
         'did you mean "steps.check-db.outputs.ready"?',
     )
     result.has(
-        f"20-create.yaml:{where(text, '${{ steps.check-db')}: spec.status.r: step \"check-db\" "
+        f'20-create.yaml:{where(text, "${{ steps.check-db")}: spec.status.r: step "check-db" '
         'has no output "raedy"',
         'did you mean "steps.check-db.outputs.ready"?',
     )
@@ -362,7 +370,32 @@ def test_a_step_reading_its_own_output_through_steps(tmp_path: Path) -> None:
     )
     result = invalid(tmp_path, text)
     result.has(
-        f"a.yaml:{where(text, '${{')}: spec.status.u: \"steps.me.outputs.u\" is this step's own "
+        f'a.yaml:{where(text, "${{")}: spec.status.u: "steps.me.outputs.u" is this step\'s own '
         "output",
         'write "outputs.u"',
     )
+
+
+def test_null_read_as_a_name_gets_a_hint(tmp_path: Path) -> None:
+    text = step(
+        spec="inputs: { x: { query: .spec.x, default: '' } }\nif: 'inputs.x == null'\nrun: [[x]]\n"
+    )
+    result = invalid(tmp_path, text)
+    result.has(
+        f'a.yaml:{where(text, "null")}: spec.if: "null" is read as a name here, not as the value '
+        "null",
+        "write `null` (in backticks): a JSON literal",
+    )
+
+
+def test_a_step_name_with_a_dash_in_an_expression_gets_a_hint_to_quote_it(tmp_path: Path) -> None:
+    text = step(spec="if: 'steps.check-db.outputs.ready'\nrun: [[x]]\n")
+    result = invalid(tmp_path, text)
+    assert 'hint: quote a name with "-": steps."check-db"' in result.err
+
+
+def test_not_before_a_path_gets_a_hint_to_add_parentheses(tmp_path: Path) -> None:
+    text = step(spec="if: '!steps.look.outputs.exists'\nrun: [[x]]\n")
+    result = invalid(tmp_path, text)
+    assert "!steps.look.outputs.exists applies ! to steps alone" in result.err
+    assert "hint: write !(steps.look.outputs.exists)" in result.err

@@ -132,7 +132,9 @@ class _Checker:
             expression = compile_expression(text)
         except ExpressionError as exc:
             offset = scalar_offset(text, exc.offset)
-            yield self.doc.problem(path, f"invalid expression: {exc.message}", offset=offset)
+            yield self.doc.problem(
+                path, f"invalid expression: {exc.message}", exc.hint, offset=offset
+            )
             return
         for name in expression.names():
             offset = scalar_offset(text, name.offset)

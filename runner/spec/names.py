@@ -76,6 +76,11 @@ def name_problem(parts: tuple[str, ...], scope: Scope, *, template: bool) -> Pro
         return secret_problem(parts[1] if len(parts) > 1 else "NAME")
     if len(parts) == 1 and root in scope.secrets:
         return secret_problem(root)
+    if len(parts) == 1 and root in ("null", "true", "false") and not template:
+        return (
+            f'"{root}" is read as a name here, not as the value {root}',
+            f"write `{root}` (in backticks): a JSON literal",
+        )
     for group, names in (("inputs", scope.inputs), ("values", scope.values)):
         if root in names:
             return f'unknown name "{shown}"', f'did you mean "{group}.{shown}"?'
