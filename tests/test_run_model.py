@@ -213,3 +213,46 @@ def test_state_show_says_so_when_the_state_name_reads_unrecorded_outputs(
     result = pipeline.run("state", "show", "keep")
     assert result.returncode == 2
     assert "the state of step keep is named from the outputs of look" in result.stderr
+
+
+TEMPLATE = """apiVersion: runner.kratix.dev/v1alpha1
+kind: StepTemplate
+metadata: {name: greet}
+spec:
+  params: { msg: { type: string } }
+  run: [[echo, "${{ params.msg }}", "${{ inputs.nope }}"]]
+"""
+
+
+def _user(name: str) -> str:
+    return (
+        "apiVersion: runner.kratix.dev/v1alpha1\nkind: Step\n"
+        f"metadata: {{name: {name}}}\nspec:\n  uses: greet\n  with: {{ msg: hi }}\n"
+    )
+
+
+def _validate(pipeline: Pipeline, *paths: str) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "runner", "validate", *paths],
+        cwd=pipeline.root, env=pipeline.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_validate_of_one_file_uses_the_templates_of_its_folder(pipeline: Pipeline) -> None:
+    (pipeline.steps / "00-greet.yaml").write_text(TEMPLATE.replace(', "${{ inputs.nope }}"', ""))
+    (pipeline.steps / "10-a.yaml").write_text(_user("a"))
+    result = _validate(pipeline, "steps.d/10-a.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "no StepTemplate named" not in result.stderr
+
+
+def test_a_templates_problem_is_reported_once_for_every_step_using_it(pipeline: Pipeline) -> None:
+    (pipeline.steps / "00-greet.yaml").write_text(TEMPLATE)
+    (pipeline.steps / "10-a.yaml").write_text(_user("a"))
+    (pipeline.steps / "20-b.yaml").write_text(_user("b"))
+    result = _validate(pipeline, "steps.d")
+    assert result.returncode == 2
+    assert result.stderr.count('unknown input "nope"') == 1, result.stderr
+    assert "(used by step a at steps.d/10-a.yaml:3, step b at steps.d/20-b.yaml:3)" in result.stderr

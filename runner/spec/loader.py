@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from runner.errors import InvalidError, Problem
 from runner.spec.build import build_step
@@ -159,13 +160,18 @@ def load_steps(
     loading = _Loading()
     for file in files:
         loading.add(_parse_file(file, result.digests, trusted))
+    if not subset:
+        # A file checked alone uses the StepTemplates of the folder it is in, as in a run.
+        for file in _siblings(paths, files):
+            loading.add_templates(_parse_file(file, [], frozenset()))
     for loaded in loading.files:
-        loading.guarded(loaded, loading.check_templates)
+        loading.check_templates(loaded)
     for loaded in loading.files:
-        result.steps.extend(loading.guarded(loaded, loading.load_steps) or ())
+        result.steps.extend(loading.load_steps(loaded))
     for loaded in loading.files:
         loaded.problems.sort(key=lambda p: (p.line or 0, p.col or 0))
         result.problems.extend(loaded.problems)
+    result.problems = _uses_merged(result.problems)
     result.problems.extend(loading.library.problems)
     result.templates = [t for t in loading.library.by_name.values() if not is_builtin(t.file)]
     if paths and not subset and all(path.is_dir() for path in paths):
@@ -183,19 +189,17 @@ class _File:
 
 
 def _parse_file(file: Path, digests: list[str], trusted: frozenset[str]) -> _File:
+    # An exception here is the runner's bug, not the file's: the CLI reports it (exit 4).
     name = display(file)
-    try:
-        data, problems = read_bytes(file, name, max_bytes=MAX_FILE_BYTES)
-        if data is None:
-            return _File(file.resolve(), name, [], problems)
-        digest = content_digest(data)
-        digests.append(digest)
-        docs, found = parse_yaml_bytes(data, name)
-        if not docs and not found:
-            found.append(Problem("no step in this file (it is empty)", name, 1, 1))
-        return _File(file.resolve(), name, docs, problems + found, digest in trusted)
-    except Exception as exc:  # a bug of ours, not the file's: still no traceback
-        return _File(file.resolve(), name, [], [_internal_error(exc, name)])
+    data, problems = read_bytes(file, name, max_bytes=MAX_FILE_BYTES)
+    if data is None:
+        return _File(file.resolve(), name, [], problems)
+    digest = content_digest(data)
+    digests.append(digest)
+    docs, found = parse_yaml_bytes(data, name)
+    if not docs and not found:
+        found.append(Problem("no step in this file (it is empty)", name, 1, 1))
+    return _File(file.resolve(), name, docs, problems + found, digest in trusted)
 
 
 class _Loading:
@@ -222,12 +226,14 @@ class _Loading:
             if template and self._unique(doc, template.name, loaded, "template"):
                 self.library.add(template)
 
-    def guarded(self, loaded: _File, check: Callable[[_File], list[Step] | None]) -> Any:
-        try:
-            return check(loaded)
-        except Exception as exc:  # a bug of ours, not the file's: still no traceback
-            loaded.problems.append(_internal_error(exc, loaded.name))
-            return None
+    def add_templates(self, loaded: _File) -> None:
+        """Only the StepTemplates of a file not checked itself (a sibling of one that is)."""
+        self.library.add_file(loaded.path)
+        for doc in loaded.docs:
+            template = as_template(doc, loaded.path)
+            if template and template.name not in self.names:
+                self.names[template.name] = (loaded.name, 0, "template")
+                self.library.add(template)
 
     def _unique(self, doc: Document, name: str, loaded: _File, kind: str) -> bool:
         if name in self.names:
@@ -380,9 +386,41 @@ def _under(path: str, wrong: set[str]) -> bool:
     return any(path == w or (path.startswith(w) and path[len(w)] in ".[") for w in wrong if w)
 
 
-def _internal_error(exc: Exception, name: str) -> Problem:
-    return Problem(
-        f"internal error while checking this file: {type(exc).__name__}: {exc}",
-        name,
-        hint="this is a bug in runner; please report it with the file",
-    )
+def _siblings(paths: list[Path], files: list[Path]) -> list[Path]:
+    """The step files beside each file named in `paths`, not loaded themselves."""
+    named = [p for p in paths if p.is_file()]
+    if not named:
+        return []
+    loaded = {f.resolve() for f in files}
+    folders = {p.resolve().parent for p in named}
+    found, _ = discover(sorted(folders))
+    return [f for f in found if f.resolve() not in loaded]
+
+
+# "(used by step a at steps.d/a.yaml:3)": a problem of a template that depends on the step
+# using it (a reference it does not declare) is said once, naming every step it is true for.
+_USED_BY = re.compile(r" \(used by (.+)\)$")
+
+
+def _uses_merged(problems: list[Problem]) -> list[Problem]:
+    merged: dict[tuple[object, ...], tuple[Problem, list[str]]] = {}
+    out: list[Problem] = []
+    for problem in problems:
+        found = _USED_BY.search(problem.message)
+        if found is None:
+            out.append(problem)
+            continue
+        bare = problem.message[: found.start()]
+        key = (problem.file, problem.line, problem.col, problem.path, bare, problem.hint)
+        if key in merged:
+            merged[key][1].append(found.group(1))
+            continue
+        users = [found.group(1)]
+        merged[key] = (replace(problem, message=bare), users)
+        out.append(merged[key][0])
+    return [
+        replace(p, message=f"{p.message} (used by {', '.join(merged[k][1])})")
+        if (k := (p.file, p.line, p.col, p.path, p.message, p.hint)) in merged and merged[k][0] is p
+        else p
+        for p in out
+    ]
