@@ -95,10 +95,14 @@ def seed_state(
     folders: Mapping[str, Path],
 ) -> list[str]:
     """Store each seeded step's files in the run's local state store, where `runner run` will
-    look for them; returns warnings for steps whose state could not be placed (the run reports
-    why: a request the step refuses)."""
-    from runner.kratix import KratixContext, read_request
-    from runner.prepare import prepare
+    look for them, finding the state as `runner state` does (a run's Session, previewing);
+    returns warnings for steps whose state could not be placed (the run reports why: a
+    request the step refuses)."""
+    import io
+
+    from runner.engine.session import Session
+    from runner.kratix import KratixContext
+    from runner.log import Logger
     from runner.state import StoreSpec
     from runner.state.local import LocalStore
 
@@ -109,22 +113,23 @@ def seed_state(
         env, str(folders["input"]), str(folders["output"]), str(folders["metadata"])
     )
     warnings = []
-    try:
-        request = read_request(ctx)
-    except InvalidError as exc:
-        return [f"{SEED_DIR}/ not seeded: {exc.problems[0].format()}"]
-    ctx = ctx.with_request(request.value)
     for name, files in seed.items():
-        step = steps.by_name(name)
-        if step is None:
+        if steps.by_name(name) is None:
             continue  # the steps folder has problems, which the run reports
+        quiet = Logger(stream=io.StringIO(), out=io.StringIO())
         try:
-            prepared = prepare(
-                step, ctx, request, env, StoreSpec("local", str(store.root)), need_secrets=False
-            )
+            session = Session.open(
+                steps.steps, [name], ctx, env, quiet, StoreSpec("local", str(store.root)),
+                need_secrets=False, preview=True,
+            )  # fmt: skip
         except InvalidError as exc:
             warnings.append(f"{SEED_DIR}/{name} not seeded: {exc.problems[0].format()}")
             continue
-        if prepared.state_ref is not None:
-            store.save(prepared.state_ref, {key: path.read_bytes() for key, path in files.items()})
+        ref = session.prepared[0].state_ref if session.prepared else None
+        if ref is not None:
+            store.save(ref, {key: path.read_bytes() for key, path in files.items()})
+        elif session.prepared and session.prepared[0].waiting_for:
+            warnings.append(
+                f"{SEED_DIR}/{name} not seeded: its state is named from outputs of other steps"
+            )
     return warnings
