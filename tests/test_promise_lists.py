@@ -46,8 +46,9 @@ def test_a_template_in_a_promise_list_is_not_expanded(tmp_path):
     result = invalid(tmp_path, text)
     result.has(
         f"a.yaml:{where(text, '${{')}: spec.on.promise[1]: templates are not expanded here",
-        "templates work in argv items, env values, stdin, workdir, state.name, state.namespace, "
-        "status values, manifests, destinations and the waitFor/suspend messages",
+        "templates work in env values, workdir, state.name, state.namespace, state.bucket, argv "
+        "items, command env values, command workdir, stdin, status values, manifest path, "
+        "manifests, destinations, waitFor.message and suspend.message",
     )
 
 

@@ -598,8 +598,9 @@ def test_templates_where_they_are_not_expanded(tmp_path, spec, path):
     result = invalid(tmp_path, text)
     result.has(
         f"a.yaml:{where(text, '${{')}: {path}: templates are not expanded here",
-        "templates work in argv items, env values, stdin, workdir, state.name, state.namespace, "
-        "status values, manifests, destinations and the waitFor/suspend messages",
+        "templates work in env values, workdir, state.name, state.namespace, state.bucket, argv "
+        "items, command env values, command workdir, stdin, status values, manifest path, "
+        "manifests, destinations, waitFor.message and suspend.message",
     )
 
 
@@ -609,8 +610,9 @@ def test_a_template_in_a_default_is_not_expanded(tmp_path):
     result = invalid(tmp_path, text)
     result.has(
         f"a.yaml:{where(text, '${{')}: spec.inputs.x.default: templates are not expanded here",
-        "templates work in argv items, env values, stdin, workdir, state.name, state.namespace, "
-        "status values, manifests, destinations and the waitFor/suspend messages",
+        "templates work in env values, workdir, state.name, state.namespace, state.bucket, argv "
+        "items, command env values, command workdir, stdin, status values, manifest path, "
+        "manifests, destinations, waitFor.message and suspend.message",
     )
 
 

@@ -27,71 +27,11 @@ from runner.spec.language import (
 from runner.spec.model import MISSING, Input, input_variable, state_key
 from runner.spec.names import Scope
 from runner.spec.schema import closest
-from runner.spec.sensitivity import (
-    ARGV as _ARGV,
-)
-from runner.spec.sensitivity import (
-    ENV as _ENV,
-)
-from runner.spec.sensitivity import (
-    NAME as _NAME,
-)
-from runner.spec.sensitivity import (
-    OPEN_SINKS,
-    SINK_REASONS,
-    Taint,
-    step_taint,
-)
-from runner.spec.sensitivity import (
-    STDIN as _STDIN,
-)
-from runner.spec.sensitivity import (
-    WRITTEN as _WRITTEN,
-)
+from runner.spec.sensitivity import OPEN_SINKS, SINK_REASONS, Taint, step_taint
 from runner.spec.source import Document, PathKey
+from runner.spec.template_fields import AFTER, is_prose, place_of, where_templates_work
 from runner.template import TemplateError, has_template, references
 from runner.value_types import INPUT_TYPES
-
-_ANY = "*"
-_BEFORE, _AFTER = "before", "after"  # read before the commands, or after them (outputs too)
-# Where templates are expanded, when, and into what: `*` matches any key or index; a pattern
-# ending in `**` matches everything below it (the documents of a manifest).
-_TEMPLATED: tuple[tuple[PathKey, str, str], ...] = (
-    (("spec", "env", _ANY), _BEFORE, _ENV),
-    (("spec", "workdir"), _BEFORE, _NAME),
-    (("spec", "state", "name"), _BEFORE, _NAME),
-    (("spec", "state", "namespace"), _BEFORE, _NAME),
-    (("spec", "state", "bucket"), _BEFORE, _NAME),
-    *(
-        entry
-        for group in ("run", "dryRun")
-        for entry in (
-            (("spec", group, _ANY, "argv", _ANY), _BEFORE, _ARGV),
-            (("spec", group, _ANY, "env", _ANY), _BEFORE, _ENV),
-            (("spec", group, _ANY, "workdir"), _BEFORE, _NAME),
-            (("spec", group, _ANY, "stdin"), _BEFORE, _STDIN),
-            (("spec", group, _ANY, _ANY), _BEFORE, _ARGV),  # items of an argv list (last)
-        )
-    ),
-    (("spec", "status", _ANY), _AFTER, _WRITTEN),
-    (("spec", "manifests", _ANY, "path"), _AFTER, _WRITTEN),
-    (("spec", "manifests", _ANY, "document", "**"), _AFTER, _WRITTEN),
-    (("spec", "manifests", _ANY, "documents", "**"), _AFTER, _WRITTEN),
-    (("spec", "manifests", _ANY, "set", "**"), _AFTER, _WRITTEN),
-    (("spec", "destinations", _ANY, "directory"), _AFTER, _WRITTEN),
-    (("spec", "destinations", _ANY, "matchLabels", _ANY), _AFTER, _WRITTEN),
-    (("spec", "waitFor", "message"), _AFTER, _WRITTEN),
-    (("spec", "suspend", "message"), _AFTER, _WRITTEN),
-)
-# Prose: a `${{` in a description is just text.
-_PROSE: tuple[PathKey, ...] = (
-    ("spec", "inputs", _ANY, "description"),
-    ("spec", "secrets", _ANY, "description"),
-)
-_TEMPLATED_WHERE = (
-    "templates work in argv items, env values, stdin, workdir, state.name, state.namespace, "
-    "status values, manifests, destinations and the waitFor/suspend messages"
-)
 
 
 def document_problems(doc: Document, refs: list[StepReference] | None = None) -> list[Problem]:
@@ -117,15 +57,6 @@ def document_problems(doc: Document, refs: list[StepReference] | None = None) ->
 
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def _matches(path: PathKey, pattern: PathKey) -> bool:
-    if pattern[-1] == "**":
-        pattern = pattern[:-1]
-        path = path[: len(pattern)] if len(path) > len(pattern) else path
-    if len(path) != len(pattern):
-        return False
-    return all(p in (_ANY, k) for k, p in zip(path, pattern, strict=True))
 
 
 def _strings(value: Any, path: PathKey) -> Iterator[tuple[PathKey, str]]:
@@ -160,25 +91,25 @@ def _template_problems(
                 offset=first,
             )
             continue
-        if any(_matches(path, pattern) for pattern in _PROSE):
+        if is_prose(path):
             continue
-        place = next((p[1:] for p in _TEMPLATED if _matches(path, p[0])), None)
+        place = place_of(path)
         if place is None:
             yield doc.problem(
-                path, "templates are not expanded here", _TEMPLATED_WHERE, offset=first
+                path, "templates are not expanded here", where_templates_work(), offset=first
             )
             continue
-        phase, sink = place
+        phase, sink = place.phase, place.sink
         try:
             found = references(text)
         except TemplateError as exc:
             yield doc.problem(path, exc.message, offset=scalar_offset(text, exc.offset))
             continue
-        here = scope.after_commands() if phase == _AFTER else scope
+        here = scope.after_commands() if phase == AFTER else scope
         restricted = None if sink in OPEN_SINKS else sink
         for ref in found:
             offset = scalar_offset(text, ref.start)
-            if sink == _STDIN and ref.parts[0] == "secrets":
+            if "secrets" in place.reads and ref.parts[0] == "secrets":
                 yield from _stdin_secret_problems(doc, path, offset, ref.parts, scope)
                 continue
             problem = reference_problem(
