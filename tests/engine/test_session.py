@@ -1,0 +1,129 @@
+"""The run session in process: steps decided at their turn, outcomes as values, problems found
+before anything runs. Real files and the local store; no subprocess."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from runner.engine.outcomes import Outcome
+from runner.engine.session import Session
+from runner.errors import CommandFailed, InvalidError
+from runner.kratix import KratixContext
+from runner.log import Logger
+from runner.spec.loader import load_steps
+from runner.state import StoreSpec
+
+REQUEST = "apiVersion: x/v1\nkind: App\nmetadata: {name: my-app, namespace: default}\n"
+
+
+def _world(tmp: Path, steps: dict[str, str]) -> tuple[Path, dict[str, str]]:
+    folder = tmp / "steps.d"
+    folder.mkdir()
+    for name, spec in steps.items():
+        body = textwrap.indent(textwrap.dedent(spec).strip("\n"), "  ")
+        (folder / f"{name}.yaml").write_text(
+            "apiVersion: runner.kratix.dev/v1alpha1\nkind: Step\n"
+            f"metadata: {{name: {name.split('-', 1)[1]}}}\nspec:\n{body}\n"
+        )
+    for sub in ("input", "output", "metadata", "work"):
+        (tmp / sub).mkdir(exist_ok=True)
+    (tmp / "input" / "object.yaml").write_text(REQUEST)
+    environ = {"PATH": "/usr/bin:/bin", "KRATIX_WORKFLOW_TYPE": "resource",
+               "KRATIX_WORKFLOW_ACTION": "configure"}  # fmt: skip
+    return folder, environ
+
+
+def _open(tmp: Path, steps: dict[str, str], **environ: str) -> Session:
+    folder, env = _world(tmp, steps)
+    env.update(environ)
+    loaded = load_steps([folder])
+    assert not loaded.problems, loaded.problems
+    ctx = KratixContext.from_environment(
+        env, str(tmp / "input"), str(tmp / "output"), str(tmp / "metadata")
+    )
+    log = Logger(stream=io.StringIO(), out=io.StringIO())
+    return Session.open(loaded.steps, [], ctx, env, log, StoreSpec("local", str(tmp / "state")))
+
+
+LOOK = """
+workdir: ../work
+run: [{ argv: [sh, -c, 'test -e db && echo true || echo false'], stdout: e.txt }]
+outputs: { exists: { file: e.txt, query: . } }
+"""
+CREATE = """
+if: "!(steps.look.outputs.exists)"
+workdir: ../work
+run: [[sh, -c, 'echo made > db']]
+"""
+
+
+def test_a_step_reading_an_earlier_steps_outputs_waits_until_its_turn(tmp_path: Path) -> None:
+    session = _open(tmp_path, {"10-look": LOOK, "20-create": CREATE})
+    look, create = session.prepared
+    assert look.waiting_for == frozenset()
+    assert create.waiting_for == {"look"} and create.skipped is None  # undecided, not skipped
+    result = session.run()
+    assert [o.outcome for o in result.outcomes] == [Outcome.DONE, Outcome.DONE]
+    assert (tmp_path / "work" / "db").exists()
+
+
+def test_a_skipped_step_is_an_outcome_and_its_readers_run(tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "db").write_text("there\n")
+    report = 'workdir: ../work\nrun: [[sh, -c, "echo [$X] > r.txt"]]\nenv: { X: "${{ steps.create.outputs.y }}" }\n'
+    session = _open(
+        tmp_path,
+        {
+            "10-look": LOOK,
+            "20-create": CREATE + "outputs: { y: { jmespath: \"'y'\" } }\n",
+            "30-report": report,
+        },
+    )
+    result = session.run()
+    assert [o.outcome for o in result.outcomes] == [Outcome.DONE, Outcome.SKIPPED, Outcome.DONE]
+    assert (tmp_path / "work" / "r.txt").read_text() == "[]\n"
+
+
+def test_an_unmet_wait_hands_the_workflow_to_kratix_and_stops_the_run(tmp_path: Path) -> None:
+    session = _open(
+        tmp_path,
+        {
+            "10-wait": 'run: [[true]]\nwaitFor: { condition: "`false`", retryAfter: 5s }\n',
+            "20-after": "workdir: ../work\nrun: [[sh, -c, 'echo ran > after.txt']]\n",
+        },
+    )
+    result = session.run()
+    assert result.stopped_by is not None
+    assert result.stopped_by.outcome is Outcome.HANDED_TO_KRATIX
+    assert len(result.outcomes) == 1
+    assert not (tmp_path / "work" / "after.txt").exists()
+    assert "retryAfter: 5s" in (tmp_path / "metadata" / "workflow-control.yaml").read_text()
+
+
+def test_every_steps_problems_are_found_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(InvalidError) as raised:
+        _open(
+            tmp_path,
+            {
+                "10-a": "secrets: { A: { env: MISSING_A } }\nrun: [[true]]\n",
+                "20-b": "inputs: { x: { query: .spec.x } }\nrun: [[true]]\n",
+            },
+        )
+    messages = " ".join(p.message for p in raised.value.problems)
+    assert "MISSING_A" in messages and '"x"' in messages
+
+
+def test_a_problem_at_a_steps_turn_after_a_command_ran_fails_the_step(tmp_path: Path) -> None:
+    session = _open(
+        tmp_path,
+        {
+            "10-look": LOOK,
+            "20-use": 'values: { u: { jmespath: "upper(steps.look.outputs.exists)" } }\nrun: [[true]]\n',
+        },
+    )
+    with pytest.raises(CommandFailed):
+        session.run()
