@@ -150,9 +150,9 @@ class InClusterTransport:
         self._lock = threading.Lock()
 
     def _ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         try:
-            context.load_verify_locations(cadata=self._ca.text)
+            # Only the cluster's CA is trusted, not the system's (as client-go: its CA file).
+            context = ssl.create_default_context(cadata=self._ca.text)
         except (ssl.SSLError, ValueError) as exc:
             raise _no_config(
                 f"the service account's CA certificate {self._ca.path} is not a PEM "
