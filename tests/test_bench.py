@@ -21,6 +21,8 @@ SECTIONS = (
     "[6. 10 manifests for one request (half from: + set:, half document:), median of 1",
     "[7. runner run STEP, 1 to 1,000 step files in a stamped folder, median of 1 (min-max s)]",
     "start-up against the steps folder (`runner run step-0000`",
+    "[8. in a pod (service account, HTTPS), stamped, small state: median of 1 (min-max s)]",
+    "what talking to the API costs to import, in a fresh interpreter",
 )
 GOALS = (
     "runner wall time <= half the seed's",
@@ -30,6 +32,7 @@ GOALS = (
     "0.9 MiB save+restore <= half the seed's",
     "10 MiB handled",
     "1,000 step files start within 1.1x and 2 MB of 1",
+    "runner in a pod <= 0.3x the seed's wall time",
 )
 
 
