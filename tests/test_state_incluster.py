@@ -272,3 +272,75 @@ def test_a_hung_request_ends_within_its_limit(tmp_path: Path, tls_api: FakeKubeA
     finally:
         tls_api.fail()
         kube.close()
+
+
+def test_a_token_rewritten_in_place_is_read_again_after_a_minute(
+    tmp_path: Path, tls_api: FakeKubeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even when the file looks unchanged (same inode, size and mtime), the token is read
+    again once it is older than TOKEN_REFRESH (client-go: a minute)."""
+    import os
+
+    from runner.state import incluster
+
+    folder = mount_service_account(tmp_path / "sa", tls_api, user="system:serviceaccount:a:one")
+    token = folder / "token"
+    before = os.stat(token)
+    kube = in_pod_kube(tls_api, folder, attempts=1)
+    tls_api.forbid("get", "configmaps")
+
+    def rewrite(user: str) -> None:
+        with open(token, "r+") as fh:  # same inode, same size
+            fh.write(token_for(user))
+        os.utime(token, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    try:
+        rewrite("system:serviceaccount:a:two")
+        with pytest.raises(StoreError, match="a:one cannot get"):  # read a moment ago: kept
+            kube.get("configmaps", "default", "x")
+        monkeypatch.setattr(kube.transport._token, "max_age", 0.0)  # type: ignore[attr-defined]
+        with pytest.raises(StoreError, match="a:two cannot get"):
+            kube.get("configmaps", "default", "x")
+        assert incluster.TOKEN_REFRESH == 60.0
+    finally:
+        kube.close()
+
+
+@pytest.mark.parametrize("rotated", [False, True])
+def test_401_sends_once_more_only_with_a_rotated_token(
+    tmp_path: Path, tls_api: FakeKubeAPI, rotated: bool
+) -> None:
+    import threading
+
+    folder = mount_service_account(tmp_path / "sa", tls_api, user="system:serviceaccount:a:old")
+    kube = in_pod_kube(tls_api, folder, attempts=1)
+    tls_api.fail(rate=1.0, status=401, latency=0.3)
+    if rotated:  # the kubelet swaps the token while the request is on its way
+        new = folder / "token.new"
+        new.write_text(token_for("system:serviceaccount:a:new"))
+        threading.Timer(0.1, new.replace, args=(folder / "token",)).start()
+    try:
+        with pytest.raises(StoreError, match="rejected the credentials"):
+            kube.get("configmaps", "default", "x")
+        assert tls_api.count(status=401) == (2 if rotated else 1)
+    finally:
+        tls_api.fail()
+        kube.close()
+
+
+def test_a_rotated_ca_is_read_again_when_the_certificate_is_refused(
+    tmp_path: Path, tls_api: FakeKubeAPI
+) -> None:
+    folder = mount_service_account(tmp_path / "sa", tls_api)
+    with FakeKubeAPI(tls=True) as elsewhere:
+        (folder / "ca.crt").write_text(elsewhere.ca_pem or "")
+    kube = in_pod_kube(tls_api, folder, attempts=1)
+    try:
+        with pytest.raises(StoreError, match="does not trust"):
+            kube.get("configmaps", "default", "x")
+        rotated = folder / "ca.new"
+        rotated.write_text(tls_api.ca_pem or "")
+        rotated.replace(folder / "ca.crt")
+        assert kube.get("configmaps", "default", "x") is None  # trusted now: 404, no object
+    finally:
+        kube.close()
