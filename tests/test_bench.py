@@ -22,6 +22,8 @@ SECTIONS = (
     "[7. runner run STEP, 1 to 1,000 step files in a stamped folder, median of 1 (min-max s)]",
     "start-up against the steps folder (`runner run step-0000`",
     "[8. runner run and plan, a 5 MB request value, median of 1 (min-max s)]",
+    "[9. in a pod (service account, HTTPS), stamped, small state: median of 1 (min-max s)]",
+    "what talking to the API costs to import, in a fresh interpreter",
 )
 GOALS = (
     "runner wall time <= half the seed's",
@@ -32,6 +34,7 @@ GOALS = (
     "10 MiB handled",
     "1,000 step files start within 1.1x and 2 MB of 1",
     "plan of a big request within 2.0x and 20 MB of run",
+    "runner in a pod <= 0.3x the seed's wall time",
 )
 
 

@@ -1,20 +1,22 @@
-"""The HTTP client of the Kubernetes API: raw JSON requests through the `kubernetes` package,
-with bounded retries for transient failures and every refusal explained in words an operator
-can act on. Apart from the stores so that they speak in objects (get, create, replace, delete)
-and the lease lock shares the same transport, retries and error messages.
+"""The HTTP client of the Kubernetes API: raw JSON requests with bounded retries for
+transient failures and every refusal explained in words an operator can act on. Apart from the
+stores so that they speak in objects (get, create, replace, delete) and the lease lock shares
+the same transport, retries and error messages.
 
 Each request's answer is awaited in slices, the request itself running on a daemon thread,
 so that a signal is acted on while the API hangs: after a signal, waits on the API end within
 the grace period (runner/interrupts.py) with Interrupted, the request left to its thread.
 
 Objects travel as plain dicts: no model classes are built, which keeps large states cheap, and
-`binaryData` stays exactly as the server sent it. The `kubernetes` package supplies the
-configuration, the credentials and the connection pool; requests go to that pool directly, with
-bodies serialised here once (the ApiClient would copy each body into a sanitised dict, dump it
-to a str and encode that again). A caller may pass a body already serialised (`bytes`): the
-state store builds each chunk object's ~1.2 MB JSON around the chunk's base64 that way. Answers
-are parsed from the response bytes, and not at all when the caller doesn't want them (a chunk
-object the server echoes back).
+`binaryData` stays exactly as the server sent it. Requests go through a Transport: in a pod, the
+service account's (runner/state/incluster.py: the standard library's HTTPS, nothing of the
+`kubernetes` package imported); elsewhere the kubeconfig's, where the `kubernetes` package
+supplies the configuration, the credentials and the connection pool and requests go to that
+pool directly. Bodies are serialised here once (the ApiClient would copy each body into a
+sanitised dict, dump it to a str and encode that again). A caller may pass a body already
+serialised (`bytes`): the state store builds each chunk object's ~1.2 MB JSON around the
+chunk's base64 that way. Answers are parsed from the response bytes, and not at all when the
+caller doesn't want them (a chunk object the server echoes back).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from runner import interrupts
 from runner.errors import Interrupted, Problem, StoreError
@@ -57,23 +60,42 @@ class Conflict(Exception):
         self.reason = reason
 
 
-def load_client(environ: Mapping[str, str]) -> Any:
-    """An ApiClient from the pod's service account, else from the kubeconfig."""
+class Transport(Protocol):
+    """How requests reach the API server: `host` (its URL, for messages), `send` (the body of a
+    2xx answer; an error with `status`, `reason`, `body` and `headers` for any other answer; a
+    connection error when there was none) and `close`."""
+
+    @property
+    def host(self) -> str: ...
+
+    def send(self, method: str, path: str, body: bytes | None, accept: str) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+def load_client(environ: Mapping[str, str]) -> Transport:
+    """The transport to the API: in a pod, the service account's (runner/state/incluster.py,
+    no `kubernetes` package); elsewhere the kubeconfig's, through the `kubernetes` package."""
+    from runner.state.incluster import InClusterTransport, in_pod
+
+    if in_pod(environ):
+        return InClusterTransport(environ)
+    return ClientTransport(_kubeconfig_client(environ))
+
+
+def _kubeconfig_client(environ: Mapping[str, str]) -> Any:
+    """An ApiClient from the kubeconfig."""
     from runner.state.kubeclient_import import client_modules
 
     configuration_mod, api_client_mod, config = client_modules()
     configuration = configuration_mod.Configuration()
-    in_cluster = bool(environ.get("KUBERNETES_SERVICE_HOST"))
     named = environ.get("KUBECONFIG") or None
     files = None
-    if not in_cluster and named is not None:
+    if named is not None:
         # A clear error naming the file that is not a kubeconfig; the rest, for the loader.
         files = os.pathsep.join(kubeconfig_files(named))
     try:
-        if in_cluster:
-            config.load_incluster_config(client_configuration=configuration)
-        else:
-            config.load_kube_config(config_file=files, client_configuration=configuration)
+        config.load_kube_config(config_file=files, client_configuration=configuration)
     except config.ConfigException as exc:
         raise StoreError(
             Problem(
@@ -105,18 +127,65 @@ def load_client(environ: Mapping[str, str]) -> Any:
     return api_client_mod.ApiClient(configuration)
 
 
+class ClientTransport:
+    """Requests through a `kubernetes` ApiClient (configured from a kubeconfig): its
+    configuration, credentials (refreshed by its hooks) and urllib3 connection pool."""
+
+    def __init__(self, api_client: Any) -> None:
+        self.api = api_client
+
+    @property
+    def host(self) -> str:
+        return str(self.api.configuration.host)
+
+    def close(self) -> None:
+        self.api.close()
+
+    def send(self, method: str, path: str, body: bytes | None, accept: str) -> bytes:
+        """The response body of one request, sent through the ApiClient's connection pool with
+        its headers and credentials (as ApiClient.call_api sends them, less the copies). Raises
+        ApiStatus for a non-2xx answer (status 0: the TLS handshake failed)."""
+        import urllib3
+
+        from runner.state.incluster import ApiStatus
+
+        api = self.api
+        headers = {"Content-Type": "application/json", "Accept": accept}
+        headers.update(api.default_headers)
+        if api.cookie:
+            headers["Cookie"] = api.cookie
+        api.update_params_for_auth(headers, [], ["BearerToken"])
+        try:
+            response = api.rest_client.pool_manager.request(
+                method,
+                api.configuration.host + path,
+                body=body,
+                headers=headers,
+                preload_content=False,
+                timeout=urllib3.Timeout(connect=5, read=60),
+            )
+        except urllib3.exceptions.SSLError as exc:
+            # As the ApiClient reports it (status 0): a retry will not fix a certificate.
+            raise ApiStatus(0, f"{type(exc).__name__}\n{exc}", "", {}) from None
+        data: bytes = response.data
+        if not 200 <= response.status <= 299:
+            text = data.decode("utf-8", "replace")
+            raise ApiStatus(response.status, response.reason or "", text, response.headers)
+        return data
+
+
 class Kube:
     """A thin JSON client for the few resources the state stores use."""
 
     def __init__(
         self,
-        api_client: Any,
+        transport: Transport,
         attempts: int = 6,
         backoff: float = 0.2,
         max_backoff: float = 5.0,
         grace: float = KILL_GRACE.default,
     ) -> None:
-        self.api = api_client
+        self.transport = transport
         self.attempts = attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -129,11 +198,11 @@ class Kube:
 
     @property
     def host(self) -> str:
-        return str(self.api.configuration.host)
+        return self.transport.host
 
     def close(self) -> None:
         try:
-            self.api.close()
+            self.transport.close()
         except Exception:
             pass
 
@@ -258,36 +327,8 @@ class Kube:
         )
 
     def _send(self, method: str, path: str, body: bytes | None, accept: str) -> bytes:
-        """The response body of one request, sent through the ApiClient's connection pool with
-        its headers and credentials (as ApiClient.call_api sends them, less the copies). Raises
-        ApiException for a non-2xx answer, as the ApiClient does."""
-        import urllib3
-        from kubernetes.client.exceptions import ApiException
-
-        api = self.api
-        headers = {"Content-Type": "application/json", "Accept": accept}
-        headers.update(api.default_headers)
-        if api.cookie:
-            headers["Cookie"] = api.cookie
-        api.update_params_for_auth(headers, [], ["BearerToken"])
-        try:
-            response = api.rest_client.pool_manager.request(
-                method,
-                api.configuration.host + path,
-                body=body,
-                headers=headers,
-                preload_content=False,
-                timeout=urllib3.Timeout(connect=5, read=60),
-            )
-        except urllib3.exceptions.SSLError as exc:
-            # As the ApiClient reports it (status 0): a retry will not fix a certificate.
-            raise ApiException(status=0, reason=f"{type(exc).__name__}\n{exc}") from None
-        data: bytes = response.data
-        if not 200 <= response.status <= 299:
-            error = ApiException(http_resp=response)
-            error.body = data.decode("utf-8", "replace")
-            raise error
-        return data
+        """One attempt, through the transport (a seam the tests use to lose answers)."""
+        return self.transport.send(method, path, body, accept)
 
     def _raise_for(
         self, exc: Any, method: str, resource: str, namespace: str, name: str | None
@@ -415,9 +456,12 @@ def forbidden_problem(verb: str, resource: str, namespace: str, message: str) ->
 
 
 def _is_connection_error(exc: Exception) -> bool:
-    import urllib3
+    import http.client
 
-    return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, OSError))
+    if isinstance(exc, (http.client.HTTPException, OSError)):  # ConnectionError, TimeoutError
+        return True
+    urllib3 = sys.modules.get("urllib3")  # only there when the kubeconfig's transport is
+    return urllib3 is not None and isinstance(exc, urllib3.exceptions.HTTPError)
 
 
 def _body(exc: Any) -> dict[str, Any]:
@@ -438,7 +482,7 @@ def _status_reason(exc: Any) -> str:
 
 def _retry_after(exc: Any) -> float | None:
     headers = getattr(exc, "headers", None) or {}
-    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    value = headers.get("retry-after") if hasattr(headers, "get") else None
     try:
         return float(value) if value is not None else None
     except ValueError:

@@ -72,6 +72,12 @@ class KubeHTTPServer(ThreadingHTTPServer):
                 conn.close()
 
 
+class KubeHTTPServer6(KubeHTTPServer):
+    """The same on an IPv6 address (host "::1")."""
+
+    address_family = socket.AF_INET6
+
+
 class _TLSSocket(ssl.SSLSocket):
     """An SSLSocket whose recv(n, MSG_PEEK) peeks at the TCP stream, as a plain socket would.
 
@@ -273,14 +279,16 @@ class FakeKubeAPI:
         self.ignore_label_selector = False
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
-        self._server = KubeHTTPServer((host, port), Handler)
+        server_class = KubeHTTPServer6 if ":" in host else KubeHTTPServer
+        self._server = server_class((host, port), Handler)
         self._server.api = self
         if self.tls is not None:
             self._server.ssl_context = self.tls.server_context()
         self._thread: threading.Thread | None = None
         self.host, self.port = self._server.server_name, self._server.server_port
         scheme = "https" if self.tls is not None else "http"
-        self.url = f"{scheme}://{self.host}:{self.port}"
+        netloc = f"[{self.host}]" if ":" in self.host else self.host  # IPv6: in brackets
+        self.url = f"{scheme}://{netloc}:{self.port}"
 
     @property
     def ca_file(self) -> Path | None:
