@@ -178,12 +178,12 @@ def test_every_setting_is_in_the_cli_reference_table():
 
 def _break_preparation(monkeypatch):
     """A bug after the secrets are known: preparing a step raises, quoting a secret."""
-    import runner.commands.common as common
+    import runner.engine.session as session
 
     def broken(*args, **kwargs):
         raise RuntimeError(f"cannot render token {SECRET}\nsecond line")
 
-    monkeypatch.setattr(common, "prepare", broken)
+    monkeypatch.setattr(session, "prepare", broken)
 
 
 def _in_process(pipeline, monkeypatch, *argv: str, **env: str) -> int:
@@ -254,9 +254,9 @@ def test_an_internal_error_in_a_runner_process_exits_4_without_a_traceback(pipel
     """The same bug in a real process: the error boundary is `runner`'s own, not pytest's."""
     pipeline.step("secretive", SECRETIVE)
     script = (
-        "import os, runner.commands.common as common, runner.cli as cli\n"
+        "import os, runner.engine.session as session, runner.cli as cli\n"
         "def broken(*a, **k): raise KeyError(os.environ['MY_TOKEN'])\n"
-        "common.prepare = broken\n"
+        "session.prepare = broken\n"
         "cli.console()\n"
     )
     result = subprocess.run(

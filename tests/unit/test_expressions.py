@@ -97,7 +97,7 @@ def test_names_skip_fields_read_from_elements_and_pipes() -> None:
 
 
 def test_names_of_operators_functions_and_multi_selects() -> None:
-    text = '{k: inputs.a, "q": values.b} || [kratix.object.x, inputs.c.[d, e]] && !inputs.f'
+    text = '{k: inputs.a, "q": values.b} || [kratix.object.x, inputs.c.[d, e]] && !(inputs.f)'
     names = compile_expression(text).names()
     found = [(n.path, text[n.offset : n.offset + len(n.path[0])]) for n in names]
     assert found == [
@@ -106,9 +106,16 @@ def test_names_of_operators_functions_and_multi_selects() -> None:
         (("kratix", "object", "x"), "kratix"),
         (("inputs", "c", "d"), "inputs"),
         (("inputs", "c", "e"), "inputs"),
-        (("inputs",), "inputs"),  # jmespath reads `!inputs.f` as `(!inputs).f`
+        (("inputs", "f"), "inputs"),
     ]
     assert names[5].offset == text.rindex("inputs")
+
+
+def test_not_before_a_path_is_refused_with_a_hint() -> None:
+    # jmespath reads `!inputs.f` as `(!inputs).f`: the .f of true or false, always null.
+    with pytest.raises(ExpressionError) as raised:
+        compile_expression("inputs.a && !inputs.f")
+    assert raised.value.hint == "write !(inputs.f)"
 
 
 def test_names_find_the_offset_of_the_right_occurrence() -> None:
