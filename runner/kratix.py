@@ -289,3 +289,12 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+SERVICE_ACCOUNT_VARIABLE = "RUNNER_SERVICEACCOUNT_DIR"  # for tests and the bench only
+
+
+def service_account_dir(environ: Mapping[str, str]) -> str:
+    """Where the pod's service account (token, ca.crt, namespace) is mounted."""
+    return environ.get(SERVICE_ACCOUNT_VARIABLE) or SERVICE_ACCOUNT_DIR

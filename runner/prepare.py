@@ -18,7 +18,7 @@ from typing import Any
 from runner.errors import InvalidError, Problem
 from runner.exec_limits import too_big
 from runner.inputs import exported, resolve_inputs
-from runner.kratix import KratixContext
+from runner.kratix import KratixContext, service_account_dir
 from runner.outputs import Pending, StepsSeen
 from runner.secrets import resolve_secrets
 from runner.spec.model import (
@@ -361,7 +361,7 @@ def _check_keys(step: Step, store: str) -> None:
 
 def pod_namespace(environ: Mapping[str, str]) -> str | None:
     """The pod's own namespace, from its service account mount, else `$POD_NAMESPACE`."""
-    path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+    path = f"{service_account_dir(environ)}/namespace"
     try:
         with open(path, encoding="utf-8") as fh:
             return fh.read().strip() or None

@@ -33,9 +33,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.errors import Problem, StoreError
+from runner.kratix import SERVICE_ACCOUNT_VARIABLE, service_account_dir
 
-SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-DIR_VARIABLE = "RUNNER_SERVICEACCOUNT_DIR"  # for tests: where the service account's files are
+DIR_VARIABLE = SERVICE_ACCOUNT_VARIABLE  # for tests: where the service account's files are
 TOKEN_REFRESH = 60.0  # seconds: a token is re-read at least this often (client-go: 1 minute)
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 60.0
@@ -142,7 +142,7 @@ class InClusterTransport:
         self.hostname = host.strip("[]")
         self.port = port
         self.host = f"https://{join_host_port(self.hostname, port)}"
-        folder = environ.get(DIR_VARIABLE) or SERVICE_ACCOUNT_DIR
+        folder = service_account_dir(environ)
         self._token = _File(os.path.join(folder, "token"), "token", TOKEN_REFRESH)
         self._ca = _File(os.path.join(folder, "ca.crt"), "CA certificate")
         self._context = self._ssl_context()
