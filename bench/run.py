@@ -45,6 +45,7 @@ from scenarios.huge_states import huge_states  # noqa: E402
 from scenarios.manifests import manifests  # noqa: E402
 from scenarios.many_steps import many_steps  # noqa: E402
 from scenarios.small_state import small_state  # noqa: E402
+from scenarios.stores import stores  # noqa: E402
 from scenarios.validate import validate  # noqa: E402
 
 
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 manifests(bench)
                 many_steps(bench)
                 big_request(bench)
+                stores(bench)
                 diagnosis = diagnostics(bench)
             finally:
                 if bench is not None:

@@ -22,6 +22,8 @@ SECTIONS = (
     "[7. runner run STEP, 1 to 1,000 step files in a stamped folder, median of 1 (min-max s)]",
     "start-up against the steps folder (`runner run step-0000`",
     "[8. runner run and plan, a 5 MB request value, median of 1 (min-max s)]",
+    "[9. state stores: save and restore in a fresh process, median of 1; plain | encrypted]",
+    "[9b. stamped runner run on the s3 and local stores, median of 1 (min-max s)]",
 )
 GOALS = (
     "runner wall time <= half the seed's",
@@ -32,6 +34,8 @@ GOALS = (
     "10 MiB handled",
     "1,000 step files start within 1.1x and 2 MB of 1",
     "plan of a big request within 2.0x and 20 MB of run",
+    "encryption adds under 10% to a save",
+    "s3 store start-up within 1.5x of local",
 )
 
 
