@@ -8,7 +8,8 @@ a state-backed step through `runner run` against bench/seed_script.sh (wall time
 the runner's peak RSS), `runner validate` against check-jsonschema (bench/validate.py), and
 saving and restoring 0.9, 10 and 30 MiB states, 100 manifests rendered by `runner run`
 against the marketplace's bash + yq (bench/manifests_script.sh), and `runner run` in stamped
-steps folders of 1, 100 and 1,000 files. Prints a table and the goals; where a goal
+steps folders of 1, 100 and 1,000 files, and the state stores (local, configmap, s3) plain and
+encrypted side by side. Prints a table and the goals; where a goal
 fails, where the runner's time or memory goes. See bench/README.md for what each figure means.
 Each section is a module of bench/scenarios/; bench/harness.py and bench/common.py are what
 they share. --quick (or BENCH_QUICK=1) runs every section once, at its smallest size.
