@@ -257,3 +257,22 @@ def test_an_optional_param_left_out_leaves_out_the_field_it_is_and_is_empty_in_t
     result = pipeline.run("run", "given")
     assert result.returncode == 0, result.stderr
     assert pipeline.status() == {"note": "note=5m", "whole": "5m"}
+
+
+def test_an_optional_param_left_out_stays_left_out_through_a_template_using_a_template(
+    pipeline: Pipeline,
+) -> None:
+    (pipeline.steps / "t.yaml").write_text(
+        "apiVersion: runner.kratix.dev/v1alpha1\nkind: StepTemplate\nmetadata: { name: t }\n"
+        "spec:\n  params: { note: { type: string, required: false } }\n"
+        "  status: { whole: '${{ params.note }}', ran: yes }\n"
+    )
+    (pipeline.steps / "outer.yaml").write_text(
+        "apiVersion: runner.kratix.dev/v1alpha1\nkind: StepTemplate\nmetadata: { name: outer }\n"
+        "spec:\n  params: { note: { type: string, required: false } }\n"
+        "  uses: t\n  with: { note: '${{ params.note }}' }\n"
+    )
+    pipeline.step("user", "uses: outer\n", file="10-user.yaml")
+    result = pipeline.run("run")
+    assert result.returncode == 0, result.stderr
+    assert pipeline.status() == {"ran": "yes"}
