@@ -8,8 +8,9 @@ a state-backed step through `runner run` against bench/seed_script.sh (wall time
 the runner's peak RSS), `runner validate` against check-jsonschema (bench/validate.py), and
 saving and restoring 0.9, 10 and 30 MiB states, 100 manifests rendered by `runner run`
 against the marketplace's bash + yq (bench/manifests_script.sh), `runner run` in stamped
-steps folders of 1, 100 and 1,000 files, and `runner run` in a pod (the service account's
-token and CA, HTTPS) against the seed script. Prints a table and the goals; where a goal
+steps folders of 1, 100 and 1,000 files, `runner run` in a pod (the service account's
+token and CA, HTTPS) against the seed script, and the state stores (local, configmap, s3)
+plain and encrypted side by side. Prints a table and the goals; where a goal
 fails, where the runner's time or memory goes. See bench/README.md for what each figure means.
 Each section is a module of bench/scenarios/; bench/harness.py and bench/common.py are what
 they share. --quick (or BENCH_QUICK=1) runs every section once, at its smallest size.
@@ -47,6 +48,7 @@ from scenarios.manifests import manifests  # noqa: E402
 from scenarios.many_steps import many_steps  # noqa: E402
 from scenarios.pod_startup import pod_startup  # noqa: E402
 from scenarios.small_state import small_state  # noqa: E402
+from scenarios.stores import stores  # noqa: E402
 from scenarios.validate import validate  # noqa: E402
 
 
@@ -122,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 many_steps(bench)
                 big_request(bench)
                 pod_startup(bench)
+                stores(bench)
                 diagnosis = diagnostics(bench)
             finally:
                 if bench is not None:

@@ -133,7 +133,7 @@ def bind(doc: Document, template: Template) -> tuple[dict[str, Any], list[Proble
                 at = ("spec", "with") if "with" in spec else ("spec", "uses")
                 message = f'missing param "{name}" of template {template.name} ({template.where})'
                 problems.append(doc.problem(at, message, _param_hint(template, name)))
-            values[name] = None if param.default is MISSING else param.default
+            values[name] = UNSET if param.default is MISSING else param.default
             continue
         value = given[name]
         values[name] = value
@@ -194,7 +194,12 @@ def _substitute(
     """`value` with each `${{ params.NAME }}` replaced; `marks` gets the paths replaced (see
     MergedDocument.substituted)."""
     if isinstance(value, dict):
-        return {k: _substitute(v, values, (*path, k), marks) for k, v in value.items()}
+        # A field that is exactly an optional param the step left out is left out too.
+        return {
+            k: _substitute(v, values, (*path, k), marks)
+            for k, v in value.items()
+            if not _is_unset(v, values)
+        }
     if isinstance(value, list):
         return [_substitute(v, values, (*path, i), marks) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${{" not in value:
@@ -222,6 +227,23 @@ def _substitute(
 
 
 _NOT_A_PARAM: Any = object()
+UNSET: Any = object()  # an optional param (no default) that `with:` leaves out: null in text
+
+
+def _is_unset(value: Any, values: dict[str, Any]) -> bool:
+    """Whether `value` is exactly `${{ params.NAME }}` of a param that has no value."""
+    if not isinstance(value, str) or "${{" not in value:
+        return False
+    try:
+        whole = single_reference(value)
+    except TemplateError:
+        return False
+    return (
+        whole is not None
+        and len(whole.parts) == 2
+        and whole.parts[0] == "params"
+        and values.get(whole.parts[1]) is UNSET
+    )
 
 
 def _param(parts: tuple[str, ...], values: dict[str, Any]) -> Any:
@@ -229,6 +251,7 @@ def _param(parts: tuple[str, ...], values: dict[str, Any]) -> Any:
     if len(parts) < 2 or parts[0] != "params" or parts[1] not in values:
         return _NOT_A_PARAM
     found = values[parts[1]]
+    found = None if found is UNSET else found
     for key in parts[2:]:
         found = found.get(key) if isinstance(found, dict) else None
     return found

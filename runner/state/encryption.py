@@ -9,7 +9,10 @@ checks work on the sealed entry as on any state.
 The blob: MAGIC (8 bytes), format version (1 byte), key id (8 bytes: the first 8 of the key's
 SHA-256), nonce (12 bytes, fresh per save), then the ciphertext with GCM's 16-byte tag. The
 header is the AEAD's associated data, so a changed key id or version fails like a changed byte.
-Inside: zlib of a JSON header line `{"files": [[key, size], ...]}` and the files back to back.
+Inside: a JSON header line `{"files": [[key, size], ...]}` and the files back to back, zlib-
+compressed (format 1) for a store that compresses what it keeps (ConfigMap, Secret, s3: they
+can't compress ciphertext, so it is done here, before encrypting), as they are (format 2) for
+one that keeps files as they are (local: compressing would only cost time, bench/README.md).
 
 A state no key opens (another key, a truncated or altered blob) and a plaintext state without
 `allowPlaintext` raise StoreError (exit 3) from `load`, which the engine calls before any
@@ -40,7 +43,9 @@ if TYPE_CHECKING:
 
 ENTRY = "runner-encrypted-state"  # the one entry an encrypted state is stored under
 MAGIC = b"KSRSTENC"
-VERSION = 1
+VERSION = 1  # the archive zlib-compressed
+VERSION_AS_IS = 2  # the archive as it is
+ZLIB_LEVEL = 6  # as the stores' own gzip: the same size stored, encrypted or not
 KEY_BYTES = 32
 NONCE_BYTES = 12
 _HEADER = len(MAGIC) + 1 + 8 + NONCE_BYTES
@@ -146,21 +151,47 @@ def _read_key(
 
 
 # -- sealing -----------------------------------------------------------------------------------
-def seal(files: Mapping[str, bytes], key: StateKey) -> bytes:
-    """The files as one encrypted blob (compressed first)."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
+def seal(files: Mapping[str, bytes], key: StateKey, compress: bool = True) -> bytes:
+    """The files as one encrypted blob (compressed first, when `compress`)."""
     keys = sorted(files)
     head = json.dumps({"files": [[k, len(files[k])] for k in keys]}, separators=(",", ":"))
-    packer = zlib.compressobj(6)
-    parts = [packer.compress(head.encode() + b"\n")]
-    parts += [packer.compress(files[k]) for k in keys]
-    parts.append(packer.flush())
-    plain = b"".join(parts)
-    del parts
+    parts: list[bytes]
+    if compress:
+        packer = zlib.compressobj(ZLIB_LEVEL)
+        parts = [packer.compress(head.encode() + b"\n")]
+        parts += [packer.compress(files[k]) for k in keys]
+        parts.append(packer.flush())
+    else:
+        parts = [head.encode() + b"\n", *(files[k] for k in keys)]
     nonce = os.urandom(NONCE_BYTES)
-    header = MAGIC + bytes([VERSION]) + key.id + nonce
-    return header + AESGCM(key.secret).encrypt(nonce, plain, header)
+    header = MAGIC + bytes([VERSION if compress else VERSION_AS_IS]) + key.id + nonce
+    return _encrypt(parts, key.secret, nonce, header)
+
+
+def _encrypt(parts: list[bytes], secret: bytes, nonce: bytes, header: bytes) -> bytes:
+    """header + AES-GCM(parts joined) + tag, as AESGCM.encrypt makes it, written straight into
+    the one buffer: a state's bytes are held twice at most (the files, the blob), not four
+    times (joined, encrypted, with the header)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    encryptor = Cipher(algorithms.AES(secret), modes.GCM(nonce)).encryptor()
+    encryptor.authenticate_additional_data(header)
+    out = bytearray(len(header) + sum(len(p) for p in parts) + _TAG)
+    out[: len(header)] = header
+    pos = len(header)
+    with memoryview(out) as view:
+        for part in parts:
+            # update_into wants room for a block more than it writes: the tag's place has it.
+            pos += encryptor.update_into(part, view[pos:])
+        encryptor.finalize()
+        view[pos:] = encryptor.tag
+    return out  # type: ignore[return-value]  # bytes-like, and not copied once more
+
+
+def compresses(store: StateStore) -> bool:
+    """Whether `store` compresses what it keeps (then the layer compresses before encrypting);
+    a store says it does not with a class attribute `compresses = False`."""
+    return bool(getattr(store, "compresses", True))
 
 
 def is_sealed(files: Mapping[str, bytes]) -> bool:
@@ -174,10 +205,10 @@ def unseal(blob: bytes, keys: Keys, where: str) -> dict[str, bytes]:
 
     if len(blob) < _HEADER + _TAG:
         raise StoreError(f"state {where} is encrypted but cut short ({len(blob)} bytes)")
-    header, body = blob[:_HEADER], blob[_HEADER:]
+    header = bytes(blob[:_HEADER])
     version, kid = header[len(MAGIC)], header[len(MAGIC) + 1 : len(MAGIC) + 9]
     nonce = header[len(MAGIC) + 9 :]
-    if version != VERSION:
+    if version not in (VERSION, VERSION_AS_IS):
         raise StoreError(f"state {where} is encrypted in format {version}, unknown to this runner")
     key = next((k for k in keys.read if k.id == kid), None)
     if key is None:
@@ -186,26 +217,42 @@ def unseal(blob: bytes, keys: Keys, where: str) -> dict[str, bytes]:
             f"state {where} is encrypted with key id {kid.hex()}, which no configured key has "
             f"(known: {known}); add that key to fallbackKeys. The state is left as it is"
         )
+    # Into one buffer, from a view of the blob: the state's bytes are not copied on the way.
+    plain = bytearray(len(blob) - _HEADER - _TAG)
     try:
-        plain = AESGCM(key.secret).decrypt(nonce, body, header)
+        with memoryview(blob) as view:
+            AESGCM(key.secret).decrypt_into(nonce, view[_HEADER:], header, plain)
     except InvalidTag:
         raise StoreError(
             f"state {where} does not decrypt with key {kid.hex()} ({key.source}): it was "
             "altered or cut short. The state is left as it is"
         ) from None
-    return _unpack(zlib.decompress(plain), where)
+    if version == VERSION:
+        try:
+            plain = bytearray(zlib.decompress(plain))
+        except zlib.error:
+            raise StoreError(f"state {where}: its decrypted archive is not readable") from None
+    return _unpack(plain, where)
 
 
-def _unpack(raw: bytes, where: str) -> dict[str, bytes]:
+def _unpack(raw: bytearray, where: str) -> dict[str, bytes]:
+    """The files of a decrypted archive. The last file is `raw` itself, cut to it: a state of
+    one big file is never copied again."""
     end = raw.find(b"\n")
     try:
         entries = [(str(k), int(n)) for k, n in json.loads(raw[:end])["files"]]
     except (ValueError, KeyError, TypeError):
         raise StoreError(f"state {where}: its decrypted archive is not readable") from None
-    files, pos = {}, end + 1
-    for name, size in entries:
-        files[name] = raw[pos : pos + size]
+    if end + 1 + sum(n for _, n in entries) != len(raw):
+        raise StoreError(f"state {where}: its decrypted archive is not the size it says")
+    files: dict[str, bytes] = {}
+    pos = end + 1
+    for name, size in entries[:-1]:
+        files[name] = bytes(raw[pos : pos + size])
         pos += size
+    if entries:
+        del raw[:pos]
+        files[entries[-1][0]] = raw  # type: ignore[assignment]  # bytes-like: not copied
     return files
 
 
@@ -254,7 +301,8 @@ class EncryptedStore(StateStore):
             if (problem := self.inner.key_problem(key)) is not None:
                 where = self.inner.describe(ref)
                 raise StoreError(f"cannot save state {where}: key {key!r}: {problem}")
-        return self.inner.save(ref, {ENTRY: seal(files, self.keys.write)}, expected)
+        sealed = seal(files, self.keys.write, compresses(self.inner))
+        return self.inner.save(ref, {ENTRY: sealed}, expected)
 
     def remove(self, ref: StateRef) -> bool:
         return self.inner.remove(ref)

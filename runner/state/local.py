@@ -51,6 +51,7 @@ class LocalStore(StateStore):
     kind = "local"
     location_usage = "DIR"
     default_location = ".runner-state"  # in the current folder, unless $RUNNER_STATE_DIR says
+    compresses = False  # files kept as they are: an encrypted state is not compressed either
 
     def __init__(self, root: Path) -> None:
         self.root = root

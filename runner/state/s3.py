@@ -149,14 +149,15 @@ class S3Store(StateStore):
         try:
             put = _obstore().put(client, key, body, mode=mode, use_multipart=False)
         except Exception as exc:
+            # A PUT whose answer was lost either failed with the connection (the client does
+            # not retry that) or was retried and the retry failed its own condition. Either
+            # way, if the object holds exactly what we sent, it landed: the save succeeded.
+            landed = self._etag_if_holding(bucket, key, body)
+            if landed is not None:
+                return landed
             if not _is(exc, "AlreadyExistsError", "PreconditionError", "NotFoundError"):
                 raise _error(exc, "cannot save state", bucket, key) from None
-            # The client retries a PUT whose answer was lost; the retry then fails its own
-            # condition. If the object holds exactly what we sent, the first one landed.
-            landed = self._etag_if_holding(bucket, key, body)
-            if landed is None:
-                raise changed_since_read(f"s3://{bucket}/{key}") from None
-            return landed
+            raise changed_since_read(f"s3://{bucket}/{key}") from None
         return str(put["e_tag"])
 
     def _etag_if_holding(self, bucket: str, key: str, body: bytes) -> str | None:

@@ -34,6 +34,8 @@ from runner.state.codec import (
 )
 from runner.state.codec import chunks as codec_chunks
 from runner.state.codec import encoding as codec_encoding
+from runner.state.codec import formats as codec_formats
+from runner.state.codec.formats import compressible
 from runner.state.objectkind import CONFIGMAP, KINDS, SECRET, ObjectKind
 
 API_LIMIT = 1024 * 1024  # what the API server allows per object (data values, decoded)
@@ -60,7 +62,8 @@ def read_back(
 
 
 def gz(value: bytes) -> bytes:
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    """A value's gzip member as the codec makes it: stored as is when it does not compress."""
+    compressor = zlib.compressobj(6 if compressible(value) else 0, zlib.DEFLATED, 31)
     return compressor.compress(value) + compressor.flush()
 
 
@@ -977,3 +980,17 @@ def test_a_manifest_too_big_for_its_object_is_refused_before_any_chunk(kind: Obj
     fewer = {**dict(list(files.items())[:300]), "blob": random_bytes(1_100_000)}
     payload, back = roundtrip(fewer, kind)
     assert payload.format == "chunked" and back == fewer
+
+
+def test_a_value_that_does_not_compress_is_stored_in_its_gzip_member_as_it_is() -> None:
+    """An encrypted state (compressed before it was encrypted) is not deflated again: its
+    member is the bytes plus gzip's and deflate's framing, and reads back the same."""
+    value = random_bytes(2_000_000, seed=5)
+    text = b'{"serial": 1}\n' * 100_000
+    _, back = roundtrip({"enc": value, "tfstate": text}, CONFIGMAP)
+    assert back == {"enc": value, "tfstate": text}
+    stored = b"".join(piece for _, piece in codec_formats.compress_files({"enc": value}, ["enc"]))
+    assert len(value) < len(stored) <= len(value) + 18 + 5 * (len(value) // 16_000 + 1)
+    assert zlib.decompress(stored, 31) == value
+    deflated = b"".join(p for _, p in codec_formats.compress_files({"t": text}, ["t"]))
+    assert len(deflated) < len(text) // 50

@@ -62,15 +62,24 @@ def decode_plain(
 
 # -- gzip ------------------------------------------------------------------------------------
 def compress_files(files: Mapping[str, bytes], keys: list[str]) -> Iterator[tuple[int, bytes]]:
-    """(file index, piece) of one gzip member per file, in order, fed a slice at a time."""
+    """(file index, piece) of one gzip member per file, in order, fed a slice at a time. A
+    file that does not compress (an encrypted state, compressed before it was encrypted) is
+    stored in its member as it is: deflating it would only cost time."""
     for index, key in enumerate(keys):
-        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+        level = GZIP_LEVEL if compressible(files[key]) else 0
+        compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
         with memoryview(files[key]) as view:
             for start in range(0, len(view), SLICE):
                 piece = compressor.compress(view[start : start + SLICE])
                 if piece:
                     yield index, piece
         yield index, compressor.flush()
+
+
+def compressible(data: bytes, sample: int = 64 << 10) -> bool:
+    """Whether level-1 deflate of the first `sample` bytes saves a tenth (1 ms per call)."""
+    head = data[:sample]
+    return len(head) < 1024 or len(zlib.compress(head, 1)) < 0.9 * len(head)
 
 
 def gzip_member(data: bytes) -> bytes:
