@@ -130,7 +130,7 @@ class RunnerFunctions(functions.Functions):
         if limit < SHORTEN_MIN:
             raise _FunctionFailed(
                 f"shorten() needs n of at least {SHORTEN_MIN}: it keeps room for "
-                "\"-\" and 8 hex digits of a hash"
+                '"-" and 8 hex digits of a hash'
             )
         return shorten(s, limit)
 
@@ -230,7 +230,8 @@ def compile_expression(text: str) -> Expression:
     try:
         parsed = parse_jmespath(text, RunnerFunctions.FUNCTION_TABLE)
     except QueryError as exc:
-        raise ExpressionError(exc.message, exc.expression, exc.offset, _hint(text)) from None
+        hint = _function_hint(exc.message) or _hint(text)
+        raise ExpressionError(exc.message, exc.expression, exc.offset, hint) from None
     try:
         names = _root_names(text, parsed.parsed)
         negated = _negated_path(parsed.parsed)
@@ -249,6 +250,20 @@ def compile_expression(text: str) -> Expression:
 
 # `steps.check-db.outputs.x`: JMESPath reads `-` as an operator, so such a name needs quotes.
 _DASHED_STEP = re.compile(r"steps\.([A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)+)")
+
+
+_UNKNOWN_FUNCTION = re.compile(r"unknown function ([A-Za-z_][A-Za-z0-9_]*)\(\)")
+
+
+def _function_hint(message: str) -> str | None:
+    """Did you mean the closest function, for `shortn(...)`."""
+    unknown = _UNKNOWN_FUNCTION.match(message)
+    if unknown is None:
+        return None
+    import difflib
+
+    close = difflib.get_close_matches(unknown.group(1), list(RunnerFunctions.FUNCTION_TABLE), n=1)
+    return f"did you mean {close[0]}()?" if close else None
 
 
 def _hint(text: str) -> str | None:

@@ -151,7 +151,10 @@ def test_a_doubled_dollar_writes_a_literal_template(pipeline: Pipeline) -> None:
     assert result.returncode == 0, result.stderr
     assert (pipeline.work / "argv").read_text() == "${{ x }} my-app"
     [doc] = _documents(pipeline.output / "workflow.yaml")
-    assert doc["data"] == {"run": "echo ${{ github.sha }} for my-app", "whole": "${{ secrets.TOKEN }}"}
+    assert doc["data"] == {
+        "run": "echo ${{ github.sha }} for my-app",
+        "whole": "${{ secrets.TOKEN }}",
+    }
     assert pipeline.status() == {"note": "${{ inputs.name }}"}
 
 

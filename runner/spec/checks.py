@@ -126,7 +126,7 @@ def _in_status_file(spec: dict[str, Any], path: PathKey) -> bool:
     fields are not templates, while the strings of nested status data are."""
     if len(path) < 4 or path[1] != "status":
         return False
-    value = _mapping(spec.get("status")).get(path[2])
+    value = _mapping(spec.get("status")).get(str(path[2]))
     return isinstance(value, dict) and "file" in value
 
 

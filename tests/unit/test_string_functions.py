@@ -41,7 +41,10 @@ def test_the_functions_compute_their_values(text: str, expected: str) -> None:
         ("substr('abc', `0.5`)", "substr() needs a whole number for start"),
         ("substr(`3`, `0`)", "substr() expects a string, not an integer"),
         ("substr('abc', '1')", "substr() expects a number, not a string"),
-        ("shorten('abc', `9`)", 'shorten() needs n of at least 10: it keeps room for "-" and 8 hex'),
+        (
+            "shorten('abc', `9`)",
+            'shorten() needs n of at least 10: it keeps room for "-" and 8 hex',
+        ),
         ("shorten('abc', `-63`)", "shorten() needs n of 0 or more, not a negative number"),
         ("shorten(inputs.missing, `63`)", "shorten() expects a string, not null"),
     ],
