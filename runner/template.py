@@ -2,9 +2,10 @@
 
 A template holds only dotted names (`${{ inputs.name }}`, `${{ kratix.object.namespace }}`):
 no filters, no expressions. That keeps rendering predictable and lets `validate` check every
-reference statically. `${{` starts a template unless a `$` comes right before it: `$${{` is
-a literal `${{` (`$${{ x }}` renders as `${{ x }}` and is no reference), so a workflow text
-with its own `${{ }}` can be written where templates work.
+reference statically. Before `{{`, `$$` stands for one `$`: `$${{` is a literal `${{`
+(`$${{ x }}` renders as `${{ x }}` and is no reference), so a workflow text with its own
+`${{ }}` can be written where templates work, and `$$${{ x }}` is a `$` and then x's value.
+Any text can be written: double each `$` of a run right before `{{`.
 """
 
 from __future__ import annotations
@@ -88,10 +89,20 @@ def _parse(text: str) -> tuple[tuple[str, ...], tuple[Reference, ...]]:
             piece.append(text[pos:])
             pieces.append("".join(piece))
             return tuple(pieces), tuple(refs)
-        if start > pos and text[start - 1] == _ESCAPE:
-            piece += [text[pos : start - 1], _OPEN]
-            pos = start + len(_OPEN)
-            continue
+        # Before `{{`, `$$` stands for one `$`: an odd run of `$` ends in a template, an even
+        # one is all text (`$${{` is `${{`, `$$${{ x }}` is `$` and x).
+        first = start
+        while first > pos and text[first - 1] == _ESCAPE:
+            first -= 1
+        run = start - first + 1
+        if run > 1:
+            piece += [text[pos:first], _ESCAPE * (run // 2)]
+            if run % 2 == 0:
+                piece.append(_OPEN[1:])
+                pos = start + len(_OPEN)
+                continue
+            pos = start
+        inner_start = start + len(_OPEN)
         inner_start = start + len(_OPEN)
         close = text.find(_CLOSE, inner_start)
         if close < 0:

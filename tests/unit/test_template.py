@@ -106,7 +106,7 @@ def test_malformed_template_reports_offset(text: str, offset: int, fragment: str
         ("${{ inputs.odd }}", "x; rm -rf /"),
         ("$${{ inputs.name }}", "${{ inputs.name }}"),  # `$${{` is a literal `${{`
         ("$${{ inputs.name }} ${{ inputs.name }}", "${{ inputs.name }} todo"),
-        ("$$${{ inputs.name }}", "$${{ inputs.name }}"),
+        ("$$${{ inputs.name }}", "$todo"),
         ("$${{${{ inputs.name }}", "${{todo"),
         ("}} ${{ inputs.name }}}}", "}} todo}}"),
         ("no templates here", "no templates here"),
