@@ -6,9 +6,11 @@ import copy
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from runner.manifests import build, dump
 from runner.setpath import SetPathError, format_set_path, parse_set_path, set_path
 
 
@@ -96,3 +98,19 @@ def test_every_element_gets_the_value_and_nothing_else_changes(
         assert {k: v for k, v in after.items() if k != "ref"} == {
             k: v for k, v in before.items() if k != "ref"
         }
+
+
+@given(st.lists(elements, max_size=5), st.text(max_size=40))
+def test_a_request_value_set_in_every_element_adds_no_keys_or_documents(
+    users: list[dict[str, Any]], value: str
+) -> None:
+    base = [{"kind": "MongoDBCommunity", "spec": {"users": users}}, {"kind": "Other"}]
+    built = build(
+        {"inputs": {"v": value}},
+        base=copy.deepcopy(base),
+        sets=[(".spec.users[].ref.name", "${{ inputs.v }}")],
+    )
+    read = [d for d in yaml.safe_load_all(dump(built)) if d is not None]
+    assert len(read) == 2 and read[1] == {"kind": "Other"}
+    assert [u["ref"]["name"] for u in read[0]["spec"]["users"]] == [value] * len(users)
+    assert [set(u) - {"ref"} for u in read[0]["spec"]["users"]] == [set(u) - {"ref"} for u in users]
