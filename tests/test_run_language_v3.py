@@ -105,6 +105,9 @@ def test_every_element_of_a_list_gets_the_set_field(pipeline: Pipeline) -> None:
             {"name": "app", "passwordSecretRef": {"key": "password", "name": "x\n- name: evil"}},
         ],
     }
+    plan = json.loads(pipeline.run("plan", "--format", "json").stdout)
+    [planned] = plan[0]["manifests"][0]["documents"]
+    assert planned["spec"] == doc["spec"]
 
 
 def test_a_missing_list_sets_nothing_and_creates_nothing(pipeline: Pipeline) -> None:
