@@ -117,7 +117,13 @@ _POD_SPECS: tuple[tuple[str, ...], ...] = (
     ("spec", "jobTemplate", "spec", "template", "spec"),  # a CronJob
 )
 _CONTAINERS = ("containers", "initContainers")
-_TEXT_MAPS = (("metadata", "labels"), ("metadata", "annotations"))
+# The object's metadata, and its pod template's (labels written there go on every pod).
+_METADATA: tuple[tuple[str, ...], ...] = (
+    ("metadata",),
+    ("spec", "template", "metadata"),
+    ("spec", "jobTemplate", "spec", "template", "metadata"),
+)
+_TEXT_MAPS = tuple((*m, field) for m in _METADATA for field in ("labels", "annotations"))
 _TEXT_DATA_KINDS = ("ConfigMap", "Secret")
 
 
@@ -125,7 +131,8 @@ def as_kubernetes_text(document: dict[str, Any]) -> None:
     """Turn the values of Kubernetes' string-only places into text, in place.
 
     The places: `data` and `stringData` of a ConfigMap or Secret, `metadata.labels` and
-    `metadata.annotations` values, and a container's `env[].value`. A number or boolean
+    `metadata.annotations` values (of a pod template's metadata too), and a container's
+    `env[].value`. A number or boolean
     becomes its text (`5433` → "5433", true → "true"), null "", a list or mapping compact
     JSON: what a template gives inside text.
     """

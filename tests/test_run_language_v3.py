@@ -246,6 +246,7 @@ manifests:
         spec:
           replicas: "${{ inputs.port }}"
           template:
+            metadata: { labels: { debug: "${{ inputs.debug }}" } }
             spec:
               initContainers: [{ name: init, env: [{ name: PORT, value: "${{ inputs.port }}" }] }]
               containers:
@@ -284,6 +285,7 @@ def test_kubernetes_string_only_places_are_written_as_text(pipeline: Pipeline) -
     assert secret["stringData"] == {"port": "5433"}
     pod = deployment["spec"]["template"]["spec"]
     assert deployment["spec"]["replicas"] == 5433  # not a string-only place: typed
+    assert deployment["spec"]["template"]["metadata"]["labels"] == {"debug": "true"}
     assert pod["containers"][0]["env"] == [
         {"name": "PORT", "value": "5433"},
         {"name": "DEBUG", "value": "true"},
