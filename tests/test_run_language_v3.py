@@ -327,3 +327,22 @@ def test_a_step_whose_only_effect_is_output_copies_its_files(pipeline: Pipeline)
     assert result.returncode == 0, result.stderr
     copied = pipeline.output / "dependencies" / "crd.yaml"
     assert copied.read_text() == "kind: CustomResourceDefinition\n"
+
+
+def test_a_doubled_dollar_in_a_step_template_means_the_same(pipeline: Pipeline) -> None:
+    (pipeline.steps / "templates").mkdir()
+    (pipeline.steps / "templates" / "price.yaml").write_text(
+        "apiVersion: runner.kratix.dev/v1alpha1\nkind: StepTemplate\nmetadata:\n  name: price\n"
+        "spec:\n  params: { amount: { type: string } }\n"
+        "  inputs: { name: { query: .metadata.name } }\n"
+        '  status: { price: "$$${{ params.amount }}", name: "$$${{ inputs.name }}",'
+        ' literal: "$${{ params.amount }}" }\n'
+    )
+    pipeline.step("a", "uses: price\nwith: { amount: '12' }\n")
+    result = pipeline.run("run")
+    assert result.returncode == 0, result.stderr
+    assert pipeline.status() == {
+        "price": "$12",
+        "name": "$my-app",
+        "literal": "${{ params.amount }}",
+    }
