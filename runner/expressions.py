@@ -113,10 +113,60 @@ class RunnerFunctions(functions.Functions):
         # does not); as text it is noise. Block scalar lines are indented, so this is the marker.
         return text[: -len("...\n")] if text.endswith("\n...\n") else text
 
+    @functions.signature(
+        {"types": ["string"]},
+        {"types": ["number"]},
+        {"types": ["number"], "optional": True},
+    )
+    def _func_substr(self, s: str, start: float, *length: float) -> str:
+        begin = _count("substr()", "start", start)
+        if not length:
+            return s[begin:]
+        return s[begin : begin + _count("substr()", "length", length[0])]
+
+    @functions.signature({"types": ["string"]}, {"types": ["number"]})
+    def _func_shorten(self, s: str, n: float) -> str:
+        limit = _count("shorten()", "n", n)
+        if limit < SHORTEN_MIN:
+            raise _FunctionFailed(
+                f"shorten() needs n of at least {SHORTEN_MIN}: it keeps room for "
+                '"-" and 8 hex digits of a hash'
+            )
+        return shorten(s, limit)
+
+    def _validate_arguments(self, args: Any, signature: Any, function_name: str) -> Any:
+        # jmespath has no optional arguments: a trailing `optional` one may be left out.
+        if signature and signature[-1].get("optional") and len(args) == len(signature) - 1:
+            signature = signature[:-1]
+        return super()._validate_arguments(args, signature, function_name)
+
     @functions.signature({"types": []}, {"types": []})
     def _func_default(self, value: object, fallback: object) -> object:
         # Only null falls back: "" and false are values an author may mean (use || for those).
         return fallback if value is None else value
+
+
+SHORTEN_MIN = 10  # room for one character of s, "-" and 8 hex digits
+
+
+def shorten(s: str, n: int) -> str:
+    """s when it has at most n characters, else its first n-9, "-", and 8 hex digits of the
+    SHA-256 of the whole of s: as long as n, stable, and different for different s."""
+    if len(s) <= n:
+        return s
+    import hashlib
+
+    digest = hashlib.sha256(s.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{s[: n - 9]}-{digest[:8]}"
+
+
+def _count(function: str, name: str, value: float) -> int:
+    """A number argument that must be a whole number, zero or more."""
+    if value != value or value in (float("inf"), float("-inf")) or int(value) != value:
+        raise _FunctionFailed(f"{function} needs a whole number for {name}")
+    if value < 0:
+        raise _FunctionFailed(f"{function} needs {name} of 0 or more, not a negative number")
+    return int(value)
 
 
 _FUNCTIONS = RunnerFunctions()
@@ -180,7 +230,8 @@ def compile_expression(text: str) -> Expression:
     try:
         parsed = parse_jmespath(text, RunnerFunctions.FUNCTION_TABLE)
     except QueryError as exc:
-        raise ExpressionError(exc.message, exc.expression, exc.offset, _hint(text)) from None
+        hint = _function_hint(exc.message) or _hint(text)
+        raise ExpressionError(exc.message, exc.expression, exc.offset, hint) from None
     try:
         names = _root_names(text, parsed.parsed)
         negated = _negated_path(parsed.parsed)
@@ -199,6 +250,20 @@ def compile_expression(text: str) -> Expression:
 
 # `steps.check-db.outputs.x`: JMESPath reads `-` as an operator, so such a name needs quotes.
 _DASHED_STEP = re.compile(r"steps\.([A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)+)")
+
+
+_UNKNOWN_FUNCTION = re.compile(r"unknown function ([A-Za-z_][A-Za-z0-9_]*)\(\)")
+
+
+def _function_hint(message: str) -> str | None:
+    """Did you mean the closest function, for `shortn(...)`."""
+    unknown = _UNKNOWN_FUNCTION.match(message)
+    if unknown is None:
+        return None
+    import difflib
+
+    close = difflib.get_close_matches(unknown.group(1), list(RunnerFunctions.FUNCTION_TABLE), n=1)
+    return f"did you mean {close[0]}()?" if close else None
 
 
 def _hint(text: str) -> str | None:

@@ -21,9 +21,18 @@ from runner.query import QueryError
 from runner.render import RenderError, plain, render_data
 from runner.setpath import SetPathError, parse_set_path, set_path
 from runner.spec.source import MAX_FILE_BYTES, format_path, read_yaml_file
+from runner.template import as_text
 from runner.value_types import kind_of
 
-__all__ = ["ManifestError", "build", "dump", "load_base", "output_path", "secret_in"]
+__all__ = [
+    "ManifestError",
+    "as_kubernetes_text",
+    "build",
+    "dump",
+    "load_base",
+    "output_path",
+    "secret_in",
+]
 
 PathKey = tuple[str | int, ...]
 
@@ -95,7 +104,65 @@ def build(
             )
     for text, value in sets:
         _apply(built, text, _render(value, context, ("set", text)))
+    for item in built:
+        as_kubernetes_text(item)
     return built
+
+
+# Where Kubernetes takes only strings (map[string]string, EnvVar.value): a typed `${{ }}` that
+# gives 5433 or true there would make the API server refuse the whole object.
+_POD_SPECS: tuple[tuple[str, ...], ...] = (
+    ("spec",),  # a Pod
+    ("spec", "template", "spec"),  # a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job
+    ("spec", "jobTemplate", "spec", "template", "spec"),  # a CronJob
+)
+_CONTAINERS = ("containers", "initContainers")
+# The object's metadata, and its pod template's (labels written there go on every pod).
+_METADATA: tuple[tuple[str, ...], ...] = (
+    ("metadata",),
+    ("spec", "template", "metadata"),
+    ("spec", "jobTemplate", "spec", "template", "metadata"),
+)
+_TEXT_MAPS = tuple((*m, field) for m in _METADATA for field in ("labels", "annotations"))
+_TEXT_DATA_KINDS = ("ConfigMap", "Secret")
+
+
+def as_kubernetes_text(document: dict[str, Any]) -> None:
+    """Turn the values of Kubernetes' string-only places into text, in place.
+
+    The places: `data` and `stringData` of a ConfigMap or Secret, `metadata.labels` and
+    `metadata.annotations` values (of a pod template's metadata too), and a container's
+    `env[].value`. A number or boolean
+    becomes its text (`5433` → "5433", true → "true"), null "", a list or mapping compact
+    JSON: what a template gives inside text.
+    """
+    maps = [_at(document, path) for path in _TEXT_MAPS]
+    if document.get("kind") in _TEXT_DATA_KINDS:
+        maps += [document.get("data"), document.get("stringData")]
+    for mapping in maps:
+        if isinstance(mapping, dict):
+            for key, value in mapping.items():
+                if not isinstance(value, str):
+                    mapping[key] = as_text(value)
+    for pod in _POD_SPECS:
+        spec = _at(document, pod)
+        for group in _CONTAINERS if isinstance(spec, dict) else ():
+            for container in _items(spec.get(group)):
+                for variable in _items(container.get("env")):
+                    if "value" in variable and not isinstance(variable["value"], str):
+                        variable["value"] = as_text(variable["value"])
+
+
+def _at(document: object, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(document, dict):
+            return None
+        document = document.get(key)
+    return document
+
+
+def _items(value: object) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _render(value: object, context: Mapping[str, object], at: PathKey) -> Any:

@@ -504,9 +504,11 @@ def _check_functions(expr: str, tree: object, table: FunctionTable | None) -> No
             raise QueryError(f"unknown function {name}(){where}", expr, offset)
         signature = table[name]["signature"]
         variadic = bool(signature) and bool(signature[-1].get("variadic"))
+        optional = bool(signature) and bool(signature[-1].get("optional"))
         given, wanted = len(children), len(signature)
-        if given < wanted or (given > wanted and not variadic):
+        if given < wanted - optional or (given > wanted and not variadic):
             expected = f"at least {wanted}" if variadic else str(wanted)
+            expected = f"{wanted - 1} or {wanted}" if optional else expected
             raise QueryError(
                 f"{name}() takes {expected} argument(s), got {given}{where}",
                 expr,

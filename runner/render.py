@@ -5,7 +5,8 @@ A manifest written by pasting request values into YAML text could be rewritten b
 the result is dumped afterwards, so a request value is always one scalar (or the list or
 mapping it already was): it can never add keys or documents. A string that is exactly one
 `${{ ref }}` takes the referenced value with its type (`3` stays an integer); a string with
-other text around its templates, and every mapping key, renders as text.
+other text around its templates, and every mapping key, renders as text; `$${{` is a literal
+`${{` (runner.template).
 """
 
 from __future__ import annotations

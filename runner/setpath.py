@@ -2,20 +2,31 @@
 
 They are written like `query:` paths (`.metadata.name`, `.spec.ports[0]`,
 `.metadata.labels."app.kubernetes.io/name"`), so one path syntax serves reading and writing;
-but a set path names exactly one place: no `//` default and no `[]`.
+no `//` default. `[]` names every element of a list, as in yq's `.spec.users[].name = "x"`:
+the rest of the path is set in each element, and an empty or missing list sets nothing (and
+nothing is created on the way to it).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
 from runner.query import QueryError, path_segments
 from runner.value_types import kind_of
 
-__all__ = ["Segments", "SetPathError", "format_set_path", "parse_set_path", "set_path"]
+__all__ = [
+    "EVERY",
+    "Segments",
+    "SetPathError",
+    "format_set_path",
+    "parse_set_path",
+    "set_path",
+]
 
-Segments = tuple[str | int, ...]
+EVERY = None  # the segment of `[]`: every element of a list
+Segments = tuple[str | int | None, ...]
 
 
 class SetPathError(ValueError):
@@ -37,23 +48,16 @@ def parse_set_path(text: str) -> Segments:
         raise QueryError(
             "a set path must name a field at offset 1, e.g. .metadata.name", text, min(1, len(text))
         )
-    segments: list[str | int] = []
-    for segment, offset in found:
-        if segment is None:
-            raise QueryError(
-                f'"[]" at offset {offset} names every item; a set path names one index, e.g. [0]',
-                text,
-                offset,
-            )
-        segments.append(segment)
-    return tuple(segments)
+    return tuple(segment for segment, _ in found)
 
 
 def format_set_path(segments: Segments) -> str:
     """Segments back in the yq style they are written in: .spec.ports[0]."""
     out = ""
     for segment in segments:
-        if isinstance(segment, int):
+        if segment is EVERY:
+            out += "[]" if out else ".[]"
+        elif isinstance(segment, int):
             out += f"[{segment}]" if out else f".[{segment}]"
         elif segment and all(ch.isalnum() or ch in "_-" for ch in segment):
             out += f".{segment}"
@@ -66,20 +70,61 @@ def set_path(document: Any, segments: Segments, value: object) -> None:
     """Put value at segments in document (in place).
 
     Missing (or null) mapping entries are created: a mapping, or a list when the next
-    segment is an index. An index must exist, or equal the list's length to append.
+    segment is an index. An index must exist, or equal the list's length to append. At `[]`
+    the rest of the path is set in every element, each getting its own copy of value; a
+    missing or null list there, or anything missing on the way to it, sets nothing.
     """
     if not segments:
         raise ValueError("a set path has at least one segment")
+    if not _reaches_every(document, segments):
+        return
+    _set(document, segments, 0, value)
+
+
+def _reaches_every(document: Any, segments: Segments) -> bool:
+    """False when a `[]` is preceded by a missing or null entry: then nothing is set."""
+    if EVERY not in segments:
+        return True
     current = document
-    for depth, segment in enumerate(segments):
+    if current is None:
+        return False
+    for segment in segments[: segments.index(EVERY)]:
+        if isinstance(segment, str) and isinstance(current, dict):
+            current = current.get(segment)
+        elif isinstance(segment, int) and isinstance(current, list):
+            index = segment + len(current) if segment < 0 else segment
+            current = current[index] if 0 <= index < len(current) else None
+        else:
+            return True  # the wrong container: _set says so
+        if current is None:
+            return False
+    return True
+
+
+def _set(current: Any, segments: Segments, depth: int, value: object) -> None:
+    while True:
+        segment = segments[depth]
         last = depth == len(segments) - 1
-        new: object = value if last else ([] if isinstance(segments[depth + 1], int) else {})
+        if segment is EVERY:
+            if current is None:
+                return
+            if not isinstance(current, list):
+                raise _wrong_container(segments, depth, current, "a list")
+            for index, item in enumerate(current):
+                if last:
+                    current[index] = copy.deepcopy(value)
+                elif _reaches_every(item, segments[depth + 1 :]):
+                    if item is None:
+                        item = current[index] = _container(segments[depth + 1])
+                    _set(item, segments, depth + 1, value)
+            return
+        new: object = copy.deepcopy(value) if last else _container(segments[depth + 1])
         if isinstance(segment, str):
             if not isinstance(current, dict):
                 raise _wrong_container(segments, depth, current, "a mapping")
-            if last or current.get(segment) is None:
+            if last or (current.get(segment) is None and segments[depth + 1] is not EVERY):
                 current[segment] = new
-            current = current[segment]
+            current = current.get(segment)
         else:
             if not isinstance(current, list):
                 raise _wrong_container(segments, depth, current, "a list")
@@ -94,9 +139,17 @@ def set_path(document: Any, segments: Segments, value: object) -> None:
                     f"[{len(current)}])",
                     segments,
                 )
-            elif last or current[index] is None:
+            elif last or (current[index] is None and segments[depth + 1] is not EVERY):
                 current[index] = new
             current = current[index]
+        if last:
+            return
+        depth += 1
+
+
+def _container(segment: str | int | None) -> Any:
+    """What a missing entry becomes when the path goes on with segment."""
+    return {} if isinstance(segment, str) else []
 
 
 def _wrong_container(segments: Segments, depth: int, found: object, wanted: str) -> SetPathError:

@@ -2,8 +2,10 @@
 
 A template holds only dotted names (`${{ inputs.name }}`, `${{ kratix.object.namespace }}`):
 no filters, no expressions. That keeps rendering predictable and lets `validate` check every
-reference statically. `${{` always starts a template; there is no escape (`$${{` is not
-special), so a literal `${{` cannot be written in a templated field.
+reference statically. Before `{{`, `$$` stands for one `$`: `$${{` is a literal `${{`
+(`$${{ x }}` renders as `${{ x }}` and is no reference), so a workflow text with its own
+`${{ }}` can be written where templates work, and `$$${{ x }}` is a `$` and then x's value.
+Any text can be written: double each `$` of a run right before `{{`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
 ]
 
 _OPEN = "${{"
+_ESCAPE = "$"  # `$${{` is a literal `${{`
 _CLOSE = "}}"
 # One identifier: inputs may be named with "-" (INPUT_<NAME> maps it to "_").
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*")
@@ -73,16 +76,33 @@ def _parse(text: str) -> tuple[tuple[str, ...], tuple[Reference, ...]]:
     """Split text into literal pieces and references; pieces has one more item than refs.
 
     Cached: the same env/argv/status strings are rendered for every step and command.
-    Only successful parses are cached (lru_cache does not cache exceptions).
+    Only successful parses are cached (lru_cache does not cache exceptions). A `$${{` is
+    literal text: its piece holds `${{`.
     """
     pieces: list[str] = []
     refs: list[Reference] = []
+    piece: list[str] = []  # the literal text since the last reference
     pos = 0
     while True:
         start = text.find(_OPEN, pos)
         if start < 0:
-            pieces.append(text[pos:])
+            piece.append(text[pos:])
+            pieces.append("".join(piece))
             return tuple(pieces), tuple(refs)
+        # Before `{{`, `$$` stands for one `$`: an odd run of `$` ends in a template, an even
+        # one is all text (`$${{` is `${{`, `$$${{ x }}` is `$` and x).
+        first = start
+        while first > pos and text[first - 1] == _ESCAPE:
+            first -= 1
+        run = start - first + 1
+        if run > 1:
+            piece += [text[pos:first], _ESCAPE * (run // 2)]
+            if run % 2 == 0:
+                piece.append(_OPEN[1:])
+                pos = start + len(_OPEN)
+                continue
+            pos = start
+        inner_start = start + len(_OPEN)
         inner_start = start + len(_OPEN)
         close = text.find(_CLOSE, inner_start)
         if close < 0:
@@ -110,7 +130,9 @@ def _parse(text: str) -> tuple[tuple[str, ...], tuple[Reference, ...]]:
                 text,
                 bad,
             )
-        pieces.append(text[pos:start])
+        piece.append(text[pos:start])
+        pieces.append("".join(piece))
+        piece = []
         refs.append(Reference(expr, start, close + len(_CLOSE)))
         pos = close + len(_CLOSE)
 
@@ -129,7 +151,8 @@ def single_reference(text: str) -> Reference | None:
 
 
 def has_template(text: str) -> bool:
-    """Whether text contains a template at all (a cheap check before parsing)."""
+    """Whether text may contain a template (a cheap check before parsing; true for `$${{`
+    too, whose rendering drops the `$`)."""
     return _OPEN in text
 
 

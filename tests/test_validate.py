@@ -264,9 +264,9 @@ def test_the_status_key_kratix_is_reserved(tmp_path):
 
 
 def test_a_status_value_of_the_wrong_shape(tmp_path):
-    result = invalid(tmp_path, step(spec="run: [[echo]]\nstatus:\n  s: [1, 2]\n"))
-    result.has("a.yaml:8:8: spec.status.s: expected a string, a number, a boolean or a mapping, "
-               "got a list")
+    result = invalid(tmp_path, step(spec="run: [[echo]]\nstatus:\n  s: null\n"))
+    result.has("a.yaml:8:8: spec.status.s: expected a string, a number, a boolean, a mapping or "
+               "a list, got null")
 
 
 def test_a_typo_in_a_status_file_value(tmp_path):

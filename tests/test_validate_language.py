@@ -321,7 +321,7 @@ def test_a_step_that_does_nothing(tmp_path: Path) -> None:
     result = invalid(tmp_path, text)
     result.has(
         "a.yaml:6:3: spec: the step does nothing",
-        "give it run, manifests, status, outputs, destinations, waitFor or suspend",
+        "give it run, manifests, status, outputs, output, destinations, waitFor or suspend",
     )
 
 

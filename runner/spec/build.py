@@ -261,8 +261,9 @@ def _wait_for(raw: dict[str, Any] | None) -> WaitFor | None:
 
 
 def _status_value(raw: Any) -> Any:
-    """A value read from a file, or a literal: kept typed (`true` stays a boolean)."""
-    if isinstance(raw, dict):
+    """A value read from a file (a mapping with `file`), or a literal or nested data whose
+    strings are templates: kept typed (`true` stays a boolean)."""
+    if isinstance(raw, dict) and "file" in raw:
         language = "jmespath" if "jmespath" in raw else "query"
         return StatusFromFile(
             raw["file"], raw.get(language, "."), language, raw.get("required", False)

@@ -93,7 +93,7 @@ def _template_problems(
             continue
         if is_prose(path):
             continue
-        place = place_of(path)
+        place = None if _in_status_file(spec, path) else place_of(path)
         if place is None:
             yield doc.problem(
                 path, "templates are not expanded here", where_templates_work(), offset=first
@@ -119,6 +119,15 @@ def _template_problems(
                 yield problem
             elif restricted is not None:
                 yield from _sensitive_problems(doc, path, offset, ref.parts, taint, refs, sink)
+
+
+def _in_status_file(spec: dict[str, Any], path: PathKey) -> bool:
+    """Whether path is a field of a status value read from a file (`{file, query}`): those
+    fields are not templates, while the strings of nested status data are."""
+    if len(path) < 4 or path[1] != "status":
+        return False
+    value = _mapping(spec.get("status")).get(str(path[2]))
+    return isinstance(value, dict) and "file" in value
 
 
 def _stdin_secret_problems(
@@ -176,7 +185,8 @@ def _query_problems(
     for name, raw in inputs.items():
         yield from _queries_of(doc, ("spec", "inputs", name), raw)
     for key, raw in _mapping(spec.get("status")).items():
-        yield from _queries_of(doc, ("spec", "status", key), raw)
+        if isinstance(raw, dict) and "file" in raw:  # else it is data, not a query
+            yield from _queries_of(doc, ("spec", "status", key), raw)
     for name, raw in _mapping(spec.get("outputs")).items():
         if isinstance(raw, dict) and "file" in raw:  # else `jmespath` is an expression
             yield from _queries_of(doc, ("spec", "outputs", name), raw)

@@ -1,6 +1,7 @@
 """The rules of the Promise language that a schema can't express: expressions parse and read
 names that exist where they are used; values, outputs and manifests give one source each; set
-paths parse; manifests stay inside the output folder; destinations don't select one folder twice.
+paths parse (`[]` included); manifests stay inside the output folder; destinations don't
+select one folder twice.
 
 Like checks.py, these read the raw document and assume nothing about its shape. References to
 other steps' outputs (`steps.NAME.outputs.X`) are collected here and checked by the loader once
@@ -29,6 +30,7 @@ _DOES_SOMETHING = (
     "manifests",
     "status",
     "outputs",
+    "output",  # copying files the step brings (its workdir) to the output is a step's work
     "destinations",
     "waitFor",
     "suspend",
@@ -85,7 +87,7 @@ def language_problems(
         yield doc.problem(
             ("spec",),
             "the step does nothing",
-            "give it run, manifests, status, outputs, destinations, waitFor or suspend",
+            "give it run, manifests, status, outputs, output, destinations, waitFor or suspend",
         )
 
 

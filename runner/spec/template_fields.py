@@ -67,7 +67,9 @@ PLACES: tuple[Place, ...] = (
     Place(("spec", "state", "bucket"), BEFORE, NAME, "state.bucket"),
     *_commands("run"),
     *_commands("dryRun"),
-    Place(("spec", "status", ANY), AFTER, WRITTEN, "status values", typed=True),
+    # A value and everything below it (nested data); the fields of a `{file, query}` value
+    # are not templates (spec/checks.py tells them apart: the path alone cannot).
+    Place(("spec", "status", ANY, BELOW), AFTER, WRITTEN, "status values", typed=True),
     Place(("spec", "manifests", ANY, "path"), AFTER, WRITTEN, "manifest path"),
     Place(("spec", "manifests", ANY, "document", BELOW), AFTER, WRITTEN, "manifests", typed=True),
     Place(("spec", "manifests", ANY, "documents", BELOW), AFTER, WRITTEN, "manifests", typed=True),

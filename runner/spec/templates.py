@@ -217,7 +217,11 @@ def _substitute(
         found = _param(ref.parts, values)
         if found is _NOT_A_PARAM:
             continue
-        out += [value[pos : ref.start], as_text(found)]
+        before = value[pos : ref.start]
+        # `$$` right before the param's `${{` stood for one `$`: once the param is put in,
+        # no `{{` follows it, so it is written as that one `$`.
+        dollars = len(before) - len(before.rstrip("$"))
+        out += [before[: len(before) - dollars] + "$" * (dollars // 2), as_text(found)]
         pos = ref.end
     if not out:
         return value

@@ -119,10 +119,9 @@ def test_build_from_a_base_applies_sets_in_order_to_every_document() -> None:
             ("documents", 0, "metadata", "name"),
         ),
         (
-            {"base": [{}], "sets": [(".a[]", 1)]},
-            "set path '.a[]': \"[]\" at offset 2 names every item; a set path names one "
-            "index, e.g. [0]",
-            ("set", ".a[]"),
+            {"base": [{"a": {"b": 1}}], "sets": [(".a[].c", 1)]},
+            "cannot set .a[].c: .a is a mapping, not a list",
+            ("set", ".a[].c"),
         ),
         (
             {"base": [{"a": "x"}, {"a": 1}], "sets": [(".a.b", 1)]},

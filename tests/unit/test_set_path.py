@@ -27,6 +27,9 @@ from runner.setpath import SetPathError, format_set_path, parse_set_path, set_pa
         (".spec.my-field", ("spec", "my-field")),
         (".[0].a", (0, "a")),
         (".a.[1]", ("a", 1)),
+        (".a[]", ("a", None)),
+        (".spec.users[].passwordSecretRef.name", ("spec", "users", None, "passwordSecretRef", "name")),
+        (".[][0]", (None, 0)),
     ],
 )
 def test_parse(text: str, segments: tuple[str | int, ...]) -> None:
@@ -37,7 +40,6 @@ def test_parse(text: str, segments: tuple[str | int, ...]) -> None:
     ("text", "message", "offset"),
     [
         (".", "a set path must name a field at offset 1, e.g. .metadata.name", 1),
-        (".a[]", '"[]" at offset 2 names every item; a set path names one index, e.g. [0]', 2),
         (".a // 1", 'unexpected "//" at offset 3; a path here takes no default', 3),
         (".a//1", 'unexpected "//" at offset 2; a path here takes no default', 2),
         (".a b", "unexpected whitespace at offset 2; expected the end of the path", 2),

@@ -104,7 +104,10 @@ def test_malformed_template_reports_offset(text: str, offset: int, fragment: str
         ("${{ kratix.object.namespace }}", "team-a"),
         ("${{ kratix.dirs.input }}/object.yaml", "/kratix/input/object.yaml"),
         ("${{ inputs.odd }}", "x; rm -rf /"),
-        ("$${{ inputs.name }}", "$todo"),  # no escaping: `${{` is always a template
+        ("$${{ inputs.name }}", "${{ inputs.name }}"),  # `$${{` is a literal `${{`
+        ("$${{ inputs.name }} ${{ inputs.name }}", "${{ inputs.name }} todo"),
+        ("$$${{ inputs.name }}", "$todo"),
+        ("$${{${{ inputs.name }}", "${{todo"),
         ("}} ${{ inputs.name }}}}", "}} todo}}"),
         ("no templates here", "no templates here"),
     ],
