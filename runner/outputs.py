@@ -232,7 +232,7 @@ def collect(
                     step,
                     output,
                     "holds a secret's value",
-                    'mark it "sensitive: true": it is then masked and never written to a file',
+                    'mark it "sensitive: true": it is then masked, and refused in status and manifests',
                 )
             )
             continue

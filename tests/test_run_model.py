@@ -256,3 +256,33 @@ def test_a_templates_problem_is_reported_once_for_every_step_using_it(pipeline: 
     assert result.returncode == 2
     assert result.stderr.count('unknown input "nope"') == 1, result.stderr
     assert "(used by step a at steps.d/10-a.yaml:3, step b at steps.d/20-b.yaml:3)" in result.stderr
+
+
+def test_a_missing_output_folder_is_made_not_an_internal_error(pipeline: Pipeline) -> None:
+    pipeline.step("m", "manifests: [{ path: a.yaml, document: { kind: ConfigMap } }]\n")
+    missing = pipeline.root / "nowhere" / "out"
+    argv = [a if a != str(pipeline.output) else str(missing) for a in pipeline.args()]
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "run", *argv], cwd=pipeline.work, env=pipeline.env,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (missing / "a.yaml").is_file()
+
+
+def test_the_local_store_keeps_state_files_readable_by_their_owner_only(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.step(
+        "keep",
+        """
+        workdir: ../work
+        state: { store: local, name: kept, files: [{ path: pw.txt }] }
+        run: [[sh, -c, 'echo s3cr3t > pw.txt']]
+        """,
+    )
+    ok(pipeline.run("run"))
+    stored = [p for p in pipeline.state_dir.rglob("pw.txt")]
+    assert stored and all(p.stat().st_mode & 0o077 == 0 for p in stored)

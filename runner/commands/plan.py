@@ -108,7 +108,7 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
                 **({"stdout": c.stdout} if c.stdout else {}),
                 **({"echo": False} if not c.echo else {}),
                 # Never its text: it is where secrets and sensitive outputs may go.
-                **({"stdin": f"({len(c.stdin.encode())} bytes, not shown)"} if c.stdin else {}),
+                **({"stdin": _stdin(c.stdin, prepared)} if c.stdin else {}),
                 **({"env": c.env} if c.env else {}),
                 **({"continueOnError": True} if c.continue_on_error else {}),
                 **(
@@ -136,6 +136,13 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
         },
         "timeout": step.timeout,
     }
+
+
+def _stdin(text: str, prepared: PreparedStep) -> str:
+    """A command's stdin as the plan shows it: never its text, which may hold secrets."""
+    if prepared.waiting_for and "${{" in text:
+        return "(not shown; its size is known when the step runs)"
+    return f"({len(text.encode())} bytes, not shown)"
 
 
 def _promise(names: tuple[str, ...]) -> str | list[str]:

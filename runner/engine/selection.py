@@ -29,7 +29,7 @@ def select_steps(
             if why:
                 log.warning(
                     f"step {step.name} is not meant for this workflow ({_joined(why)}); "
-                    "running it because it was named",
+                    "taking it because it was named",
                     step=step.name,
                 )
         return chosen

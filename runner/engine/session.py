@@ -123,12 +123,13 @@ class Session:
         if control is not None and control.asks:
             return RunResult(nothing_ran=f"workflow-control.yaml already asks Kratix to "
                              f"{control.describe()}: running nothing")  # fmt: skip
-        try:
-            self.ctx.metadata_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InvalidError(
-                f"cannot create the metadata folder {self.ctx.metadata_dir}: {exc.strerror}"
-            ) from None
+        for what, folder in (("metadata", self.ctx.metadata_dir), ("output", self.ctx.output_dir)):
+            try:  # Kratix gives both; a run elsewhere gets them made, or a clear exit 2
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InvalidError(
+                    f"cannot create the {what} folder {folder}: {exc.strerror}"
+                ) from None
         engine = Engine(self.ctx, self.log, self.environ, self.store, settings)
         engine.install_signal_handlers()
         outcomes: list[StepOutcome] = []
