@@ -188,6 +188,9 @@ class Expression:
     source: str
     _names: tuple[Name, ...] = field(repr=False)
     _parsed: Any = field(repr=False, compare=False)
+    # It reads the context as a whole (`@`, `*.token`, `values(@)`), not only by names: what
+    # it may reach can't be told from its names (runner/spec/sensitivity.py).
+    reads_whole: bool = False
 
     def names(self) -> tuple[Name, ...]:
         """The context paths read from the root, in the order they are evaluated."""
@@ -233,7 +236,7 @@ def compile_expression(text: str) -> Expression:
         hint = _function_hint(exc.message) or _hint(text)
         raise ExpressionError(exc.message, exc.expression, exc.offset, hint) from None
     try:
-        names = _root_names(text, parsed.parsed)
+        names, whole = _root_names(text, parsed.parsed)
         negated = _negated_path(parsed.parsed)
     except RecursionError:  # jmespath parsed it, but its tree is deeper than we walk
         raise ExpressionError("expression nests too deeply", text) from None
@@ -245,7 +248,7 @@ def compile_expression(text: str) -> Expression:
             text.find("!"),
             f"write !({negated})",
         )
-    return Expression(text, names, parsed)
+    return Expression(text, names, parsed, whole)
 
 
 # `steps.check-db.outputs.x`: JMESPath reads `-` as an operator, so such a name needs quotes.
@@ -322,14 +325,18 @@ _Node = Mapping[str, Any]
 _PROJECTIONS = {"projection", "value_projection", "filter_projection"}
 
 
-def _root_names(text: str, tree: _Node) -> tuple[Name, ...]:
-    """The rooted paths the tree reads: walk it, tracking what each node is evaluated against."""
+def _root_names(text: str, tree: _Node) -> tuple[tuple[Name, ...], bool]:
+    """The rooted paths the tree reads, and whether it reads the root as a whole: walk it,
+    tracking what each node is evaluated against."""
     offsets = _field_offsets(text, tree)
     found: list[Name] = []
+    whole: list[bool] = []
 
     def record(rooted: _Rooted) -> None:
         if rooted is not None and rooted[0]:
             found.append(Name(rooted[0], rooted[1] or 0))
+        elif rooted is not None:
+            whole.append(True)
 
     def visit(node: _Node, base: _Rooted) -> _Rooted:
         """The rooted path node's value is, recording every rooted path it consumes."""
@@ -367,7 +374,7 @@ def _root_names(text: str, tree: _Node) -> tuple[Name, ...]:
         return None
 
     record(visit(tree, ((), None)))
-    return tuple(found)
+    return tuple(found), bool(whole)
 
 
 def _field_offsets(text: str, tree: _Node) -> dict[int, int]:

@@ -103,7 +103,10 @@ def test_stdin_carries_a_secret_to_the_command_and_is_never_shown(pipeline: Pipe
     assert PASSWORD not in result.stderr + result.stdout
     plan = ok(pipeline.run("plan", "--format", "json", env={"DB_PASSWORD": PASSWORD}))
     (command,) = json.loads(plan.stdout)[0]["commands"]
-    assert command["stdin"] == f"({len(f'user=my-app{chr(10)}password={PASSWORD}{chr(10)}')} bytes, not shown)"
+    assert (
+        command["stdin"]
+        == f"({len(f'user=my-app{chr(10)}password={PASSWORD}{chr(10)}')} bytes, not shown)"
+    )
     assert PASSWORD not in plan.stdout + plan.stderr
     assert "user=my-app" not in plan.stdout  # none of its text, not only the secret
 
@@ -294,3 +297,44 @@ def test_terraform_apply_template_never_echoes_terraform_output(
         assert form not in log, f"{form!r} leaked:\n{log}"
     assert "its stdout goes only to outputs.json, not to the log" in log
     assert pipeline.status()["url"] == "https://db.example"
+
+
+def test_an_expression_reading_the_whole_context_is_as_sensitive_as_what_it_may_reach(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.step(
+        "mint",
+        """
+        run: [{ argv: [printf, x], stdout: token.txt }]
+        outputs:
+          token: { file: token.txt, sensitive: true }
+          rev: { jmespath: "reverse(@ | outputs.token)" }
+          up:  { jmespath: "upper(*.token | [0])" }
+        status: { r: "${{ outputs.rev }}", u: "${{ outputs.up }}" }
+        """,
+    )
+    result = validate(pipeline)
+    assert result.returncode == 2
+    assert (
+        'spec.status.r: "outputs.rev" is sensitive (it is built from outputs.token)'
+        in result.stderr
+    )
+    assert (
+        'spec.status.u: "outputs.up" is sensitive (it is built from outputs.token)' in result.stderr
+    )
+
+
+def test_a_long_secret_masks_multi_line_output_without_hanging(pipeline: Pipeline) -> None:
+    import base64
+    import os as _os
+
+    token = base64.urlsafe_b64encode(_os.urandom(990)).decode()  # a 1,320-character JWT-like token
+    pipeline.step(
+        "many",
+        """
+        secrets: { K: { env: LONG_TOKEN } }
+        run: [[seq, "1", "20"]]
+        """,
+    )
+    result = ok(pipeline.run("run", env={"LONG_TOKEN": token}, timeout=30))
+    assert "20" in result.stdout

@@ -239,12 +239,14 @@ class Finder:
         from runner.masking.forms import trie_regex
 
         keys = self._keys
-        if keys is not None and keys.search(text) is None:
-            return
+        if not self.longest or (keys is not None and keys.search(text) is None):
+            return  # no word (every secret longer than the decoded forms kept): nothing to find
         # Overlapping: after a match, search again from the next position (not a lookahead
         # regex, which would enter the trie at every position instead of scanning for a start).
         position = 0
-        while (found := self._pattern.search(text, position)) is not None:
+        size = len(text)
+        # (re matches an empty pattern at the end however far past it `position` is)
+        while position <= size and (found := self._pattern.search(text, position)) is not None:
             start = found.start()
             position = start + 1
             word = found.group()

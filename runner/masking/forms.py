@@ -40,7 +40,9 @@ def variants_of(value: str) -> set[str]:
             forms.update(_both_alphabets(encoded.rstrip("=")))
             # `base64` wraps at 76 columns and openssl at 64: each wrapped line is a form.
             # (Other widths, and the secret at any offset of a wrapped blob: decoding.py.)
-            for width in (64, 76):
+            # Not for a huge secret: its thousands of lines would make a regex that takes
+            # seconds to compile; its own lines and whole forms are still masked.
+            for width in (64, 76) if len(encoded) <= _MAX_WRAPPED else ():
                 if len(encoded) > width:
                     forms.update(encoded[i : i + width] for i in range(0, len(encoded), width))
         for shift in range(3):
@@ -56,7 +58,37 @@ def variants_of(value: str) -> set[str]:
         forms.update((quote(raw, safe=""), quote(raw), quote_plus(raw), quote_plus(raw, safe="/")))
         # As Python's json prints it; every other escaping of a JSON string: escapes.py.
         forms.update((json.dumps(base)[1:-1], json.dumps(base, ensure_ascii=False)[1:-1]))
+        forms.update(_decoded_forms(base))
     return {form for form in forms if len(form.strip()) >= MIN_SECRET_LENGTH}
+
+
+_MAX_WRAPPED = 64 * 1024  # base64 characters: past this, no wrapped-line forms
+_MIN_KEY_BYTES = 12  # a secret that is base64 of at least this many bytes is key material
+
+
+def _decoded_forms(value: str) -> set[str]:
+    """A secret that is itself base64 (a key, `head -c 32 /dev/urandom | base64`): the same
+    bytes as tools also print them: unpadded, URL-safe, and as hex."""
+    import base64
+    import binascii
+
+    text = value.strip()
+    if len(text) < 16 or len(text) % 4 or not text.isascii():
+        return set()
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return set()
+    if len(raw) < _MIN_KEY_BYTES:
+        return set()
+    urlsafe = base64.urlsafe_b64encode(raw).decode("ascii")
+    return {
+        text.rstrip("="),
+        urlsafe,
+        urlsafe.rstrip("="),
+        raw.hex(),
+        raw.hex().upper(),
+    }
 
 
 def _both_alphabets(encoded: str) -> tuple[str, str]:

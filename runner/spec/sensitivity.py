@@ -121,9 +121,12 @@ def _names_read(raw: Mapping[str, Any], group: str) -> list[tuple[str, ...]]:
     from runner.expressions import ExpressionError, compile_expression
 
     try:
-        return [name.path for name in compile_expression(expression).names()]
+        compiled = compile_expression(expression)
     except ExpressionError:
         return []  # validate reports it
+    if compiled.reads_whole:  # `@`, `*.x`, `values(@)`: it may reach any name
+        return [("values",), ("outputs",), ("steps",)]
+    return [name.path for name in compiled.names()]
 
 
 def sensitive_outputs(
