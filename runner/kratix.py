@@ -241,7 +241,7 @@ def read_workflow_control(metadata_dir: Path) -> WorkflowControl | None:
         if key in value and value[key] is not None and not isinstance(value[key], type(kind)):
             problems.append(f"{key} must be {kind_of(kind)}, not {kind_of(value[key])}")
     retry = value.get("retryAfter") or ""
-    if isinstance(retry, str) and retry and not _GO_DURATION.fullmatch(retry):
+    if isinstance(retry, str) and retry and not _go_duration(retry):
         problems.append(f'retryAfter "{retry}" is not a duration Kratix can read (e.g. 30s, 5m)')
     if problems:
         raise InvalidError(*(Problem(p, str(path)) for p in problems))
@@ -298,3 +298,16 @@ SERVICE_ACCOUNT_VARIABLE = "RUNNER_SERVICEACCOUNT_DIR"  # for tests and the benc
 def service_account_dir(environ: Mapping[str, str]) -> str:
     """Where the pod's service account (token, ca.crt, namespace) is mounted."""
     return environ.get(SERVICE_ACCOUNT_VARIABLE) or SERVICE_ACCOUNT_DIR
+
+
+def _go_duration(text: str) -> bool:
+    """Whether Go's time.ParseDuration reads it: its syntax, and at most int64 nanoseconds."""
+    from runner.settings import parse_duration
+
+    if not _GO_DURATION.fullmatch(text):
+        return False
+    try:
+        parse_duration(text.lstrip("+"))
+    except ValueError as exc:
+        return "too long" not in str(exc)  # other Go forms our grammar lacks are Go's to read
+    return True

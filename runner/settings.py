@@ -39,7 +39,7 @@ def parse_duration(text: str | float) -> float:
     if isinstance(text, int | float):
         if not math.isfinite(text):  # YAML's .inf, or 1e999 (which reads as infinity)
             raise ValueError(f"not a duration: {text!r}")
-        return float(text)
+        return _at_most_go(float(text), text)
     if not _DURATION.fullmatch(text):
         raise ValueError(f"not a duration: {text!r}")
     parts = _PART.findall(text) if text[-1].isalpha() else [(text, "s")]
@@ -49,9 +49,21 @@ def parse_duration(text: str | float) -> float:
         whole, _, fraction = number.partition(".")
         total += int(whole + fraction) * 10 ** (scale - len(fraction)) * _UNIT_MS[unit]
     try:
-        return total / (1000 * 10**scale)
+        return _at_most_go(total / (1000 * 10**scale), text)
     except OverflowError:
         raise ValueError(f"duration too long: {text!r}") from None
+
+
+# Go's longest duration (int64 nanoseconds): Kratix reads retryAfter with Go.
+MAX_DURATION_SECONDS = 9223372036
+
+
+def _at_most_go(seconds: float, text: str | float) -> float:
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(
+            f"duration too long: {text!r} (at most {MAX_DURATION_SECONDS}s, about 292 years)"
+        )
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

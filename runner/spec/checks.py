@@ -52,7 +52,24 @@ def document_problems(doc: Document, refs: list[StepReference] | None = None) ->
     problems += _input_problems(doc, inputs)
     problems += _state_problems(doc, spec)
     problems += _output_problems(doc, spec)
+    problems += _duration_problems(doc, spec)
     return problems
+
+
+_DURATIONS = frozenset({"timeout", "delay", "maxDelay", "retryAfter"})
+
+
+def _duration_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
+    """A duration the schema's pattern lets through but no Go duration can hold."""
+    from runner.settings import parse_duration
+
+    for path, text in _strings(spec, ("spec",)):
+        if path[-1] in _DURATIONS and "${{" not in text:
+            try:
+                parse_duration(text)
+            except ValueError as exc:
+                if "too long" in str(exc):
+                    yield doc.problem(path, str(exc))
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -301,6 +318,14 @@ def _state_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
             continue
         file_path, explicit = item.get("path"), item.get("key")
         if not isinstance(file_path, str) or not isinstance(explicit, (str, type(None))):
+            continue
+        if outside_output(file_path) is not None:  # the same rule: relative, never climbing out
+            yield doc.problem(
+                (*path, "files", i, "path"),
+                f'state file "{file_path}" leaves the workdir: state files are relative to the '
+                "workdir",
+                "restore it inside the workdir; a command may copy it where it is needed",
+            )
             continue
         key = state_key(file_path, explicit)
         where = (*path, "files", i, "key" if explicit else "path")

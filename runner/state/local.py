@@ -87,22 +87,41 @@ class LocalStore(StateStore):
         return None
 
     def load(self, ref: StateRef) -> Loaded | None:
-        current = self._dir(ref) / _CURRENT
+        folder = self._dir(ref)
+        current = folder / _CURRENT
+        if not os.path.lexists(current):
+            return None
         try:
             generation = current.resolve(strict=True)
+            # Only a generation of this state, holding only files: never read what a link
+            # leads to elsewhere (and a broken store is no "no state": that would start over).
+            if generation.parent != folder.resolve():
+                raise StoreError(
+                    f"state {self.describe(ref)} is broken: {current} leads outside it"
+                )
             version = _version(generation)
             names = [p for p in generation.iterdir() if p.name != _LABELS]
+            if any(p.is_symlink() or not p.is_file() for p in names):
+                raise StoreError(
+                    f"state {self.describe(ref)} is broken: it holds a link or a folder"
+                )
             return Loaded({p.name: p.read_bytes() for p in names}, version)
         except FileNotFoundError:
-            return None
+            raise StoreError(
+                f"state {self.describe(ref)} is broken: {current} leads to nothing"
+            ) from None
+        except RuntimeError:  # a link loop
+            raise StoreError(
+                f"state {self.describe(ref)} is broken: {current} is a link loop"
+            ) from None
         except OSError as exc:
             raise StoreError(f"cannot read state {self.describe(ref)}: {exc.strerror}") from exc
 
     def _current_version(self, folder: Path) -> str | None:
         try:
             return _version((folder / _CURRENT).resolve(strict=True))
-        except FileNotFoundError:
-            return None
+        except (FileNotFoundError, RuntimeError):
+            return None  # a save of a broken state then finds it changed: it refuses
 
     def save(self, ref: StateRef, files: dict[str, bytes], expected: Expected = UNCHECKED) -> str:
         for key in files:

@@ -53,7 +53,7 @@ def snapshot(root: Path, masker: Masker | None = None) -> dict[str, bytes]:
     if not root.is_dir():
         return {}
     return {
-        path.relative_to(root).as_posix(): _mask(path.read_bytes(), masker)
+        path.relative_to(root).as_posix(): _mask(path.read_bytes(), masker, path.suffix)
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
@@ -64,10 +64,26 @@ def without_runner_records(files: dict[str, bytes]) -> dict[str, bytes]:
     return {f: data for f, data in files.items() if not f.startswith(f"{RUNNER_RECORDS}/")}
 
 
-def _mask(data: bytes, masker: Masker | None) -> bytes:
+def _mask(data: bytes, masker: Masker | None, suffix: str = "") -> bytes:
+    """The file masked as text; a YAML or JSON file whose values still hold a secret once read
+    (a long string folded over lines, escapes the text form hides) is written again from its
+    masked values, so what `--update` writes never holds one."""
     if not masker:
         return data
-    return masker.mask(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+    masked = masker.mask(data.decode("utf-8", "surrogateescape"))
+    if suffix in (".yaml", ".yml", ".json"):
+        from runner.manifests import dump, secret_in
+        from runner.spec.source import parse_yaml
+
+        docs, problems = parse_yaml(masked, "", located=False)
+        values = [doc.value for doc in docs]
+        if not problems and secret_in(values, masker) is not None:
+            safe = masker.mask_values(values)
+            if suffix == ".json" and len(safe) == 1:
+                masked = json.dumps(safe[0], indent=2) + "\n"
+            else:
+                masked = dump(safe)
+    return masked.encode("utf-8", "surrogateescape")
 
 
 def compare_trees(

@@ -84,6 +84,7 @@ def run_case(case: Case, options: Options, environ: Mapping[str, str]) -> Result
         write_step_outputs(case.step_outputs, folders["metadata"])
         finished = process.run(_runner_run_argv(case, folders), env, timeout)
         result.duration = time.monotonic() - started
+        _learn_sensitive_outputs(masker, folders["metadata"])
         result.exit_code = finished.exit_code
         result.stdout = masker.mask(finished.stdout)
         result.stderr = masker.mask("".join(f"runner test: warning: {w}\n" for w in warnings))
@@ -110,6 +111,20 @@ def run_case(case: Case, options: Options, environ: Mapping[str, str]) -> Result
     result.failures = [masker.mask(failure) for failure in result.failures]
     result.error = masker.mask(result.error) if result.error is not None else None
     return result
+
+
+def _learn_sensitive_outputs(masker: Masker, metadata: Path) -> None:
+    """Teach the masker the outputs the run recorded as sensitive (and what was built from
+    them): the case's reports and `--update` files must hold none of them either."""
+    from runner.errors import InvalidError
+    from runner.outputs import mask_value, recorded_steps
+
+    try:
+        seen = recorded_steps(metadata)
+    except InvalidError:
+        return  # a broken record: the comparison shows it
+    for value in seen.sensitive_values():
+        mask_value(masker, "a sensitive step output", value)
 
 
 def _masker(case: Case) -> tuple[Masker, list[str]]:
