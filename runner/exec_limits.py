@@ -38,8 +38,9 @@ def env_string_size(name: str, value: str) -> int:
 
 
 def fits_env(name: str, value: str) -> bool:
-    """Whether one environment variable is small enough for Linux to pass it on."""
-    return env_string_size(name, value) <= MAX_ARG_STRLEN
+    """Whether Linux can pass one environment variable on: small enough, and no NUL byte
+    (which ends a C string: no command could be started with it)."""
+    return "\0" not in value and env_string_size(name, value) <= MAX_ARG_STRLEN
 
 
 def size_text(size: int) -> str:

@@ -81,7 +81,8 @@ def left_out_message(names: tuple[str, ...]) -> str:
     one = len(names) == 1
     return (
         f"{listed} {'is' if one else 'are'} too large for an environment variable (Linux "
-        f"passes at most {size_text(MAX_ARG_STRLEN)} in one): {'it is' if one else 'they are'} "
+        f"passes at most {size_text(MAX_ARG_STRLEN)} in one), or {'holds' if one else 'hold'} "
+        f"a NUL byte: {'it is' if one else 'they are'} "
         "not exported; a command reads such a value on its standard input "
         "(stdin: ${{ inputs.NAME }}) or from a file a manifest writes"
     )

@@ -111,3 +111,14 @@ def test_runner_test_learns_the_outputs_a_run_recorded_as_sensitive(tmp_path) ->
     masker = Masker()
     _learn_sensitive_outputs(masker, tmp_path)
     assert masker.mask('{"token": "gen-0123456789"}') == '{"token": "***"}'
+
+
+def test_a_request_value_holding_a_nul_byte_is_not_exported_and_commands_run(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.request('apiVersion: x/v1\nkind: A\nmetadata: {name: n}\nspec: {v: "a\\0b"}\n')
+    pipeline.step("a", 'inputs: { v: { query: .spec.v } }\nrun: [["true"]]\n')
+    result = pipeline.run("run")
+    assert result.returncode == 0, result.stderr
+    assert '"inputs.v" (INPUT_V) is too large for an environment variable' in result.stderr
+    assert "a NUL byte" in result.stderr
