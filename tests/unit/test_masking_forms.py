@@ -177,7 +177,11 @@ def test_shlex_quote_and_join_are_masked(secret: str, prefix: str, suffix: str) 
     text = shlex.join(["cmd", prefix + secret + suffix, "x"])
     masker = masker_for(secret)
     masked = masker.mask(text)
-    assert all(secret not in word for word in shlex.split(masked))
+    try:
+        words = shlex.split(masked)
+    except ValueError:  # a mask inside a quoted stretch may leave its quotes unbalanced
+        words = [masked]
+    assert all(secret not in word for word in words)
     assert masker.finds(text)
     assert stream_all(masker, text, 5) == masked
 

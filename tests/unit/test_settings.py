@@ -84,8 +84,9 @@ def test_the_step_schema_and_the_settings_accept_the_same_durations_with_units(
     try:
         parse_duration(text)
         parsed = True
-    except ValueError:
-        parsed = False
+    except ValueError as exc:
+        # Past Go's longest duration: the syntax is the schema's; validate says it is too long.
+        parsed = "too long" in str(exc)
     with_units = bool(text) and text[-1].isalpha()
     assert in_schema == (parsed and with_units), text
 

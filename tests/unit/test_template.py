@@ -179,8 +179,12 @@ json_values = st.recursive(
 )
 
 
+# Text before a template must not end with "$": `$${{` is the escape for a literal `${{`.
+no_template_before = no_template.filter(lambda text: not text.endswith("$"))
+
+
 @settings(max_examples=200, deadline=None)
-@given(json_values, no_template, no_template)
+@given(json_values, no_template_before, no_template)
 def test_rendered_values_round_trip(value: object, before: str, after: str) -> None:
     text = before + "${{ inputs.value }}" + after
     rendered = render(text, {"inputs": {"value": value}})
