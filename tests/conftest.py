@@ -107,6 +107,15 @@ class Pipeline:
             assert "Traceback" not in result.stderr, result.stderr
         return result
 
+    def validate(self, *paths: str) -> subprocess.CompletedProcess[str]:
+        """`runner validate PATH...` (default: the steps folder), from the pipeline's root."""
+        result = subprocess.run(
+            [sys.executable, "-m", "runner", "validate", *(paths or [str(self.steps)])],
+            cwd=self.root, env=self.env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
     def popen(self, *argv: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         verb, rest = argv[0], list(argv[1:])
         return subprocess.Popen(

@@ -4,19 +4,10 @@ another container's unreadable workflow-control.yaml, state files outside the wo
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from tests.conftest import Pipeline
-
-
-def _validate(pipeline: Pipeline) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runner", "validate", str(pipeline.steps)],
-        env=pipeline.env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -28,7 +19,7 @@ def _validate(pipeline: Pipeline) -> subprocess.CompletedProcess[str]:
 )
 def test_a_duration_go_cannot_hold_is_a_validate_error(pipeline: Pipeline, field: str) -> None:
     pipeline.step("a", f'run: [["true"]]\n{field}\n')
-    result = _validate(pipeline)
+    result = pipeline.validate()
     assert result.returncode == 2, result.stderr
     assert "duration too long" in result.stderr and "at most 9223372036s" in result.stderr
 
@@ -79,7 +70,7 @@ def test_a_state_file_outside_the_workdir_is_a_validate_error(pipeline: Pipeline
         "state: { store: local, files: [{ path: ../../etc/x, key: x }, { path: /tmp/y, key: y }] }\n"
         'run: [["true"]]\n',
     )
-    result = _validate(pipeline)
+    result = pipeline.validate()
     assert result.returncode == 2
     assert result.stderr.count("state files are relative to the workdir") == 2, result.stderr
 

@@ -231,19 +231,10 @@ def _user(name: str) -> str:
     )
 
 
-def _validate(pipeline: Pipeline, *paths: str) -> subprocess.CompletedProcess[str]:
-    import sys
-
-    return subprocess.run(
-        [sys.executable, "-m", "runner", "validate", *paths],
-        cwd=pipeline.root, env=pipeline.env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-
-
 def test_validate_of_one_file_uses_the_templates_of_its_folder(pipeline: Pipeline) -> None:
     (pipeline.steps / "00-greet.yaml").write_text(TEMPLATE.replace(', "${{ inputs.nope }}"', ""))
     (pipeline.steps / "10-a.yaml").write_text(_user("a"))
-    result = _validate(pipeline, "steps.d/10-a.yaml")
+    result = pipeline.validate("steps.d/10-a.yaml")
     assert result.returncode == 0, result.stderr
     assert "no StepTemplate named" not in result.stderr
 
@@ -252,7 +243,7 @@ def test_a_templates_problem_is_reported_once_for_every_step_using_it(pipeline: 
     (pipeline.steps / "00-greet.yaml").write_text(TEMPLATE)
     (pipeline.steps / "10-a.yaml").write_text(_user("a"))
     (pipeline.steps / "20-b.yaml").write_text(_user("b"))
-    result = _validate(pipeline, "steps.d")
+    result = pipeline.validate("steps.d")
     assert result.returncode == 2
     assert result.stderr.count('unknown input "nope"') == 1, result.stderr
     assert "(used by step a at steps.d/10-a.yaml:3, step b at steps.d/20-b.yaml:3)" in result.stderr

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from tests.conftest import Pipeline
@@ -21,14 +20,6 @@ TOKEN = "tok-12345"
 MAKE_TOKEN = "[sh, -c, 'printf tok-%s 12345']"
 # As Terraform's random_password makes them: Go's JSON escapes &, < and > as \u0026 etc.
 PASSWORD = "Tr0ub4dor&3<x>"
-
-
-def validate(pipeline: Pipeline) -> subprocess.CompletedProcess[str]:
-    """`runner validate` of the pipeline's steps folder."""
-    command = [sys.executable, "-m", "runner", "validate", str(pipeline.steps)]
-    result = subprocess.run(command, env=pipeline.env, capture_output=True, text=True, timeout=60)
-    assert "Traceback" not in result.stderr
-    return result
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -137,7 +128,7 @@ def test_an_unknown_secret_in_stdin_is_refused_with_a_hint(pipeline: Pipeline) -
         run: [{ argv: [cat], stdin: "${{ secrets.DB_PASWORD }}" }]
         """,
     )
-    result = validate(pipeline)
+    result = pipeline.validate()
     assert result.returncode == 2
     assert 'spec.run[0].stdin: unknown secret "DB_PASWORD"' in result.stderr
     assert 'did you mean "secrets.DB_PASSWORD"?' in result.stderr
@@ -151,7 +142,7 @@ def test_a_secret_is_still_refused_in_argv(pipeline: Pipeline) -> None:
         run: [[psql, "${{ secrets.DB_PASSWORD }}"]]
         """,
     )
-    result = validate(pipeline)
+    result = pipeline.validate()
     assert result.returncode == 2
     assert 'secrets are never templated (found "DB_PASSWORD")' in result.stderr
 
@@ -171,7 +162,7 @@ def test_an_output_built_from_a_sensitive_one_is_refused_in_status_and_manifests
           - { path: a.yaml, document: { kind: ConfigMap, data: { t: "${{ outputs.quoted }}" } } }
         """,
     )
-    result = validate(pipeline)
+    result = pipeline.validate()
     assert result.returncode == 2
     said = '"outputs.quoted" is sensitive (it is built from outputs.tok): it would be written to a file'
     assert f"spec.status.t: {said}" in result.stderr
@@ -197,7 +188,7 @@ def test_a_value_built_from_another_steps_sensitive_output_is_refused_in_argv(
         run: [[echo, "${{ values.up }}"]]
         """,
     )
-    result = validate(pipeline)
+    result = pipeline.validate()
     assert result.returncode == 2
     assert (
         'spec.run[0][1]: "values.up" is built from steps.mint.outputs.tok, which is sensitive: '
@@ -223,7 +214,7 @@ def test_sensitivity_follows_outputs_across_steps(pipeline: Pipeline) -> None:
         file="10-relay.yaml",
     )
     pipeline.step("report", "status: { t: '${{ steps.relay.outputs.again }}' }\n", file="20.yaml")
-    result = validate(pipeline)
+    result = pipeline.validate()
     assert result.returncode == 2
     assert (
         'spec.status.t: "steps.relay.outputs.again" is sensitive: it would be written to a file'
@@ -313,7 +304,7 @@ def test_an_expression_reading_the_whole_context_is_as_sensitive_as_what_it_may_
         status: { r: "${{ outputs.rev }}", u: "${{ outputs.up }}" }
         """,
     )
-    result = validate(pipeline)
+    result = pipeline.validate()
     assert result.returncode == 2
     assert (
         'spec.status.r: "outputs.rev" is sensitive (it is built from outputs.token)'
