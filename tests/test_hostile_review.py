@@ -113,3 +113,14 @@ def test_a_request_value_holding_a_nul_byte_is_not_exported_and_commands_run(
     assert result.returncode == 0, result.stderr
     assert '"inputs.v" (INPUT_V) is too large for an environment variable' in result.stderr
     assert "a NUL byte" in result.stderr
+
+
+def test_an_unknown_name_in_a_manifest_key_is_a_validate_error(pipeline: Pipeline) -> None:
+    pipeline.step(
+        "m",
+        "inputs: { name: { query: .metadata.name } }\n"
+        "manifests: [{ path: a.yaml, document: { data: { '${{ inputs.nmae }}': x } } }]\n",
+    )
+    result = pipeline.validate()
+    assert result.returncode == 2, result.stderr
+    assert 'unknown input "nmae"' in result.stderr and 'did you mean "inputs.name"' in result.stderr

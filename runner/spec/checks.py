@@ -76,14 +76,20 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _strings(value: Any, path: PathKey) -> Iterator[tuple[PathKey, str]]:
-    """Every string in `value` with its path (iterative: values can nest deeply)."""
+def _strings(
+    value: Any, path: PathKey, *, keys_under: PathKey | None = None
+) -> Iterator[tuple[PathKey, str]]:
+    """Every string in `value` with its path (iterative: values can nest deeply); and under
+    `keys_under`, templated mapping keys too (at their value's path): a manifest's keys are
+    rendered like its values."""
     stack: list[tuple[PathKey, Any]] = [(path, value)]
     while stack:
         where, item = stack.pop()
         if isinstance(item, str):
             yield where, item
         elif isinstance(item, dict):
+            if keys_under is not None and where[: len(keys_under)] == keys_under:
+                yield from (((*where, k), k) for k in item if isinstance(k, str) and "${{" in k)
             stack.extend(((*where, k), v) for k, v in reversed(item.items()))
         elif isinstance(item, list):
             stack.extend(((*where, i), v) for i, v in reversed(list(enumerate(item))))
@@ -95,7 +101,7 @@ def _strings(value: Any, path: PathKey) -> Iterator[tuple[PathKey, str]]:
 def _template_problems(
     doc: Document, spec: dict[str, Any], scope: Scope, refs: list[StepReference], taint: Taint
 ) -> Iterator[Problem]:
-    for path, text in _strings(spec, ("spec",)):
+    for path, text in _strings(spec, ("spec",), keys_under=("spec", "manifests")):
         if "${{" not in text:
             continue
         first = scalar_offset(text, text.index("${{"))
