@@ -189,7 +189,7 @@ class Expression:
     _names: tuple[Name, ...] = field(repr=False)
     _parsed: Any = field(repr=False, compare=False)
     # It reads the context as a whole (`@`, `*.token`, `values(@)`), not only by names: what
-    # it may reach can't be told from its names (runner/spec/sensitivity.py).
+    # it may reach can't be told from its names (runner/stepfile/sensitivity.py).
     reads_whole: bool = False
 
     def names(self) -> tuple[Name, ...]:

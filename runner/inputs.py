@@ -8,8 +8,8 @@ from typing import Any
 from runner.errors import InvalidError, Problem
 from runner.exec_limits import MAX_ARG_STRLEN, fits_env, size_text
 from runner.query import QueryError, compile_jmespath, compile_query
-from runner.spec.model import MISSING, Input, Step, input_variable, value_variable
-from runner.spec.source import Document
+from runner.stepfile.model import MISSING, Input, Step, input_variable, value_variable
+from runner.stepfile.source import Document
 from runner.template import as_text
 
 

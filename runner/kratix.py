@@ -13,7 +13,7 @@ from typing import Any
 from runner import kratix_yaml
 from runner.errors import InvalidError, Problem
 from runner.settings import DRY_RUN
-from runner.spec.source import MAX_FILE_BYTES, Document, read_yaml_file
+from runner.stepfile.source import MAX_FILE_BYTES, Document, read_yaml_file
 from runner.value_types import kind_of
 
 DEFAULT_ROOT = Path("/kratix")

@@ -3,7 +3,7 @@
 Kratix reads `status.yaml` and `workflow-control.yaml` with sigs.k8s.io/yaml, which resolves
 plain scalars as go-yaml v2 does: YAML 1.1 booleans (`yes`, `on`, `y`, ...), no sexagesimal
 numbers, and keys turned into strings on the way to JSON (`on:` becomes "true"). Step files are
-YAML 1.2 (runner.spec.source); these files are not. So an earlier container's `enabled: yes` is
+YAML 1.2 (runner.stepfile.source); these files are not. So an earlier container's `enabled: yes` is
 read as Kratix reads it (true) and written back as `true`, and a string of ours that go-yaml
 would misread (`"yes"`, `"1e3"`) is quoted. The files are parsed by the same bounded builder as
 step files (no recursion, alias and size limits), with these scalar rules.
@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from runner.spec.source import Scalars
+from runner.stepfile.source import Scalars
 
 _DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 

@@ -20,7 +20,7 @@ from runner.masking import Masker
 from runner.query import QueryError
 from runner.render import RenderError, plain, render_data
 from runner.setpath import SetPathError, parse_set_path, set_path
-from runner.spec.source import MAX_FILE_BYTES, format_path, read_yaml_file
+from runner.stepfile.source import MAX_FILE_BYTES, format_path, read_yaml_file
 from runner.template import as_text
 from runner.value_types import kind_of
 

@@ -22,8 +22,8 @@ from runner.log import Logger
 from runner.manifests import secret_in
 from runner.masking import Masker
 from runner.query import QueryError, compile_jmespath, compile_query
-from runner.spec.model import Output, Step
-from runner.spec.source import load_yaml_value
+from runner.stepfile.model import Output, Step
+from runner.stepfile.source import load_yaml_value
 
 OUTPUTS_FOLDER = Path("runner") / "outputs"  # under the metadata folder
 _MAX_FILE_BYTES = 4 << 20  # an output is a value, not a payload
@@ -183,7 +183,7 @@ def _read(file: Path) -> tuple[str, dict[str, Any], list[str]]:
 
 def sensitive_names(step: Step, context: Mapping[str, Any]) -> set[str]:
     """The step's values and outputs ("values.X", "outputs.Y") sensitive in this run: marked,
-    or built from one that is, here or in a step that recorded it (runner.spec.sensitivity)."""
+    or built from one that is, here or in a step that recorded it (runner.stepfile.sensitivity)."""
     steps = context.get("steps")
     return step.taint.sensitive(steps.marked if isinstance(steps, StepsSeen) else {})
 

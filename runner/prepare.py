@@ -21,7 +21,10 @@ from runner.inputs import exported, resolve_inputs
 from runner.kratix import KratixContext, service_account_dir
 from runner.outputs import Pending, StepsSeen
 from runner.secrets import resolve_secrets
-from runner.spec.model import (
+from runner.state import NONE, StoreSpec, default_kind, store_class
+from runner.state.base import StateRef
+from runner.state.encryption import Keys, read_keys
+from runner.stepfile.model import (
     Command,
     Step,
     feeds_sensitive,
@@ -29,10 +32,7 @@ from runner.spec.model import (
     state_key,
     value_variable,
 )
-from runner.spec.source import Document, PathKey
-from runner.state import NONE, StoreSpec, default_kind, store_class
-from runner.state.base import StateRef
-from runner.state.encryption import Keys, read_keys
+from runner.stepfile.source import Document, PathKey
 from runner.template import TemplateError, render, render_path
 from runner.values import holds, resolve_values
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from runner.errors import InvalidError, Problem
-from runner.spec.model import Secret, Step
+from runner.stepfile.model import Secret, Step
 
 _MISSING_HINTS = {
     "env": "set it in the Pipeline container's env, e.g. valueFrom.secretKeyRef",

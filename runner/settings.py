@@ -22,7 +22,7 @@ from runner.errors import InvalidError, Problem
 T = TypeVar("T")
 
 _NUMBER = r"[0-9]+(?:\.[0-9]+)?"
-# The step schema's duration pattern is the part with units (runner/spec/step.schema.json).
+# The step schema's duration pattern is the part with units (runner/stepfile/step.schema.json).
 _DURATION = re.compile(rf"(?:{_NUMBER}(?:ms|s|m|h))+|{_NUMBER}")
 _PART = re.compile(rf"({_NUMBER})(ms|s|m|h)")
 _UNIT_MS = {"h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}

@@ -14,8 +14,8 @@ from typing import Any
 from runner.errors import InvalidError, Problem, RunnerError
 from runner.expressions import ExpressionError, compile_expression, truthy
 from runner.outputs import Pending
-from runner.spec.model import MISSING, Step, Value
-from runner.spec.source import PathKey
+from runner.stepfile.model import MISSING, Step, Value
+from runner.stepfile.source import PathKey
 from runner.template import as_text
 from runner.value_types import kind_of
 

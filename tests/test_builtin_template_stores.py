@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
-from runner.spec.template_library import BUILTIN_FOLDER
 from runner.state import STORES, kinds
 from runner.state.encryption import ENTRY, MAGIC
 from runner.state.s3 import unpack
+from runner.stepfile.template_library import BUILTIN_FOLDER
 from tests.conftest import Pipeline, use_kube_api
 from tests.s3support import S3Endpoint, s3_endpoint
 

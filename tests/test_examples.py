@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.spec.loader import load_steps
+from runner.stepfile.loader import load_steps
 from tests.conftest import REPO
 
 APP = REPO / "examples" / "app-promise"

@@ -78,8 +78,8 @@ def test_a_state_file_outside_the_workdir_is_a_validate_error(pipeline: Pipeline
 def test_update_files_never_hold_a_secret_folded_over_lines() -> None:
     import yaml
 
+    from runner.cases.compare import _mask
     from runner.masking import Masker
-    from runner.testing.compare import _mask
 
     secret = "correct horse battery staple " * 4  # PyYAML folds it over two lines
     folded = yaml.safe_dump({"p": secret}).encode()
@@ -91,8 +91,8 @@ def test_update_files_never_hold_a_secret_folded_over_lines() -> None:
 def test_runner_test_learns_the_outputs_a_run_recorded_as_sensitive(tmp_path) -> None:
     import json
 
+    from runner.cases.runcase import _learn_sensitive_outputs
     from runner.masking import Masker
-    from runner.testing.runcase import _learn_sensitive_outputs
 
     records = tmp_path / "runner" / "outputs"
     records.mkdir(parents=True)

@@ -392,7 +392,7 @@ def test_a_case_file_with_an_alias_bomb_is_exit_2(tmp_path):
 
 
 def test_data_read_without_positions_has_the_same_values_and_keeps_none():
-    from runner.spec.source import parse_yaml
+    from runner.stepfile.source import parse_yaml
 
     text = "a: {b: [1, two, {c: null}]}\nd: &x [3]\ne: *x\n"
     [located], _ = parse_yaml(text, "f.yaml")

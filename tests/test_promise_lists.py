@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from runner.spec.model import Trigger
+from runner.stepfile.model import Trigger
 from tests.test_run_kratix import marker_step, ran
 from tests.test_validate import invalid, step, validate, where
 

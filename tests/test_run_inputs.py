@@ -206,7 +206,7 @@ def test_a_stamp_from_another_build_of_the_runner_is_not_trusted(tmp_path):
     fingerprint = [
         sys.executable,
         "-c",
-        "from runner.spec.stamp import fingerprint as f; print(f())",
+        "from runner.stepfile.stamp import fingerprint as f; print(f())",
     ]
 
     def of(root: Path) -> str:
@@ -218,7 +218,7 @@ def test_a_stamp_from_another_build_of_the_runner_is_not_trusted(tmp_path):
         return run.stdout
 
     before = of(copy)
-    checks = copy / "runner" / "spec" / "checks.py"
+    checks = copy / "runner" / "stepfile" / "checks.py"
     checks.write_text(checks.read_text() + "\n# a changed rule\n")
     assert of(copy) != before
     assert before == of(Path(runner.__file__).parent.parent)  # the same code, the same fingerprint

@@ -9,7 +9,7 @@ import sys
 import yaml
 
 from runner.kratix_yaml import GO_YAML
-from runner.spec.source import read_yaml_file
+from runner.stepfile.source import read_yaml_file
 from tests.conftest import Pipeline
 
 PY = sys.executable

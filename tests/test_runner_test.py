@@ -513,9 +513,9 @@ def test_json_format_reports_bad_case_folders_too(tmp_path):
 
 
 def test_json_status_of_a_case_that_could_not_be_run_is_error(tmp_path):
-    from runner.testing.case import Case
-    from runner.testing.report import json_report
-    from runner.testing.runcase import Result
+    from runner.cases.case import Case
+    from runner.cases.report import json_report
+    from runner.cases.runcase import Result
 
     broken = Result(Case(tmp_path, tmp_path), error="cannot run the case: No space left")
     [case] = json_report([broken], 0.1)["cases"]

@@ -59,7 +59,7 @@ def test_runner_schema_prints_the_published_schema():
 
 def test_the_published_schema_is_the_packaged_one():
     assert SCHEMA_FILE.is_symlink()
-    assert SCHEMA_FILE.resolve() == (REPO / "runner" / "spec" / "step.schema.json").resolve()
+    assert SCHEMA_FILE.resolve() == (REPO / "runner" / "stepfile" / "step.schema.json").resolve()
 
 
 def test_the_schema_is_a_valid_draft_2020_12_schema():
@@ -94,7 +94,7 @@ def test_every_example_and_default_is_valid():
 def test_the_shipped_steps_pass_the_schema_alone():
     # Read as YAML 1.2 (as check-jsonschema and editors do): PyYAML's safe_load is YAML 1.1,
     # where the key `on:` is the boolean True.
-    from runner.spec.source import read_yaml_file
+    from runner.stepfile.source import read_yaml_file
 
     validator = Draft202012Validator(SCHEMA)
     for path in sorted((REPO / "steps.d").glob("*.yaml")):

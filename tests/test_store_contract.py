@@ -133,7 +133,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
 
 def test_the_schemas_store_enum_is_the_registrys_kinds_and_none() -> None:
-    schema = json.loads((REPO / "runner" / "spec" / "step.schema.json").read_text())
+    schema = json.loads((REPO / "runner" / "stepfile" / "step.schema.json").read_text())
     enum = schema["$defs"]["state"]["properties"]["store"]["enum"]  # spec.state.store
     product = [k for k in kinds() if STORES[k].startswith("runner.")]
     assert sorted(enum) == sorted([*product, NONE])

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runner.cli import main
-from runner.spec.loader import load_steps
-from runner.spec.source import parse_yaml
+from runner.stepfile.loader import load_steps
+from runner.stepfile.source import parse_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_FILES = [

@@ -2,7 +2,7 @@
 step files in a folder stamped by `runner validate --stamp` (as the image build does), wall
 time and peak RSS, each with its ratio to the 1-file folder's.
 
-The stamp's index (runner/spec/index.py) lets the run parse only its step's file, so the
+The stamp's index (runner/stepfile/index.py) lets the run parse only its step's file, so the
 figures should not grow with the folder: the goal is 1,000 files within 1.1x the 1-file wall
 time and within 2 MB of its peak RSS. The step is trivial (`true`, no state, no API server)
 so that start-up is all there is to measure; the other files are steps like it.

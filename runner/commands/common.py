@@ -13,9 +13,9 @@ from runner.errors import InvalidError
 from runner.kratix import KratixContext
 from runner.log import Logger
 from runner.masking import Masker, set_session_masker
-from runner.spec.index import needed_files
-from runner.spec.loader import StepSet, default_steps_dir, load_steps
 from runner.state import StoreSpec
+from runner.stepfile.index import needed_files
+from runner.stepfile.loader import StepSet, default_steps_dir, load_steps
 
 
 def add_kratix_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +65,7 @@ def load_needed(
 ) -> StepSet:
     """The steps a command wants (those named, else with `environ` those whose `on` matches its
     workflow), loaded from only the files that define them when the stamp's index is fresh
-    (runner/spec/index.py); else, or when one of them changed since, from the whole folder."""
+    (runner/stepfile/index.py); else, or when one of them changed since, from the whole folder."""
     context = None
     if not names and environ is not None:
         try:

@@ -17,8 +17,8 @@ from runner.environment import Environment
 from runner.errors import InvalidError, Problem
 from runner.kratix import KratixContext
 from runner.log import Logger
-from runner.spec.loader import default_steps_dir
-from runner.spec.model import Step
+from runner.stepfile.loader import default_steps_dir
+from runner.stepfile.model import Step
 
 API_VERSION = "platform.kratix.io/v1alpha1"
 

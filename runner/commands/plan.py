@@ -12,7 +12,7 @@ from runner.engine.policy import SaveWhen, StatePolicy, commands_run
 from runner.engine.session import Session
 from runner.environment import Environment
 from runner.prepare import PreparedStep
-from runner.spec.model import StatusFromFile
+from runner.stepfile.model import StatusFromFile
 
 WAITING = (
     "it reads outputs of these steps, which have recorded none yet: what reads them is shown "

@@ -18,7 +18,7 @@ from runner.outputs import Pending
 from runner.prepare import PreparedStep
 from runner.render import RenderError, render_data
 from runner.settings import format_duration
-from runner.spec.model import Output, Retry, Step
+from runner.stepfile.model import Output, Retry, Step
 from runner.template import TemplateError, render
 from runner.values import holds
 

@@ -7,10 +7,10 @@ import argparse
 from runner.commands.common import load_needed
 from runner.engine.selection import named_steps
 from runner.environment import Environment
-from runner.spec.loader import default_steps_dir
-from runner.spec.model import Step
 from runner.state import IN_CLUSTER, NONE, kinds, store_class
 from runner.state.base import RbacRule
+from runner.stepfile.loader import default_steps_dir
+from runner.stepfile.model import Step
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from runner.environment import Environment
-from runner.spec.schema import schema_text
+from runner.stepfile.schema import schema_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

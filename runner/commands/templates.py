@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 from runner.environment import Environment
-from runner.spec.loader import default_steps_dir, load_steps
-from runner.spec.template_library import Template, builtin_templates, is_builtin
-from runner.spec.templates import param_input
+from runner.stepfile.loader import default_steps_dir, load_steps
+from runner.stepfile.template_library import Template, builtin_templates, is_builtin
+from runner.stepfile.templates import param_input
 from runner.template import as_text
 
 

@@ -1,7 +1,7 @@
 """`runner test CASE_DIR...`: run steps against case folders and diff the results.
 
 This module holds the options; the case format, the running, comparing and reporting live in
-`runner.testing`, imported only when the command runs.
+`runner.cases`, imported only when the command runs.
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, env: Environment) -> int:
-    from runner.testing.report import choose_style
-    from runner.testing.runcase import Options
-    from runner.testing.suite import run_suite
+    from runner.cases.report import choose_style
+    from runner.cases.runcase import Options
+    from runner.cases.suite import run_suite
 
     try:
         if args.jobs < 1:
@@ -86,6 +86,6 @@ def main(args: argparse.Namespace, env: Environment) -> int:
 
 def _seconds(text: str) -> float:
     """`--timeout`: what case.yaml's `timeout` takes (imported only when given)."""
-    from runner.testing.case_files import seconds_argument
+    from runner.cases.case_files import seconds_argument
 
     return seconds_argument(text)

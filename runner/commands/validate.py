@@ -8,8 +8,8 @@ from pathlib import Path
 
 from runner.environment import Environment
 from runner.errors import ExitCode, InvalidError, Problem
-from runner.spec.loader import default_steps_dir, display, load_steps
-from runner.spec.stamp import write_stamp
+from runner.stepfile.loader import default_steps_dir, display, load_steps
+from runner.stepfile.stamp import write_stamp
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def main(args: argparse.Namespace, env: Environment) -> int:
     result = load_steps(paths, require_steps=True)
     code = ExitCode.INVALID if result.problems else ExitCode.OK
     if args.stamp and not result.problems:
-        from runner.spec.index import build_index
+        from runner.stepfile.index import build_index
 
         on = {s.name: s.document.value["spec"].get("on") for s in result.steps}
         stamp = write_stamp(paths[0], build_index(paths[0], result.files, on))

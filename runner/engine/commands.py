@@ -14,7 +14,7 @@ from runner.execute import Executor, Outcome
 from runner.inputs import left_out_message
 from runner.log import Logger, seconds
 from runner.prepare import PreparedCommand, PreparedStep, command_env
-from runner.spec.model import Retry
+from runner.stepfile.model import Retry
 
 
 class _StepTimedOut(Exception):

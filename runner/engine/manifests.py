@@ -20,7 +20,7 @@ from runner.kratix import KratixContext, read_metadata_file, write_atomic
 from runner.log import Logger
 from runner.manifests import ManifestError, build, dump, load_base, output_path, secret_in
 from runner.render import RenderError
-from runner.spec.model import Manifest, Step
+from runner.stepfile.model import Manifest, Step
 from runner.template import TemplateError, render
 from runner.values import holds
 

@@ -29,8 +29,8 @@ from runner.prepare import PreparedStep
 from runner.query import QueryError
 from runner.render import RenderError, render_data
 from runner.settings import format_duration
-from runner.spec.model import OutputCopy, StatusFromFile
-from runner.spec.source import PathKey
+from runner.stepfile.model import OutputCopy, StatusFromFile
+from runner.stepfile.source import PathKey
 from runner.template import TemplateError, render
 from runner.values import holds
 

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from runner.errors import InvalidError, Problem
 from runner.kratix import KratixContext
 from runner.log import Logger
-from runner.spec.model import WORKFLOW_ACTIONS, WORKFLOW_TYPES, Mismatch, Step
-from runner.spec.schema import closest
-from runner.spec.template_library import Template, builtin_templates
+from runner.stepfile.model import WORKFLOW_ACTIONS, WORKFLOW_TYPES, Mismatch, Step
+from runner.stepfile.schema import closest
+from runner.stepfile.template_library import Template, builtin_templates
 
 
 def select_steps(

@@ -32,10 +32,10 @@ from runner.outputs import StepsSeen, mask_value, recorded_steps, sensitive_name
 from runner.prepare import PreparedStep, prepare, size_problems
 from runner.secrets import read_secrets
 from runner.settings import DEFAULTS, Settings
-from runner.spec.model import Step
-from runner.spec.source import Document
-from runner.spec.template_library import Template
 from runner.state import StoreSpec
+from runner.stepfile.model import Step
+from runner.stepfile.source import Document
+from runner.stepfile.template_library import Template
 
 
 @dataclass(frozen=True)

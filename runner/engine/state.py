@@ -14,7 +14,6 @@ from runner.engine.policy import StatePolicy
 from runner.errors import Problem, StoreError
 from runner.log import Logger, seconds
 from runner.prepare import PreparedStep
-from runner.spec.model import StateFile
 from runner.state.base import (
     UNCHECKED,
     Expected,
@@ -23,6 +22,7 @@ from runner.state.base import (
     changed_since_read,
     digest,
 )
+from runner.stepfile.model import StateFile
 
 
 class StatePhase:

@@ -39,7 +39,7 @@ from runner.state.base import UNCHECKED, Expected, HeldLock, Loaded, StateRef, S
 
 if TYPE_CHECKING:
     from runner.log import Logger
-    from runner.spec.model import Encryption, KeySource, Step
+    from runner.stepfile.model import Encryption, KeySource, Step
 
 ENTRY = "runner-encrypted-state"  # the one entry an encrypted state is stored under
 MAGIC = b"KSRSTENC"

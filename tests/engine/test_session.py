@@ -14,8 +14,8 @@ from runner.engine.session import Session
 from runner.errors import CommandFailed, InvalidError
 from runner.kratix import KratixContext
 from runner.log import Logger
-from runner.spec.loader import load_steps
 from runner.state import StoreSpec
+from runner.stepfile.loader import load_steps
 
 REQUEST = "apiVersion: x/v1\nkind: App\nmetadata: {name: my-app, namespace: default}\n"
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from runner import kratix_yaml
 from runner.expressions import ExpressionError, compile_expression, truthy
 from runner.query import QueryError
-from runner.spec.source import parse_yaml
+from runner.stepfile.source import parse_yaml
 
 CONTEXT: dict[str, Any] = {
     "inputs": {"name": "my-app-db", "size": "large", "count": 3, "padded": "  x \n", "s": ""},

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runner.manifests import as_kubernetes_text, build
-from runner.spec.template_fields import place_of
+from runner.stepfile.template_fields import place_of
 
 
 def test_a_pod_s_env_values_and_a_secret_s_data_become_text() -> None:

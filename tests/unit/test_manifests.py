@@ -14,7 +14,7 @@ from runner import kratix_yaml
 from runner.errors import InvalidError
 from runner.manifests import ManifestError, build, dump, load_base, output_path, secret_in
 from runner.masking import Masker
-from runner.spec.source import parse_yaml
+from runner.stepfile.source import parse_yaml
 
 CONTEXT: dict[str, Any] = {
     "inputs": {"name": "todo", "size": "large"},

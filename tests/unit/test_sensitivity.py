@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner.spec.sensitivity import ANY, Taint, marks, sensitive_outputs, step_taint
+from runner.stepfile.sensitivity import ANY, Taint, marks, sensitive_outputs, step_taint
 
 
 def test_an_output_marked_sensitive_is_its_own_source() -> None:

@@ -17,8 +17,8 @@ from runner import settings as s
 from runner.errors import InvalidError, StoreError
 from runner.log import Logger
 from runner.settings import Settings, format_duration, parse_duration
-from runner.spec import model
-from runner.spec.schema import schema_text
+from runner.stepfile import model
+from runner.stepfile.schema import schema_text
 
 
 def schema_duration_pattern() -> str:

@@ -1,4 +1,4 @@
-"""The one table of template places (runner/spec/template_fields.py) against what the docs and
+"""The one table of template places (runner/stepfile/template_fields.py) against what the docs and
 the schema say of them."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from runner.spec.template_fields import ANY, BELOW, PLACES, place_of
+from runner.stepfile.template_fields import ANY, BELOW, PLACES, place_of
 from tests.conftest import REPO
 
 
@@ -34,7 +34,7 @@ def test_the_docs_say_typed_where_the_table_renders_typed() -> None:
 
 def _schema_descriptions() -> dict[tuple[str, ...], str]:
     """Each templated field's schema description, by a path of the table (items as ANY)."""
-    schema = json.loads((REPO / "runner" / "spec" / "step.schema.json").read_text())
+    schema = json.loads((REPO / "runner" / "stepfile" / "step.schema.json").read_text())
     defs = schema["$defs"]
     spec = defs["spec"]["properties"]
     command = next(f for f in defs["command"]["oneOf"] if "argv" in f.get("properties", {}))

@@ -6,7 +6,7 @@ its schema. `runner run` then skips the schema and semantic checks for files who
 is listed (about 70 ms per pipeline pod, mostly importing jsonschema); any edited file, or
 another build of the runner, is checked in full as usual.
 
-The digests are in an index of the folder (runner/spec/index.py): each file's path, size,
+The digests are in an index of the folder (runner/stepfile/index.py): each file's path, size,
 mtime and digest, and the kind, name, `on` and `uses` of each document in it, so that a run
 parses only the files of the steps it runs. A stamp of another `FORMAT` (the first had only
 the digests, as "files") is not trusted at all.
@@ -45,7 +45,7 @@ def fingerprint() -> str:
         digest.update(source.read_bytes())
     for data in (
         *sorted((package / "library").glob("*.yaml")),
-        package / "spec" / "step.schema.json",
+        package / "stepfile" / "step.schema.json",
     ):
         digest.update(data.relative_to(package).as_posix().encode() + b"\0")
         digest.update(data.read_bytes())
@@ -83,7 +83,7 @@ def trusted_digests(folder: Path) -> frozenset[str]:
 
 
 def write_stamp(folder: Path, index: dict[str, Any]) -> Path:
-    """Record the valid folder's `index` (runner/spec/index.py): its files and their digests."""
+    """Record the valid folder's `index` (runner/stepfile/index.py): its files and their digests."""
     from runner.kratix import write_atomic
 
     path = folder / STAMP_FILE

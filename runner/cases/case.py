@@ -10,10 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.errors import InvalidError, Problem
-from runner.spec.loader import StepSet, default_steps_dir, display, load_steps
-from runner.spec.source import Document
-from runner.testing.case_files import (
+from runner.cases.case_files import (
     CASE_FILE,
     ENV_FILE,
     REQUEST,
@@ -25,9 +22,12 @@ from runner.testing.case_files import (
     read_case_yaml,
     seconds,
 )
-from runner.testing.ignore import Ignored, read_ignore
-from runner.testing.seed import SEED_DIR, Seed, read_seed
-from runner.testing.step_outputs import StepOutputs, read_step_outputs
+from runner.cases.ignore import Ignored, read_ignore
+from runner.cases.seed import SEED_DIR, Seed, read_seed
+from runner.cases.step_outputs import StepOutputs, read_step_outputs
+from runner.errors import InvalidError, Problem
+from runner.stepfile.loader import StepSet, default_steps_dir, display, load_steps
+from runner.stepfile.source import Document
 
 # Env file variables masked even when no step declares them as a secret.
 _SECRET_NAME = re.compile(

@@ -11,10 +11,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from runner.testing.case import Case, load_cases
-from runner.testing.process import stop_all
-from runner.testing.report import Style, format_result, json_report, summary, write_junit
-from runner.testing.runcase import Options, Result, run_case
+from runner.cases.case import Case, load_cases
+from runner.cases.process import stop_all
+from runner.cases.report import Style, format_result, json_report, summary, write_junit
+from runner.cases.runcase import Options, Result, run_case
 
 
 def run_suite(

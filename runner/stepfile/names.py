@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from runner.spec.schema import closest
+from runner.stepfile.schema import closest
 
 # Every `${{ kratix.* }}` name a template may use (docs/step-format.md, "Templates").
 KRATIX_NAMES = frozenset(
@@ -129,7 +129,7 @@ def _steps_problem(parts: tuple[str, ...], scope: Scope) -> Problem | None:
             f'"{".".join(parts)}" is this step\'s own output',
             f'write "outputs.{parts[3]}"',
         )
-    return None  # checked across files, once every step is known (spec/references.py)
+    return None  # checked across files, once every step is known (stepfile/references.py)
 
 
 def secret_problem(name: str) -> Problem:

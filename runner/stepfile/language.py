@@ -5,7 +5,7 @@ select one folder twice.
 
 Like checks.py, these read the raw document and assume nothing about its shape. References to
 other steps' outputs (`steps.NAME.outputs.X`) are collected here and checked by the loader once
-every step file is read (spec/references.py).
+every step file is read (stepfile/references.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from runner.errors import Problem
 from runner.expressions import ExpressionError, compile_expression
 from runner.query import QueryError
 from runner.setpath import parse_set_path
-from runner.spec.names import Scope, name_problem
-from runner.spec.source import Document, PathKey
+from runner.stepfile.names import Scope, name_problem
+from runner.stepfile.source import Document, PathKey
 
 _SOURCES = ("document", "documents", "from")
 _DOES_SOMETHING = (

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from runner.testing.runcase import Result
+from runner.cases.runcase import Result
 
 _LOG_TAIL = 30  # lines of a failed run's log shown without -v
 

@@ -1,4 +1,4 @@
-"""The typed model of a step (`runner/spec/build.py` makes one from a schema-valid document)."""
+"""The typed model of a step (`runner/stepfile/build.py` makes one from a schema-valid document)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from runner.settings import parse_duration
-from runner.spec.sensitivity import Taint
-from runner.spec.source import Document, PathKey
+from runner.stepfile.sensitivity import Taint
+from runner.stepfile.source import Document, PathKey
 from runner.value_types import INPUT_TYPES
 
 MISSING: Any = object()  # an input with no default (None is a valid default)

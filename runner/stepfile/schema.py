@@ -9,7 +9,7 @@ from importlib import resources
 from typing import Any
 
 from runner.errors import Problem
-from runner.spec.source import Document, PathKey
+from runner.stepfile.source import Document, PathKey
 from runner.value_types import json_type, kind_of, type_words
 
 # What a pattern means, in words an author can act on.
@@ -26,7 +26,7 @@ _PATTERN_MEANING = {
 
 def schema_text() -> str:
     """The schema as shipped (what `runner schema` prints)."""
-    return resources.files("runner.spec").joinpath("step.schema.json").read_text("utf-8")
+    return resources.files("runner.stepfile").joinpath("step.schema.json").read_text("utf-8")
 
 
 @cache

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import Problem
-from runner.spec.model import MISSING, Input
-from runner.spec.schema import closest
-from runner.spec.source import Document, PathKey, format_path
-from runner.spec.template_library import TEMPLATE_KIND, Library, Template, uses_of
+from runner.stepfile.model import MISSING, Input
+from runner.stepfile.schema import closest
+from runner.stepfile.source import Document, PathKey, format_path
+from runner.stepfile.template_library import TEMPLATE_KIND, Library, Template, uses_of
 from runner.template import TemplateError, as_text, references, single_reference
 
 # Fields merged key by key (the using document wins); any other field replaces the template's.
@@ -328,7 +328,7 @@ class MergedDocument(Document):
 
 def param_problems(template: Template) -> Iterator[Problem]:
     """Each param's default (and enum options) must fit its own type, enum and pattern."""
-    from runner.spec.checks import default_problems
+    from runner.stepfile.checks import default_problems
 
     for name, raw in template.params.items():
         if isinstance(raw, dict):

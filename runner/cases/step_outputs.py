@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.cases.case_files import STEP_NAME
 from runner.errors import Problem
-from runner.spec.schema import closest
-from runner.spec.source import Document
-from runner.testing.case_files import STEP_NAME
+from runner.stepfile.schema import closest
+from runner.stepfile.source import Document
 
 _OUTPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")  # as the step schema's `outputs:` keys
 

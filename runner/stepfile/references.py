@@ -11,12 +11,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from runner.errors import Problem
-from runner.spec.schema import closest
-from runner.spec.sensitivity import SINK_REASONS, Taint, marks, sensitive_outputs
-from runner.spec.source import Document
+from runner.stepfile.schema import closest
+from runner.stepfile.sensitivity import SINK_REASONS, Taint, marks, sensitive_outputs
+from runner.stepfile.source import Document
 
 if TYPE_CHECKING:  # the checks are imported only when a file is checked
-    from runner.spec.language import StepReference
+    from runner.stepfile.language import StepReference
 
 
 def declared_outputs(doc: Document) -> frozenset[str]:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import Problem
-from runner.spec.loader import display
-from runner.spec.schema import closest
-from runner.spec.source import Document, read_yaml_file
+from runner.stepfile.loader import display
+from runner.stepfile.schema import closest
+from runner.stepfile.source import Document, read_yaml_file
 
 CASE_FILE = "case.yaml"
 ENV_FILE = "env"

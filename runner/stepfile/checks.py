@@ -16,7 +16,7 @@ from typing import Any
 
 from runner.errors import Problem
 from runner.query import QueryError, compile_jmespath, compile_query
-from runner.spec.language import (
+from runner.stepfile.language import (
     StepReference,
     language_problems,
     outside_output,
@@ -24,12 +24,12 @@ from runner.spec.language import (
     scalar_offset,
     step_scope,
 )
-from runner.spec.model import MISSING, Input, input_variable, state_key
-from runner.spec.names import Scope
-from runner.spec.schema import closest
-from runner.spec.sensitivity import OPEN_SINKS, SINK_REASONS, Taint, step_taint
-from runner.spec.source import Document, PathKey
-from runner.spec.template_fields import AFTER, is_prose, place_of, where_templates_work
+from runner.stepfile.model import MISSING, Input, input_variable, state_key
+from runner.stepfile.names import Scope
+from runner.stepfile.schema import closest
+from runner.stepfile.sensitivity import OPEN_SINKS, SINK_REASONS, Taint, step_taint
+from runner.stepfile.source import Document, PathKey
+from runner.stepfile.template_fields import AFTER, is_prose, place_of, where_templates_work
 from runner.template import TemplateError, has_template, references
 from runner.value_types import INPUT_TYPES
 

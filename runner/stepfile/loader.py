@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.errors import InvalidError, Problem
-from runner.spec.build import build_step
-from runner.spec.model import Step
-from runner.spec.references import declared_outputs, reference_problems
-from runner.spec.schema import check_schema, describe
-from runner.spec.sensitivity import Taint, step_taint
-from runner.spec.source import MAX_FILE_BYTES, Document, parse_yaml_bytes, read_bytes
-from runner.spec.stamp import content_digest, trusted_digests
-from runner.spec.template_library import (
+from runner.stepfile.build import build_step
+from runner.stepfile.model import Step
+from runner.stepfile.references import declared_outputs, reference_problems
+from runner.stepfile.schema import check_schema, describe
+from runner.stepfile.sensitivity import Taint, step_taint
+from runner.stepfile.source import MAX_FILE_BYTES, Document, parse_yaml_bytes, read_bytes
+from runner.stepfile.stamp import content_digest, trusted_digests
+from runner.stepfile.template_library import (
     TEMPLATE_KIND,
     Library,
     Template,
@@ -25,7 +25,7 @@ from runner.spec.template_library import (
     is_builtin,
     uses_of,
 )
-from runner.spec.templates import (
+from runner.stepfile.templates import (
     Expansion,
     expand,
     param_paths,
@@ -34,7 +34,7 @@ from runner.spec.templates import (
 )
 
 if TYPE_CHECKING:  # the checks are imported only when a file is checked
-    from runner.spec.language import StepReference
+    from runner.stepfile.language import StepReference
 
 STEP_SUFFIXES = (".yaml", ".yml")
 _NO_STEP_FILES = "no step files (*.yaml, *.yml) in this folder"
@@ -144,9 +144,9 @@ def load_steps(
     Two passes: every file is parsed first, so a Step may use a StepTemplate from any file;
     then templates are checked by themselves, and Steps as expanded from their templates.
     `trust_stamp`: files that `runner validate --stamp` recorded as valid (same content, same
-    runner) skip the schema and semantic checks; see runner/spec/stamp.py.
+    runner) skip the schema and semantic checks; see runner/stepfile/stamp.py.
     `files`: only these files of the folder in `paths`, as the stamp's index chose them
-    (runner/spec/index.py), instead of all; nothing across files is checked then.
+    (runner/stepfile/index.py), instead of all; nothing across files is checked then.
     """
     subset = files is not None
     if files is None:
@@ -292,7 +292,7 @@ class _Loading:
         return steps
 
     def _load_step(self, doc: Document, loaded: _File) -> Step | None:
-        from runner.spec.checks import document_problems
+        from runner.stepfile.checks import document_problems
 
         expansion = self._expanded(doc, loaded)
         broken = bool(self.broken.intersection(expansion.names))

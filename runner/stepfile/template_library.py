@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import Problem
-from runner.spec.schema import closest
-from runner.spec.source import Document, parse_yaml_bytes
+from runner.stepfile.schema import closest
+from runner.stepfile.source import Document, parse_yaml_bytes
 
 TEMPLATE_KIND = "StepTemplate"
 

@@ -14,13 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import runner
-from runner.errors import StoreError
-from runner.masking import Masker
-from runner.spec.loader import display
-from runner.testing import process
-from runner.testing.case import Case, Expect, steps_of
-from runner.testing.case_files import CASE_FILE, ENV_FILE, TREES
-from runner.testing.compare import (
+from runner.cases import process
+from runner.cases.case import Case, Expect, steps_of
+from runner.cases.case_files import CASE_FILE, ENV_FILE, TREES
+from runner.cases.compare import (
     RUNNER_RECORDS,
     Difference,
     compare_trees,
@@ -28,8 +25,11 @@ from runner.testing.compare import (
     without_runner_records,
     write_expectations,
 )
-from runner.testing.seed import seed_state
-from runner.testing.step_outputs import write_step_outputs
+from runner.cases.seed import seed_state
+from runner.cases.step_outputs import write_step_outputs
+from runner.errors import StoreError
+from runner.masking import Masker
+from runner.stepfile.loader import display
 
 DEFAULT_TIMEOUT = 600.0
 

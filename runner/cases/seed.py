@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from runner.errors import InvalidError, Problem
-from runner.spec.loader import StepSet, display
-from runner.spec.schema import closest
+from runner.stepfile.loader import StepSet, display
+from runner.stepfile.schema import closest
 
 SEED_DIR = "state"
 

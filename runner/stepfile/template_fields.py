@@ -1,12 +1,12 @@
 """The one table of where `${{ }}` templates work in a step, what each place may read, and what
 its text becomes.
 
-`validate` checks every template against it (spec/checks.py); `runner plan` and the docs' table
+`validate` checks every template against it (stepfile/checks.py); `runner plan` and the docs' table
 of templates (docs/step-format.md, "Templates") name the places as it does, and a test holds the
 docs and the schema's descriptions to it. Each place says:
 - `phase`: read before the commands (inputs, values, steps, kratix) or after them (outputs too);
 - `sink`: what its text becomes, which decides whether a sensitive name may be read there
-  (runner/spec/sensitivity.py), and `secrets` may be read in `stdin` alone;
+  (runner/stepfile/sensitivity.py), and `secrets` may be read in `stdin` alone;
 - `typed`: a string that is exactly one `${{ ref }}` keeps the value's type (data), or the
   value is inserted as text.
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runner.spec.sensitivity import ARGV, ENV, NAME, STDIN, WRITTEN
-from runner.spec.source import PathKey
+from runner.stepfile.sensitivity import ARGV, ENV, NAME, STDIN, WRITTEN
+from runner.stepfile.source import PathKey
 
 ANY = "*"  # any key or index
 BELOW = "**"  # last: everything below (the documents of a manifest)
@@ -68,7 +68,7 @@ PLACES: tuple[Place, ...] = (
     *_commands("run"),
     *_commands("dryRun"),
     # A value and everything below it (nested data); the fields of a `{file, query}` value
-    # are not templates (spec/checks.py tells them apart: the path alone cannot).
+    # are not templates (stepfile/checks.py tells them apart: the path alone cannot).
     Place(("spec", "status", ANY, BELOW), AFTER, WRITTEN, "status values", typed=True),
     Place(("spec", "manifests", ANY, "path"), AFTER, WRITTEN, "manifest path"),
     Place(("spec", "manifests", ANY, "document", BELOW), AFTER, WRITTEN, "manifests", typed=True),

@@ -18,9 +18,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from runner.cases.case_files import TREES
 from runner.errors import Problem
-from runner.spec.source import Document
-from runner.testing.case_files import TREES
+from runner.stepfile.source import Document
 
 EVERY = None  # the segment of `[]`: every item of a list, every value of a mapping
 Segment = str | int | None

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.spec.loader import walk_step_files
-from runner.spec.source import MAX_FILE_BYTES, parse_yaml_bytes, read_bytes
-from runner.spec.stamp import content_digest, read_stamp
-from runner.spec.template_library import TEMPLATE_KIND
+from runner.stepfile.loader import walk_step_files
+from runner.stepfile.source import MAX_FILE_BYTES, parse_yaml_bytes, read_bytes
+from runner.stepfile.stamp import content_digest, read_stamp
+from runner.stepfile.template_library import TEMPLATE_KIND
 
 STEP_KIND = "Step"
 
@@ -129,7 +129,7 @@ def _needed(
             return None  # the full scan says which, with a did-you-mean
         wanted = [steps[name] for name in names]
     else:
-        from runner.spec.build import build_trigger
+        from runner.stepfile.build import build_trigger
 
         assert context is not None
         matching = [build_trigger(on).matches(*context) for on in index["on"]]

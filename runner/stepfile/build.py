@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.settings import parse_duration
-from runner.spec.model import (
+from runner.stepfile.model import (
     MISSING,
     Command,
     Destination,
@@ -33,8 +33,8 @@ from runner.spec.model import (
     optional_duration,
     state_key,
 )
-from runner.spec.sensitivity import step_taint
-from runner.spec.source import Document, PathKey
+from runner.stepfile.sensitivity import step_taint
+from runner.stepfile.source import Document, PathKey
 
 
 def build_step(doc: Document, file: Path) -> Step:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import yaml
 
+from runner.cases.ignore import FieldPath, remove
 from runner.masking import Masker
-from runner.spec.source import parse_yaml
-from runner.testing.ignore import FieldPath, remove
+from runner.stepfile.source import parse_yaml
 
 # The metadata folder's runner/: what `runner run` records for later containers (step
 # outputs). Compared only when a case expects it, so cases that don't care keep passing.
@@ -73,7 +73,7 @@ def _mask(data: bytes, masker: Masker | None, suffix: str = "") -> bytes:
     masked = masker.mask(data.decode("utf-8", "surrogateescape"))
     if suffix in (".yaml", ".yml", ".json"):
         from runner.manifests import dump, secret_in
-        from runner.spec.source import parse_yaml
+        from runner.stepfile.source import parse_yaml
 
         docs, problems = parse_yaml(masked, "", located=False)
         values = [doc.value for doc in docs]
