@@ -9,7 +9,6 @@ be lost as every RenewedLock (runner/state/lock.py). Release clears the holder.
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 import uuid
@@ -18,9 +17,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from runner import interrupts
-from runner.errors import LockHeld, RunnerError
-from runner.settings import format_duration
-from runner.state.base import NotFound, WaitNotice
+from runner.errors import RunnerError
+from runner.state.base import NotFound
 from runner.state.kubeapi import Conflict, Kube, NoAnswer
 from runner.state.lock import RenewedLock
 
@@ -77,28 +75,6 @@ class LeaseLock(RenewedLock):
         return self._lease is not None
 
     # -- acquire -----------------------------------------------------------------------------
-    def acquire(self, wait_seconds: float) -> None:
-        deadline = time.monotonic() + wait_seconds
-        notice = WaitNotice(self.log, self.step, wait_seconds)
-        pause = 0.2
-        while True:
-            holder, expires_in = self._try_acquire()
-            if holder is None:
-                self.start_renewing()
-                return
-            if time.monotonic() >= deadline:
-                retry = max(5, min(int(expires_in) + 1, 300)) if expires_in is not None else 30
-                raise LockHeld(
-                    f"{self.describe()} is held by {holder} (another run on the same state); "
-                    f"gave up after {format_duration(wait_seconds)}",
-                    retry_after_seconds=retry,
-                )
-            notice(self.describe(), holder)
-            interrupts.pause(
-                min(pause * (0.5 + random.random()), max(0.0, deadline - time.monotonic())) or 0.01
-            )
-            pause = min(pause * 1.5, 2.0)
-
     def _try_acquire(self) -> tuple[str | None, float | None]:
         """(None, None) when we now hold it; else (holder, seconds until it expires)."""
         now = time.time()

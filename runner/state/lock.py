@@ -8,13 +8,15 @@ so (the engine then refuses to save), and the run's log is told once.
 from __future__ import annotations
 
 import abc
+import random
 import threading
 import time
 from typing import TYPE_CHECKING
 
-from runner.errors import RunnerError
+from runner import interrupts
+from runner.errors import LockHeld, RunnerError
 from runner.settings import format_duration
-from runner.state.base import HeldLock
+from runner.state.base import HeldLock, WaitNotice
 
 if TYPE_CHECKING:
     from runner.log import Logger
@@ -41,6 +43,38 @@ class RenewedLock(HeldLock):
     def renew(self) -> None:
         """Renew once: call `renewed(at)` on success, `lose(why)` when another run holds it
         now; raise when the backend fails (the renewer notes it and goes on)."""
+
+    # A wait polls from about a fifth of a second, growing by half to this, with jitter so that
+    # runs waiting together don't poll together.
+    poll_max = 2.0
+
+    def _try_acquire(self) -> tuple[str | None, float | None]:
+        """(None, None) when this run now holds it; else (holder, seconds until it expires)."""
+        raise NotImplementedError
+
+    def acquire(self, wait_seconds: float) -> None:
+        """Take the lock, waiting up to `wait_seconds` for another run's; LockHeld after that,
+        with when to retry (its expiry)."""
+        deadline = time.monotonic() + wait_seconds
+        notice = WaitNotice(self.log, self.step, wait_seconds)
+        pause = min(0.2, self.poll_max)
+        while True:
+            holder, expires_in = self._try_acquire()
+            if holder is None:
+                self.start_renewing()
+                return
+            if time.monotonic() >= deadline:
+                retry = max(5, min(int(expires_in) + 1, 300)) if expires_in is not None else 30
+                raise LockHeld(
+                    f"{self.describe()} is held by {holder} (another run on the same state); "
+                    f"gave up after {format_duration(wait_seconds)}",
+                    retry_after_seconds=retry,
+                )
+            notice(self.describe(), holder)
+            interrupts.pause(
+                min(pause * (0.5 + random.random()), max(0.0, deadline - time.monotonic())) or 0.01
+            )
+            pause = min(pause * 1.5, self.poll_max)
 
     def renewed(self, at: float) -> None:
         """A renewal (or the acquisition) written at time.monotonic() `at` succeeded."""

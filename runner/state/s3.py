@@ -35,10 +35,9 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from runner import interrupts
-from runner.errors import LockHeld, StoreError
+from runner.errors import StoreError
 from runner.masking import session_masker
-from runner.settings import LEASE_SECONDS, format_duration
+from runner.settings import LEASE_SECONDS
 from runner.state import codec
 from runner.state.base import (
     UNCHECKED,
@@ -47,7 +46,6 @@ from runner.state.base import (
     Loaded,
     StateRef,
     StateStore,
-    WaitNotice,
     changed_since_read,
 )
 from runner.state.lease import holder_identity
@@ -223,6 +221,8 @@ class S3Store(StateStore):
 class S3Lock(RenewedLock):
     """The lock object of one state: `{"holder": ..., "expires": UNIX-SECONDS}`."""
 
+    poll_max = 0.25  # a lock object is cheap to read: poll as often as before
+
     def __init__(
         self, client: Any, bucket: str, key: str, store: S3Store, log: Logger | None, step: str
     ) -> None:
@@ -286,24 +286,6 @@ class S3Lock(RenewedLock):
                 if _is(exc, "PreconditionError", "NotFoundError", "AlreadyExistsError"):
                     return "another run", None
                 raise _error(exc, "cannot take over lock", self.bucket, self.key) from None
-
-    def acquire(self, wait_seconds: float) -> None:
-        deadline = time.monotonic() + wait_seconds
-        notice = WaitNotice(self.log, self.step, wait_seconds)
-        while True:
-            holder, expires_in = self._try_acquire()
-            if holder is None:
-                self.start_renewing()
-                return
-            if time.monotonic() >= deadline:
-                retry = max(5, min(int(expires_in) + 1, 300)) if expires_in else 30
-                raise LockHeld(
-                    f"{self.describe()} is held by {holder} (another run on the same state); "
-                    f"gave up after {format_duration(wait_seconds)}",
-                    retry_after_seconds=retry,
-                )
-            notice(self.describe(), holder)
-            interrupts.pause(min(0.25, max(0.01, deadline - time.monotonic())))
 
     def renew(self) -> None:
         with self._mutex:
