@@ -10,6 +10,7 @@ import re
 import select
 import shutil
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
@@ -92,11 +93,13 @@ def scratch_dir(keep: bool = False) -> Iterator[Path]:
 class KubeAPI:
     """`python -m tests.kubeapi` in its own process, steered over its /_fake/ endpoints."""
 
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
+    def __init__(self, kubeconfig: Path, log: Path, *, ca_file: Path | None = None) -> None:
+        """`ca_file`: serve HTTPS, writing the throwaway CA there (and trusting it here)."""
         self.kubeconfig = kubeconfig
         self._log = log.open("wb")
+        tls = ["--ca-file", str(ca_file)] if ca_file is not None else []
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "tests.kubeapi", "--port", "0", "--kubeconfig", str(kubeconfig)],
+            [PYTHON, "-m", "tests.kubeapi", "--port", "0", *tls, "--kubeconfig", str(kubeconfig)],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -110,6 +113,7 @@ class KubeAPI:
             self.stop()
             raise RuntimeError(f"the loopback API server did not start (see {log})")
         self.url = line
+        self._context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -128,7 +132,7 @@ class KubeAPI:
         request = urllib.request.Request(
             self.url + path, method=method, data=b"" if method == "POST" else None
         )
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30, context=self._context) as response:
             body = response.read()
         return json.loads(body) if body else {}
 

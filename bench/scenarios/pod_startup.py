@@ -19,15 +19,11 @@ choice runner/state/incluster.py made): the standard library's http.client, urll
 
 from __future__ import annotations
 
-import json
-import ssl
 import statistics
 import subprocess
-import urllib.request
 from pathlib import Path
-from typing import Any
 
-from common import PYTHON, REPO, Series, _track, mb, ms, ratio, table
+from common import PYTHON, REPO, KubeAPI, Series, mb, ms, ratio, table
 from harness import (
     OPEN_LOCK_RESTORE,
     SMALL_STATE,
@@ -73,28 +69,18 @@ _MEASURE = (
 )
 
 
-class TLSKubeAPI:
+class TLSKubeAPI(KubeAPI):
     """A second loopback API server, HTTPS, its CA in a service account folder."""
 
     def __init__(self, tmp: Path) -> None:
         self.sa = tmp / "serviceaccount"
         self.sa.mkdir(parents=True)
-        self.kubeconfig = tmp / "kubeconfig-tls"
-        self._log = (tmp / "kubeapi-tls.log").open("wb")
-        self.proc = subprocess.Popen(
-            [PYTHON, "-m", "tests.kubeapi", "--port", "0", "--ca-file", str(self.sa / "ca.crt"),
-             "--kubeconfig", str(self.kubeconfig)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        _track(self.proc, True)
-        assert self.proc.stdout is not None
-        self.url = self.proc.stdout.readline().decode().strip()
+        super().__init__(tmp / "kubeconfig-tls", tmp / "kubeapi-tls.log", ca_file=self.sa / "ca.crt")
         if not self.url.startswith("https://"):
             self.stop()
             raise BenchError(f"the HTTPS loopback API server did not start (see {self._log.name})")
         self.host, _, port = self.url.removeprefix("https://").rpartition(":")
         self.port = int(port)
-        self._context = ssl.create_default_context(cafile=str(self.sa / "ca.crt"))
         sys_path = f"import sys; sys.path.insert(0, {str(REPO)!r})"
         token = subprocess.run(
             [PYTHON, "-c", f"{sys_path}; from tests.kubeapi.control import DEFAULT_USER, "
@@ -113,33 +99,6 @@ class TLSKubeAPI:
         )
         env[SA_DIR_VARIABLE] = str(self.sa)
         return env
-
-    def _call(self, method: str, path: str) -> Any:
-        request = urllib.request.Request(
-            self.url + path, method=method, data=b"" if method == "POST" else None
-        )
-        with urllib.request.urlopen(request, timeout=30, context=self._context) as response:
-            body = response.read()
-        return json.loads(body) if body else {}
-
-    def reset_counts(self) -> None:
-        self._call("POST", "/_fake/reset-counts")
-
-    def requests(self) -> list[Any]:
-        return list(self._call("GET", "/_fake/requests")["requests"])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        _track(self.proc, False)
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self._log.close()
 
 
 def pod_startup(b: Bench) -> None:
