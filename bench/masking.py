@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Masking speed: the working tree's runner.masking against another revision's, side by side.
+"""Masking speed: the working tree's runner.platform.masking against another revision's, side by side.
 
     .venv/bin/python bench/masking.py [--ref REV] [--mib N] [--runs N]
 
@@ -75,27 +75,34 @@ def ca_bundle(rng: random.Random) -> str:
     )
 
 
-def load(ref: str | None) -> ModuleType:
-    """runner.masking of the working tree (ref None) or of a git revision."""
-    if ref is None:
-        import runner.masking
+_WHERE = ("runner/masking.py", "runner/masking", "runner/platform/masking")
 
-        return runner.masking
+
+def load(ref: str | None) -> ModuleType:
+    """runner.platform.masking of the working tree (ref None) or of a git revision."""
+    if ref is None:
+        import runner.platform.masking
+
+        return runner.platform.masking
     scratch = Path(tempfile.mkdtemp(prefix="masking-bench-"))
     listing = subprocess.run(
-        ["git", "ls-tree", "-r", "--name-only", ref, "runner/masking.py", "runner/masking/"],
+        ["git", "ls-tree", "-r", "--name-only", ref, *_WHERE],
         cwd=REPO,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
     for name in listing:
-        target = scratch / "old" / Path(name).relative_to("runner")
+        # runner/masking.py, runner/masking/X.py (before the layers), runner/platform/masking/X.py
+        inside = Path(name).parent.name == "masking"
+        target = scratch / "old" / ("masking" if inside else "") / Path(name).name
         target.parent.mkdir(parents=True, exist_ok=True)
         blob = subprocess.run(
             ["git", "show", f"{ref}:{name}"], cwd=REPO, capture_output=True, check=True
         ).stdout
-        target.write_bytes(blob.replace(b"runner.masking", b"old_masking"))
+        for module in (b"runner.platform.masking", b"runner.masking"):
+            blob = blob.replace(module, b"old_masking")
+        target.write_bytes(blob)
     package = scratch / "old" / "masking"
     path = package / "__init__.py" if package.is_dir() else scratch / "old" / "masking.py"
     spec = importlib.util.spec_from_file_location(

@@ -1,4 +1,4 @@
-"""The command line: parse arguments, dispatch to `runner.commands.*`, map errors to exit codes."""
+"""The command line: parse arguments, dispatch to `runner.verbs.*`, map errors to exit codes."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TextIO
 
-from runner.environment import Environment
-from runner.errors import ExitCode, RunnerError
-from runner.settings import DEBUG, LOG_FORMAT, Settings, argument_type
+from runner.base.errors import ExitCode, RunnerError
+from runner.platform.environment import Environment
+from runner.platform.settings import DEBUG, LOG_FORMAT, Settings, argument_type
 
-# verb -> (module under runner.commands, one-line help). Modules are imported only when used,
+# verb -> (module under runner.verbs, one-line help). Modules are imported only when used,
 # so `runner validate` never pays for what `runner run` needs.
 VERBS = {
     "validate": "check step files against the schema and the semantic rules",
@@ -62,7 +62,7 @@ def _chosen_verb(argv: Sequence[str]) -> str | None:
 
 
 def _module(verb: str):  # type: ignore[no-untyped-def]
-    return importlib.import_module(f"runner.commands.{verb}")
+    return importlib.import_module(f"runner.verbs.{verb}")
 
 
 def _version() -> str:
@@ -74,11 +74,11 @@ def _version() -> str:
 def report(exc: RunnerError, log_format: str, stderr: TextIO) -> None:
     """A user-facing error: `FILE:LINE:COL: PATH: message` lines, or JSON log records; masked,
     since a message may quote a value read from a command's output."""
-    from runner.masking import session_masker
+    from runner.platform.masking import session_masker
 
     masker = session_masker()
     if log_format == "json":
-        from runner.log import Logger
+        from runner.platform.log import Logger
 
         log = Logger("json", masker, stream=stderr)
         for problem in exc.problems:
@@ -149,7 +149,7 @@ def _fallback_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> 
 
 def report_internal_error(exc: BaseException, log_format: str, debug: bool, stderr: TextIO) -> None:
     """One masked line (or JSON record) on stderr; with RUNNER_DEBUG, the masked traceback."""
-    from runner.masking import session_masker
+    from runner.platform.masking import session_masker
 
     masker = session_masker()
     message = " ".join(masker.mask(str(exc)).split()) or "(no message)"
@@ -159,7 +159,7 @@ def report_internal_error(exc: BaseException, log_format: str, debug: bool, stde
         f"{_version()}; please report it to the kratix-step-runner maintainers ({after})"
     )
     if log_format == "json":
-        from runner.log import Logger
+        from runner.platform.log import Logger
 
         Logger("json", masker, stream=stderr).error(text, exit_code=int(ExitCode.INTERNAL))
     else:

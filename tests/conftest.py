@@ -143,7 +143,7 @@ def runner_in_process(argv: Sequence[str], cwd: Path, environ: Mapping[str, str]
 
     Paths print relative to the process's folder, so the run changes to `cwd` and back."""
     from runner.cli import main
-    from runner.environment import Environment
+    from runner.platform.environment import Environment
 
     stdout, stderr = io.StringIO(), io.StringIO()
     env = Environment(dict(environ), io.StringIO(), stdout, stderr, cwd)

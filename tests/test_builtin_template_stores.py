@@ -17,7 +17,7 @@ import yaml
 from runner.state import STORES, kinds
 from runner.state.encryption import ENTRY, MAGIC
 from runner.state.s3 import unpack
-from runner.stepfile.template_library import BUILTIN_FOLDER
+from runner.stepfile.step_template_library import BUILTIN_FOLDER
 from tests.conftest import Pipeline, use_kube_api
 from tests.s3support import S3Endpoint, s3_endpoint
 

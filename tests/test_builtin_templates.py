@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from runner.stepfile.template_library import BUILTIN_FOLDER
+from runner.stepfile.step_template_library import BUILTIN_FOLDER
 from tests.conftest import Pipeline
 from tests.test_run_language import kratix_reads
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.errors import LockHeld
+from runner.base.errors import LockHeld
 from runner.state.base import StateRef
 from runner.state.local import LocalStore
 from tests.conftest import DEFAULT_REQUEST, Pipeline

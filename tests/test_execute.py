@@ -1,4 +1,4 @@
-"""runner.execute in process: waiting without polling or threads, output that a background
+"""runner.platform.execute in process: waiting without polling or threads, output that a background
 process keeps open, incremental decoding, forwarded signals, and the no-pidfd fallback."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from runner import execute
-from runner.execute import Executor
-from runner.log import Logger
-from runner.masking import Masker
+from runner.platform import execute
+from runner.platform.execute import Executor
+from runner.platform.log import Logger
+from runner.platform.masking import Masker
 
 PY = sys.executable
 

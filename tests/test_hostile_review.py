@@ -79,7 +79,7 @@ def test_update_files_never_hold_a_secret_folded_over_lines() -> None:
     import yaml
 
     from runner.cases.compare import _mask
-    from runner.masking import Masker
+    from runner.platform.masking import Masker
 
     secret = "correct horse battery staple " * 4  # PyYAML folds it over two lines
     folded = yaml.safe_dump({"p": secret}).encode()
@@ -92,7 +92,7 @@ def test_runner_test_learns_the_outputs_a_run_recorded_as_sensitive(tmp_path) ->
     import json
 
     from runner.cases.runcase import _learn_sensitive_outputs
-    from runner.masking import Masker
+    from runner.platform.masking import Masker
 
     records = tmp_path / "runner" / "outputs"
     records.mkdir(parents=True)

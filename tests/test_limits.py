@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.exec_limits import MAX_ARG_STRLEN, too_big, total_limit
+from runner.platform.exec_limits import MAX_ARG_STRLEN, too_big, total_limit
 from tests.conftest import Pipeline, base_env
 
 BIG = "x" * (200 * 1024)
@@ -392,7 +392,7 @@ def test_a_case_file_with_an_alias_bomb_is_exit_2(tmp_path):
 
 
 def test_data_read_without_positions_has_the_same_values_and_keeps_none():
-    from runner.stepfile.source import parse_yaml
+    from runner.base.source import parse_yaml
 
     text = "a: {b: [1, two, {c: null}]}\nd: &x [3]\ne: *x\n"
     [located], _ = parse_yaml(text, "f.yaml")

@@ -8,8 +8,8 @@ import sys
 
 import yaml
 
-from runner.kratix_yaml import GO_YAML
-from runner.stepfile.source import read_yaml_file
+from runner.base.source import read_yaml_file
+from runner.platform.kratix_yaml import GO_YAML
 from tests.conftest import Pipeline
 
 PY = sys.executable

@@ -245,7 +245,7 @@ def test_state_is_saved_after_success_with_on_success(pipeline):
 
 LOG_FROM_A_HANDLER = """
 import io, os, signal
-from runner.log import Logger
+from runner.platform.log import Logger
 
 class Stream(io.StringIO):
     def write(self, text):

@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 
-from runner.errors import StoreError
+from runner.base.errors import StoreError
 from runner.state.base import StateRef
 from runner.state.local import LocalStore
 from tests.kubeapi import FakeKubeAPI

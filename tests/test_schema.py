@@ -94,7 +94,7 @@ def test_every_example_and_default_is_valid():
 def test_the_shipped_steps_pass_the_schema_alone():
     # Read as YAML 1.2 (as check-jsonschema and editors do): PyYAML's safe_load is YAML 1.1,
     # where the key `on:` is the boolean True.
-    from runner.stepfile.source import read_yaml_file
+    from runner.base.source import read_yaml_file
 
     validator = Draft202012Validator(SCHEMA)
     for path in sorted((REPO / "steps.d").glob("*.yaml")):

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from runner.settings import SETTINGS
+from runner.platform.settings import SETTINGS
 from tests.conftest import REPO, hold_lease, runner_in_process, use_kube_api
 
 TOUCH = """

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from runner import interrupts
-from runner.errors import Interrupted
+from runner.base.errors import Interrupted
+from runner.platform import interrupts
 from runner.state.kubeapi import Kube, NoAnswer, load_client
 
 

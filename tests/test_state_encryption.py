@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.errors import StoreError
+from runner.base.errors import StoreError
 from runner.state import open_store
 from runner.state.base import StateRef
 from runner.state.encryption import (

@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from runner.errors import StoreError
+from runner.base.errors import StoreError
 from runner.state import open_store, store_class
 from runner.state.base import StateRef
 from runner.state.encryption import (

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.errors import StoreError
+from runner.base.errors import StoreError
 from runner.state.base import StateRef
 from runner.state.configmap_secret import ConfigMapStore
 from runner.state.incluster import DIR_VARIABLE, InClusterTransport, join_host_port

@@ -17,7 +17,7 @@ import time
 import pytest
 import yaml
 
-from runner.errors import StoreError
+from runner.base.errors import StoreError
 from runner.state.base import StateRef
 from runner.state.configmap_secret import ConfigMapStore, SecretStore
 from runner.state.kubeapi import Kube, load_client

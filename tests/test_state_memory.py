@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from runner.errors import StoreError
+from runner.base.errors import StoreError
 from runner.state import codec
 from runner.state.base import StateRef
-from runner.state.codec import manifests as codec_manifests
+from runner.state.codec import chunk_manifest as codec_manifests
 from runner.state.configmap_secret import ConfigMapStore
 from runner.state.kubeapi import Kube, load_client
 from tests.conftest import REPO

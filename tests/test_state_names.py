@@ -142,7 +142,7 @@ def test_short_names_keep_their_exact_labels(api, pipeline):
 def test_a_state_past_the_most_chunks_is_a_store_error(api, tmp_path, monkeypatch):
     """The chunk count is capped (so chunk names have a known longest form): a state past it
     is refused as a store error (exit 3), and the state stored before is kept."""
-    from runner.errors import StoreError
+    from runner.base.errors import StoreError
     from runner.state.codec import chunks
 
     monkeypatch.setattr(chunks, "MAX_CHUNKS", 1)

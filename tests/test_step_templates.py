@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.stepfile.template_library import builtin_templates
+from runner.stepfile.step_template_library import builtin_templates
 from tests.conftest import Pipeline
 from tests.test_validate import Result, step, validate, where
 

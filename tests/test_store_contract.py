@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from runner import interrupts
-from runner.errors import Interrupted, InvalidError, LockHeld, StoreError
-from runner.log import Logger
+from runner.base.errors import Interrupted, InvalidError, LockHeld, StoreError
+from runner.platform import interrupts
+from runner.platform.log import Logger
 from runner.state import NONE, STORES, StoreSpec, kinds, open_store, store_class
 from runner.state.base import Loaded, StateChanged, StateRef, StateStore
 from runner.state.encryption import EncryptedStore, Keys, StateKey

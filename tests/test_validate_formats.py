@@ -69,8 +69,8 @@ def test_a_problem_without_a_line_names_only_its_file(tmp_path):
 
 
 def test_carriage_returns_and_newlines_in_messages_and_properties_are_escaped():
-    from runner.commands.validate import github_annotation
-    from runner.errors import Problem
+    from runner.base.errors import Problem
+    from runner.verbs.validate import github_annotation
 
     odd = Problem("two\r\nlines, 100%", "a\n,b:c.yaml", 3, 4, "spec.x")
     assert github_annotation(odd) == (

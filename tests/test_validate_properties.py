@@ -23,9 +23,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from runner.base.source import parse_yaml
 from runner.cli import main
 from runner.stepfile.loader import load_steps
-from runner.stepfile.source import parse_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_FILES = [

@@ -81,16 +81,16 @@ MEMORY_STAGES = [
     ("python -c pass", ""),
     ("import runner.cli", "import runner.cli"),
     (
-        "+ runner.commands.run, runner.engine",
-        "import runner.cli, runner.commands.run, runner.engine",
+        "+ runner.verbs.run, runner.engine",
+        "import runner.cli, runner.verbs.run, runner.engine",
     ),
     (
         "+ runner.state.configmap_secret",
-        "import runner.cli, runner.commands.run, runner.engine, runner.state.configmap_secret",
+        "import runner.cli, runner.verbs.run, runner.engine, runner.state.configmap_secret",
     ),
     (
         "+ the kubernetes client, as the store loads it",
-        "import runner.cli, runner.commands.run, runner.engine, runner.state.configmap_secret\n"
+        "import runner.cli, runner.verbs.run, runner.engine, runner.state.configmap_secret\n"
         "from runner.state.kubeclient_import import client_modules\nclient_modules()",
     ),
 ]

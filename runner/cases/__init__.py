@@ -17,7 +17,7 @@ A case folder holds one request and what the steps should make of it:
 Each case runs `runner run` in its own subprocess, with fresh output and metadata folders and a
 fresh local state store (holding only what state/ seeds) in a temporary folder, so cases can't
 see each other or the user's state. case.yaml's `stepOutputs:` stands for the containers that ran
-before this one: their outputs are written to the fresh metadata folder's runner/outputs/ first.
+before this one: their outputs are written to the fresh metadata folder's runner/outputs first.
 The run's metadata/runner/ (the step outputs `runner run` records for later containers) is
 compared only when the case's expected metadata/ holds a runner/ folder, so a case that doesn't
 care about the records needn't spell them out.

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.base.errors import InvalidError, Problem
+from runner.base.source import Document
+from runner.base.words import display
 from runner.cases.case_files import (
     CASE_FILE,
     ENV_FILE,
@@ -25,9 +28,7 @@ from runner.cases.case_files import (
 from runner.cases.ignore import Ignored, read_ignore
 from runner.cases.seed import SEED_DIR, Seed, read_seed
 from runner.cases.step_outputs import StepOutputs, read_step_outputs
-from runner.errors import InvalidError, Problem
-from runner.stepfile.loader import StepSet, default_steps_dir, display, load_steps
-from runner.stepfile.source import Document
+from runner.stepfile.loader import StepSet, default_steps_dir, load_steps
 
 # Env file variables masked even when no step declares them as a secret.
 _SECRET_NAME = re.compile(

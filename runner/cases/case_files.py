@@ -11,10 +11,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from runner.errors import Problem
-from runner.stepfile.loader import display
-from runner.stepfile.schema import closest
-from runner.stepfile.source import Document, read_yaml_file
+from runner.base.errors import Problem
+from runner.base.source import Document, read_yaml_file
+from runner.base.words import closest, display
 
 CASE_FILE = "case.yaml"
 ENV_FILE = "env"

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import yaml
 
+from runner.base.source import parse_yaml
 from runner.cases.ignore import FieldPath, remove
-from runner.masking import Masker
-from runner.stepfile.source import parse_yaml
+from runner.platform.masking import Masker
 
 # The metadata folder's runner/: what `runner run` records for later containers (step
 # outputs). Compared only when a case expects it, so cases that don't care keep passing.
@@ -72,8 +72,8 @@ def _mask(data: bytes, masker: Masker | None, suffix: str = "") -> bytes:
         return data
     masked = masker.mask(data.decode("utf-8", "surrogateescape"))
     if suffix in (".yaml", ".yml", ".json"):
-        from runner.manifests import dump, secret_in
-        from runner.stepfile.source import parse_yaml
+        from runner.base.source import parse_yaml
+        from runner.language.documents import dump, secret_in
 
         docs, problems = parse_yaml(masked, "", located=False)
         values = [doc.value for doc in docs]

@@ -18,9 +18,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from runner.base.errors import Problem
+from runner.base.source import Document
 from runner.cases.case_files import TREES
-from runner.errors import Problem
-from runner.stepfile.source import Document
 
 EVERY = None  # the segment of `[]`: every item of a list, every value of a mapping
 Segment = str | int | None
@@ -81,11 +81,11 @@ def _file_problem(file: Any) -> str | None:
 def parse_path(text: str) -> FieldPath:
     """`.conditions[].lastTransitionTime` -> ("conditions", EVERY, "lastTransitionTime").
 
-    The syntax is `query:`'s (runner.query), read back from the JMESPath it translates to; the
+    The syntax is `query:`'s (runner.language.query), read back from the JMESPath it translates to; the
     leading "." may be left out, and `[*]` is `[]`."""
     import jmespath
 
-    from runner.query import QueryError, translate
+    from runner.language.query import QueryError, translate
 
     written = _STAR.sub("[]", text.strip())
     try:

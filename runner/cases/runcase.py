@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import runner
+from runner.base.errors import StoreError
+from runner.base.words import display
 from runner.cases import process
 from runner.cases.case import Case, Expect, steps_of
 from runner.cases.case_files import CASE_FILE, ENV_FILE, TREES
@@ -27,9 +29,7 @@ from runner.cases.compare import (
 )
 from runner.cases.seed import seed_state
 from runner.cases.step_outputs import write_step_outputs
-from runner.errors import StoreError
-from runner.masking import Masker
-from runner.stepfile.loader import display
+from runner.platform.masking import Masker
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -116,8 +116,8 @@ def run_case(case: Case, options: Options, environ: Mapping[str, str]) -> Result
 def _learn_sensitive_outputs(masker: Masker, metadata: Path) -> None:
     """Teach the masker the outputs the run recorded as sensitive (and what was built from
     them): the case's reports and `--update` files must hold none of them either."""
-    from runner.errors import InvalidError
-    from runner.outputs import mask_value, recorded_steps
+    from runner.base.errors import InvalidError
+    from runner.resolve.step_outputs import mask_value, recorded_steps
 
     try:
         seen = recorded_steps(metadata)

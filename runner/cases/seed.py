@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from runner.errors import InvalidError, Problem
-from runner.stepfile.loader import StepSet, display
-from runner.stepfile.schema import closest
+from runner.base.errors import InvalidError, Problem
+from runner.base.words import closest, display
+from runner.stepfile.loader import StepSet
 
 SEED_DIR = "state"
 
@@ -101,8 +101,8 @@ def seed_state(
     import io
 
     from runner.engine.session import Session
-    from runner.kratix import KratixContext
-    from runner.log import Logger
+    from runner.platform.kratix import KratixContext
+    from runner.platform.log import Logger
     from runner.state import StoreSpec
     from runner.state.local import LocalStore
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.base.errors import Problem
+from runner.base.source import Document
+from runner.base.words import closest
 from runner.cases.case_files import STEP_NAME
-from runner.errors import Problem
-from runner.stepfile.schema import closest
-from runner.stepfile.source import Document
 
 _OUTPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")  # as the step schema's `outputs:` keys
 
@@ -127,8 +127,8 @@ def _step_problem(step: Any) -> str | None:
 
 def write_step_outputs(outputs: StepOutputs, metadata_dir: Path) -> None:
     """Each step's outputs as `runner run` records them, under the run's metadata folder."""
-    from runner.kratix import write_atomic
-    from runner.outputs import outputs_file
+    from runner.base.files import write_atomic
+    from runner.resolve.step_outputs import outputs_file
 
     for step, values in outputs.values.items():
         record = {"step": step, "outputs": values, "sensitive": outputs.sensitive.get(step, [])}

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from runner import interrupts
+from runner.base.errors import CommandFailed, LockHeld, StoreError
 from runner.engine.commands import CommandLoop
 from runner.engine.manifests import write_destinations, write_manifests
 from runner.engine.outcomes import Outcome, StepOutcome
@@ -25,14 +25,14 @@ from runner.engine.policy import StatePolicy, commands_run
 from runner.engine.results import Results
 from runner.engine.state import StatePhase
 from runner.engine.workspace import workspace
-from runner.errors import CommandFailed, LockHeld, StoreError
-from runner.execute import Executor
-from runner.kratix import KratixContext
-from runner.log import Logger, seconds
-from runner.outputs import collect as collect_outputs
-from runner.outputs import record as record_outputs
-from runner.prepare import PreparedStep
-from runner.settings import DEFAULTS, Settings
+from runner.platform import interrupts
+from runner.platform.execute import Executor
+from runner.platform.kratix import KratixContext
+from runner.platform.log import Logger, seconds
+from runner.platform.settings import DEFAULTS, Settings
+from runner.resolve.prepare import PreparedStep
+from runner.resolve.step_outputs import collect as collect_outputs
+from runner.resolve.step_outputs import record as record_outputs
 from runner.state import StoreSpec, open_store
 from runner.state.base import StateStore
 from runner.state.encryption import EncryptedStore
@@ -66,7 +66,7 @@ class Engine:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # Only record it (logging here could re-enter a write to stderr; raising could land
         # between taking a lock and the `try` that releases it). A lock wait or a restore
-        # stops at its next safe point (runner/interrupts.py); while commands run or state is
+        # stops at its next safe point (runner/platform/interrupts.py); while commands run or state is
         # saved, the executor forwards the signal and the step stops after saving.
         interrupts.record(signum)
         self.executor.interrupt(signum)

@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner import interrupts
-from runner.errors import Interrupted
-from runner.execute import Executor, Outcome
-from runner.inputs import left_out_message
-from runner.log import Logger, seconds
-from runner.prepare import PreparedCommand, PreparedStep, command_env
+from runner.base.errors import Interrupted
+from runner.platform import interrupts
+from runner.platform.execute import Executor, Outcome
+from runner.platform.log import Logger, seconds
+from runner.resolve.inputs import left_out_message
+from runner.resolve.prepare import PreparedCommand, PreparedStep, command_env
 from runner.stepfile.model import Retry
 
 

@@ -12,17 +12,18 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
-from runner import kratix_yaml
+from runner.base.errors import CommandFailed, InvalidError, Problem
+from runner.base.files import write_atomic
 from runner.engine.confined import Refused, check_target, write_below
 from runner.engine.fileerrors import os_reason
-from runner.errors import CommandFailed, InvalidError, Problem
-from runner.kratix import KratixContext, read_metadata_file, write_atomic
-from runner.log import Logger
-from runner.manifests import ManifestError, build, dump, load_base, output_path, secret_in
-from runner.render import RenderError
+from runner.language.documents import ManifestError, build, dump, load_base, output_path, secret_in
+from runner.language.interpolation import TemplateError, render
+from runner.language.render import RenderError
+from runner.platform import kratix_yaml
+from runner.platform.kratix import KratixContext, read_metadata_file
+from runner.platform.log import Logger
+from runner.resolve.values import holds
 from runner.stepfile.model import Manifest, Step
-from runner.template import TemplateError, render
-from runner.values import holds
 
 DESTINATIONS_FILE = "destination-selectors.yaml"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from runner.kratix import KratixContext
-from runner.prepare import PreparedStep
+from runner.platform.kratix import KratixContext
+from runner.resolve.prepare import PreparedStep
 
 SaveWhen = Literal["always", "on-success", "never"]
 

@@ -7,32 +7,32 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runner.engine.confined import NotMade, Refused, copy_below
-from runner.engine.fileerrors import os_reason
-from runner.errors import (
+from runner.base.errors import (
     CommandFailed,
     InvalidError,
     LockHeld,
     Problem,
     StoreError,
 )
-from runner.kratix import (
+from runner.base.source import PathKey
+from runner.engine.confined import NotMade, Refused, copy_below
+from runner.engine.fileerrors import os_reason
+from runner.language.interpolation import TemplateError, render
+from runner.language.query import QueryError
+from runner.language.render import RenderError, render_data
+from runner.platform.kratix import (
     KratixContext,
     WorkflowControl,
     request_workflow_control,
     status_problems,
     write_status,
 )
-from runner.log import Logger
-from runner.outputs import FileValueError, query_file
-from runner.prepare import PreparedStep
-from runner.query import QueryError
-from runner.render import RenderError, render_data
-from runner.settings import format_duration
+from runner.platform.log import Logger
+from runner.platform.settings import format_duration
+from runner.resolve.prepare import PreparedStep
+from runner.resolve.step_outputs import FileValueError, query_file
+from runner.resolve.values import holds
 from runner.stepfile.model import OutputCopy, StatusFromFile
-from runner.stepfile.source import PathKey
-from runner.template import TemplateError, render
-from runner.values import holds
 
 
 class Results:

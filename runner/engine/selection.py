@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from runner.errors import InvalidError, Problem
-from runner.kratix import KratixContext
-from runner.log import Logger
+from runner.base.errors import InvalidError, Problem
+from runner.base.words import closest
+from runner.platform.kratix import KratixContext
+from runner.platform.log import Logger
 from runner.stepfile.model import WORKFLOW_ACTIONS, WORKFLOW_TYPES, Mismatch, Step
-from runner.stepfile.schema import closest
-from runner.stepfile.template_library import Template, builtin_templates
+from runner.stepfile.step_template_library import Template, builtin_templates
 
 
 def select_steps(

@@ -22,20 +22,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from runner.base.errors import CommandFailed, InvalidError, Problem, RunnerError
+from runner.base.source import Document
 from runner.engine.outcomes import Outcome, StepOutcome
 from runner.engine.selection import select_steps
-from runner.errors import CommandFailed, InvalidError, Problem, RunnerError
-from runner.kratix import KratixContext, read_request, read_status, read_workflow_control
-from runner.log import Logger
-from runner.masking import Masker
-from runner.outputs import StepsSeen, mask_value, recorded_steps, sensitive_names
-from runner.prepare import PreparedStep, prepare, size_problems
-from runner.secrets import read_secrets
-from runner.settings import DEFAULTS, Settings
+from runner.platform.kratix import KratixContext, read_request, read_status, read_workflow_control
+from runner.platform.log import Logger
+from runner.platform.masking import Masker
+from runner.platform.settings import DEFAULTS, Settings
+from runner.resolve.prepare import PreparedStep, prepare, size_problems
+from runner.resolve.secrets import read_secrets
+from runner.resolve.step_outputs import StepsSeen, mask_value, recorded_steps, sensitive_names
 from runner.state import StoreSpec
 from runner.stepfile.model import Step
-from runner.stepfile.source import Document
-from runner.stepfile.template_library import Template
+from runner.stepfile.step_template_library import Template
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from runner import interrupts
+from runner.base.errors import Problem, StoreError
 from runner.engine.fileerrors import os_reason
 from runner.engine.policy import StatePolicy
-from runner.errors import Problem, StoreError
-from runner.log import Logger, seconds
-from runner.prepare import PreparedStep
+from runner.platform import interrupts
+from runner.platform.log import Logger, seconds
+from runner.resolve.prepare import PreparedStep
 from runner.state.base import (
     UNCHECKED,
     Expected,

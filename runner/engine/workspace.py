@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from runner.base.errors import CommandFailed, InvalidError
 from runner.engine.fileerrors import os_reason
-from runner.errors import CommandFailed, InvalidError
-from runner.prepare import PreparedStep
+from runner.resolve.prepare import PreparedStep
 
 
 @contextmanager

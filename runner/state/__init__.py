@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runner.errors import InvalidError
+from runner.base.errors import InvalidError
 
 if TYPE_CHECKING:
     from runner.state.base import StateStore

@@ -19,11 +19,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runner.errors import StoreError
-from runner.settings import format_duration
+from runner.base.errors import StoreError
+from runner.platform.settings import format_duration
 
 if TYPE_CHECKING:
-    from runner.log import Logger
+    from runner.platform.log import Logger
 
 MANAGED_BY = "kratix-step-runner"
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -251,7 +251,7 @@ class StateStore(abc.ABC):
     ) -> AbstractContextManager[HeldLock]:
         """Hold the state's lock for the block, which gets the HeldLock; raise LockHeld after
         `wait_seconds`. While waiting, say who holds it on `log` (see WaitNotice), and pause with
-        runner.interrupts.pause, so that a signal ends the wait at once (Interrupted), before
+        runner.platform.interrupts.pause, so that a signal ends the wait at once (Interrupted), before
         the lock is taken. A store whose lock can be lost tells so on `log` when it happens,
         and through `lost_reason()`."""
 

@@ -36,8 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from runner.errors import StoreError
-from runner.settings import LEASE_SECONDS
+from runner.base.errors import StoreError
+from runner.platform.settings import LEASE_SECONDS
 from runner.state import codec
 from runner.state.base import (
     UNCHECKED,
@@ -57,7 +57,7 @@ from runner.state.lease import LeaseLock, holder_identity
 from runner.state.objectkind import CONFIGMAP, SECRET, ObjectKind
 
 if TYPE_CHECKING:
-    from runner.log import Logger
+    from runner.platform.log import Logger
 
 _CHUNK_OF = "runner.kratix.dev/chunk-of"
 _SAVE_ID = "runner.kratix.dev/save-id"

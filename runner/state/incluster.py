@@ -32,8 +32,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from runner.errors import Problem, StoreError
-from runner.kratix import SERVICE_ACCOUNT_VARIABLE, service_account_dir
+from runner.base.errors import Problem, StoreError
+from runner.platform.kratix import SERVICE_ACCOUNT_VARIABLE, service_account_dir
 
 DIR_VARIABLE = SERVICE_ACCOUNT_VARIABLE  # for tests: where the service account's files are
 TOKEN_REFRESH = 60.0  # seconds: a token is re-read at least this often (client-go: 1 minute)

@@ -5,7 +5,7 @@ the same transport, retries and error messages.
 
 Each request's answer is awaited in slices, the request itself running on a daemon thread,
 so that a signal is acted on while the API hangs: after a signal, waits on the API end within
-the grace period (runner/interrupts.py) with Interrupted, the request left to its thread.
+the grace period (runner/platform/interrupts.py) with Interrupted, the request left to its thread.
 
 Objects travel as plain dicts: no model classes are built, which keeps large states cheap, and
 `binaryData` stays exactly as the server sent it. Requests go through a Transport: in a pod, the
@@ -30,9 +30,9 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from runner import interrupts
-from runner.errors import Interrupted, Problem, StoreError
-from runner.settings import KILL_GRACE, KUBE_ATTEMPTS, format_duration
+from runner.base.errors import Interrupted, Problem, StoreError
+from runner.platform import interrupts
+from runner.platform.settings import KILL_GRACE, KUBE_ATTEMPTS, format_duration
 from runner.state.base import NotFound
 from runner.state.kubeconfig import kubeconfig_files
 
@@ -189,7 +189,9 @@ class Kube:
         self.attempts = attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
-        self.grace = grace  # how long API waits go on after a signal (runner/interrupts.py)
+        self.grace = (
+            grace  # how long API waits go on after a signal (runner/platform/interrupts.py)
+        )
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Kube:

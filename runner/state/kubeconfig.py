@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from runner.errors import Problem, StoreError
+from runner.base.errors import Problem, StoreError
 
 _HINT = (
     "KUBECONFIG names a kubeconfig file, or several separated by ':'; inside a pod the service "

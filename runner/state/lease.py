@@ -16,14 +16,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from runner import interrupts
-from runner.errors import RunnerError
+from runner.base.errors import RunnerError
+from runner.platform import interrupts
 from runner.state.base import NotFound
 from runner.state.kubeapi import Conflict, Kube, NoAnswer
 from runner.state.lock import RenewedLock
 
 if TYPE_CHECKING:
-    from runner.log import Logger
+    from runner.platform.log import Logger
 
 RELEASE_SECONDS = 10.0  # the most a release waits for the API; then the Lease expires instead
 RELEASE_AFTER_SIGNAL = 2.0  # ... once a signal came: the pod's grace period is short

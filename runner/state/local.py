@@ -26,8 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner import interrupts
-from runner.errors import LockHeld, StoreError
+from runner.base.errors import LockHeld, StoreError
+from runner.platform import interrupts
 from runner.state.base import (
     UNCHECKED,
     DerivedName,
@@ -41,7 +41,7 @@ from runner.state.base import (
 )
 
 if TYPE_CHECKING:
-    from runner.log import Logger
+    from runner.platform.log import Logger
 
 _CURRENT = "current"
 _LABELS = "labels.json"

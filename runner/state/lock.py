@@ -13,13 +13,13 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from runner import interrupts
-from runner.errors import LockHeld, RunnerError
-from runner.settings import format_duration
+from runner.base.errors import LockHeld, RunnerError
+from runner.platform import interrupts
+from runner.platform.settings import format_duration
 from runner.state.base import HeldLock, WaitNotice
 
 if TYPE_CHECKING:
-    from runner.log import Logger
+    from runner.platform.log import Logger
 
 
 class RenewedLock(HeldLock):

@@ -35,9 +35,9 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import StoreError
-from runner.masking import session_masker
-from runner.settings import LEASE_SECONDS
+from runner.base.errors import StoreError
+from runner.platform.masking import session_masker
+from runner.platform.settings import LEASE_SECONDS
 from runner.state import codec
 from runner.state.base import (
     UNCHECKED,
@@ -52,7 +52,7 @@ from runner.state.lease import holder_identity
 from runner.state.lock import RenewedLock
 
 if TYPE_CHECKING:
-    from runner.log import Logger
+    from runner.platform.log import Logger
 
 # The environment the store reads; the first three are masked wherever the runner prints.
 SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runner.settings import parse_duration
+from runner.base.source import Document, PathKey
+from runner.platform.settings import parse_duration
 from runner.stepfile.model import (
     MISSING,
     Command,
@@ -34,7 +35,6 @@ from runner.stepfile.model import (
     state_key,
 )
 from runner.stepfile.sensitivity import step_taint
-from runner.stepfile.source import Document, PathKey
 
 
 def build_step(doc: Document, file: Path) -> Step:

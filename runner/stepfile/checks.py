@@ -14,8 +14,12 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from runner.errors import Problem
-from runner.query import QueryError, compile_jmespath, compile_query
+from runner.base.errors import Problem
+from runner.base.source import Document, PathKey
+from runner.base.value_types import INPUT_TYPES
+from runner.base.words import closest
+from runner.language.interpolation import TemplateError, has_template, references
+from runner.language.query import QueryError, compile_jmespath, compile_query
 from runner.stepfile.language import (
     StepReference,
     language_problems,
@@ -26,12 +30,8 @@ from runner.stepfile.language import (
 )
 from runner.stepfile.model import MISSING, Input, input_variable, state_key
 from runner.stepfile.names import Scope
-from runner.stepfile.schema import closest
 from runner.stepfile.sensitivity import OPEN_SINKS, SINK_REASONS, Taint, step_taint
-from runner.stepfile.source import Document, PathKey
-from runner.stepfile.template_fields import AFTER, is_prose, place_of, where_templates_work
-from runner.template import TemplateError, has_template, references
-from runner.value_types import INPUT_TYPES
+from runner.stepfile.template_places import AFTER, is_prose, place_of, where_templates_work
 
 
 def document_problems(doc: Document, refs: list[StepReference] | None = None) -> list[Problem]:
@@ -61,7 +61,7 @@ _DURATIONS = frozenset({"timeout", "delay", "maxDelay", "retryAfter"})
 
 def _duration_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
     """A duration the schema's pattern lets through but no Go duration can hold."""
-    from runner.settings import parse_duration
+    from runner.platform.settings import parse_duration
 
     for path, text in _strings(spec, ("spec",)):
         if path[-1] in _DURATIONS and "${{" not in text:

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.base.source import MAX_FILE_BYTES, parse_yaml_bytes, read_bytes
 from runner.stepfile.loader import walk_step_files
-from runner.stepfile.source import MAX_FILE_BYTES, parse_yaml_bytes, read_bytes
 from runner.stepfile.stamp import content_digest, read_stamp
-from runner.stepfile.template_library import TEMPLATE_KIND
+from runner.stepfile.step_template_library import TEMPLATE_KIND
 
 STEP_KIND = "Step"
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.errors import Problem
-from runner.expressions import ExpressionError, compile_expression
-from runner.query import QueryError
-from runner.setpath import parse_set_path
+from runner.base.errors import Problem
+from runner.base.source import Document, PathKey
+from runner.language.expressions import ExpressionError, compile_expression
+from runner.language.query import QueryError
+from runner.language.setpath import parse_set_path
 from runner.stepfile.names import Scope, name_problem
-from runner.stepfile.source import Document, PathKey
 
 _SOURCES = ("document", "documents", "from")
 _DOES_SOMETHING = (
@@ -258,8 +258,8 @@ class _Checker:
     def _base(self, path: PathKey, base: Any) -> Iterator[Problem]:
         if not isinstance(base, str) or not base:
             return
-        from runner.errors import InvalidError
-        from runner.manifests import load_base
+        from runner.base.errors import InvalidError
+        from runner.language.documents import load_base
 
         file = Path(self.doc.file).parent / base
         if not file.is_file():

@@ -9,15 +9,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.errors import InvalidError, Problem
+from runner.base.errors import InvalidError, Problem
+from runner.base.source import MAX_FILE_BYTES, Document, parse_yaml_bytes, read_bytes
+from runner.base.words import display
 from runner.stepfile.build import build_step
 from runner.stepfile.model import Step
 from runner.stepfile.references import declared_outputs, reference_problems
 from runner.stepfile.schema import check_schema, describe
 from runner.stepfile.sensitivity import Taint, step_taint
-from runner.stepfile.source import MAX_FILE_BYTES, Document, parse_yaml_bytes, read_bytes
 from runner.stepfile.stamp import content_digest, trusted_digests
-from runner.stepfile.template_library import (
+from runner.stepfile.step_template_library import (
     TEMPLATE_KIND,
     Library,
     Template,
@@ -25,7 +26,7 @@ from runner.stepfile.template_library import (
     is_builtin,
     uses_of,
 )
-from runner.stepfile.templates import (
+from runner.stepfile.step_templates import (
     Expansion,
     expand,
     param_paths,
@@ -122,14 +123,6 @@ def walk_step_files(folder: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
                         yield prefix + name, entry
         except PermissionError:
             continue
-
-
-def display(path: Path) -> str:
-    """A path as users should see it in messages: relative to the current folder when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError, RuntimeError):
-        return str(path)
 
 
 def load_steps(

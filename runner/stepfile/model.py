@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from runner.settings import parse_duration
+from runner.base.source import Document, PathKey
+from runner.base.value_types import INPUT_TYPES
+from runner.platform.settings import parse_duration
 from runner.stepfile.sensitivity import Taint
-from runner.stepfile.source import Document, PathKey
-from runner.value_types import INPUT_TYPES
 
 MISSING: Any = object()  # an input with no default (None is a valid default)
 

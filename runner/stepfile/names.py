@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from runner.stepfile.schema import closest
+from runner.base.words import closest
 
 # Every `${{ kratix.* }}` name a template may use (docs/step-format.md, "Templates").
 KRATIX_NAMES = frozenset(

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from runner.errors import Problem
-from runner.stepfile.schema import closest
+from runner.base.errors import Problem
+from runner.base.source import Document
+from runner.base.words import closest
 from runner.stepfile.sensitivity import SINK_REASONS, Taint, marks, sensitive_outputs
-from runner.stepfile.source import Document
 
 if TYPE_CHECKING:  # the checks are imported only when a file is checked
     from runner.stepfile.language import StepReference

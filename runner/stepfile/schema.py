@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from runner.errors import Problem
-from runner.stepfile.source import Document, PathKey
-from runner.value_types import json_type, kind_of, type_words
+from runner.base.errors import Problem
+from runner.base.source import Document, PathKey
+from runner.base.value_types import json_type, kind_of, type_words
+from runner.base.words import closest
 
 # What a pattern means, in words an author can act on.
 _PATTERN_MEANING = {
@@ -81,12 +81,6 @@ _MISSING = "missing required field"
 
 
 describe = kind_of  # the words for a value's type, as every message uses them
-
-
-def closest(word: str, choices: list[str] | set[str] | frozenset[str]) -> str | None:
-    """The closest valid name to a typo, for `did you mean` hints."""
-    match = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
-    return match[0] if match else None
 
 
 def _did_you_mean(guess: str | None) -> str | None:

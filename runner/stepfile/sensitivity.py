@@ -118,7 +118,7 @@ def _names_read(raw: Mapping[str, Any], group: str) -> list[tuple[str, ...]]:
     expression = raw.get("jmespath")
     if not isinstance(expression, str) or (group == "outputs" and "file" in raw):
         return []
-    from runner.expressions import ExpressionError, compile_expression
+    from runner.language.expressions import ExpressionError, compile_expression
 
     try:
         compiled = compile_expression(expression)

@@ -84,7 +84,7 @@ def trusted_digests(folder: Path) -> frozenset[str]:
 
 def write_stamp(folder: Path, index: dict[str, Any]) -> Path:
     """Record the valid folder's `index` (runner/stepfile/index.py): its files and their digests."""
-    from runner.kratix import write_atomic
+    from runner.base.files import write_atomic
 
     path = folder / STAMP_FILE
     record = {"format": FORMAT, "fingerprint": fingerprint(), "index": index}

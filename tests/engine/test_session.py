@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from runner.base.errors import CommandFailed, InvalidError
 from runner.engine.outcomes import Outcome
 from runner.engine.session import Session
-from runner.errors import CommandFailed, InvalidError
-from runner.kratix import KratixContext
-from runner.log import Logger
+from runner.platform.kratix import KratixContext
+from runner.platform.log import Logger
 from runner.state import StoreSpec
 from runner.stepfile.loader import load_steps
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from runner.errors import StoreError
+from runner.base.errors import StoreError
 from runner.state.base import StateRef
 from runner.state.s3 import S3Store
 from tests.fakes.faulty_http import FaultProxy

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from runner.masking import MAX_PENDING
+from runner.platform.masking import MAX_PENDING
 
 SECRET = "hunter2-Sup3r/S3cret+value"
 PEM = "-----BEGIN KEY-----\nMIIBOgIBAAJBAKj34GkxFhD9\n0Zb2ZdF8uVh7Qy1mPx+w\n-----END KEY-----"

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner import interrupts
-from runner.errors import LockHeld, StoreError
+from runner.base.errors import LockHeld, StoreError
+from runner.platform import interrupts
 from runner.state.base import (
     UNCHECKED,
     Expected,
@@ -32,7 +32,7 @@ from runner.state.base import (
 )
 
 if TYPE_CHECKING:
-    from runner.log import Logger
+    from runner.platform.log import Logger
 
 _LOCKS: dict[tuple[str, str, str], str] = {}  # (file, namespace, name) -> holder, this process
 _MUTEX = threading.Lock()

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from runner.environment import Environment
+from runner.platform.environment import Environment
 
 RAW = b"tfstate \xff\xfe not UTF-8\n"
 

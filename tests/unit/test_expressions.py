@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner import kratix_yaml
-from runner.expressions import ExpressionError, compile_expression, truthy
-from runner.query import QueryError
-from runner.stepfile.source import parse_yaml
+from runner.base.source import parse_yaml
+from runner.language.expressions import ExpressionError, compile_expression, truthy
+from runner.language.query import QueryError
+from runner.platform import kratix_yaml
 
 CONTEXT: dict[str, Any] = {
     "inputs": {"name": "my-app-db", "size": "large", "count": 3, "padded": "  x \n", "s": ""},

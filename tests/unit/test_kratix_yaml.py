@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.kratix_yaml import resolve
+from runner.platform.kratix_yaml import resolve
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Kubernetes' string-only places are written as text (runner.manifests.as_kubernetes_text)."""
+"""Kubernetes' string-only places are written as text (runner.language.documents.as_kubernetes_text)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.manifests import as_kubernetes_text, build
-from runner.stepfile.template_fields import place_of
+from runner.language.documents import as_kubernetes_text, build
+from runner.stepfile.template_places import place_of
 
 
 def test_a_pod_s_env_values_and_a_secret_s_data_become_text() -> None:

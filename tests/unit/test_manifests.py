@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner import kratix_yaml
-from runner.errors import InvalidError
-from runner.manifests import ManifestError, build, dump, load_base, output_path, secret_in
-from runner.masking import Masker
-from runner.stepfile.source import parse_yaml
+from runner.base.errors import InvalidError
+from runner.base.source import parse_yaml
+from runner.language.documents import ManifestError, build, dump, load_base, output_path, secret_in
+from runner.platform import kratix_yaml
+from runner.platform.masking import Masker
 
 CONTEXT: dict[str, Any] = {
     "inputs": {"name": "todo", "size": "large"},

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.masking import MASK, MIN_SECRET_LENGTH, Masker, StreamMasker
-from runner.masking.forms import trie_regex as _trie_regex
+from runner.platform.masking import MASK, MIN_SECRET_LENGTH, Masker, StreamMasker
+from runner.platform.masking.forms import trie_regex as _trie_regex
 
 PASSWORD = "s3cr3t/pa ss+word?!"  # len % 3 == 1: every base64 form is distinct
 PEM = (

@@ -21,7 +21,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.masking import MASK, MIN_SECRET_LENGTH, Masker
+from runner.platform.masking import MASK, MIN_SECRET_LENGTH, Masker
 
 NON_ASCII = "é€ü😀\u2028\u2029\x1b\x7f\t"
 secrets = st.text(

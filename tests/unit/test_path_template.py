@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from runner.template import TemplateError, render_path
+from runner.language.interpolation import TemplateError, render_path
 
 
 def test_values_fill_components_and_literal_parts_are_the_authors():

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.query import (
+from runner.language.query import (
     Query,
     QueryError,
     compile_jmespath,

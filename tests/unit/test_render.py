@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from runner.render import RenderError, render_data
-from runner.template import single_reference
+from runner.language.interpolation import single_reference
+from runner.language.render import RenderError, render_data
 
 CONTEXT: dict[str, Any] = {
     "inputs": {"name": "todo", "replicas": 3, "enabled": False, "empty": None},

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.query import QueryError
-from runner.setpath import SetPathError, format_set_path, parse_set_path, set_path
+from runner.language.query import QueryError
+from runner.language.setpath import SetPathError, format_set_path, parse_set_path, set_path
 
 
 @pytest.mark.parametrize(

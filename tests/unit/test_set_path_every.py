@@ -10,8 +10,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.manifests import build, dump
-from runner.setpath import SetPathError, format_set_path, parse_set_path, set_path
+from runner.language.documents import build, dump
+from runner.language.setpath import SetPathError, format_set_path, parse_set_path, set_path
 
 
 def _set(doc: Any, path: str, value: object) -> Any:

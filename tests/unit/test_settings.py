@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner import settings as s
-from runner.errors import InvalidError, StoreError
-from runner.log import Logger
-from runner.settings import Settings, format_duration, parse_duration
+from runner.base.errors import InvalidError, StoreError
+from runner.platform import settings as s
+from runner.platform.log import Logger
+from runner.platform.settings import Settings, format_duration, parse_duration
 from runner.stepfile import model
 from runner.stepfile.schema import schema_text
 

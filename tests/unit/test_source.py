@@ -1,6 +1,6 @@
 """YAML loading limits hold whichever PyYAML/libyaml build is installed."""
 
-from runner.stepfile.source import parse_yaml
+from runner.base.source import parse_yaml
 
 
 def test_deep_flow_nesting_reports_our_limit_not_libyamls():

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.expressions import ExpressionError, compile_expression, shorten
+from runner.language.expressions import ExpressionError, compile_expression, shorten
 
 
 def evaluate(text: str, **inputs: object) -> object:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.template import Reference, TemplateError, has_template, references, render
+from runner.language.interpolation import Reference, TemplateError, has_template, references, render
 
 CONTEXT: dict[str, Any] = {
     "inputs": {
@@ -146,7 +146,7 @@ def test_missing_reference_error_never_shows_values() -> None:
 
 
 def test_parsing_is_cached() -> None:
-    from runner.template import _parse
+    from runner.language.interpolation import _parse
 
     _parse.cache_clear()
     for _ in range(3):

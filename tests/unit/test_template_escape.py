@@ -9,8 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.render import render_data
-from runner.template import TemplateError, references, render, render_path, single_reference
+from runner.language.interpolation import (
+    TemplateError,
+    references,
+    render,
+    render_path,
+    single_reference,
+)
+from runner.language.render import render_data
 
 CONTEXT: dict[str, Any] = {"inputs": {"name": "todo", "port": 5433}}
 

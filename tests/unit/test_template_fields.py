@@ -1,4 +1,4 @@
-"""The one table of template places (runner/stepfile/template_fields.py) against what the docs and
+"""The one table of template places (runner/stepfile/template_places.py) against what the docs and
 the schema say of them."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from runner.stepfile.template_fields import ANY, BELOW, PLACES, place_of
+from runner.stepfile.template_places import ANY, BELOW, PLACES, place_of
 from tests.conftest import REPO
 
 

@@ -29,26 +29,26 @@ checksum of everything, comes last, as the store writes it last. `ChunkedDecoder
 chunk at a time and checks the checksum once the last is in, before any file is handed out.
 
 The parts, one thing each:
-  keys.py       which keys may name a file (the API's rule for data keys)
-  formats.py    the format names; plain and gzip, the formats of one object
-  manifests.py  a chunked state's manifest: written last, checked strictly when read
-  archive.py    the archive inside the compressed stream: header line, files back to back
-  chunks.py     the compressed stream cut into chunks and read back one at a time
-  encoding.py   the format decision and the payloads; decoding.py: reading any format back
-  errors.py     CorruptState (read again) and UnsupportedFormat (never readable here)
+  keys.py            which keys may name a file (the API's rule for data keys)
+  formats.py         the format names; plain and gzip, the formats of one object
+  chunk_manifest.py  a chunked state's manifest: written last, checked strictly when read
+  archive.py         the archive inside the compressed stream: header line, files back to back
+  chunks.py          the compressed stream cut into chunks and read back one at a time
+  encoding.py        the format decision and the payloads; decoding.py: reading any format back
+  errors.py          CorruptState (read again) and UnsupportedFormat (never readable here)
 This package's names below are what the store and the tests use.
 """
 
 from __future__ import annotations
 
 from runner.state.base import digest
+from runner.state.codec.chunk_manifest import MANIFEST_KEY, manifest, new_generation
 from runner.state.codec.chunks import CHUNK_BYTES, CHUNK_KEY, MAX_CHUNKS, ChunkedDecoder
 from runner.state.codec.decoding import decode, decode_digest, decode_with_digest
 from runner.state.codec.encoding import MAX_OBJECT_BYTES, Encoding, Payload, encode, encode_stream
 from runner.state.codec.errors import CorruptState, UnsupportedFormat
 from runner.state.codec.formats import CHUNKED, FORMAT_ANNOTATION, FORMATS, GZIP, PLAIN
 from runner.state.codec.keys import key_problem, valid_key
-from runner.state.codec.manifests import MANIFEST_KEY, manifest, new_generation
 
 __all__ = [
     "CHUNKED",

@@ -7,7 +7,7 @@ store writes it and drops it). Reading, `ChunkedDecoder` takes one chunk at a ti
 fetches it, feeds it, drops it), hashes it, and inflates it straight into the files; the
 checksum is compared once the last chunk is in, and on a mismatch CorruptState is raised before
 any file is handed out. Apart from the single-object formats because it is a stream, with the
-manifest (runner/state/codec/manifests.py) as its checksum.
+manifest (runner/state/codec/chunk_manifest.py) as its checksum.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from collections.abc import Iterator, Mapping
 from typing import Final
 
 from runner.state.codec.archive import ArchiveReader, Inflater, header_member
+from runner.state.codec.chunk_manifest import manifest
 from runner.state.codec.errors import CorruptState
 from runner.state.codec.formats import CHUNKED, unb64
-from runner.state.codec.manifests import manifest
 
 CHUNK_BYTES = 900 * 1024
 """Compressed archive bytes per chunk object (decoded; base64 adds a third on the wire)."""

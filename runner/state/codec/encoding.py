@@ -12,11 +12,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from runner.state.codec import manifests
+from runner.state.codec import chunk_manifest
+from runner.state.codec.chunk_manifest import MANIFEST_KEY, manifest, manifest_text
 from runner.state.codec.chunks import CHUNK_KEY, ChunkWriter, archive_chunks
 from runner.state.codec.formats import CHUNKED, GZIP, PLAIN, b64, compress_files, plain_data
 from runner.state.codec.keys import key_problem
-from runner.state.codec.manifests import MANIFEST_KEY, manifest, manifest_text
 from runner.state.objectkind import ObjectKind, check_kind
 
 MAX_OBJECT_BYTES = 1_000_000
@@ -89,9 +89,9 @@ def encode_stream(
         if problem is not None:
             raise ValueError(f"state key {key!r} is not valid: {problem}")
     if generation is None:
-        generation = manifests.new_generation()
+        generation = chunk_manifest.new_generation()
     else:
-        manifests.check_generation(generation)
+        chunk_manifest.check_generation(generation)
     budget = MAX_OBJECT_BYTES
     if sum(len(k) + len(files[k]) for k in keys) <= budget:
         data = plain_data(files, keys, kind)

@@ -1,0 +1,85 @@
+"""Secret values from the container's environment or mounted files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from runner.base.errors import InvalidError, Problem
+from runner.stepfile.model import Secret, Step
+
+_MISSING_HINTS = {
+    "env": "set it in the Pipeline container's env, e.g. valueFrom.secretKeyRef",
+    "file": "mount the Secret as a volume in the Pipeline container",
+}
+
+
+def resolve_secrets(step: Step, environ: Mapping[str, str]) -> dict[str, str]:
+    """name -> value for every secret present; a missing or empty required one stops the step."""
+    values, problems = read_secrets(step, environ)
+    if problems:
+        raise InvalidError(*problems)
+    return values
+
+
+def read_secrets(step: Step, environ: Mapping[str, str]) -> tuple[dict[str, str], list[Problem]]:
+    """The secrets that are present, and a Problem for each required one that is missing or
+    empty (unless it allows empty) and each that can't be read.
+
+    An empty optional secret is taken as absent, as if it were not set: an empty token or CA
+    bundle passed on is rarely what was meant, and tools treat unset and empty differently.
+    """
+    values: dict[str, str] = {}
+    problems: list[Problem] = []
+    for secret in step.secrets:
+        path = ("spec", "secrets", secret.name)
+        source = _source(secret)
+        value, unreadable = _read(secret, environ)
+        if unreadable is not None:
+            problems.append(
+                step.document.problem(
+                    path, f"secret {secret.name}: cannot read {source}: {unreadable}"
+                )
+            )
+            continue
+        if value is None:
+            if secret.required:
+                state = "is not set" if secret.env is not None else "does not exist"
+                problems.append(
+                    step.document.problem(
+                        path,
+                        f"secret {secret.name}: {source} {state}",
+                        _MISSING_HINTS["env" if secret.env is not None else "file"],
+                    )
+                )
+            continue
+        if not value and not secret.allow_empty:
+            if secret.required:
+                problems.append(
+                    step.document.problem(
+                        path,
+                        f"secret {secret.name}: {source} is empty",
+                        'give it a value, or add "allowEmpty: true" to the secret if empty is '
+                        "a valid value",
+                    )
+                )
+            continue
+        values[secret.name] = value
+    return values, problems
+
+
+def _source(secret: Secret) -> str:
+    return f"environment variable {secret.env}" if secret.env is not None else f"file {secret.file}"
+
+
+def _read(secret: Secret, environ: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The secret's value (None when missing), or why it can't be read."""
+    if secret.env is not None:
+        return environ.get(secret.env), None
+    assert secret.file is not None
+    try:
+        return Path(secret.file).read_text("utf-8").removesuffix("\n"), None
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, getattr(exc, "strerror", None) or "not UTF-8 text"

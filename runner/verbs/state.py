@@ -1,0 +1,73 @@
+"""`runner state show|rm|unlock STEP`: inspect or repair a step's stored state, with the same
+request context as `run` (input object, namespace, state store override)."""
+
+from __future__ import annotations
+
+import argparse
+
+from runner.base.errors import InvalidError, Problem
+from runner.platform.environment import Environment
+from runner.state import open_store
+from runner.state.encryption import EncryptedStore
+from runner.verbs.common import add_kratix_arguments, open_session
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "action",
+        choices=["show", "rm", "unlock"],
+        help="show the state, remove it, or break its lock",
+    )
+    parser.add_argument("step", metavar="STEP")
+    parser.add_argument("--key", help="show: print only this file's content, raw")
+    add_kratix_arguments(parser)
+
+
+def main(args: argparse.Namespace, env: Environment) -> int:
+    # Secrets aren't needed to find a state: don't make operators provide them.
+    session = open_session(args, [args.step], env, need_secrets=False, preview=True)
+    prepared = session.prepared[0]
+    ref = prepared.state_ref
+    if ref is None and prepared.waiting_for and prepared.step.state.files:
+        steps = ", ".join(sorted(prepared.waiting_for))
+        raise InvalidError(
+            Problem(
+                f"the state of step {args.step} is named from the outputs of {steps}, which "
+                f"have recorded none in {session.ctx.metadata_dir}",
+                hint="give --metadata the folder where they recorded them (runner/outputs)",
+            )
+        )
+    if ref is None:
+        raise InvalidError(f"step {args.step} keeps no state")
+    location = session.store.location_for(prepared.store) if session.store else None
+    store = open_store(prepared.store, location, env.environ)
+    if prepared.keys is not None and args.action == "show":
+        store = EncryptedStore(store, prepared.keys)
+    try:
+        where = store.describe(ref)
+        if args.action == "show":
+            loaded = store.load(ref)
+            if loaded is None:
+                print(f"no state in {where}", file=env.stderr)
+                return 1
+            files = loaded.files
+            if args.key:
+                if args.key not in files:
+                    raise InvalidError(
+                        f'no key "{args.key}" in {where}; keys: {", ".join(sorted(files))}'
+                    )
+                env.write_bytes(files[args.key])
+                return 0
+            print(f"{where}:", file=env.stdout)
+            for key, data in sorted(files.items()):
+                print(f"  {key}: {len(data)} bytes", file=env.stdout)
+            return 0
+        if args.action == "rm":
+            removed = store.remove(ref)
+            print(f"removed {where}" if removed else f"no state in {where}", file=env.stdout)
+            return 0
+        unlocked = store.unlock(ref)
+        print(f"unlocked {where}" if unlocked else f"{where} was not locked", file=env.stdout)
+        return 0
+    finally:
+        store.close()
