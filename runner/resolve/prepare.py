@@ -36,6 +36,7 @@ from runner.stepfile.model import (
     state_key,
     value_variable,
 )
+from runner.stepfile.template_places import BEFORE, place_of
 
 # Where Kratix runs promise workflows unless the Promise names a pipelineNamespace.
 SYSTEM_NAMESPACE = "kratix-platform-system"
@@ -142,17 +143,18 @@ def prepare(
     if problems:
         raise InvalidError(*problems)
 
-    def text(
-        value: str,
-        path: tuple[str | int, ...],
-        names: Mapping[str, Any] = context,
-        as_path: bool = False,
-        wait: bool = True,
-    ) -> str:
-        """`value` rendered from `names`; `as_path`: each value stays inside one path component.
-        One that reads what is not known yet stays as written (`wait=False`: raises Pending)."""
+    # What `${{ secrets.NAME }}` reads where the table lets a template read secrets (stdin).
+    readable = {**context, "secrets": _secret_texts(step, secrets)}
+
+    def text(value: str, path: PathKey, wait: bool = True) -> str:
+        """`value` rendered as the table of template places says for `path`: from the names the
+        place may read, each value in one path component where it builds a path. One that reads
+        what is not known yet stays as written (`wait=False`: raises Pending)."""
+        place = place_of(path)
+        assert place is not None and place.phase == BEFORE, path
+        names = {name: readable[name] for name in place.reads if name in readable}
         try:
-            return (render_path if as_path else render)(value, names)
+            return (render_path if place.component else render)(value, names)
         except Pending as exc:
             waiting.add(exc.step)
             if not wait:
@@ -175,10 +177,8 @@ def prepare(
     unexported = big_inputs + big_values
     env = {**ctx.command_env(), **inputs_env, **values_env}
     env.update({k: text(v, ("spec", "env", k)) for k, v in step.env.items()})
-    workdir = (step.folder / text(step.workdir, ("spec", "workdir"), as_path=True)).resolve()
-    commands = [
-        _command(step, c, text, condition, context, secrets) for c in _selected_commands(step, ctx)
-    ]
+    workdir = (step.folder / text(step.workdir, ("spec", "workdir"))).resolve()
+    commands = [_command(step, c, text, condition) for c in _selected_commands(step, ctx)]
     try:
         store, ref = _state(step, ctx, request, text, environ, store_override)
     except Pending:  # its name is decided at its turn
@@ -231,14 +231,7 @@ def _selected_commands(step: Step, ctx: KratixContext) -> tuple[Command, ...]:
     return step.run
 
 
-def _command(
-    step: Step,
-    command: Command,
-    text: Any,
-    condition: Any,
-    context: dict[str, Any],
-    secrets: dict[str, str],
-) -> PreparedCommand:
+def _command(step: Step, command: Command, text: Any, condition: Any) -> PreparedCommand:
     path = command.path
     skipped = None
     if not condition(command.condition, (*path, "if")):
@@ -254,7 +247,7 @@ def _command(
         argv = [text(a, (*argv_path, i)) for i, a in enumerate(command.argv)]
     return PreparedCommand(
         argv=argv,
-        cwd=text(command.workdir, (*path, "workdir"), as_path=True) if command.workdir else ".",
+        cwd=text(command.workdir, (*path, "workdir")) if command.workdir else ".",
         env={k: text(v, (*path, "env", k)) for k, v in command.env.items()},
         timeout=command.timeout,
         continue_on_error=command.continue_on_error,
@@ -262,11 +255,7 @@ def _command(
         source=command,
         skipped=skipped,
         # `stdin:` is the one template that may read secrets (`${{ secrets.NAME }}`).
-        stdin=None
-        if command.stdin is None
-        else text(
-            command.stdin, (*path, "stdin"), {**context, "secrets": _secret_texts(step, secrets)}
-        ),
+        stdin=None if command.stdin is None else text(command.stdin, (*path, "stdin")),
         # Its output would reach the log before the sensitive output is known to the masker.
         echo=command.echo and not feeds_sensitive(command, step.sensitive_files()),
     )

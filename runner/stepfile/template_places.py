@@ -1,14 +1,18 @@
 """The one table of where `${{ }}` templates work in a step, what each place may read, and what
 its text becomes.
 
-`validate` checks every template against it (stepfile/checks.py); `runner plan` and the docs' table
-of templates (docs/step-format.md, "Templates") name the places as it does, and a test holds the
-docs and the schema's descriptions to it. Each place says:
+`validate` checks every template against it (stepfile/checks.py); preparation renders each
+template before the commands with the names and the rendering its place gives
+(resolve/prepare.py); `runner plan` and the docs' table of templates (docs/step-format.md,
+"Templates") name the places as it does, and a test holds the docs and the schema's
+descriptions to it. Each place says:
 - `phase`: read before the commands (inputs, values, steps, kratix) or after them (outputs too);
 - `sink`: what its text becomes, which decides whether a sensitive name may be read there
   (runner/stepfile/sensitivity.py), and `secrets` may be read in `stdin` alone;
 - `typed`: a string that is exactly one `${{ ref }}` keeps the value's type (data), or the
-  value is inserted as text.
+  value is inserted as text;
+- `component`: each value fills one path component at most (no `/`, `..` or NUL), so a request
+  can't move a path out of its folder.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class Place:
     sink: str
     shown: str  # as the docs and `validate`'s hint name it
     typed: bool = False
+    component: bool = False
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -52,7 +57,7 @@ def _commands(group: str) -> tuple[Place, ...]:
     return (
         Place(("spec", group, ANY, "argv", ANY), BEFORE, ARGV, "argv items"),
         Place(("spec", group, ANY, "env", ANY), BEFORE, ENV, "command env values"),
-        Place(("spec", group, ANY, "workdir"), BEFORE, NAME, "command workdir"),
+        Place(("spec", group, ANY, "workdir"), BEFORE, NAME, "command workdir", component=True),
         Place(("spec", group, ANY, "stdin"), BEFORE, STDIN, "stdin"),
         # The short form, an argv list: last, so that the fields above match first.
         Place(("spec", group, ANY, ANY), BEFORE, ARGV, "argv items"),
@@ -61,7 +66,7 @@ def _commands(group: str) -> tuple[Place, ...]:
 
 PLACES: tuple[Place, ...] = (
     Place(("spec", "env", ANY), BEFORE, ENV, "env values"),
-    Place(("spec", "workdir"), BEFORE, NAME, "workdir"),
+    Place(("spec", "workdir"), BEFORE, NAME, "workdir", component=True),
     Place(("spec", "state", "name"), BEFORE, NAME, "state.name"),
     Place(("spec", "state", "namespace"), BEFORE, NAME, "state.namespace"),
     Place(("spec", "state", "bucket"), BEFORE, NAME, "state.bucket"),
