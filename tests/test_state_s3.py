@@ -188,6 +188,17 @@ def test_an_endpoint_that_is_down_is_exit_3_naming_bucket_and_key(s3, bucket, pi
     assert s3.password not in result.stderr and "count is" not in result.stdout
 
 
+@pytest.mark.parametrize("endpoint", ["localhost:9000", " http://127.0.0.1:9000", "minio"])
+def test_an_endpoint_that_is_not_a_url_is_exit_2_naming_the_variable(s3, bucket, pipeline,
+                                                                      endpoint):
+    counter(pipeline, bucket)
+    result = pipeline.run("run", env={"AWS_ENDPOINT_URL": endpoint})
+    assert result.returncode == 2, result.stderr
+    assert "AWS_ENDPOINT_URL" in result.stderr and "is not an http:// or https:// URL" in result.stderr
+    assert "panicked" not in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) < 5 and "count is" not in result.stdout
+
+
 def test_the_credentials_are_masked_in_command_output(s3, bucket, pipeline):
     pipeline.step(
         "leak",

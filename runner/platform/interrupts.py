@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from runner.base.errors import Interrupted
 
@@ -72,6 +74,32 @@ def api_deadline(grace: float) -> float | None:
     if threading.current_thread() is threading.main_thread():
         _api_deadline.append(deadline)
     return deadline
+
+
+def on_thread(send: Callable[[], Any], check: Callable[[], None], name: str) -> Any:
+    """What `send()` returns (or raises), run on a daemon thread and awaited in slices, calling
+    `check()` before and between them: a blocking request (a socket, a call into a native
+    client that holds the main thread) can't delay a signal, since `check` may raise (a
+    deadline, Interrupted) and leave the request to its thread."""
+    check()
+    outcome: list[tuple[bool, Any]] = []
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome.append((True, send()))
+        except BaseException as exc:  # handed to the waiting thread
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    while not done.wait(SLICE_SECONDS):
+        check()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def forget() -> None:

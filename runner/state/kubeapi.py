@@ -25,7 +25,6 @@ import json
 import os
 import random
 import sys
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -388,27 +387,12 @@ class _Call:
         return self.limit
 
     def wait(self, send: Any) -> bytes:
-        """What `send()` returns (or raises), run on a daemon thread and awaited in slices, so
-        that the deadline is kept however long the server takes to answer."""
+        """What `send()` returns (or raises), awaited so that the deadline is kept however
+        long the server takes to answer."""
         self._check("")
-        outcome: list[Any] = []
-        done = threading.Event()
-
-        def work() -> None:
-            try:
-                outcome.append((True, send()))
-            except BaseException as exc:  # handed to the waiting thread
-                outcome.append((False, exc))
-            finally:
-                done.set()
-
-        threading.Thread(target=work, name="kube-request", daemon=True).start()
-        while not done.wait(interrupts.SLICE_SECONDS):
-            self._check("no answer yet")
-        ok, value = outcome[0]
-        if not ok:
-            raise value
-        data: bytes = value
+        data: bytes = interrupts.on_thread(
+            send, lambda: self._check("no answer yet"), "kube-request"
+        )
         return data
 
     def sleep(self, seconds: float, last: str) -> None:

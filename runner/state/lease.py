@@ -17,16 +17,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from runner.base.errors import RunnerError
-from runner.platform import interrupts
 from runner.state.base import NotFound
 from runner.state.kubeapi import Conflict, Kube, NoAnswer
-from runner.state.lock import RenewedLock
+from runner.state.lock import RenewedLock, release_bound
 
 if TYPE_CHECKING:
     from runner.platform.log import Logger
-
-RELEASE_SECONDS = 10.0  # the most a release waits for the API; then the Lease expires instead
-RELEASE_AFTER_SIGNAL = 2.0  # ... once a signal came: the pod's grace period is short
 
 
 def micro_time(moment: float | None = None) -> str:
@@ -168,7 +164,7 @@ class LeaseLock(RenewedLock):
     def release(self) -> None:
         """Free the Lease, best effort and in bounded time (RELEASE_SECONDS, less after a
         signal): if the API doesn't answer, the Lease expires on its own."""
-        bound = RELEASE_AFTER_SIGNAL if interrupts.received() is not None else RELEASE_SECONDS
+        bound = release_bound()
         end = time.monotonic() + bound
         self.stop_renewing()
         # The renewer may be stuck in a request that holds the mutex: don't wait past `end`.

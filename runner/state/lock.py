@@ -22,6 +22,15 @@ if TYPE_CHECKING:
     from runner.platform.log import Logger
 
 
+RELEASE_SECONDS = 10.0  # the most a release waits for its backend; then the lock expires instead
+RELEASE_AFTER_SIGNAL = 2.0  # ... once a signal came: the pod's grace period is short
+
+
+def release_bound() -> float:
+    """How long a lock's release may wait, best effort: the lock expires on its own."""
+    return RELEASE_AFTER_SIGNAL if interrupts.received() is not None else RELEASE_SECONDS
+
+
 class RenewedLock(HeldLock):
     def __init__(self, what: str, duration: float, log: Logger | None, step: str) -> None:
         super().__init__(what)

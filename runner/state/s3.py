@@ -34,10 +34,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from runner.base.errors import StoreError
+from runner.base.errors import Interrupted, InvalidError, Problem, StoreError
+from runner.platform import interrupts
 from runner.platform.masking import session_masker
-from runner.platform.settings import LEASE_SECONDS
+from runner.platform.settings import KILL_GRACE, LEASE_SECONDS, format_duration
 from runner.state import codec
 from runner.state.base import (
     UNCHECKED,
@@ -49,7 +51,7 @@ from runner.state.base import (
     changed_since_read,
 )
 from runner.state.lease import holder_identity
-from runner.state.lock import RenewedLock
+from runner.state.lock import RenewedLock, release_bound
 
 if TYPE_CHECKING:
     from runner.platform.log import Logger
@@ -69,12 +71,17 @@ class S3Store(StateStore):
     environment = ENV
 
     def __init__(
-        self, location: str | None, environ: Mapping[str, str], lease_seconds: int
+        self,
+        location: str | None,
+        environ: Mapping[str, str],
+        lease_seconds: int,
+        grace: float = KILL_GRACE.default,
     ) -> None:
         self.bucket, self.prefix = parse_location(location)
         self.environ = environ
         self.identity = holder_identity(environ)
         self.lease_seconds = lease_seconds
+        self.grace = grace  # how long requests go on after a signal (RUNNER_KILL_GRACE)
         self._clients: dict[str, Any] = {}
         self._locks: dict[StateRef, S3Lock] = {}
 
@@ -84,7 +91,7 @@ class S3Store(StateStore):
         for name in SECRET_ENV:
             if environ.get(name):
                 masker.add(name, environ[name])
-        return cls(location, environ, LEASE_SECONDS.read(environ))
+        return cls(location, environ, LEASE_SECONDS.read(environ), KILL_GRACE.read(environ))
 
     # -- where -------------------------------------------------------------------------------
     def _where(self, ref: StateRef) -> tuple[str, str]:
@@ -114,12 +121,18 @@ class S3Store(StateStore):
     def load(self, ref: StateRef) -> Loaded | None:
         bucket, key = self._where(ref)
         client = self._client(bucket)  # (its own errors name the bucket)
-        try:
+
+        def fetch() -> tuple[str, io.BytesIO]:
             result = _obstore().get(client, key)
-            etag = result.meta["e_tag"]
             body = io.BytesIO()
             for piece in result:  # streamed: the body arrives a piece at a time
                 body.write(piece)
+            return result.meta["e_tag"], body
+
+        try:
+            etag, body = _call(self.grace, f"GET s3://{bucket}/{key}", fetch)
+        except Interrupted:
+            raise
         except Exception as exc:
             if _is(exc, "NotFoundError"):
                 return None
@@ -145,7 +158,12 @@ class S3Store(StateStore):
         body = pack(files, ref.labels())
         client = self._client(bucket)
         try:
-            put = _obstore().put(client, key, body, mode=mode, use_multipart=False)
+            put = _call(
+                self.grace, f"PUT s3://{bucket}/{key}",
+                lambda: _obstore().put(client, key, body, mode=mode, use_multipart=False),
+            )  # fmt: skip
+        except Interrupted:
+            raise
         except Exception as exc:
             # A PUT whose answer was lost either failed with the connection (the client does
             # not retry that) or was retried and the retry failed its own condition. Either
@@ -160,10 +178,15 @@ class S3Store(StateStore):
 
     def _etag_if_holding(self, bucket: str, key: str, body: bytes) -> str | None:
         """The object's ETag if its content is `body` byte for byte, else None."""
-        try:
+
+        def fetch() -> tuple[str, bytes]:
             result = _obstore().get(self._client(bucket), key)
-            etag = str(result.meta["e_tag"])
-            current = bytes(result.bytes())
+            return str(result.meta["e_tag"]), bytes(result.bytes())
+
+        try:
+            etag, current = _call(self.grace, f"GET s3://{bucket}/{key}", fetch)
+        except Interrupted:
+            raise
         except Exception:
             return None
         return etag if current == body else None
@@ -176,7 +199,9 @@ class S3Store(StateStore):
             lock.release()
         for path in (key, f"{key}.lock"):
             try:
-                _obstore().delete(self._client(bucket), path)
+                self._delete(bucket, path)
+            except Interrupted:
+                raise
             except Exception as exc:
                 if not _is(exc, "NotFoundError"):
                     raise _error(exc, "cannot remove", bucket, path) from None
@@ -185,12 +210,18 @@ class S3Store(StateStore):
     def _exists(self, bucket: str, key: str) -> bool:
         client = self._client(bucket)
         try:
-            _obstore().head(client, key)
+            _call(self.grace, f"HEAD s3://{bucket}/{key}", lambda: _obstore().head(client, key))
             return True
+        except Interrupted:
+            raise
         except Exception as exc:
             if _is(exc, "NotFoundError"):
                 return False
             raise _error(exc, "cannot read", bucket, key) from None
+
+    def _delete(self, bucket: str, key: str) -> None:
+        client = self._client(bucket)
+        _call(self.grace, f"DELETE s3://{bucket}/{key}", lambda: _obstore().delete(client, key))
 
     # -- lock --------------------------------------------------------------------------------
     @contextmanager
@@ -212,7 +243,9 @@ class S3Store(StateStore):
         existed = self._exists(bucket, f"{key}.lock")
         if existed:
             try:
-                _obstore().delete(self._client(bucket), f"{key}.lock")
+                self._delete(bucket, f"{key}.lock")
+            except Interrupted:
+                raise
             except Exception as exc:
                 raise _error(exc, "cannot remove lock", bucket, f"{key}.lock") from None
         return existed
@@ -231,6 +264,7 @@ class S3Lock(RenewedLock):
         self.bucket = bucket
         self.key = key
         self.identity = store.identity
+        self.grace = store.grace
         self._etag: str | None = None
         self._mutex = threading.Lock()
 
@@ -243,16 +277,25 @@ class S3Lock(RenewedLock):
 
     def _put(self, mode: Any) -> None:
         stamped = time.monotonic()
-        result = _obstore().put(self.client, self.key, self._body(), mode=mode)
+        body = self._body()
+        result = _call(
+            self.grace, f"PUT s3://{self.bucket}/{self.key}",
+            lambda: _obstore().put(self.client, self.key, body, mode=mode),
+        )  # fmt: skip
         self._etag = str(result["e_tag"])
         self.renewed(stamped)
 
-    def _read(self) -> tuple[str, float, str] | None:
+    def _read(self, within: float | None = None) -> tuple[str, float, str] | None:
         """(holder, expires, etag) of the lock object, None when there is none."""
-        try:
+
+        def fetch() -> tuple[str, bytes]:
             result = _obstore().get(self.client, self.key)
-            etag = str(result.meta["e_tag"])
-            body = bytes(result.bytes())
+            return str(result.meta["e_tag"]), bytes(result.bytes())
+
+        try:
+            etag, body = _call(self.grace, f"GET s3://{self.bucket}/{self.key}", fetch, within)
+        except Interrupted:
+            raise
         except Exception as exc:
             if _is(exc, "NotFoundError"):
                 return None
@@ -269,6 +312,8 @@ class S3Lock(RenewedLock):
             try:
                 self._put("create")
                 return None, None
+            except Interrupted:
+                raise
             except Exception as exc:
                 if not _is(exc, "AlreadyExistsError", "PreconditionError"):
                     raise _error(exc, "cannot create lock", self.bucket, self.key) from None
@@ -282,6 +327,8 @@ class S3Lock(RenewedLock):
             try:
                 self._put({"e_tag": etag})  # expired: take it over, if still the one we read
                 return None, None
+            except Interrupted:
+                raise
             except Exception as exc:
                 if _is(exc, "PreconditionError", "NotFoundError", "AlreadyExistsError"):
                     return "another run", None
@@ -293,6 +340,8 @@ class S3Lock(RenewedLock):
                 return
             try:
                 self._put({"e_tag": self._etag})
+            except Interrupted:
+                raise
             except Exception as exc:
                 if not _is(exc, "PreconditionError", "NotFoundError"):
                     raise
@@ -307,11 +356,16 @@ class S3Lock(RenewedLock):
         with self._mutex:
             if self._etag is None or self.lost:
                 return
+            end = time.monotonic() + release_bound()
             try:
-                current = self._read()
+                current = self._read(within=release_bound())
                 if current is not None and current[2] == self._etag:
-                    _obstore().delete(self.client, self.key)
-            except Exception:
+                    _call(
+                        self.grace, f"DELETE s3://{self.bucket}/{self.key}",
+                        lambda: _obstore().delete(self.client, self.key),
+                        max(0.01, end - time.monotonic()),
+                    )  # fmt: skip
+            except (Exception, Interrupted):
                 pass  # it expires on its own; never fail a finished run over a release
             self._etag = None
 
@@ -423,9 +477,14 @@ def _make_client(bucket: str, environ: Mapping[str, str]) -> Any:
         config["region"] = region
     endpoint = environ.get("AWS_ENDPOINT_URL")
     if endpoint:
+        _check_endpoint(endpoint)
         config["endpoint"] = endpoint
         config["virtual_hosted_style_request"] = False
-    options: dict[str, Any] = {"connect_timeout": timedelta(seconds=5)}
+    # A request that hangs ends (and is retried) after 10 s, as the Kubernetes stores' do.
+    options: dict[str, Any] = {
+        "connect_timeout": timedelta(seconds=5),
+        "timeout": timedelta(seconds=10),
+    }
     if endpoint and endpoint.startswith("http://"):
         options["allow_http"] = True
     retry = {"max_retries": 2, "retry_timeout": timedelta(seconds=15)}
@@ -433,6 +492,58 @@ def _make_client(bucket: str, environ: Mapping[str, str]) -> Any:
         return client(bucket, config=config, client_options=options, retry_config=retry)
     except Exception as exc:
         raise StoreError(f"s3 store: cannot use bucket {bucket}: {_first_line(exc)}") from None
+
+
+def _check_endpoint(endpoint: str) -> None:
+    """The native client panics on a URL it can't parse: say what is wrong instead (exit 2)."""
+    parts = urlsplit(endpoint)
+    if endpoint.strip() != endpoint or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidError(
+            Problem(
+                f'AWS_ENDPOINT_URL "{endpoint}" is not an http:// or https:// URL',
+                hint="give the scheme, e.g. AWS_ENDPOINT_URL=http://minio:9000",
+            )
+        )
+
+
+class ClientPanic(Exception):
+    """The native client's panic (pyo3's PanicException is a BaseException), as an error."""
+
+
+def _call(grace: float, what: str, send: Any, within: float | None = None) -> Any:
+    """One request of the client, on a thread (interrupts.on_thread): a signal ends the wait
+    once the grace period after it is over (Interrupted), and `within` seconds end it whatever
+    happens (a lock's release, best effort)."""
+    limit = None if within is None else time.monotonic() + within
+
+    def check() -> None:
+        deadline = limit if limit is not None else interrupts.api_deadline(grace)
+        if deadline is None or time.monotonic() < deadline:
+            return
+        signum = interrupts.received()
+        if signum is None:
+            raise StoreError(f"{what}: no answer in time")
+        stopped = Interrupted(signum)
+        stopped.problems = [
+            Problem(
+                f"{stopped.problems[0].message}: stopped waiting for the S3 endpoint to "
+                f"answer {what}",
+                hint=f"after a signal, requests get {format_duration(max(grace, 1.0))} "
+                "(RUNNER_KILL_GRACE)",
+            )
+        ]
+        stopped.args = (stopped.problems[0].format(),)
+        raise stopped
+
+    def guarded() -> Any:
+        try:
+            return send()
+        except BaseException as exc:
+            if type(exc).__name__ == "PanicException":
+                raise ClientPanic(_first_line(exc)) from None
+            raise
+
+    return interrupts.on_thread(guarded, check, "s3-request")
 
 
 def _is(exc: Exception, *names: str) -> bool:
@@ -472,6 +583,6 @@ def _error(exc: Exception, doing: str, bucket: str, key: str) -> StoreError:
     return StoreError(session_masker().mask(f"{doing} s3://{bucket}/{key}: {reason}"))
 
 
-def _first_line(exc: Exception) -> str:
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]

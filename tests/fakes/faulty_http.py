@@ -55,6 +55,7 @@ class FaultProxy:
         self._random = random.Random(0)
         self._left: int | None = None
         self._server: ThreadingHTTPServer | None = None
+        self.delayed = 0  # requests held by `latency` right now
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> FaultProxy:
@@ -191,7 +192,11 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self.owner._draw(method, path)
         latency = self.owner._faults.get("latency")
         if latency:
+            with self.owner._lock:
+                self.owner.delayed += 1
             time.sleep(latency)
+            with self.owner._lock:
+                self.owner.delayed -= 1
         if fault == "reset":
             self.owner.record(method, path, 0)
             raise _Abort

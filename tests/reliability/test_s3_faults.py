@@ -189,6 +189,25 @@ def test_every_write_refused_after_the_command_is_exit_3_with_the_old_state_whol
     assert state_number(stored(s3, bucket), BIG) == 2
 
 
+def test_sigterm_while_a_save_hangs_exits_143_within_the_grace_period(s3, pipeline, proxy):
+    """The native client holds the thread it is called on: the store waits for it on another,
+    so a signal is acted on after RUNNER_KILL_GRACE, not after the client's timeouts."""
+    use_s3(pipeline, s3, proxy.url)
+    counter_step(pipeline, "s3")
+    assert pipeline.run("run").returncode == 0
+    env = {**_bump_then_fail(proxy, latency=8), "RUNNER_KILL_GRACE": "1"}
+    process = pipeline.popen("run", env=env)
+    try:
+        assert wait_until(lambda: proxy.delayed >= 1, 30), "no request was held"
+        process.send_signal(signal.SIGTERM)
+        code, out, err = finish(process, 7)  # the grace, the release's 2 s, start-up, slack
+    finally:
+        process.kill()
+    assert code == 143, err
+    assert "count is 2" in out and "Traceback" not in err
+    assert "stopped waiting for the S3 endpoint to answer PUT" in err
+
+
 def test_a_save_whose_answer_is_lost_is_read_back_and_succeeds(s3, pipeline, proxy):
     bucket = use_s3(pipeline, s3, proxy.url)
     counter_step(pipeline, "s3")
