@@ -8,6 +8,8 @@ import sys
 import pytest
 import yaml
 
+from runner.state import open_store
+from runner.state.base import StateRef
 from tests.conftest import REPO, hold_lease
 from tests.kubeapi import FakeKubeAPI
 
@@ -182,3 +184,29 @@ def test_rbac_grants_a_fixed_state_namespace_and_flags_a_templated_one(pipeline)
     )
     assert "templated: state.namespace is a template; add resourceNamespace" in result.stdout
     assert "resourceNamespace:" not in result.stdout.split("rbac:")[1]
+
+
+def test_state_rm_refuses_while_a_run_holds_the_lock_unless_forced(pipeline):
+    pipeline.step(
+        "keeper",
+        """
+        state: {name: keeper, files: [{path: f.txt}]}
+        workdir: ../work
+        run: [[sh, -c, 'echo 1 > f.txt']]
+        """,
+    )
+    assert pipeline.run("run").returncode == 0
+    store = open_store("local", str(pipeline.state_dir), {})
+    ref = StateRef("keeper", "keeper", "default", "my-app", "default")
+    with store.lock(ref, 0):  # a run in progress
+        refused = pipeline.run("state", "rm", "keeper")
+        assert refused.returncode == 3, refused.stderr
+        assert "not removed" in refused.stderr and "--force" in refused.stderr
+        assert store.load(ref) is not None
+        forced = pipeline.run("state", "rm", "keeper", "--force")
+        assert forced.returncode == 0 and "removed" in forced.stdout, forced.stderr
+    assert store.load(ref) is None
+    assert pipeline.run("run").returncode == 0
+    removed = pipeline.run("state", "rm", "keeper")  # no run: taken, removed, released
+    assert removed.returncode == 0 and "removed" in removed.stdout, removed.stderr
+    assert store.load(ref) is None

@@ -378,3 +378,49 @@ def test_pipeline_gives_aws_and_key_variables_from_the_steps_secrets(pipeline):
 
 def test_environment_keys_are_not_set_in_this_process():
     assert "STATE_KEY" not in os.environ
+
+
+ROTATING = "{key: {env: STATE_KEY}, fallbackKeys: [{env: STATE_KEY_OLD}]}"
+
+
+def test_state_show_without_the_old_key_says_which_key_a_state_still_needs(pipeline):
+    """Rotation, step 2 (docs/stores.md): `state show` without the old key set tells whether
+    a state still needs it, instead of listing the sealed entry as if it were the state."""
+    counter(pipeline)
+    assert pipeline.run("run", env={"STATE_KEY": OLD_KEY}).returncode == 0
+    counter(pipeline, ROTATING)
+    show = pipeline.run("state", "show", "counter", env={"STATE_KEY": KEY})
+    assert show.returncode == 3, show.stderr
+    assert "STATE_KEY_OLD is not set" in show.stderr  # a warning first
+    assert f"encrypted with key id {key_id(base64.b64decode(OLD_KEY)).hex()}" in show.stderr
+    assert ENTRY not in show.stdout and OLD_KEY not in show.stderr + show.stdout
+    assert pipeline.run("run", env={"STATE_KEY": KEY, "STATE_KEY_OLD": OLD_KEY}).returncode == 0
+    show = pipeline.run("state", "show", "counter", env={"STATE_KEY": KEY})
+    assert show.returncode == 0 and "count: 2 bytes" in show.stdout, show.stderr
+
+
+def test_state_show_with_no_key_set_refuses_to_list_the_sealed_entry(pipeline):
+    counter(pipeline)
+    assert pipeline.run("run", env={"STATE_KEY": KEY}).returncode == 0
+    show = pipeline.run("state", "show", "counter")
+    assert show.returncode == 3
+    assert "is encrypted, and none of the step's state keys is set" in show.stderr
+    assert ENTRY not in show.stdout
+
+
+def test_state_show_key_masks_the_secrets_set_and_raw_prints_the_exact_bytes(pipeline):
+    pipeline.step(
+        "keeper",
+        """
+        secrets: {TOKEN: {env: TOKEN}}
+        state: {name: keeper, files: [{path: t.json}]}
+        workdir: ../work
+        run: [[sh, -c, 'printf "{\\"token\\": \\"%s\\"}" "$TOKEN" > t.json']]
+        """,
+    )
+    token = "tok-3f9a7c1e55"
+    assert pipeline.run("run", env={"TOKEN": token}).returncode == 0
+    shown = pipeline.run("state", "show", "keeper", "--key", "t.json", env={"TOKEN": token})
+    assert shown.returncode == 0 and token not in shown.stdout and "token" in shown.stdout
+    raw = pipeline.run("state", "show", "keeper", "--key", "t.json", "--raw", env={"TOKEN": token})
+    assert raw.returncode == 0 and raw.stdout == f'{{"token": "{token}"}}'

@@ -22,7 +22,7 @@ from runner.platform.exec_limits import too_big
 from runner.platform.kratix import KratixContext, service_account_dir
 from runner.resolve.inputs import exported, resolve_inputs
 from runner.resolve.secrets import resolve_secrets
-from runner.resolve.state_keys import read_keys
+from runner.resolve.state_keys import readable_keys
 from runner.resolve.step_outputs import Pending, StepsSeen
 from runner.resolve.values import holds, resolve_values
 from runner.state import NONE, StoreSpec, default_kind, store_class
@@ -80,6 +80,7 @@ class PreparedStep:
     # Inputs too large for an environment variable: not exported as INPUT_* (logged once).
     unexported: tuple[str, ...] = ()
     keys: Keys | None = None  # state.encryption's keys, read (runner/state/encryption.py)
+    key_problems: tuple[Problem, ...] = ()  # the keys that could not be read (`runner state`)
 
     @property
     def values(self) -> dict[str, Any]:
@@ -183,18 +184,18 @@ def prepare(
         store, ref = _state(step, ctx, request, text, environ, store_override)
     except Pending:  # its name is decided at its turn
         store, ref = NONE, None
-    keys = None
+    keys: Keys | None = None
+    key_problems: list[Problem] = []
     if ref is not None:
-        try:
-            keys = read_keys(step, environ)
-        except InvalidError as exc:
-            if need_secrets:  # `runner state` finds a state without its keys
-                problems += exc.problems
+        keys, key_problems = readable_keys(step, environ)
+        if need_secrets:  # `runner state` opens a state with the keys it has
+            problems += key_problems
     if problems:
         raise InvalidError(*problems)
     return PreparedStep(
         step, inputs, secrets, workdir, env, commands, store, ref, context,
         waiting_for=frozenset(waiting), unexported=unexported, keys=keys,
+        key_problems=tuple(key_problems),
     )  # fmt: skip
 
 

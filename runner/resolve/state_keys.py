@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from runner.base.errors import InvalidError, Problem
+from runner.base.source import PathKey
 from runner.platform.masking import session_masker
 from runner.state.encryption import KEY_BYTES, Keys, StateKey
 from runner.stepfile.model import Encryption, KeySource, Step
@@ -17,20 +18,26 @@ from runner.stepfile.model import Encryption, KeySource, Step
 def read_keys(step: Step, environ: Mapping[str, str]) -> Keys | None:
     """The step's encryption keys, masked from here on; InvalidError (exit 2) naming the
     source of a key that is missing or not base64 of 32 bytes, never the key."""
-    spec: Encryption | None = step.state.encryption
-    if spec is None:
-        return None
-    problems: list[Problem] = []
-    path = ("spec", "state", "encryption")
-    write = _read_key(step, spec.key, (*path, "key"), environ, problems)
-    fallbacks = [
-        _read_key(step, source, (*path, "fallbackKeys", i), environ, problems)
-        for i, source in enumerate(spec.fallback_keys)
-    ]
+    keys, problems = readable_keys(step, environ)
     if problems:
         raise InvalidError(*problems)
-    assert write is not None
-    return Keys(write, tuple(k for k in fallbacks if k is not None), spec.allow_plaintext)
+    return keys
+
+
+def readable_keys(step: Step, environ: Mapping[str, str]) -> tuple[Keys | None, list[Problem]]:
+    """The keys that can be read, and a problem for each that can't: `runner state show`
+    opens a state with what it has, and says what it lacks."""
+    spec: Encryption | None = step.state.encryption
+    if spec is None:
+        return None, []
+    problems: list[Problem] = []
+    path: PathKey = ("spec", "state", "encryption")
+    sources: list[tuple[PathKey, KeySource]] = [((*path, "key"), spec.key)]
+    sources += [((*path, "fallbackKeys", i), s) for i, s in enumerate(spec.fallback_keys)]
+    found = [k for where, s in sources if (k := _read_key(step, s, where, environ, problems))]
+    if not found:
+        return None, problems
+    return Keys(found[0], tuple(found[1:]), spec.allow_plaintext), problems
 
 
 def _read_key(

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 
-from runner.base.errors import InvalidError, Problem
+from runner.base.errors import InvalidError, LockHeld, Problem, StoreError
 from runner.platform.environment import Environment
+from runner.platform.masking import session_masker
 from runner.state import open_store
-from runner.state.encryption import EncryptedStore
+from runner.state.base import StateRef, StateStore
+from runner.state.encryption import EncryptedStore, is_sealed
 from runner.verbs.common import add_kratix_arguments, open_session
 
 
@@ -19,7 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="show the state, remove it, or break its lock",
     )
     parser.add_argument("step", metavar="STEP")
-    parser.add_argument("--key", help="show: print only this file's content, raw")
+    parser.add_argument(
+        "--key", help="show: print only this file's content (secrets set in the environment masked)"
+    )
+    parser.add_argument(
+        "--raw", action="store_true", help="show --key: the file's exact bytes, nothing masked"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="rm: remove the state even while a run holds its lock"
+    )
     add_kratix_arguments(parser)
 
 
@@ -41,8 +51,11 @@ def main(args: argparse.Namespace, env: Environment) -> int:
         raise InvalidError(f"step {args.step} keeps no state")
     location = session.store.location_for(prepared.store) if session.store else None
     store = open_store(prepared.store, location, env.environ)
-    if prepared.keys is not None and args.action == "show":
-        store = EncryptedStore(store, prepared.keys)
+    if args.action == "show":
+        for problem in prepared.key_problems:
+            print(f"runner: warning: {problem.format()}", file=env.stderr)
+        if prepared.keys is not None:
+            store = EncryptedStore(store, prepared.keys)
     try:
         where = store.describe(ref)
         if args.action == "show":
@@ -51,19 +64,28 @@ def main(args: argparse.Namespace, env: Environment) -> int:
                 print(f"no state in {where}", file=env.stderr)
                 return 1
             files = loaded.files
+            if is_sealed(files):  # the step's encryption is set, none of its keys is
+                raise StoreError(
+                    f"state {where} is encrypted, and none of the step's state keys is set: "
+                    "set them (state.encryption) to read it"
+                )
             if args.key:
                 if args.key not in files:
                     raise InvalidError(
                         f'no key "{args.key}" in {where}; keys: {", ".join(sorted(files))}'
                     )
-                env.write_bytes(files[args.key])
+                data = files[args.key]
+                if not args.raw:
+                    text = session_masker().mask(data.decode("utf-8", "surrogateescape"))
+                    data = text.encode("utf-8", "surrogateescape")
+                env.write_bytes(data)
                 return 0
             print(f"{where}:", file=env.stdout)
             for key, data in sorted(files.items()):
                 print(f"  {key}: {len(data)} bytes", file=env.stdout)
             return 0
         if args.action == "rm":
-            removed = store.remove(ref)
+            removed = _remove(store, ref, args.force)
             print(f"removed {where}" if removed else f"no state in {where}", file=env.stdout)
             return 0
         unlocked = store.unlock(ref)
@@ -71,3 +93,20 @@ def main(args: argparse.Namespace, env: Environment) -> int:
         return 0
     finally:
         store.close()
+
+
+def _remove(store: StateStore, ref: StateRef, force: bool) -> bool:
+    """Remove the state under its lock, as a run's `onDelete` does: a run in progress would
+    otherwise save over the removal, or find its state gone under it."""
+    if force:
+        return store.remove(ref)
+    try:
+        with store.lock(ref, 0):
+            return store.remove(ref)
+    except LockHeld as exc:
+        raise StoreError(
+            Problem(
+                f"not removed: {exc.problems[0].message}",
+                hint="a run holds it: try again once it is done, or pass --force",
+            )
+        ) from None
