@@ -175,8 +175,11 @@ def test_run_exits_1_when_an_output_it_iterates_is_no_list(pipeline: Pipeline) -
 
 
 def test_plan_shows_one_entry_per_file_with_its_documents(pipeline: Pipeline) -> None:
-    pipeline.step("users", RUN_STEP + "  - { path: 'o/${{ item }}.yaml', forEach: outputs.x, "
-                  "document: { kind: ConfigMap } }\noutputs: { x: { jmespath: \"['a']\" } }\n")
+    pipeline.step(
+        "users",
+        RUN_STEP + "  - { path: 'o/${{ item }}.yaml', forEach: outputs.x, "
+        "document: { kind: ConfigMap } }\noutputs: { x: { jmespath: \"['a']\" } }\n",
+    )
     pipeline.request({"apiVersion": "x/v1", "kind": "App", "metadata": {"name": "a"},
                       "spec": {"users": USERS}})  # fmt: skip
     env = {**pipeline.env, "KRATIX_WORKFLOW_TYPE": "resource",
