@@ -195,3 +195,35 @@ def test_plan_shows_one_entry_per_file_with_its_documents(pipeline: Pipeline) ->
     assert [d["metadata"]["name"] for d in files["admin.yaml"]["documents"]] == ["ann", "cid"]
     assert later["files"] == "known after the commands (its forEach reads outputs)"
     assert not list(pipeline.output.iterdir())
+
+
+def test_plan_reports_what_run_would_refuse_without_writing(pipeline: Pipeline) -> None:
+    """plan calls the run's builders: a secret's value in a document and a folder selected
+    twice are the errors run would stop on, not documents shown."""
+    pipeline.step(
+        "leaky",
+        """
+        secrets: { PW: { env: PW } }
+        inputs: { user: { query: .spec.user } }
+        manifests:
+          - path: u/user.yaml
+            document: { kind: ConfigMap, metadata: { name: "${{ inputs.user }}" } }
+        destinations:
+          - { matchLabels: { env: dev }, directory: u }
+        """,
+    )
+    (pipeline.metadata / "destination-selectors.yaml").write_text(
+        "- {directory: u, matchLabels: {env: prod}}\n"
+    )
+    pipeline.request({"apiVersion": "x/v1", "kind": "App", "metadata": {"name": "a"},
+                      "spec": {"user": "hunter22"}})  # fmt: skip
+    env = {**pipeline.env, "PW": "hunter22", "KRATIX_WORKFLOW_TYPE": "resource",
+           "KRATIX_WORKFLOW_ACTION": "configure"}  # fmt: skip
+    result = runner_in_process(["plan", *pipeline.args(), "--format", "json"], pipeline.work, env)
+    assert result.returncode == 0, result.stderr
+    assert "hunter22" not in result.stdout
+    [plan] = json.loads(result.stdout)
+    [manifest] = plan["manifests"]
+    assert "would hold a secret's value" in manifest["error"] and "documents" not in manifest
+    assert 'directory "u" already has destination selectors' in plan["destinations"]["error"]
+    assert not list(pipeline.output.iterdir())
