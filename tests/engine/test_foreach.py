@@ -221,3 +221,21 @@ def test_items_of_lists_mappings_null_and_refuses_the_rest() -> None:
         items_of("abc", "inputs.x")
     with pytest.raises(ForEachError, match="more than 10,000"):
         items_of(list(range(MAX_ITEMS + 1)), "inputs.x")
+
+
+def test_a_base_file_is_set_per_item_and_each_item_gets_its_own_copy(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text("kind: ConfigMap\nmetadata: { name: TBD }\n")
+    body = """
+    inputs: { names: { query: .spec.names } }
+    manifests:
+      - path: all.yaml
+        forEach: inputs.names
+        from: ../base.yaml
+        set: { .metadata.name: "${{ item }}", .metadata.labels.at: "${{ index }}" }
+    """
+    session = _open(tmp_path, {"10-m": body}, {"names": ["a", "b", "c"]})
+    session.run()
+    documents = _documents(tmp_path / "output" / "all.yaml")
+    assert [d["metadata"] for d in documents] == [
+        {"name": n, "labels": {"at": str(i)}} for i, n in enumerate("abc")
+    ]
