@@ -115,9 +115,9 @@ def build_entry(
                     "pass secrets to the cluster as Secrets, never as text",
                 )
             )
-        file = files.get(relative)
+        file = files.get(str(target))  # `a//b.yaml` and `a/b.yaml` are one file
         if file is None:
-            file = files[relative] = ManifestFile(manifest, relative, target, written=verdict)
+            file = files[str(target)] = ManifestFile(manifest, relative, target, written=verdict)
         file.documents += documents
         if index is not None:
             file.items.append(index)
@@ -130,7 +130,7 @@ def build_entry(
 def build_manifests(
     step: Step, context: Mapping[str, Any], output_dir: Path, masker: Masker
 ) -> list[EntryBuild]:
-    """Every entry of the step built and checked, nothing written (the run's and plan's)."""
+    """Every entry of the step built and checked, nothing written: what the run writes."""
     return [build_entry(step, m, context, output_dir, masker) for m in step.manifests]
 
 
@@ -138,7 +138,12 @@ def write_manifests(step: Step, context: dict[str, Any], ctx: KratixContext, log
     built = build_manifests(step, context, ctx.output_dir, log.masker)
     for entry in built:
         manifest = entry.manifest
-        if entry.skipped == [None]:
+        if entry.items == 0:
+            log.info(
+                f"manifest {manifest.target}: no items (forEach: {manifest.for_each})",
+                step=step.name,
+            )
+        elif entry.skipped == [None]:
             log.info(
                 f"manifest {manifest.target}: skipped (if: {manifest.condition})", step=step.name
             )
