@@ -93,11 +93,11 @@ def test_an_item_of_a_sensitive_output_is_refused_in_a_manifest(tmp_path: Path) 
         "    document: { kind: ConfigMap, data: { t: '${{ item }}' } }\n"
     )
     result = invalid(tmp_path, text)
-    assert any(
-        f'a.yaml:{where(text, "${{ item")}: spec.manifests[0].document.data.t: "outputs.tokens" '
-        "is sensitive" in line
-        for line in result.lines
-    ), result.err
+    result.has(
+        f'a.yaml:{where(text, "${{ item")}: spec.manifests[0].document.data.t: "item" is '
+        "sensitive (it is built from outputs.tokens): it would be written to a file",
+        'read it in a command\'s env: or stdin:, or drop "sensitive: true" where it is made',
+    )
 
 
 def test_a_value_over_a_sensitive_output_is_sensitive(tmp_path: Path) -> None:
@@ -111,7 +111,9 @@ def test_a_value_over_a_sensitive_output_is_sensitive(tmp_path: Path) -> None:
     text = step(
         "b",
         spec="values: { each: { forEach: steps.a.outputs.tokens, jmespath: upper(item) } }\n"
-        "status: { t: '${{ values.each }}' }\n",
+        "status: { t: '${{ values.each }}' }\n"
+        "manifests:\n"
+        "  - { path: t.yaml, forEach: steps.a.outputs.tokens, document: { n: '${{ item }}' } }\n",
     )
     (tmp_path / "20-b.yaml").write_text(text)
     result = validate(tmp_path, ".")
@@ -119,6 +121,10 @@ def test_a_value_over_a_sensitive_output_is_sensitive(tmp_path: Path) -> None:
     assert (
         f'20-b.yaml:{where(text, "${{ values")}: spec.status.t: "values.each" is built from '
         "steps.a.outputs.tokens, which is sensitive: it would be written to a file"
+    ) in result.lines
+    assert (
+        f'20-b.yaml:{where(text, "${{ item")}: spec.manifests[0].document.n: "item" is built '
+        "from steps.a.outputs.tokens, which is sensitive: it would be written to a file"
     ) in result.lines
 
 

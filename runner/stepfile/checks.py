@@ -175,9 +175,9 @@ def _item_sensitive_problems(
         names += [("values",), ("outputs",)]
     for parts in names:
         if parts[0] == "steps" and len(parts) >= 4 and parts[2] == "outputs":
-            refs.append(StepReference(doc, path, offset, parts[1], parts[3], sink=sink))
+            refs.append(StepReference(doc, path, offset, parts[1], parts[3], sink=sink, via="item"))
         else:
-            yield from _sensitive_problems(doc, path, offset, parts, taint, refs, sink)
+            yield from _sensitive_problems(doc, path, offset, parts, taint, refs, sink, "item")
 
 
 def _in_status_file(spec: dict[str, Any], path: PathKey) -> bool:
@@ -206,14 +206,15 @@ def _stdin_secret_problems(
 
 def _sensitive_problems(
     doc: Document, path: PathKey, offset: int | None, parts: tuple[str, ...], taint: Taint,
-    refs: list[StepReference], sink: str,
+    refs: list[StepReference], sink: str, read: str | None = None,
 ) -> Iterator[Problem]:  # fmt: skip
     """A sensitive name where its text would be shown; reads of other steps' outputs through
-    a value or output are kept for the check across files."""
+    a value or output are kept for the check across files. `read`: the name the template
+    reads when it is not `parts` itself (`item`, which holds what its forEach reads)."""
     if parts[0] not in ("values", "outputs"):
         return  # a direct `steps.X.outputs.Y` went into refs with this sink already
     source, reads = taint.of(parts)
-    shown = ".".join(parts)
+    shown = read or ".".join(parts)
     if source is not None:
         why, hint = SINK_REASONS[sink]
         built = "" if source == shown else f" (it is built from {source})"

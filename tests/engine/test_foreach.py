@@ -239,3 +239,24 @@ def test_a_base_file_is_set_per_item_and_each_item_gets_its_own_copy(tmp_path: P
     assert [d["metadata"] for d in documents] == [
         {"name": n, "labels": {"at": str(i)}} for i, n in enumerate("abc")
     ]
+
+
+def test_a_value_over_an_earlier_steps_output_that_is_no_list_fails_after_it_ran(
+    tmp_path: Path,
+) -> None:
+    steps = {
+        "10-look": """
+        workdir: ../work
+        run: [[sh, -c, "echo plain > l.txt"]]
+        outputs: { names: { file: l.txt } }
+        """,
+        "20-use": """
+        values: { upper: { forEach: steps.look.outputs.names, jmespath: upper(item) } }
+        status: { names: "${{ values.upper }}" }
+        """,
+    }
+    session = _open(tmp_path, steps)
+    with pytest.raises(CommandFailed) as raised:  # exit 1: a command ran
+        session.run()
+    assert raised.value.problems[0].path == "spec.values.upper.forEach"
+    assert (tmp_path / "work" / "l.txt").exists()
