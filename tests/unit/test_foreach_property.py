@@ -65,7 +65,7 @@ def _context(users: list[dict[str, Any]]) -> dict[str, Any]:
     return {"inputs": {"users": users}, "values": {}, "kratix": {}, "steps": {}, "outputs": {}}
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(USERS)
 def test_one_document_per_item_in_order_and_nothing_added(users: list[dict[str, Any]]) -> None:
     together, each = THE_STEP.manifests
