@@ -43,6 +43,7 @@ from harness import Bench, BenchError  # noqa: E402
 from scenarios.big_request import big_request  # noqa: E402
 from scenarios.big_state import big_state  # noqa: E402
 from scenarios.diagnostics import diagnostics  # noqa: E402
+from scenarios.foreach import for_each  # noqa: E402
 from scenarios.huge_states import huge_states  # noqa: E402
 from scenarios.manifests import manifests  # noqa: E402
 from scenarios.many_steps import many_steps  # noqa: E402
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 big_request(bench)
                 pod_startup(bench)
                 stores(bench)
+                for_each(bench)
                 diagnosis = diagnostics(bench)
             finally:
                 if bench is not None:

@@ -1,6 +1,8 @@
 """A step's `manifests:` and `destinations:`: built as data, checked, then written.
 
-Every manifest is built and checked before the first is written, so a step whose manifests
+The builders (`build_entry`, `build_manifests`, `destination_selectors`) render and check
+everything and write nothing: `runner plan` shows what they build. Every manifest is built and
+checked before the first is written, so a step whose manifests
 can't all be made (a bad set path, a path out of the folder, a secret's value in a document)
 fails with nothing written to the output folder. Destination selectors of this step are added
 to the pipeline's `destination-selectors.yaml`, which Kratix refuses if two name one folder.
@@ -9,79 +11,209 @@ to the pipeline's `destination-selectors.yaml`, which Kratix refuses if two name
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runner.base.errors import CommandFailed, InvalidError, Problem
 from runner.base.files import write_atomic
+from runner.base.source import PathKey
 from runner.engine.confined import Refused, check_target, write_below
 from runner.engine.fileerrors import os_reason
 from runner.language.documents import ManifestError, build, dump, load_base, output_path, secret_in
+from runner.language.expressions import ExpressionError, compile_expression
+from runner.language.foreach import ForEachError, item_context, items_of
 from runner.language.interpolation import TemplateError, render
 from runner.language.render import RenderError
 from runner.platform import kratix_yaml
 from runner.platform.kratix import KratixContext, read_metadata_file
 from runner.platform.log import Logger
+from runner.platform.masking import Masker
 from runner.resolve.values import holds
 from runner.stepfile.model import Manifest, Step
 
 DESTINATIONS_FILE = "destination-selectors.yaml"
 
 
-def write_manifests(step: Step, context: dict[str, Any], ctx: KratixContext, log: Logger) -> None:
-    built: list[tuple[Manifest, str, Path, list[Any]]] = []
-    for manifest in step.manifests:
-        where = manifest.path
-        if manifest.condition and not holds(
-            step, manifest.condition, context, (*where, "if"), CommandFailed
-        ):
-            log.info(
-                f"manifest {manifest.target}: skipped (if: {manifest.condition})", step=step.name
-            )
-            continue
+Decide = Callable[[Step, str, Mapping[str, Any], PathKey], "bool | str"]
+
+
+def run_decision(step: Step, condition: str, context: Mapping[str, Any], path: PathKey) -> bool:
+    """An `if:` as a run decides it: an expression that can't be evaluated fails the step."""
+    return holds(step, condition, context, path, CommandFailed)
+
+
+@dataclass
+class ManifestFile:
+    """One file a manifest entry builds: where it goes and its documents, in order."""
+
+    manifest: Manifest
+    relative: str  # the rendered `path:`
+    target: Path  # inside the output folder
+    documents: list[Any] = field(default_factory=list)
+    items: list[int] = field(default_factory=list)  # the forEach items it holds
+    written: bool | str = True  # the `if:` verdict (a preview may say "decided later")
+
+
+@dataclass
+class EntryBuild:
+    """What one `manifests:` entry builds: its files, and the items its `if:` skipped."""
+
+    manifest: Manifest
+    files: list[ManifestFile]
+    skipped: list[int | None]  # forEach items skipped by `if:`; [None]: the entry is skipped
+    items: int | None = None  # with forEach: how many items it gave
+
+
+def build_entry(
+    step: Step,
+    manifest: Manifest,
+    context: Mapping[str, Any],
+    output_dir: Path,
+    masker: Masker,
+    decide: Decide = run_decision,
+) -> EntryBuild:
+    """Render one entry, with every check a write makes, writing nothing.
+
+    A forEach entry renders once per item; items whose path renders the same share one file,
+    in item order. Raises CommandFailed (located), or step_outputs.Pending when it reads the
+    outputs of a step not run yet.
+    """
+    if manifest.for_each is None:
+        items: list[tuple[int | None, Mapping[str, Any]]] = [(None, context)]
+    else:
+        found = _evaluate(step, manifest.for_each, context, (*manifest.path, "forEach"))
         try:
-            relative = render(manifest.target, context)
-            target = output_path(ctx.output_dir, relative)
-            check_target(ctx.output_dir, relative)
-            base = load_base(step.folder / manifest.base) if manifest.base else None
-            documents = build(context, documents=manifest.documents, base=base, sets=manifest.set)
-        except (ManifestError, RenderError) as exc:
-            raise CommandFailed(_located(step, manifest, exc)) from None
-        except TemplateError as exc:
-            raise CommandFailed(step.document.problem((*where, "path"), exc.message)) from None
-        except Refused as exc:
-            raise CommandFailed(_refused(step, manifest, relative, exc)) from None
-        except InvalidError as exc:  # the base file changed since validate
-            raise CommandFailed(*exc.problems) from None
-        found = secret_in(documents, log.masker)
-        if found is not None:
+            listed = items_of(found, manifest.for_each)
+        except ForEachError as exc:
+            raise CommandFailed(
+                step.document.problem((*manifest.path, "forEach"), exc.message, exc.hint)
+            ) from None
+        items = [(i, item_context(context, item, i)) for i, item in enumerate(listed)]
+    built = EntryBuild(manifest, [], [], None if manifest.for_each is None else len(items))
+    files: dict[str, ManifestFile] = {}
+    base: list[Any] | None = None
+    for index, names in items:
+        verdict: bool | str = True
+        if manifest.condition:
+            verdict = decide(step, manifest.condition, names, (*manifest.path, "if"))
+        if verdict is False:
+            built.skipped.append(index)
+            continue
+        if manifest.base and base is None:
+            base = _base(step, manifest)
+        relative, target, documents = _render(step, manifest, names, output_dir, base, index)
+        found_secret = secret_in(documents, masker)
+        if found_secret is not None:
             raise CommandFailed(
                 step.document.problem(
-                    where,
-                    f"manifest {relative}: {found} would hold a secret's value; nothing was written",
+                    manifest.path,
+                    f"manifest {relative}: {found_secret} would hold a secret's value; nothing "
+                    "was written",
                     "manifests are written to the output folder and the GitOps repository: "
                     "pass secrets to the cluster as Secrets, never as text",
                 )
             )
-        built.append((manifest, relative, target, documents))
-    for manifest, relative, target, documents in built:
+        file = files.get(str(target))  # `a//b.yaml` and `a/b.yaml` are one file
+        if file is None:
+            file = files[str(target)] = ManifestFile(manifest, relative, target, written=verdict)
+        file.documents += documents
+        if index is not None:
+            file.items.append(index)
+        if verdict is not True:
+            file.written = verdict
+    built.files = list(files.values())
+    return built
+
+
+def build_manifests(
+    step: Step, context: Mapping[str, Any], output_dir: Path, masker: Masker
+) -> list[EntryBuild]:
+    """Every entry of the step built and checked, nothing written: what the run writes."""
+    return [build_entry(step, m, context, output_dir, masker) for m in step.manifests]
+
+
+def write_manifests(step: Step, context: dict[str, Any], ctx: KratixContext, log: Logger) -> None:
+    built = build_manifests(step, context, ctx.output_dir, log.masker)
+    for entry in built:
+        manifest = entry.manifest
+        if entry.items == 0:
+            log.info(
+                f"manifest {manifest.target}: no items (forEach: {manifest.for_each})",
+                step=step.name,
+            )
+        elif entry.skipped == [None]:
+            log.info(
+                f"manifest {manifest.target}: skipped (if: {manifest.condition})", step=step.name
+            )
+        elif entry.skipped:
+            log.info(
+                f"manifest {manifest.target}: {len(entry.skipped)} of {entry.items} item(s) "
+                f"skipped (if: {manifest.condition})",
+                step=step.name,
+            )
+    for file in (f for entry in built for f in entry.files):
         try:
-            write_below(ctx.output_dir, relative, dump(documents).encode())
+            write_below(ctx.output_dir, file.relative, dump(file.documents).encode())
         except Refused as exc:  # a link made since the check: still never followed
-            raise CommandFailed(_refused(step, manifest, relative, exc)) from None
+            raise CommandFailed(_refused(step, file.manifest, file.relative, exc)) from None
         except OSError as exc:
             raise CommandFailed(
-                f"step {step.name}: cannot write {target}: {os_reason(exc)}"
+                f"step {step.name}: cannot write {file.target}: {os_reason(exc)}"
             ) from None
-        log.info(f"manifest: {len(documents)} document(s) → {target}", step=step.name)
+        log.info(f"manifest: {len(file.documents)} document(s) → {file.target}", step=step.name)
 
 
-def write_destinations(
-    step: Step, context: dict[str, Any], ctx: KratixContext, log: Logger
-) -> None:
-    if not step.destinations:
-        return
-    path = ctx.metadata_dir / DESTINATIONS_FILE
+def _evaluate(step: Step, expression: str, context: Mapping[str, Any], path: PathKey) -> Any:
+    try:
+        return compile_expression(expression).evaluate(context)
+    except ExpressionError as exc:
+        raise CommandFailed(step.document.problem(path, exc.message)) from None
+
+
+def _base(step: Step, manifest: Manifest) -> list[Any]:
+    assert manifest.base is not None
+    try:
+        return load_base(step.folder / manifest.base)
+    except InvalidError as exc:  # the base file changed since validate
+        raise CommandFailed(*exc.problems) from None
+
+
+def _render(
+    step: Step,
+    manifest: Manifest,
+    context: Mapping[str, Any],
+    output_dir: Path,
+    base: list[Any] | None,
+    index: int | None,
+) -> tuple[str, Path, list[Any]]:
+    """One item's path as written and where it goes (checked, nothing written), and its
+    documents."""
+    which = "" if index is None else f" (forEach item {index})"
+    relative = manifest.target
+    try:
+        relative = render(manifest.target, context)
+        target = output_path(output_dir, relative)
+        check_target(output_dir, relative)
+        documents = build(context, documents=manifest.documents, base=base, sets=manifest.set)
+    except (ManifestError, RenderError) as exc:
+        raise CommandFailed(_located(step, manifest, exc, which)) from None
+    except TemplateError as exc:
+        raise CommandFailed(
+            step.document.problem((*manifest.path, "path"), exc.message + which)
+        ) from None
+    except Refused as exc:
+        raise CommandFailed(_refused(step, manifest, relative, exc)) from None
+    return relative, target, documents
+
+
+def destination_selectors(
+    step: Step, context: Mapping[str, Any], metadata_dir: Path, masker: Masker
+) -> tuple[Path, list[Any], list[dict[str, Any]]]:
+    """The destination-selectors file, every selector it will hold, and this step's: built and
+    checked (a folder selected twice, a secret's value), nothing written. Raises CommandFailed."""
+    path = metadata_dir / DESTINATIONS_FILE
     try:
         selectors = read_metadata_file(path) or []
     except InvalidError as exc:
@@ -89,6 +221,7 @@ def write_destinations(
     if not isinstance(selectors, list):
         raise CommandFailed(f"{path}: expected a list of destination selectors")
     folders = {_folder(s.get("directory", "")) for s in selectors if isinstance(s, dict)}
+    added: list[dict[str, Any]] = []
     for destination in step.destinations:
         try:
             labels = {k: render(v, context) for k, v in destination.match_labels.items()}
@@ -98,7 +231,7 @@ def write_destinations(
         entry: dict[str, Any] = {"matchLabels": labels}
         if directory:
             entry["directory"] = directory
-        if secret_in(entry, log.masker) is not None:
+        if secret_in(entry, masker) is not None:
             raise CommandFailed(
                 step.document.problem(destination.path, "a destination would hold a secret's value")
             )
@@ -121,7 +254,16 @@ def write_destinations(
                 )
             )
         folders.add(folder)
-        selectors.append(entry)
+        added.append(entry)
+    return path, [*selectors, *added], added
+
+
+def write_destinations(
+    step: Step, context: dict[str, Any], ctx: KratixContext, log: Logger
+) -> None:
+    if not step.destinations:
+        return
+    path, selectors, _ = destination_selectors(step, context, ctx.metadata_dir, log.masker)
     try:
         write_atomic(path, kratix_yaml.dump(selectors).encode())
     except OSError as exc:
@@ -143,7 +285,9 @@ def _refused(step: Step, manifest: Manifest, relative: str, exc: Refused) -> Pro
     )
 
 
-def _located(step: Step, manifest: Manifest, exc: ManifestError | RenderError) -> Problem:
+def _located(
+    step: Step, manifest: Manifest, exc: ManifestError | RenderError, which: str = ""
+) -> Problem:
     inner = exc.path
     if isinstance(exc, RenderError):
         inner = ("documents", *exc.path)
@@ -152,4 +296,4 @@ def _located(step: Step, manifest: Manifest, exc: ManifestError | RenderError) -
     if inner[:1] == ("documents",) and "document" in raw:
         inner = ("document", *inner[2:])
     offset = getattr(exc, "offset", None)
-    return step.document.problem((*manifest.path, *inner), exc.message, offset=offset)
+    return step.document.problem((*manifest.path, *inner), exc.message + which, offset=offset)

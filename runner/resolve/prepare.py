@@ -24,7 +24,7 @@ from runner.resolve.inputs import exported, resolve_inputs
 from runner.resolve.secrets import resolve_secrets
 from runner.resolve.state_keys import readable_keys
 from runner.resolve.step_outputs import Pending, StepsSeen
-from runner.resolve.values import holds, resolve_values
+from runner.resolve.values import for_each_problems, holds, resolve_values
 from runner.state import NONE, StoreSpec, default_kind, store_class
 from runner.state.base import StateRef
 from runner.state.encryption import Keys
@@ -135,6 +135,7 @@ def prepare(
                 )
         except Pending as exc:  # decided at its turn; until then, check all of it
             waiting.add(exc.step)
+        problems += for_each_problems(step, context, waiting)
     try:
         secrets = resolve_secrets(step, environ)
     except InvalidError as exc:

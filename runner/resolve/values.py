@@ -15,6 +15,7 @@ from runner.base.errors import InvalidError, Problem, RunnerError
 from runner.base.source import PathKey
 from runner.base.value_types import kind_of
 from runner.language.expressions import ExpressionError, compile_expression, truthy
+from runner.language.foreach import ForEachError, item_context, items_of
 from runner.language.interpolation import as_text
 from runner.resolve.step_outputs import Pending
 from runner.stepfile.model import MISSING, Step, Value
@@ -67,6 +68,28 @@ class _Known(Mapping[str, Any]):
         return len(self.known) + len(self.unknown)
 
 
+def for_each_problems(step: Step, context: Mapping[str, Any], waiting: set[str]) -> list[Problem]:
+    """The manifests' `forEach:` that read no outputs, checked before anything runs: each gives
+    a list, a mapping or null. One that reads a step not run yet is added to `waiting`."""
+    problems: list[Problem] = []
+    for manifest in step.manifests:
+        if manifest.for_each is None:
+            continue
+        where = (*manifest.path, "forEach")
+        try:
+            compiled = compile_expression(manifest.for_each)
+            if compiled.reads_whole or any(n.path[0] == "outputs" for n in compiled.names()):
+                continue  # known after the commands
+            items_of(compiled.evaluate(context), manifest.for_each)
+        except Pending as exc:
+            waiting.add(exc.step)
+        except ExpressionError as exc:
+            problems.append(step.document.problem(where, exc.message))
+        except ForEachError as exc:
+            problems.append(step.document.problem(where, exc.message, exc.hint))
+    return problems
+
+
 def holds(
     step: Step,
     expression: str,
@@ -88,6 +111,27 @@ class _Failed(Exception):
 
 
 def _one(value: Value, context: Mapping[str, Any]) -> Any:
+    """The value; with `forEach`, a list of one result per item, in order."""
+    if value.for_each is None:
+        return _single(value, context)
+    where = (*value.path, "forEach")
+    try:
+        found = compile_expression(value.for_each).evaluate(context)
+        items = items_of(found, value.for_each)
+    except ExpressionError as exc:
+        raise _Failed(exc.message, where) from None
+    except ForEachError as exc:
+        raise _Failed(exc.message, where, exc.hint) from None
+    results = []
+    for index, item in enumerate(items):
+        try:
+            results.append(_single(value, item_context(context, item, index)))
+        except _Failed as exc:
+            raise _Failed(f"{exc} (item {index})", exc.path, exc.hint) from None
+    return results
+
+
+def _single(value: Value, context: Mapping[str, Any]) -> Any:
     if value.expression is not None:
         try:
             return compile_expression(value.expression).evaluate(context)

@@ -222,6 +222,7 @@ def _value(name: str, raw: dict[str, Any]) -> Value:
         default=raw.get("default", MISSING),
         expression=raw.get("jmespath"),
         path=("spec", "values", name),
+        for_each=raw.get("forEach"),
     )
 
 
@@ -247,6 +248,7 @@ def _manifest(index: int, raw: dict[str, Any]) -> Manifest:
         base=raw.get("from"),
         set=tuple((raw.get("set") or {}).items()),
         path=("spec", "manifests", index),
+        for_each=raw.get("forEach"),
     )
 
 

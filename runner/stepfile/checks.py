@@ -129,6 +129,8 @@ def _template_problems(
             yield doc.problem(path, exc.message, offset=scalar_offset(text, exc.offset))
             continue
         here = scope.after_commands() if phase == AFTER else scope
+        each = _for_each_of(spec, path) if place.each else None
+        here = here.with_item() if each is not None else here
         restricted = None if sink in OPEN_SINKS else sink
         for ref in found:
             offset = scalar_offset(text, ref.start)
@@ -140,8 +142,42 @@ def _template_problems(
             )
             if problem:
                 yield problem
+            elif restricted is not None and ref.parts[0] == "item" and each is not None:
+                yield from _item_sensitive_problems(doc, path, offset, each, taint, refs, sink)
             elif restricted is not None:
                 yield from _sensitive_problems(doc, path, offset, ref.parts, taint, refs, sink)
+
+
+def _for_each_of(spec: dict[str, Any], path: PathKey) -> str | None:
+    """The forEach expression of the manifest entry `path` is in, if it has one."""
+    manifests = spec.get("manifests")
+    if len(path) < 3 or path[1] != "manifests" or not isinstance(manifests, list):
+        return None
+    index = path[2]
+    entry = manifests[index] if isinstance(index, int) and index < len(manifests) else None
+    found = entry.get("forEach") if isinstance(entry, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def _item_sensitive_problems(
+    doc: Document, path: PathKey, offset: int | None, each: str, taint: Taint,
+    refs: list[StepReference], sink: str,
+) -> Iterator[Problem]:  # fmt: skip
+    """`${{ item.x }}` holds what the entry's forEach reads: sensitive if that is."""
+    from runner.language.expressions import ExpressionError, compile_expression
+
+    try:
+        compiled = compile_expression(each)
+    except ExpressionError:
+        return  # reported at the forEach
+    names = [n.path for n in compiled.names()]
+    if compiled.reads_whole:
+        names += [("values",), ("outputs",)]
+    for parts in names:
+        if parts[0] == "steps" and len(parts) >= 4 and parts[2] == "outputs":
+            refs.append(StepReference(doc, path, offset, parts[1], parts[3], sink=sink, via="item"))
+        else:
+            yield from _sensitive_problems(doc, path, offset, parts, taint, refs, sink, "item")
 
 
 def _in_status_file(spec: dict[str, Any], path: PathKey) -> bool:
@@ -170,14 +206,15 @@ def _stdin_secret_problems(
 
 def _sensitive_problems(
     doc: Document, path: PathKey, offset: int | None, parts: tuple[str, ...], taint: Taint,
-    refs: list[StepReference], sink: str,
+    refs: list[StepReference], sink: str, read: str | None = None,
 ) -> Iterator[Problem]:  # fmt: skip
     """A sensitive name where its text would be shown; reads of other steps' outputs through
-    a value or output are kept for the check across files."""
+    a value or output are kept for the check across files. `read`: the name the template
+    reads when it is not `parts` itself (`item`, which holds what its forEach reads)."""
     if parts[0] not in ("values", "outputs"):
         return  # a direct `steps.X.outputs.Y` went into refs with this sink already
     source, reads = taint.of(parts)
-    shown = ".".join(parts)
+    shown = read or ".".join(parts)
     if source is not None:
         why, hint = SINK_REASONS[sink]
         built = "" if source == shown else f" (it is built from {source})"

@@ -18,6 +18,7 @@ from typing import Any
 
 from runner.base.errors import Problem
 from runner.base.source import Document, PathKey
+from runner.base.value_types import TYPE_WORDS
 from runner.language.expressions import ExpressionError, compile_expression
 from runner.language.query import QueryError
 from runner.language.setpath import parse_set_path
@@ -68,7 +69,7 @@ def language_problems(
     doc: Document, spec: dict[str, Any], scope: Scope, refs: list[StepReference]
 ) -> Iterator[Problem]:
     """Every rule of the language broken by one step's spec; `refs` collects step references."""
-    check = _Checker(doc, scope, refs)
+    check = _Checker(doc, scope, refs, spec)
     yield from check.values(_mapping(spec.get("values")))
     yield from check.expression(("spec", "if"), spec.get("if"), scope)
     for group in ("run", "dryRun"):
@@ -124,8 +125,16 @@ def outside_output(target: str) -> str | None:
 
 
 class _Checker:
-    def __init__(self, doc: Document, scope: Scope, refs: list[StepReference]) -> None:
+    def __init__(
+        self, doc: Document, scope: Scope, refs: list[StepReference], spec: dict[str, Any]
+    ) -> None:
         self.doc, self.scope, self.refs = doc, scope, refs
+        inputs = _mapping(spec.get("inputs"))
+        self.input_types = {
+            name: raw["type"]
+            for name, raw in inputs.items()
+            if isinstance(raw, dict) and isinstance(raw.get("type"), str)
+        }
 
     def expression(self, path: PathKey, text: Any, scope: Scope) -> Iterator[Problem]:
         if not isinstance(text, str) or not text:
@@ -141,6 +150,31 @@ class _Checker:
         for name in expression.names():
             offset = scalar_offset(text, name.offset)
             yield from self._name(path, offset, name.path, scope, template=False)
+
+    def for_each(self, path: PathKey, text: Any, scope: Scope) -> Iterator[Problem]:
+        """A forEach expression: its names, and what it gives when that is known now."""
+        problems = list(self.expression(path, text, scope))
+        yield from problems
+        if problems or not isinstance(text, str) or not text:
+            return
+        from runner.language.foreach import ForEachError, items_of
+
+        expression = compile_expression(text)
+        names = expression.names()
+        if not names and not expression.reads_whole:  # a literal: known now
+            try:
+                items_of(expression.evaluate({}), text)
+            except (ExpressionError, ForEachError) as exc:
+                yield self.doc.problem(path, exc.message, getattr(exc, "hint", None))
+            return
+        if len(names) == 1 and names[0].path[:1] == ("inputs",) and len(names[0].path) == 2:
+            kind = self.input_types.get(names[0].path[1])  # `forEach: inputs.port`, an integer
+            if kind is not None and kind not in ("array", "object"):
+                yield self.doc.problem(
+                    path,
+                    f"forEach: {text} is {kind_of_type(kind)}, not a list or a mapping",
+                    f'give input "{names[0].path[1]}" type: array, or forEach a list',
+                )
 
     def _name(
         self, path: PathKey, offset: int | None, parts: tuple[str, ...], scope: Scope, *,
@@ -181,6 +215,9 @@ class _Checker:
                     key=True,
                 )
                 continue
+            if "forEach" in raw:
+                yield from self.for_each((*path, "forEach"), raw["forEach"], here)
+                here = here.with_item()
             if expression:
                 for field in ("map", "default"):
                     if field in raw:
@@ -238,7 +275,11 @@ class _Checker:
                     yield self.doc.problem(
                         (*path, "set", key), f"invalid set path: {exc.message}", key=True
                     )
-            yield from self.expression((*path, "if"), raw.get("if"), scope)
+            here = scope
+            if "forEach" in raw:
+                yield from self.for_each((*path, "forEach"), raw["forEach"], scope)
+                here = scope.with_item()
+            yield from self.expression((*path, "if"), raw.get("if"), here)
             yield from self._target((*path, "path"), raw.get("path"))
             yield from self._base((*path, "from"), raw.get("from"))
 
@@ -293,6 +334,11 @@ def _destination_problems(doc: Document, destinations: Any) -> Iterator[Problem]
                 "Kratix refuses two selectors for one folder: merge their matchLabels",
             )
         seen.setdefault(folder, i)
+
+
+def kind_of_type(kind: str) -> str:
+    """An input's declared type in words: "an integer"."""
+    return TYPE_WORDS.get(kind, kind)
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -187,6 +187,7 @@ class Value:
     default: Any = MISSING
     expression: str | None = None
     path: PathKey = ()
+    for_each: str | None = None  # `forEach`: the value is a list, one result per item
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,7 @@ class Manifest:
     base: str | None = None  # `from:`, relative to the step file
     set: tuple[tuple[str, Any], ...] = ()
     path: PathKey = ()
+    for_each: str | None = None  # `forEach`: the documents once per item
 
 
 @dataclass(frozen=True)

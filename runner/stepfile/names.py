@@ -24,6 +24,8 @@ KRATIX_NAMES = frozenset(
 )  # fmt: skip
 # An expression may also read a group of them as a mapping (`kratix.object`).
 _KRATIX_GROUPS = frozenset({"kratix", "kratix.object", "kratix.dirs"})
+# The names of one item in a forEach entry (runner/language/foreach.py).
+ITEM_NAMES = ["item", "index"]
 
 
 @dataclass(frozen=True)
@@ -36,9 +38,13 @@ class Scope:
     values: frozenset[str]  # those visible here: a value sees only the ones before it
     outputs: frozenset[str]  # those declared; readable only after the commands
     after: bool = False  # read after the commands: outputs exist
+    item: bool = False  # inside a forEach entry: `item` and `index` exist
 
     def with_values(self, values: frozenset[str]) -> Scope:
         return replace(self, values=values)
+
+    def with_item(self) -> Scope:
+        return replace(self, item=True)
 
     def after_commands(self, *, outputs: frozenset[str] | None = None) -> Scope:
         """The scope of the results; `outputs`: only these are readable (an output's own
@@ -72,6 +78,8 @@ def name_problem(parts: tuple[str, ...], scope: Scope, *, template: bool) -> Pro
         )
     if root == "steps":
         return _steps_problem(parts, scope)
+    if root in ITEM_NAMES:
+        return _item_problem(parts, scope)
     if root == "secrets":
         return secret_problem(parts[1] if len(parts) > 1 else "NAME")
     if len(parts) == 1 and root in scope.secrets:
@@ -87,6 +95,8 @@ def name_problem(parts: tuple[str, ...], scope: Scope, *, template: bool) -> Pro
     roots = ["inputs", "values", "kratix", "steps"]
     if scope.after:
         roots.insert(2, "outputs")
+    if scope.item:
+        roots[:0] = ITEM_NAMES
     guess = closest(root, set(roots))
     return (
         f'unknown name "{shown}": names start with {", ".join(roots[:-1])} or {roots[-1]}',
@@ -116,6 +126,19 @@ def _declared_problem(
     if guess:
         return f'unknown {kind} "{name}"{where}', f'did you mean "{root}.{guess}"?'
     return f'unknown {kind} "{name}"{where}', _listing(kind, declared)
+
+
+def _item_problem(parts: tuple[str, ...], scope: Scope) -> Problem | None:
+    shown = ".".join(parts)
+    if not scope.item:
+        return (
+            f'"{shown}" is read outside a forEach entry',
+            "item and index are the current element and its position in a value or manifest "
+            "with forEach:",
+        )
+    if parts[0] == "index" and len(parts) > 1:
+        return f'"{shown}": index is a number (0, 1, ...)', "write index"
+    return None
 
 
 def _steps_problem(parts: tuple[str, ...], scope: Scope) -> Problem | None:

@@ -113,6 +113,11 @@ def _read(
 
 def _names_read(raw: Mapping[str, Any], group: str) -> list[tuple[str, ...]]:
     """The names a value's or output's definition reads (a file read reads none)."""
+    if group == "values" and isinstance(raw.get("forEach"), str):  # each item is read
+        return [
+            *_names_read({k: v for k, v in raw.items() if k != "forEach"}, group),
+            *_names_read({"jmespath": raw["forEach"]}, group),
+        ]
     if group == "values" and isinstance(raw.get("from"), str):
         return [tuple(raw["from"].split("."))]
     expression = raw.get("jmespath")

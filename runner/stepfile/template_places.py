@@ -35,12 +35,14 @@ class Place:
     shown: str  # as the docs and `validate`'s hint name it
     typed: bool = False
     component: bool = False
+    each: bool = False  # in an entry with forEach, `item` and `index` may be read here
 
     @property
     def reads(self) -> tuple[str, ...]:
-        """The names a template here may start with."""
+        """The names a template here may start with (item and index: in a forEach entry)."""
         names: tuple[str, ...] = ("inputs", "values", "steps", "kratix")
         names += ("outputs",) if self.phase == AFTER else ()
+        names += ("item", "index") if self.each else ()
         return names + (("secrets",) if self.sink == STDIN else ())
 
     def matches(self, path: PathKey) -> bool:
@@ -51,6 +53,9 @@ class Place:
         if len(path) != len(pattern):
             return False
         return all(p in (ANY, k) for k, p in zip(path, pattern, strict=True))
+
+
+MANIFEST: PathKey = ("spec", "manifests", ANY)
 
 
 def _commands(group: str) -> tuple[Place, ...]:
@@ -75,10 +80,10 @@ PLACES: tuple[Place, ...] = (
     # A value and everything below it (nested data); the fields of a `{file, query}` value
     # are not templates (stepfile/checks.py tells them apart: the path alone cannot).
     Place(("spec", "status", ANY, BELOW), AFTER, WRITTEN, "status values", typed=True),
-    Place(("spec", "manifests", ANY, "path"), AFTER, WRITTEN, "manifest path"),
-    Place(("spec", "manifests", ANY, "document", BELOW), AFTER, WRITTEN, "manifests", typed=True),
-    Place(("spec", "manifests", ANY, "documents", BELOW), AFTER, WRITTEN, "manifests", typed=True),
-    Place(("spec", "manifests", ANY, "set", BELOW), AFTER, WRITTEN, "manifests", typed=True),
+    Place(("spec", "manifests", ANY, "path"), AFTER, WRITTEN, "manifest path", each=True),
+    Place((*MANIFEST, "document", BELOW), AFTER, WRITTEN, "manifests", typed=True, each=True),
+    Place((*MANIFEST, "documents", BELOW), AFTER, WRITTEN, "manifests", typed=True, each=True),
+    Place((*MANIFEST, "set", BELOW), AFTER, WRITTEN, "manifests", typed=True, each=True),
     Place(("spec", "destinations", ANY, "directory"), AFTER, WRITTEN, "destinations"),
     Place(("spec", "destinations", ANY, "matchLabels", ANY), AFTER, WRITTEN, "destinations"),
     Place(("spec", "waitFor", "message"), AFTER, WRITTEN, "waitFor.message"),

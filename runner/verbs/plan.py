@@ -125,7 +125,7 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
             {"from": o.source, "to": str(session.ctx.output_dir / o.target)} for o in step.output
         ],
         **({"outputs": outputs(step)} if step.outputs else {}),
-        **results(prepared, session.ctx),
+        **results(prepared, session.ctx, session.log.masker),
         "status": {
             k: (
                 f"from {v.file} {v.expression}"

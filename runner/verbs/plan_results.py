@@ -1,5 +1,6 @@
-"""What `runner plan` shows of a step's results: its manifests rendered, its destinations, and
-what it would ask of Kratix in workflow-control.yaml.
+"""What `runner plan` shows of a step's results: its manifests and destinations as the engine's
+own builders make them (nothing written), and what it would ask of Kratix in
+workflow-control.yaml.
 
 Outputs exist only once the commands ran, so the plan shows each `${{ outputs.X }}` as a
 placeholder, and a condition that reads an output as decided after the commands.
@@ -10,19 +11,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runner.base.errors import InvalidError, RunnerError
-from runner.language.documents import ManifestError, build, load_base, output_path
+from runner.base.errors import RunnerError
+from runner.engine.manifests import build_entry, destination_selectors
 from runner.language.expressions import ExpressionError, compile_expression
-from runner.language.interpolation import TemplateError, render
 from runner.language.render import RenderError, render_data
 from runner.platform.kratix import KratixContext
+from runner.platform.masking import Masker
 from runner.platform.settings import format_duration
 from runner.resolve.prepare import PreparedStep
 from runner.resolve.step_outputs import Pending
 from runner.resolve.values import holds
-from runner.stepfile.model import Output, Retry, Step
+from runner.stepfile.model import Manifest, Output, Retry, Step
 
 LATER = "decided after the commands (it reads outputs)"
+ITEMS_LATER = "known after the commands (its forEach reads outputs)"
 
 
 def not_run_yet(step: str) -> str:
@@ -60,20 +62,14 @@ def retry(policy: Retry) -> dict[str, Any]:
     }
 
 
-def results(prepared: PreparedStep, ctx: KratixContext) -> dict[str, Any]:
+def results(prepared: PreparedStep, ctx: KratixContext, masker: Masker) -> dict[str, Any]:
     step = prepared.step
     context = after_commands(prepared)
     plan: dict[str, Any] = {}
     if step.manifests:
-        plan["manifests"] = [_manifest(step, m, context, ctx) for m in step.manifests]
+        plan["manifests"] = [_manifest(step, m, context, ctx, masker) for m in step.manifests]
     if step.destinations:
-        plan["destinations"] = [
-            {
-                **({"directory": shown(d.directory, context)} if d.directory else {}),
-                "matchLabels": shown(d.match_labels, context),
-            }
-            for d in step.destinations
-        ]
+        plan["destinations"] = _destinations(step, context, ctx, masker)
     control = _workflow_control(step, context)
     if control:
         plan["workflowControl"] = control
@@ -99,26 +95,69 @@ def decided(step: Step, condition: str, context: Mapping[str, Any], path: Any) -
         return "cannot be evaluated for this request"
 
 
-def _manifest(step: Step, manifest: Any, context: Mapping[str, Any], ctx: KratixContext) -> Any:
-    entry: dict[str, Any] = {"path": shown(manifest.target, context)}
+def _manifest(
+    step: Step, manifest: Manifest, context: Mapping[str, Any], ctx: KratixContext, masker: Masker
+) -> dict[str, Any]:
+    """One entry as the engine's builder makes it (engine/manifests.py), nothing written."""
+    entry: dict[str, Any] = {"path": manifest.target}
+    if manifest.for_each:
+        entry["forEach"] = manifest.for_each
     if manifest.condition:
         entry["if"] = manifest.condition
-        entry["written"] = decided(step, manifest.condition, context, (*manifest.path, "if"))
-        if entry["written"] is False:
-            return entry
+    if manifest.for_each and _reads_outputs(manifest.for_each):
+        entry["files"] = ITEMS_LATER
+        return entry
     try:
-        entry["path"] = str(output_path(ctx.output_dir, render(manifest.target, context)))
-        base = load_base(step.folder / manifest.base) if manifest.base else None
-        entry["documents"] = build(
-            context, documents=manifest.documents, base=base, sets=manifest.set
-        )
+        built = build_entry(step, manifest, context, ctx.output_dir, masker, decide=decided)
     except Pending as exc:
         entry["documents"] = not_run_yet(exc.step)
-    except (ManifestError, RenderError, TemplateError) as exc:
-        entry["error"] = exc.message
-    except InvalidError as exc:
+        return entry
+    except RunnerError as exc:
         entry["error"] = exc.problems[0].format()
+        return entry
+    if manifest.for_each is None:
+        if not built.files:
+            entry["written"] = False
+            return entry
+        [file] = built.files
+        if manifest.condition:
+            entry["written"] = file.written
+        entry["path"] = str(file.target)
+        entry["documents"] = file.documents
+        return entry
+    entry["items"] = built.items
+    if built.skipped:
+        entry["skippedItems"] = built.skipped
+    entry["files"] = [
+        {
+            "path": str(f.target),
+            "items": f.items,
+            **({"written": f.written} if f.written is not True else {}),
+            "documents": f.documents,
+        }
+        for f in built.files
+    ]
     return entry
+
+
+def _destinations(
+    step: Step, context: Mapping[str, Any], ctx: KratixContext, masker: Masker
+) -> Any:
+    """The step's selectors as the engine's builder makes them, nothing written."""
+    try:
+        return destination_selectors(step, context, ctx.metadata_dir, masker)[2]
+    except Pending as exc:
+        return not_run_yet(exc.step)
+    except RunnerError as exc:
+        return {"error": exc.problems[0].format()}
+
+
+def _reads_outputs(expression: str) -> bool:
+    try:
+        compiled = compile_expression(expression)
+    except ExpressionError:
+        return False  # the builder reports it
+    return compiled.reads_whole or any(n.path[0] == "outputs" for n in compiled.names())
 
 
 def _workflow_control(step: Step, context: Mapping[str, Any]) -> dict[str, Any]:

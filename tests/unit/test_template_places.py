@@ -61,3 +61,13 @@ def test_a_path_matches_its_place_and_no_other_first() -> None:
     assert place_of(("spec", "manifests", 0, "document", "data", "x")).typed  # type: ignore[union-attr]
     assert place_of(("spec", "inputs", "x", "query")) is None
     assert all(p.pattern[-1] != BELOW or p.typed for p in PLACES)
+
+
+def test_the_docs_say_item_and_index_where_the_table_reads_them() -> None:
+    text = (REPO / "docs" / "step-format.md").read_text()
+    section = text[text.index("## Templates") :]
+    for place in PLACES:
+        row = re.search(rf"^\| {re.escape(place.shown)} \|.*\|$", section, re.M)
+        assert row is not None, place.shown
+        assert ("`item`, `index`" in row.group(0)) == place.each, place.shown
+        assert ("item" in place.reads) == place.each
