@@ -3,8 +3,6 @@ order; same-path items share a file; problems found before anything runs when th
 
 from __future__ import annotations
 
-import io
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -14,42 +12,11 @@ import yaml
 from runner.base.errors import CommandFailed, InvalidError
 from runner.engine.manifests import build_manifests
 from runner.engine.outcomes import Outcome
-from runner.engine.session import Session
 from runner.language.foreach import MAX_ITEMS, ForEachError, items_of
-from runner.platform.kratix import KratixContext
-from runner.platform.log import Logger
-from runner.state import StoreSpec
-from runner.stepfile.loader import load_steps
+from tests.engine.world import open_session
 
 USERS = [{"name": "ann", "role": "admin"}, {"name": "bob", "role": "dev"},
          {"name": "cid", "role": "admin"}]  # fmt: skip
-
-
-def _open(
-    tmp: Path, steps: dict[str, str], spec: dict[str, Any] | None = None, **env: str
-) -> Session:
-    folder = tmp / "steps.d"
-    folder.mkdir()
-    for name, body in steps.items():
-        text = textwrap.indent(textwrap.dedent(body).strip("\n"), "  ")
-        (folder / f"{name}.yaml").write_text(
-            "apiVersion: runner.kratix.dev/v1alpha1\nkind: Step\n"
-            f"metadata: {{name: {name.split('-', 1)[1]}}}\nspec:\n{text}\n"
-        )
-    for sub in ("input", "output", "metadata", "work"):
-        (tmp / sub).mkdir(exist_ok=True)
-    request = {"apiVersion": "x/v1", "kind": "App",
-               "metadata": {"name": "my-app", "namespace": "default"}, "spec": spec or {}}  # fmt: skip
-    (tmp / "input" / "object.yaml").write_text(yaml.safe_dump(request, sort_keys=False))
-    environ = {"PATH": "/usr/bin:/bin", "KRATIX_WORKFLOW_TYPE": "resource",
-               "KRATIX_WORKFLOW_ACTION": "configure", **env}  # fmt: skip
-    loaded = load_steps([folder])
-    assert not loaded.problems, loaded.problems
-    ctx = KratixContext.from_environment(
-        environ, str(tmp / "input"), str(tmp / "output"), str(tmp / "metadata")
-    )
-    log = Logger(stream=io.StringIO(), out=io.StringIO())
-    return Session.open(loaded.steps, [], ctx, environ, log, StoreSpec("local", str(tmp / "s")))
 
 
 def _documents(path: Path) -> list[Any]:
@@ -75,7 +42,7 @@ status:
 
 
 def test_a_value_with_foreach_is_a_list_of_one_result_per_item_in_order(tmp_path: Path) -> None:
-    session = _open(tmp_path, {"10-v": VALUES}, {"users": USERS, "tags": {"b": "1", "a": "2"}})
+    session = open_session(tmp_path, {"10-v": VALUES}, {"users": USERS, "tags": {"b": "1", "a": "2"}})
     values = session.prepared[0].values
     assert values["userSecrets"] == [
         {**user, "secretName": "db", "at": i} for i, user in enumerate(USERS)
@@ -85,14 +52,14 @@ def test_a_value_with_foreach_is_a_list_of_one_result_per_item_in_order(tmp_path
 
 
 def test_a_missing_list_gives_no_items(tmp_path: Path) -> None:
-    session = _open(tmp_path, {"10-v": VALUES}, {})
+    session = open_session(tmp_path, {"10-v": VALUES}, {})
     values = session.prepared[0].values
     assert values["userSecrets"] == [] and values["tagList"] == []
 
 
 def test_a_value_foreach_over_text_is_found_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(InvalidError) as raised:
-        _open(tmp_path, {"10-v": VALUES}, {"users": "ann,bob"})
+        open_session(tmp_path, {"10-v": VALUES}, {"users": "ann,bob"})
     problem, roles = raised.value.problems
     assert roles.path == "spec.values.roles.forEach"
     assert problem.path == "spec.values.userSecrets.forEach"
@@ -122,7 +89,7 @@ manifests:
 
 
 def test_a_manifest_with_foreach_writes_one_document_per_item(tmp_path: Path) -> None:
-    session = _open(tmp_path, {"10-m": MANIFESTS}, {"users": USERS})
+    session = open_session(tmp_path, {"10-m": MANIFESTS}, {"users": USERS})
     result = session.run()
     assert [o.outcome for o in result.outcomes] == [Outcome.DONE]
     out = tmp_path / "output"
@@ -138,7 +105,7 @@ def test_a_manifest_with_foreach_writes_one_document_per_item(tmp_path: Path) ->
 
 def test_a_manifest_foreach_over_text_stops_the_run_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(InvalidError) as raised:
-        _open(tmp_path, {"10-m": MANIFESTS}, {"users": 5})
+        open_session(tmp_path, {"10-m": MANIFESTS}, {"users": 5})
     problem, _ = raised.value.problems
     assert problem.path == "spec.manifests[0].forEach"
     assert "gives an integer" in problem.message
@@ -157,7 +124,7 @@ def test_a_foreach_over_an_output_that_is_no_list_fails_the_step_after_its_comma
         forEach: outputs.users
         document: { kind: ConfigMap, metadata: { name: "${{ item }}" } }
     """
-    session = _open(tmp_path, {"10-m": body})
+    session = open_session(tmp_path, {"10-m": body})
     with pytest.raises(CommandFailed) as raised:
         session.run()
     assert raised.value.problems[0].path == "spec.manifests[0].forEach"
@@ -180,7 +147,7 @@ def test_a_foreach_over_an_earlier_steps_output_is_decided_at_its_turn(tmp_path:
             document: { kind: ConfigMap, metadata: { name: "${{ item }}" } }
         """,
     }
-    session = _open(tmp_path, steps)
+    session = open_session(tmp_path, steps)
     assert session.prepared[1].waiting_for == {"look"}
     session.run()
     assert sorted(p.name for p in (tmp_path / "output" / "n").iterdir()) == ["A.yaml", "B.yaml"]
@@ -196,7 +163,7 @@ def test_a_secret_in_one_items_document_writes_nothing(tmp_path: Path) -> None:
         document: { kind: ConfigMap, metadata: { name: "${{ item.name }}" } }
     """
     users = [*USERS, {"name": "bob-the-admin"}]  # the last user's name is the secret's value
-    session = _open(tmp_path, {"10-m": body}, {"users": users}, PW="bob-the-admin")
+    session = open_session(tmp_path, {"10-m": body}, {"users": users}, PW="bob-the-admin")
     with pytest.raises(CommandFailed) as raised:
         session.run()
     assert "would hold a secret's value" in raised.value.problems[0].message
@@ -204,7 +171,7 @@ def test_a_secret_in_one_items_document_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_the_builder_writes_nothing(tmp_path: Path) -> None:
-    session = _open(tmp_path, {"10-m": MANIFESTS}, {"users": USERS})
+    session = open_session(tmp_path, {"10-m": MANIFESTS}, {"users": USERS})
     prepared = session.prepared[0]
     built = build_manifests(
         prepared.step, prepared.context, session.ctx.output_dir, session.log.masker
@@ -233,7 +200,7 @@ def test_a_base_file_is_set_per_item_and_each_item_gets_its_own_copy(tmp_path: P
         from: ../base.yaml
         set: { .metadata.name: "${{ item }}", .metadata.labels.at: "${{ index }}" }
     """
-    session = _open(tmp_path, {"10-m": body}, {"names": ["a", "b", "c"]})
+    session = open_session(tmp_path, {"10-m": body}, {"names": ["a", "b", "c"]})
     session.run()
     documents = _documents(tmp_path / "output" / "all.yaml")
     assert [d["metadata"] for d in documents] == [
@@ -255,7 +222,7 @@ def test_a_value_over_an_earlier_steps_output_that_is_no_list_fails_after_it_ran
         status: { names: "${{ values.upper }}" }
         """,
     }
-    session = _open(tmp_path, steps)
+    session = open_session(tmp_path, steps)
     with pytest.raises(CommandFailed) as raised:  # exit 1: a command ran
         session.run()
     assert raised.value.problems[0].path == "spec.values.upper.forEach"

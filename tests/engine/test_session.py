@@ -3,50 +3,14 @@ before anything runs. Real files and the local store; no subprocess."""
 
 from __future__ import annotations
 
-import io
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from runner.base.errors import CommandFailed, InvalidError
 from runner.engine.outcomes import Outcome
-from runner.engine.session import Session
-from runner.platform.kratix import KratixContext
-from runner.platform.log import Logger
-from runner.state import StoreSpec
-from runner.stepfile.loader import load_steps
+from tests.engine.world import open_session
 
-REQUEST = "apiVersion: x/v1\nkind: App\nmetadata: {name: my-app, namespace: default}\n"
-
-
-def _world(tmp: Path, steps: dict[str, str]) -> tuple[Path, dict[str, str]]:
-    folder = tmp / "steps.d"
-    folder.mkdir()
-    for name, spec in steps.items():
-        body = textwrap.indent(textwrap.dedent(spec).strip("\n"), "  ")
-        (folder / f"{name}.yaml").write_text(
-            "apiVersion: runner.kratix.dev/v1alpha1\nkind: Step\n"
-            f"metadata: {{name: {name.split('-', 1)[1]}}}\nspec:\n{body}\n"
-        )
-    for sub in ("input", "output", "metadata", "work"):
-        (tmp / sub).mkdir(exist_ok=True)
-    (tmp / "input" / "object.yaml").write_text(REQUEST)
-    environ = {"PATH": "/usr/bin:/bin", "KRATIX_WORKFLOW_TYPE": "resource",
-               "KRATIX_WORKFLOW_ACTION": "configure"}  # fmt: skip
-    return folder, environ
-
-
-def _open(tmp: Path, steps: dict[str, str], **environ: str) -> Session:
-    folder, env = _world(tmp, steps)
-    env.update(environ)
-    loaded = load_steps([folder])
-    assert not loaded.problems, loaded.problems
-    ctx = KratixContext.from_environment(
-        env, str(tmp / "input"), str(tmp / "output"), str(tmp / "metadata")
-    )
-    log = Logger(stream=io.StringIO(), out=io.StringIO())
-    return Session.open(loaded.steps, [], ctx, env, log, StoreSpec("local", str(tmp / "state")))
 
 
 LOOK = """
@@ -62,7 +26,7 @@ run: [[sh, -c, 'echo made > db']]
 
 
 def test_a_step_reading_an_earlier_steps_outputs_waits_until_its_turn(tmp_path: Path) -> None:
-    session = _open(tmp_path, {"10-look": LOOK, "20-create": CREATE})
+    session = open_session(tmp_path, {"10-look": LOOK, "20-create": CREATE})
     look, create = session.prepared
     assert look.waiting_for == frozenset()
     assert create.waiting_for == {"look"} and create.skipped is None  # undecided, not skipped
@@ -75,7 +39,7 @@ def test_a_skipped_step_is_an_outcome_and_its_readers_run(tmp_path: Path) -> Non
     (tmp_path / "work").mkdir()
     (tmp_path / "work" / "db").write_text("there\n")
     report = 'workdir: ../work\nrun: [[sh, -c, "echo [$X] > r.txt"]]\nenv: { X: "${{ steps.create.outputs.y }}" }\n'
-    session = _open(
+    session = open_session(
         tmp_path,
         {
             "10-look": LOOK,
@@ -89,7 +53,7 @@ def test_a_skipped_step_is_an_outcome_and_its_readers_run(tmp_path: Path) -> Non
 
 
 def test_an_unmet_wait_hands_the_workflow_to_kratix_and_stops_the_run(tmp_path: Path) -> None:
-    session = _open(
+    session = open_session(
         tmp_path,
         {
             "10-wait": 'run: [[true]]\nwaitFor: { condition: "`false`", retryAfter: 5s }\n',
@@ -106,7 +70,7 @@ def test_an_unmet_wait_hands_the_workflow_to_kratix_and_stops_the_run(tmp_path: 
 
 def test_every_steps_problems_are_found_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(InvalidError) as raised:
-        _open(
+        open_session(
             tmp_path,
             {
                 "10-a": "secrets: { A: { env: MISSING_A } }\nrun: [[true]]\n",
@@ -118,7 +82,7 @@ def test_every_steps_problems_are_found_before_anything_runs(tmp_path: Path) -> 
 
 
 def test_a_problem_at_a_steps_turn_after_a_command_ran_fails_the_step(tmp_path: Path) -> None:
-    session = _open(
+    session = open_session(
         tmp_path,
         {
             "10-look": LOOK,

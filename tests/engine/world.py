@@ -1,0 +1,46 @@
+"""A pipeline's world on disk for in-process session tests: step files, Kratix's folders, a
+request, and a Session opened on them with the local store."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runner.engine.session import Session
+from runner.platform.kratix import KratixContext
+from runner.platform.log import Logger
+from runner.state import StoreSpec
+from runner.stepfile.loader import load_steps
+
+
+def open_session(
+    tmp: Path, steps: dict[str, str], spec: dict[str, Any] | None = None, **env: str
+) -> Session:
+    """`steps`: {"10-name": spec body}; the step is named after the part past the dash.
+    `spec`: the request's spec; `env`: more of the container's environment."""
+    folder = tmp / "steps.d"
+    folder.mkdir()
+    for name, body in steps.items():
+        text = textwrap.indent(textwrap.dedent(body).strip("\n"), "  ")
+        (folder / f"{name}.yaml").write_text(
+            "apiVersion: runner.kratix.dev/v1alpha1\nkind: Step\n"
+            f"metadata: {{name: {name.split('-', 1)[1]}}}\nspec:\n{text}\n"
+        )
+    for sub in ("input", "output", "metadata", "work"):
+        (tmp / sub).mkdir(exist_ok=True)
+    request = {"apiVersion": "x/v1", "kind": "App",
+               "metadata": {"name": "my-app", "namespace": "default"}, "spec": spec or {}}  # fmt: skip
+    (tmp / "input" / "object.yaml").write_text(yaml.safe_dump(request, sort_keys=False))
+    environ = {"PATH": "/usr/bin:/bin", "KRATIX_WORKFLOW_TYPE": "resource",
+               "KRATIX_WORKFLOW_ACTION": "configure", **env}  # fmt: skip
+    loaded = load_steps([folder])
+    assert not loaded.problems, loaded.problems
+    ctx = KratixContext.from_environment(
+        environ, str(tmp / "input"), str(tmp / "output"), str(tmp / "metadata")
+    )
+    log = Logger(stream=io.StringIO(), out=io.StringIO())
+    return Session.open(loaded.steps, [], ctx, environ, log, StoreSpec("local", str(tmp / "state")))
