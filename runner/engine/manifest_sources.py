@@ -2,9 +2,9 @@
 
 A manifest's documents are inline (`document:`, `documents:`), a base file the step brings
 (`from:`, relative to the step file, a template may pick the file), or a YAML file the commands
-wrote (`file:`, relative to the workdir). A file copied without `set:` is streamed: each document
-is parsed, checked and written to a temporary file before the next is read (`Staged`), so a
-30 MiB operator bundle never sits in memory as Python objects; with `set:` it is parsed whole.
+wrote (`file:`, relative to the workdir). A file is streamed: each document is parsed, changed
+by `set:`, checked and written to a temporary file before the next is read (`Staged`), so a
+30 MiB operator bundle never sits in memory as Python objects.
 
 What a request picks (a templated `from:`) and what the commands wrote (`file:`) is opened
 without following a link (runner.base.files.open_below): a link there could lead anywhere,
@@ -51,8 +51,8 @@ _CHUNK = 1 << 20
 
 @dataclass
 class Staged:
-    """The documents of a file copied without `set:`, already checked and written as YAML to a
-    temporary file (removed when closed): what write_manifests writes, chunk by chunk."""
+    """The documents of a file (`from:`, `file:`), already changed, checked and written as YAML
+    to a temporary file (removed when closed): what write_manifests writes, chunk by chunk."""
 
     file: BinaryIO
     count: int
@@ -92,11 +92,11 @@ def entry_documents(
                     )
                 )
             documents = base_documents(stream, name)
-            if manifest.set:
-                return build(context, base=list(documents), sets=manifest.set)
             staged = Staged(tempfile.TemporaryFile(), 0)  # noqa: SIM115 - the caller's to close
             try:
-                for text in copied_documents(documents, masker):
+                for text in copied_documents(
+                    documents, masker, context, manifest.set, _field(manifest)
+                ):
                     staged.file.write(text.encode())
                     staged.count += 1
             except BaseException:
@@ -204,9 +204,10 @@ def planned_documents(step: Step, manifest: Manifest, context: Mapping[str, Any]
             assert stream is not None
             size = os.fstat(stream.fileno()).st_size
             documents = base_documents(stream, name)
-            if manifest.set or size <= _PLAN_BYTES:
+            if size <= _PLAN_BYTES:
                 return build(context, base=list(documents), sets=manifest.set)
-            count = sum(1 for _ in copied_documents(documents, Masker()))
+            copied = copied_documents(documents, Masker(), context, manifest.set)
+            count = sum(1 for _ in copied)
             return f"{count} document(s) copied from {name} ({size / (1 << 20):.1f} MiB)"
     except BaseTooLarge as exc:
         raise ManifestError(str(exc), ("from",)) from None

@@ -258,7 +258,7 @@ def _holds_secret(value: object, masker: Masker) -> bool:
 
 
 # A base file is read from the image, not from a ConfigMap: marketplace operator bundles are
-# 1.2-1.6 MB. Copied without `set:` it is streamed one document at a time (copied_documents).
+# 1.2-1.6 MB. It is streamed one document at a time (copied_documents), `set:` or not.
 MAX_BASE_BYTES = 32 << 20
 
 
@@ -290,22 +290,57 @@ def base_documents(stream: BinaryIO, name: str) -> Iterator[Any]:
         raise InvalidError(Problem("the base file has no documents", name, 1, 1))
 
 
-def copied_documents(values: Iterable[Any], masker: Masker) -> Iterator[str]:
-    """Each document of a base copied as it is (no `set:`), checked and written as Kratix reads
-    it: a mapping, Kubernetes' string-only places as text, no secret's value. Yields the YAML
-    text of each, `---` between them (dump's output, one document at a time). Raises
-    ManifestError located at `from`."""
-    for index, value in enumerate(values):
+def copied_documents(
+    values: Iterable[Any],
+    masker: Masker,
+    context: Mapping[str, object] | None = None,
+    sets: Iterable[tuple[str, object]] = (),
+    where: str = "from",
+) -> Iterator[str]:
+    """Each document of a base file (or a `file:`) checked and written as Kratix reads it: a
+    mapping, the `set:` paths applied in order, Kubernetes' string-only places as text, no
+    secret's value. Yields the YAML text of each, `---` between them (dump's output, one
+    document at a time: memory holds one). Raises ManifestError located at `where` (or at the
+    set path). Set values are rendered once, from `context`, as build renders them."""
+    sets = tuple(sets)
+    rendered = [
+        (text, _parsed(text), plain(_render(value, context or {}, ("set", text))))
+        for text, value in sets
+    ]
+    values = iter(values)
+    value, index = next(values, _END), 0
+    while value is not _END:
+        following = next(values, _END)
         if not isinstance(value, dict):
             raise ManifestError(
                 f"document {index + 1} is {kind_of(value)}, not a mapping (a Kubernetes object)",
-                ("from",),
+                (where,),
             )
+        for text, segments, item in rendered:
+            try:
+                set_path(value, segments, plain(item))
+            except SetPathError as exc:
+                several = index or following is not _END
+                which = f" (in document {index + 1})" if several else ""
+                raise ManifestError(exc.message + which, ("set", text)) from None
         as_kubernetes_text(value)
         found = secret_in(value, masker)
         if found is not None:
             raise ManifestError(
                 f"document {index + 1}: {found} would hold a secret's value; nothing was written",
-                ("from",),
+                (where,),
             )
         yield ("---\n" if index else "") + kratix_yaml.dump(value)
+        value, index = following, index + 1
+
+
+_END = object()
+
+
+def _parsed(text: str) -> Any:
+    try:
+        return parse_set_path(text)
+    except QueryError as exc:
+        raise ManifestError(
+            f"set path {text!r}: {exc.message}", ("set", text), exc.offset
+        ) from None

@@ -56,9 +56,12 @@ def split_source(text: str) -> tuple[str, list[str]]:
     return "/".join(parts[:first]), parts[first:]
 
 
-def component_problem(text: str) -> str | None:
-    """What is wrong with the literal components after the first template, or None."""
+def component_problem(text: str, folder: bool = False) -> str | None:
+    """What is wrong with the literal components after the first template, or None. `folder`:
+    the path may name a folder, ending in `/` (an `output:` entry's `from`)."""
     _, below = split_source(text)
+    if folder and len(below) > 1 and below[-1] == "":
+        below = below[:-1]
     for part in below[1:]:
         if part in ("", ".", ".."):
             shown = f'"{part}"' if part else "an empty component (//, or a trailing /)"

@@ -42,7 +42,7 @@ def picked_path_problems(
     doc: Document, path: PathKey, text: str, folder: Path, relative_to: str
 ) -> Iterator[Problem]:
     """A templated path: literal components after the first template, and its fixed folder."""
-    problem = component_problem(text)
+    problem = component_problem(text, folder=relative_to == "the workdir")
     if problem is not None:
         yield doc.problem(path, f'"{text}": {problem}')
         return
@@ -106,7 +106,7 @@ def output_problems(
         source = item.get("from")
         if not isinstance(source, str) or not has_template(source):
             continue
-        problem = component_problem(source)
+        problem = component_problem(source, folder=True)
         if problem is not None:
             yield doc.problem(("spec", "output", i, "from"), f'"{source}": {problem}')
         elif not commands and isinstance(workdir, str) and not has_template(workdir):
