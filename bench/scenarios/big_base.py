@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 from common import RUNNER, Series, mb, ms
 from harness import Bench, BenchError, progress, tail
