@@ -40,6 +40,7 @@ from runner.stepfile.model import Manifest, OutputCopy, Step
 
 __all__ = [
     "Staged",
+    "dry_run_skip",
     "entry_documents",
     "output_applies",
     "output_source",
@@ -74,11 +75,17 @@ def entry_documents(
     masker: Masker,
     dry_run: bool = False,
 ) -> list[dict[str, Any]] | Staged | None:
-    """The documents of one entry. None: a `file:` that no command wrote in a dry run (the
-    caller skips the entry with a log line). Raises ManifestError (located in the entry),
+    """The documents of one entry. None in a dry run, for a `file:` that no command wrote, or a
+    `from:` that reads an output no command made (the caller skips the entry, logging
+    dry_run_skip). Raises ManifestError (located in the entry),
     InvalidError (located in a malformed file) or CommandFailed (a `file:` not written)."""
     if manifest.base is None and manifest.file is None:
         return build(context, documents=manifest.documents)
+    if dry_run and manifest.base is not None and reads_outputs(manifest.base):
+        try:
+            render_source(manifest.base, context)
+        except TemplateError:
+            return None  # an output no dryRun command made: null, so no file is picked
     try:
         with _opened(step, manifest, context, workdir) as (stream, name):
             if stream is None:
@@ -105,6 +112,13 @@ def entry_documents(
             return staged
     except BaseTooLarge as exc:
         raise ManifestError(str(exc), (_field(manifest),)) from None
+
+
+def dry_run_skip(manifest: Manifest) -> str:
+    """Why entry_documents gave None: what the log says of the skipped entry."""
+    if manifest.file is not None:
+        return f"{manifest.file} not written in a dry run"
+    return f"{manifest.base} picks no file in a dry run (it reads outputs)"
 
 
 def _field(manifest: Manifest) -> str:
@@ -147,12 +161,21 @@ def output_applies(step: Step, copy: OutputCopy, context: Mapping[str, Any]) -> 
     )
 
 
-def output_source(step: Step, copy: OutputCopy, context: Mapping[str, Any]) -> tuple[str, str]:
+class NotPicked(Exception):
+    """An `output:` entry whose `from` reads an output that a dry run did not make."""
+
+
+def output_source(
+    step: Step, copy: OutputCopy, context: Mapping[str, Any], dry_run: bool = False
+) -> tuple[str, str]:
     """An `output:` entry's `from` and `to` rendered; `to` defaults to the rendered `from`.
-    Raises CommandFailed (located at `from`) for a value a path may not hold."""
+    Raises CommandFailed (located at `from`) for a value a path may not hold, NotPicked in a
+    dry run when that value is an output no command made."""
     try:
         source = render_source(copy.source, context).shown
     except TemplateError as exc:
+        if dry_run and reads_outputs(copy.source):
+            raise NotPicked(copy.source) from None
         raise CommandFailed(
             step.document.problem((*copy.path[:-1], "from"), exc.message, offset=exc.offset)
         ) from None

@@ -16,7 +16,7 @@ from runner.base.errors import CommandFailed, InvalidError, Problem
 from runner.base.files import write_atomic
 from runner.engine.confined import Refused, check_target, write_below
 from runner.engine.fileerrors import os_reason
-from runner.engine.manifest_sources import Staged, entry_documents
+from runner.engine.manifest_sources import Staged, dry_run_skip, entry_documents
 from runner.language.documents import ManifestError, dump, output_path, secret_in
 from runner.language.interpolation import TemplateError, render
 from runner.language.render import RenderError
@@ -52,8 +52,7 @@ def write_manifests(
             check_target(ctx.output_dir, relative)
             documents = entry_documents(step, manifest, context, workdir, log.masker, ctx.dry_run)
             if documents is None:
-                why = f"{manifest.file} not written in a dry run"
-                log.info(f"manifest {relative}: skipped ({why})", step=step.name)
+                log.info(f"manifest {relative}: skipped ({dry_run_skip(manifest)})", step=step.name)
                 continue
         except (ManifestError, RenderError) as exc:
             raise CommandFailed(_located(step, manifest, exc)) from None

@@ -17,7 +17,7 @@ from runner.base.errors import (
 from runner.base.source import PathKey
 from runner.engine.confined import NotMade, Refused, copy_below
 from runner.engine.fileerrors import os_reason
-from runner.engine.manifest_sources import output_applies, output_source
+from runner.engine.manifest_sources import NotPicked, output_applies, output_source
 from runner.language.interpolation import TemplateError, render
 from runner.language.query import QueryError
 from runner.language.render import RenderError, render_data
@@ -177,7 +177,14 @@ class Results:
                     f"output {copy.source}: skipped (if: {copy.condition})", step=prepared.step.name
                 )
                 continue
-            source, target = output_source(prepared.step, copy, context)
+            try:
+                source, target = output_source(prepared.step, copy, context, self.ctx.dry_run)
+            except NotPicked:
+                self.log.warning(
+                    f"output {copy.source}: no file picked in a dry run (it reads outputs)",
+                    step=prepared.step.name,
+                )
+                continue
             try:
                 written = copy_below(workdir, source, out_root, target)
             except Refused as exc:

@@ -249,3 +249,39 @@ def test_an_output_from_value_holding_a_slash_stops_before_anything_runs(tmp_pat
     with pytest.raises(InvalidError, match=r"spec.output\[0\].from: .*holds \"/\""):
         _open(tmp_path, spec, _request(version="../../etc/passwd"))
     assert not (tmp_path / "work" / "ran").exists()
+
+
+def test_a_from_reading_outputs_no_dry_run_command_made_is_skipped(tmp_path: Path) -> None:
+    _templates(tmp_path, **{"tekton-v1.yaml": "kind: Pipeline\n"})
+    spec = """
+    workdir: ../work
+    run: [{ argv: [echo, v1], stdout: v.txt }]
+    outputs: { version: { file: v.txt } }
+    manifests:
+      - { path: tekton.yaml, from: "../templates/tekton-${{ outputs.version }}.yaml" }
+    output: [{ from: "b-${{ outputs.version }}.yaml", to: b.yaml }]
+    """
+    result = _open(tmp_path, spec, KRATIX_DRY_RUN="true").run()
+    assert [o.outcome for o in result.outcomes] == [Outcome.DONE]
+    assert list((tmp_path / "output").iterdir()) == []
+
+
+def test_a_from_reading_an_earlier_steps_output_is_checked_at_its_turn_with_exit_1(
+    tmp_path: Path,
+) -> None:
+    _templates(tmp_path, **{"tekton-v1.yaml": "kind: Pipeline\n"})
+    (tmp_path / "steps.d").mkdir()
+    (tmp_path / "steps.d" / "05-first.yaml").write_text(
+        "apiVersion: runner.kratix.dev/v1alpha1\nkind: Step\nmetadata: {name: first}\nspec:\n"
+        "  workdir: ../work\n  run: [{ argv: [echo, ../x], stdout: v.txt }]\n"
+        "  outputs: { version: { file: v.txt } }\n"
+    )
+    spec = """
+    manifests:
+      - { path: tekton.yaml, from: "../templates/tekton-${{ steps.first.outputs.version }}.yaml" }
+    """
+    session = _open(tmp_path, spec)
+    assert session.prepared[1].waiting_for == {"first"}
+    with pytest.raises(CommandFailed, match='holds "/"') as caught:
+        session.run()
+    assert caught.value.exit_code == 1
