@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,11 @@ def open_base(
     try:
         if picked.below:
             return open_below(folder / picked.fixed, picked.below), name
-        return os.open(folder / picked.fixed, os.O_RDONLY | os.O_CLOEXEC), name
+        fd = os.open(folder / picked.fixed, os.O_RDONLY | os.O_CLOEXEC)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ManifestError(f"base file {name} is not a regular file", ("from",))
+        return fd, name
     except (FileNotFoundError, NotADirectoryError):
         raise ManifestError(f'base file "{picked.shown}" not found ({name})', ("from",)) from None
     except LinkRefused as exc:
