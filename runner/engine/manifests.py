@@ -11,7 +11,7 @@ to the pipeline's `destination-selectors.yaml`, which Kratix refuses if two name
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,8 @@ from runner.base.files import write_atomic
 from runner.base.source import PathKey
 from runner.engine.confined import Refused, check_target, write_below
 from runner.engine.fileerrors import os_reason
-from runner.language.documents import ManifestError, build, dump, load_base, output_path, secret_in
+from runner.engine.manifest_sources import Staged, dry_run_skip, entry_documents
+from runner.language.documents import ManifestError, dump, output_path, secret_in
 from runner.language.expressions import ExpressionError, compile_expression
 from runner.language.foreach import ForEachError, item_context, items_of
 from runner.language.interpolation import TemplateError, render
@@ -37,6 +38,10 @@ DESTINATIONS_FILE = "destination-selectors.yaml"
 
 
 Decide = Callable[[Step, str, Mapping[str, Any], PathKey], "bool | str"]
+# An entry's documents for one item: the documents, a file's already staged (`from:`, `file:`),
+# what a preview says of them, or None for a file a dry run did not make.
+Documents = list[Any] | Staged | str
+Source = Callable[[Manifest, Mapping[str, Any]], "Documents | None"]
 
 
 def run_decision(step: Step, condition: str, context: Mapping[str, Any], path: PathKey) -> bool:
@@ -51,9 +56,39 @@ class ManifestFile:
     manifest: Manifest
     relative: str  # the rendered `path:`
     target: Path  # inside the output folder
-    documents: list[Any] = field(default_factory=list)
+    parts: list[Documents] = field(default_factory=list)  # one per item, in order
     items: list[int] = field(default_factory=list)  # the forEach items it holds
     written: bool | str = True  # the `if:` verdict (a preview may say "decided later")
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts if not isinstance(p, str))
+
+    @property
+    def documents(self) -> list[Any]:
+        """The documents built as data (a staged file's are not: they are on disk)."""
+        return [d for p in self.parts if isinstance(p, list) for d in p]
+
+    def shown(self) -> Any:
+        """Its documents as `runner plan` shows them, or what the preview says of them."""
+        said = [p for p in self.parts if isinstance(p, str)]
+        if said:
+            return said[0] if len(said) == 1 else said
+        return self.documents
+
+    def chunks(self) -> Iterator[bytes]:
+        """The file's bytes: the parts one after the other, `---` between them."""
+        for i, part in enumerate(self.parts):
+            if i:
+                yield b"---\n"
+            if isinstance(part, Staged):
+                yield from part.chunks()
+            elif isinstance(part, list):
+                yield dump(part).encode()
+
+    def close(self) -> None:
+        for part in self.parts:
+            if isinstance(part, Staged):
+                part.file.close()
 
 
 @dataclass
@@ -64,6 +99,7 @@ class EntryBuild:
     files: list[ManifestFile]
     skipped: list[int | None]  # forEach items skipped by `if:`; [None]: the entry is skipped
     items: int | None = None  # with forEach: how many items it gave
+    not_made: list[str] = field(default_factory=list)  # paths a dry run made no file for
 
 
 def build_entry(
@@ -72,9 +108,11 @@ def build_entry(
     context: Mapping[str, Any],
     output_dir: Path,
     masker: Masker,
+    source: Source | None = None,
     decide: Decide = run_decision,
 ) -> EntryBuild:
-    """Render one entry, with every check a write makes, writing nothing.
+    """Render one entry, with every check a write makes, writing nothing: `source` gives the
+    documents of one item (a run's: `run_source`; a preview's its own).
 
     A forEach entry renders once per item; items whose path renders the same share one file,
     in item order. Raises CommandFailed (located), or step_outputs.Pending when it reads the
@@ -93,7 +131,7 @@ def build_entry(
         items = [(i, item_context(context, item, i)) for i, item in enumerate(listed)]
     built = EntryBuild(manifest, [], [], None if manifest.for_each is None else len(items))
     files: dict[str, ManifestFile] = {}
-    base: list[Any] | None = None
+    source = source or run_source(step, None, masker, dry_run=False)
     for index, names in items:
         verdict: bool | str = True
         if manifest.condition:
@@ -101,10 +139,11 @@ def build_entry(
         if verdict is False:
             built.skipped.append(index)
             continue
-        if manifest.base and base is None:
-            base = _base(step, manifest)
-        relative, target, documents = _render(step, manifest, names, output_dir, base, index)
-        found_secret = secret_in(documents, masker)
+        relative, target, documents = _render(step, manifest, names, output_dir, source, index)
+        if documents is None:
+            built.not_made.append(relative)
+            continue
+        found_secret = secret_in(documents, masker) if isinstance(documents, list) else None
         if found_secret is not None:
             raise CommandFailed(
                 step.document.problem(
@@ -118,7 +157,8 @@ def build_entry(
         file = files.get(str(target))  # `a//b.yaml` and `a/b.yaml` are one file
         if file is None:
             file = files[str(target)] = ManifestFile(manifest, relative, target, written=verdict)
-        file.documents += documents
+        if isinstance(documents, str) or len(documents):
+            file.parts.append(documents)
         if index is not None:
             file.items.append(index)
         if verdict is not True:
@@ -127,17 +167,42 @@ def build_entry(
     return built
 
 
+def run_source(step: Step, workdir: Path | None, masker: Masker, dry_run: bool) -> Source:
+    """The documents as a run reads them: inline, or a file streamed and staged."""
+    return lambda manifest, names: entry_documents(step, manifest, names, workdir, masker, dry_run)
+
+
 def build_manifests(
     step: Step, context: Mapping[str, Any], output_dir: Path, masker: Masker
 ) -> list[EntryBuild]:
-    """Every entry of the step built and checked, nothing written: what the run writes."""
+    """Every entry of the step built and checked, nothing written (no `file:` read: that is
+    after the commands, in their workdir)."""
     return [build_entry(step, m, context, output_dir, masker) for m in step.manifests]
 
 
-def write_manifests(step: Step, context: dict[str, Any], ctx: KratixContext, log: Logger) -> None:
-    built = build_manifests(step, context, ctx.output_dir, log.masker)
+def write_manifests(
+    step: Step,
+    context: dict[str, Any],
+    ctx: KratixContext,
+    log: Logger,
+    workdir: Path | None = None,
+) -> None:
+    source = run_source(step, workdir, log.masker, ctx.dry_run)
+    built: list[EntryBuild] = []
+    try:
+        for manifest in step.manifests:  # every entry built and checked before any is written
+            built.append(build_entry(step, manifest, context, ctx.output_dir, log.masker, source))
+        _write(step, built, ctx, log)
+    finally:
+        for file in (f for entry in built for f in entry.files):
+            file.close()
+
+
+def _write(step: Step, built: list[EntryBuild], ctx: KratixContext, log: Logger) -> None:
     for entry in built:
         manifest = entry.manifest
+        for relative in entry.not_made:
+            log.info(f"manifest {relative}: skipped ({dry_run_skip(manifest)})", step=step.name)
         if entry.items == 0:
             log.info(
                 f"manifest {manifest.target}: no items (forEach: {manifest.for_each})",
@@ -155,14 +220,14 @@ def write_manifests(step: Step, context: dict[str, Any], ctx: KratixContext, log
             )
     for file in (f for entry in built for f in entry.files):
         try:
-            write_below(ctx.output_dir, file.relative, dump(file.documents).encode())
+            write_below(ctx.output_dir, file.relative, chunks=file.chunks())
         except Refused as exc:  # a link made since the check: still never followed
             raise CommandFailed(_refused(step, file.manifest, file.relative, exc)) from None
         except OSError as exc:
             raise CommandFailed(
                 f"step {step.name}: cannot write {file.target}: {os_reason(exc)}"
             ) from None
-        log.info(f"manifest: {len(file.documents)} document(s) → {file.target}", step=step.name)
+        log.info(f"manifest: {len(file)} document(s) → {file.target}", step=step.name)
 
 
 def _evaluate(step: Step, expression: str, context: Mapping[str, Any], path: PathKey) -> Any:
@@ -172,22 +237,14 @@ def _evaluate(step: Step, expression: str, context: Mapping[str, Any], path: Pat
         raise CommandFailed(step.document.problem(path, exc.message)) from None
 
 
-def _base(step: Step, manifest: Manifest) -> list[Any]:
-    assert manifest.base is not None
-    try:
-        return load_base(step.folder / manifest.base)
-    except InvalidError as exc:  # the base file changed since validate
-        raise CommandFailed(*exc.problems) from None
-
-
 def _render(
     step: Step,
     manifest: Manifest,
     context: Mapping[str, Any],
     output_dir: Path,
-    base: list[Any] | None,
+    source: Source,
     index: int | None,
-) -> tuple[str, Path, list[Any]]:
+) -> tuple[str, Path, Documents | None]:
     """One item's path as written and where it goes (checked, nothing written), and its
     documents."""
     which = "" if index is None else f" (forEach item {index})"
@@ -196,7 +253,7 @@ def _render(
         relative = render(manifest.target, context)
         target = output_path(output_dir, relative)
         check_target(output_dir, relative)
-        documents = build(context, documents=manifest.documents, base=base, sets=manifest.set)
+        documents = source(manifest, context)
     except (ManifestError, RenderError) as exc:
         raise CommandFailed(_located(step, manifest, exc, which)) from None
     except TemplateError as exc:
@@ -205,6 +262,8 @@ def _render(
         ) from None
     except Refused as exc:
         raise CommandFailed(_refused(step, manifest, relative, exc)) from None
+    except InvalidError as exc:  # a malformed file, or a base file changed since validate
+        raise CommandFailed(*exc.problems) from None
     return relative, target, documents
 
 

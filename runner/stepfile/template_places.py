@@ -81,11 +81,15 @@ PLACES: tuple[Place, ...] = (
     # are not templates (stepfile/checks.py tells them apart: the path alone cannot).
     Place(("spec", "status", ANY, BELOW), AFTER, WRITTEN, "status values", typed=True),
     Place(("spec", "manifests", ANY, "path"), AFTER, WRITTEN, "manifest path", each=True),
+    # A request picks a file: each value fills part of one path component, below the folder
+    # written before the first template (runner.language.source_paths).
+    Place((*MANIFEST, "from"), AFTER, NAME, "manifest from", component=True),
     Place((*MANIFEST, "document", BELOW), AFTER, WRITTEN, "manifests", typed=True, each=True),
     Place((*MANIFEST, "documents", BELOW), AFTER, WRITTEN, "manifests", typed=True, each=True),
     Place((*MANIFEST, "set", BELOW), AFTER, WRITTEN, "manifests", typed=True, each=True),
     Place(("spec", "destinations", ANY, "directory"), AFTER, WRITTEN, "destinations"),
     Place(("spec", "destinations", ANY, "matchLabels", ANY), AFTER, WRITTEN, "destinations"),
+    Place(("spec", "output", ANY, "from"), AFTER, NAME, "output from", component=True),
     Place(("spec", "waitFor", "message"), AFTER, WRITTEN, "waitFor.message"),
     Place(("spec", "suspend", "message"), AFTER, WRITTEN, "suspend.message"),
 )

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.base.errors import RunnerError
+from runner.engine.manifest_sources import planned_documents
 from runner.engine.manifests import build_entry, destination_selectors
 from runner.language.expressions import ExpressionError, compile_expression
 from runner.language.render import RenderError, render_data
@@ -108,7 +109,10 @@ def _manifest(
         entry["files"] = ITEMS_LATER
         return entry
     try:
-        built = build_entry(step, manifest, context, ctx.output_dir, masker, decide=decided)
+        built = build_entry(
+            step, manifest, context, ctx.output_dir, masker,
+            source=lambda m, names: planned_documents(step, m, names), decide=decided,
+        )  # fmt: skip
     except Pending as exc:
         entry["documents"] = not_run_yet(exc.step)
         return entry
@@ -123,7 +127,7 @@ def _manifest(
         if manifest.condition:
             entry["written"] = file.written
         entry["path"] = str(file.target)
-        entry["documents"] = file.documents
+        entry["documents"] = file.shown()
         return entry
     entry["items"] = built.items
     if built.skipped:
@@ -133,7 +137,7 @@ def _manifest(
             "path": str(f.target),
             "items": f.items,
             **({"written": f.written} if f.written is not True else {}),
-            "documents": f.documents,
+            "documents": f.shown(),
         }
         for f in built.files
     ]

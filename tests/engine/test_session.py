@@ -11,8 +11,6 @@ from runner.base.errors import CommandFailed, InvalidError
 from runner.engine.outcomes import Outcome
 from tests.engine.world import open_session
 
-
-
 LOOK = """
 workdir: ../work
 run: [{ argv: [sh, -c, 'test -e db && echo true || echo false'], stdout: e.txt }]
