@@ -198,6 +198,20 @@ def prepare(
     )  # fmt: skip
 
 
+def with_secrets(prepared: PreparedStep, more: Mapping[str, str]) -> PreparedStep:
+    """The same step with `more` secrets (generated ones, known once its state is restored):
+    they reach its commands' environment, and their `stdin:` is rendered again to read them."""
+    if not more:
+        return prepared
+    secrets = {**prepared.secrets, **more}
+    names = {**prepared.context, "secrets": _secret_texts(prepared.step, secrets)}
+    commands = [
+        c if c.source.stdin is None else replace(c, stdin=render(c.source.stdin, names))
+        for c in prepared.commands
+    ]
+    return replace(prepared, secrets=secrets, commands=commands)
+
+
 def command_env(
     environ: Mapping[str, str], prepared: PreparedStep, command: PreparedCommand
 ) -> dict[str, str]:
@@ -287,7 +301,7 @@ def _state(
 ) -> tuple[str, StateRef | None]:
     state = step.state
     store = override.kind if override else state.store or default_kind(environ)
-    if store == NONE or state.store == NONE or not state.files:
+    if store == NONE or state.store == NONE or not (state.files or step.generated):
         return NONE, None
     if store != state.store:
         # `validate` held the keys to the step's own store (or ConfigMap's rule); another store
