@@ -100,7 +100,8 @@ def test_two_runs_keep_one_generated_value(pipeline: Pipeline, encrypted: bool) 
     second = pipeline.run("run", "create-db", env=env)
     assert second.returncode == 0, second.stderr
     assert (pipeline.work / "got.txt").read_text() == value
-    assert "generated secret" not in second.stderr
+    assert "generated secret DB_PASSWORD: kept in local" in second.stderr
+    assert "saved to" not in second.stderr
     assert _stored_value(pipeline, encrypted) == value
 
 

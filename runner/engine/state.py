@@ -117,6 +117,8 @@ class StatePhase:
             if warning:
                 self.log.warning(warning, **fields)
         if not made:
+            kept = ", ".join(values)
+            self.log.info(f"generated secret {kept}: kept in {store.describe(ref)}", **fields)
             return loaded, values
         names = ", ".join(n for n in values if GENERATED_PREFIX + n in made)
         if policy.save == "never" or policy.remove:

@@ -109,7 +109,7 @@ def test_later_runs_restore_the_same_secret_without_saving_again(tmp_path: Path)
     generation = (tmp_path / "state" / "default" / "my-db-create" / "current").readlink()
     second, log = _run(tmp_path)
     assert second == first
-    assert "generated secret" not in log
+    assert "generated secret DB_PASSWORD: kept in local" in log and "saved to" not in log
     assert (tmp_path / "state" / "default" / "my-db-create" / "current").readlink() == generation
 
 
