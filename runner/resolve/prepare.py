@@ -301,7 +301,7 @@ def _state(
 ) -> tuple[str, StateRef | None]:
     state = step.state
     store = override.kind if override else state.store or default_kind(environ)
-    if store == NONE or state.store == NONE or not (state.files or step.generated):
+    if store == NONE or not step.keeps_state:
         return NONE, None
     if store != state.store:
         # `validate` held the keys to the step's own store (or ConfigMap's rule); another store

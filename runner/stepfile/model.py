@@ -365,6 +365,11 @@ class Step:
         return "delete" in self.trigger.actions
 
     @property
+    def keeps_state(self) -> bool:
+        """Whether the step has a state to keep: files, or generated secrets (store not none)."""
+        return self.state.store != "none" and bool(self.state.files or self.generated)
+
+    @property
     def generated(self) -> tuple[Secret, ...]:
         """The secrets made on the first run and kept in the step's state."""
         return tuple(s for s in self.secrets if s.generate is not None)

@@ -29,11 +29,7 @@ def main(args: argparse.Namespace, env: Environment) -> int:
     session = open_session(args, [args.step], env, need_secrets=False, preview=True)
     prepared = session.prepared[0]
     ref = prepared.state_ref
-    if (
-        ref is None
-        and prepared.waiting_for
-        and (prepared.step.state.files or prepared.step.generated)
-    ):
+    if ref is None and prepared.waiting_for and prepared.step.keeps_state:
         steps = ", ".join(sorted(prepared.waiting_for))
         raise InvalidError(
             Problem(
