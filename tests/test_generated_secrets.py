@@ -160,3 +160,28 @@ def test_a_generated_secret_never_shows_in_any_output(pipeline: Pipeline) -> Non
         for form in forms:
             assert form not in text
     assert "plain ***" in ok.stdout and "err ***" in ok.stderr
+
+
+def test_a_generated_secret_follows_the_rules_of_every_secret(pipeline: Pipeline) -> None:
+    long_name = "P" * 240  # its state key would pass the 253 characters of a key
+    pipeline.step(
+        "create-db",
+        f"""
+        secrets:
+          DB_PASSWORD: {{ generate: {{ length: 32, charset: "${{{{ inputs.x }}}}" }} }}
+          {long_name}: {{ generate: {{ length: 32 }} }}
+        state: {{ store: secret, name: my-app-db }}
+        run:
+          - [echo, "${{{{ secrets.DB_PASSWORD }}}}"]
+        status:
+          password: "${{{{ secrets.DB_PASSWORD }}}}"
+        """,
+    )
+    result = runner_in_process(["validate", str(pipeline.steps)], pipeline.root, pipeline.env)
+    assert result.returncode == 2
+    err = result.stderr
+    assert "spec.secrets.DB_PASSWORD.generate.charset: templates are not expanded here" in err
+    assert "charset holds" not in err  # a template is reported as one, not as odd characters
+    assert 'spec.run[0][1]: secrets are never templated (found "DB_PASSWORD")' in err
+    assert 'spec.status.password: secrets are never templated (found "DB_PASSWORD")' in err
+    assert f'is kept under the state key "generated-secret.{long_name}", which the store' in err

@@ -37,6 +37,8 @@ from runner.stepfile.model import (
     value_variable,
 )
 
+# The store that keeps text as it is, for anyone who may read ConfigMaps: no generated secret.
+CLEAR_STORE = "configmap"
 # Where Kratix runs promise workflows unless the Promise names a pipelineNamespace.
 SYSTEM_NAMESPACE = "kratix-platform-system"
 
@@ -190,6 +192,17 @@ def prepare(
         except InvalidError as exc:
             if need_secrets:  # `runner state` finds a state without its keys
                 problems += exc.problems
+        if step.generated and store == CLEAR_STORE and step.state.encryption is None:
+            # `validate` refuses it in the step file; --state-store can still choose it.
+            names = ", ".join(s.name for s in step.generated)
+            problems.append(
+                step.document.problem(
+                    ("spec", "state"),
+                    f"secret {names} is generated and kept in the step's state: the "
+                    f"{store} store would hold it in clear",
+                    "run with --state-store secret (or local, s3), or encrypt the state",
+                )
+            )
     if problems:
         raise InvalidError(*problems)
     return PreparedStep(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.base.errors import Problem
 from runner.base.source import Document, PathKey
@@ -39,6 +39,9 @@ from runner.stepfile.model import (
 from runner.stepfile.names import Scope
 from runner.stepfile.sensitivity import OPEN_SINKS, SINK_REASONS, Taint, step_taint
 from runner.stepfile.template_places import AFTER, is_prose, place_of, where_templates_work
+
+if TYPE_CHECKING:
+    from runner.state.base import StateStore
 
 
 def document_problems(doc: Document, refs: list[StepReference] | None = None) -> list[Problem]:
@@ -410,6 +413,15 @@ def _generate_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]
                 'use "store: secret", or encrypt the state ("encryption: {key: {env: '
                 'RUNNER_STATE_KEY}}")',
             )
+        key = GENERATED_PREFIX + name
+        store = state.get("store") if isinstance(state, dict) else None
+        if (reason := _store_rule(store).key_problem(key)) is not None:
+            yield doc.problem(
+                ("spec", "secrets", name),
+                f'secret {name} is kept under the state key "{key}", which the store can\'t '
+                f"hold: {reason}",
+                "give the secret a shorter name",
+            )
         for field in _READ_ONLY_FIELDS:
             if field in raw:
                 yield doc.problem(
@@ -420,7 +432,7 @@ def _generate_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]
                 )
         generate = raw.get("generate")
         charset = generate.get("charset") if isinstance(generate, dict) else None
-        if isinstance(charset, str):
+        if isinstance(charset, str) and not has_template(charset):  # else: not expanded here
             problem = charset_problem(charset)
             if problem is not None:
                 yield doc.problem(
@@ -429,6 +441,13 @@ def _generate_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]
                     'give the characters to draw from, e.g. "charset: abcdefghijklmnopqrstuvwxyz'
                     '0123456789"',
                 )
+
+
+def _store_rule(store: Any) -> type[StateStore]:
+    """The rules of the step's store; a step without one is held to the ConfigMap's."""
+    from runner.state import IN_CLUSTER, STORES, store_class
+
+    return store_class(store if isinstance(store, str) and store in STORES else IN_CLUSTER)
 
 
 def _state_name_problem(

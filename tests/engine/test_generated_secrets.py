@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.base.errors import CommandFailed, StoreError
+from runner.base.errors import CommandFailed, InvalidError, StoreError
 from runner.engine.session import Session
 from runner.platform.kratix import KratixContext
 from runner.platform.log import Logger
@@ -189,3 +189,27 @@ def test_a_charset_that_cannot_make_a_password_is_refused(charset: str, problem:
     reason = charset_problem(charset)
     assert reason is not None and problem in reason
     assert charset_problem(string.punctuation) is None
+
+
+def test_a_store_override_that_would_keep_it_in_clear_is_refused_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "steps.d"
+    folder.mkdir()
+    (folder / "create.yaml").write_text(
+        "apiVersion: runner.kratix.dev/v1alpha1\nkind: Step\nmetadata: {name: create}\n"
+        "spec:\n  secrets: { DB_PASSWORD: { generate: { length: 32 } } }\n"
+        "  state: { store: secret }\n  run: [[touch, ran]]\n"
+    )
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / "object.yaml").write_text(REQUEST)
+    env = {"KRATIX_WORKFLOW_TYPE": "resource", "KRATIX_WORKFLOW_ACTION": "configure"}
+    ctx = KratixContext.from_environment(
+        env, str(tmp_path / "input"), str(tmp_path / "out"), str(tmp_path / "meta")
+    )
+    log = Logger(stream=io.StringIO(), out=io.StringIO())
+    with pytest.raises(InvalidError) as raised:
+        Session.open(load_steps([folder]).steps, [], ctx, env, log, StoreSpec("configmap", None))
+    problem = raised.value.problems[0]
+    assert "the configmap store would hold it in clear" in problem.message
+    assert problem.hint is not None and "--state-store secret" in problem.hint
