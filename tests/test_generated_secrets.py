@@ -38,6 +38,10 @@ def _stored_value(pipeline: Pipeline, encrypted: bool = False) -> str:
     return loaded.files[KEY_NAME].decode()
 
 
+def _validate(pipeline: Pipeline) -> Completed:
+    return runner_in_process(["validate", str(pipeline.steps)], pipeline.root, pipeline.env)
+
+
 def _in_process(pipeline: Pipeline, verb: str, *rest: str) -> Completed:
     """A verb that runs no command (`plan`, `state`), without an interpreter's start-up."""
     return runner_in_process([verb, *pipeline.args(), *rest], pipeline.work, pipeline.env)
@@ -69,7 +73,7 @@ def test_validate_refuses_a_generated_secret_it_could_not_keep(pipeline: Pipelin
 
 def test_validate_refuses_a_generated_secret_in_a_clear_configmap(pipeline: Pipeline) -> None:
     pipeline.step("create-db", CREATE.replace("store: secret", "store: configmap"))
-    result = pipeline.validate()
+    result = _validate(pipeline)
     assert result.returncode == 2
     assert "spec.state.store: secret DB_PASSWORD is generated" in result.stderr
     assert "a ConfigMap would hold it in clear" in result.stderr
@@ -79,7 +83,7 @@ def test_validate_refuses_a_generated_secret_in_a_clear_configmap(pipeline: Pipe
         "create-db",
         CREATE.replace("store: secret", "store: configmap").replace(" ENCRYPTION", encrypted),
     )
-    assert pipeline.validate().returncode == 0
+    assert _validate(pipeline).returncode == 0
 
 
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
@@ -177,7 +181,7 @@ def test_a_generated_secret_follows_the_rules_of_every_secret(pipeline: Pipeline
           password: "${{{{ secrets.DB_PASSWORD }}}}"
         """,
     )
-    result = runner_in_process(["validate", str(pipeline.steps)], pipeline.root, pipeline.env)
+    result = _validate(pipeline)
     assert result.returncode == 2
     err = result.stderr
     assert "spec.secrets.DB_PASSWORD.generate.charset: templates are not expanded here" in err
