@@ -42,9 +42,10 @@ def _validate(pipeline: Pipeline) -> Completed:
     return runner_in_process(["validate", str(pipeline.steps)], pipeline.root, pipeline.env)
 
 
-def _in_process(pipeline: Pipeline, verb: str, *rest: str) -> Completed:
+def _in_process(pipeline: Pipeline, verb: str, *rest: str, **env: str) -> Completed:
     """A verb that runs no command (`plan`, `state`), without an interpreter's start-up."""
-    return runner_in_process([verb, *pipeline.args(), *rest], pipeline.work, pipeline.env)
+    environ = {**pipeline.env, **env}
+    return runner_in_process([verb, *pipeline.args(), *rest], pipeline.work, environ)
 
 
 def test_validate_refuses_a_generated_secret_it_could_not_keep(pipeline: Pipeline) -> None:
@@ -105,6 +106,10 @@ def test_two_runs_keep_one_generated_value(pipeline: Pipeline, encrypted: bool) 
     assert second.returncode == 0, second.stderr
     assert (pipeline.work / "got.txt").read_text() == value
     assert "generated secret DB_PASSWORD: kept in local" in second.stderr
+    plan = _in_process(pipeline, "plan", "create-db", **env)
+    assert plan.returncode == 0, plan.stderr
+    assert "stdin: (not shown; its size is known when the step runs)" in plan.stdout
+    assert value not in plan.stdout + plan.stderr
     assert "saved to" not in second.stderr
     assert _stored_value(pipeline, encrypted) == value
 
