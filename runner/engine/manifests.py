@@ -25,7 +25,7 @@ from runner.engine.manifest_sources import Staged, dry_run_skip, entry_documents
 from runner.language.documents import ManifestError, dump, output_path, secret_in
 from runner.language.expressions import ExpressionError, compile_expression
 from runner.language.foreach import ForEachError, item_context, items_of
-from runner.language.interpolation import TemplateError, render
+from runner.language.interpolation import TemplateError
 from runner.language.render import RenderError
 from runner.platform import kratix_yaml
 from runner.platform.kratix import KratixContext, read_metadata_file
@@ -33,6 +33,7 @@ from runner.platform.log import Logger
 from runner.platform.masking import Masker
 from runner.resolve.values import holds
 from runner.stepfile.model import Manifest, Step
+from runner.stepfile.template_places import render_at
 
 DESTINATIONS_FILE = "destination-selectors.yaml"
 
@@ -250,7 +251,7 @@ def _render(
     which = "" if index is None else f" (forEach item {index})"
     relative = manifest.target
     try:
-        relative = render(manifest.target, context)
+        relative = render_at((*manifest.path, "path"), manifest.target, context)
         target = output_path(output_dir, relative)
         check_target(output_dir, relative)
         documents = source(manifest, context)
@@ -283,8 +284,13 @@ def destination_selectors(
     added: list[dict[str, Any]] = []
     for destination in step.destinations:
         try:
-            labels = {k: render(v, context) for k, v in destination.match_labels.items()}
-            directory = render(destination.directory, context) if destination.directory else ""
+            where = destination.path
+            labels = {
+                k: render_at((*where, "matchLabels", k), v, context)
+                for k, v in destination.match_labels.items()
+            }
+            directory = destination.directory or ""
+            directory = render_at((*where, "directory"), directory, context) if directory else ""
         except TemplateError as exc:
             raise CommandFailed(step.document.problem(destination.path, exc.message)) from None
         entry: dict[str, Any] = {"matchLabels": labels}

@@ -18,9 +18,9 @@ from runner.base.source import PathKey
 from runner.engine.confined import NotMade, Refused, copy_below
 from runner.engine.fileerrors import os_reason
 from runner.engine.manifest_sources import NotPicked, output_applies, output_source
-from runner.language.interpolation import TemplateError, render
+from runner.language.interpolation import TemplateError
 from runner.language.query import QueryError
-from runner.language.render import RenderError, render_data
+from runner.language.render import RenderError
 from runner.platform.kratix import (
     KratixContext,
     WorkflowControl,
@@ -34,6 +34,7 @@ from runner.resolve.prepare import PreparedStep
 from runner.resolve.step_outputs import FileValueError, query_file
 from runner.resolve.values import holds
 from runner.stepfile.model import OutputCopy, StatusFromFile
+from runner.stepfile.template_places import render_at
 
 
 class Results:
@@ -101,7 +102,7 @@ class Results:
         if not text:
             return ""
         try:
-            return self.log.masker.mask(render(text, context))
+            return self.log.masker.mask(render_at(path, text, context))
         except TemplateError as exc:
             raise CommandFailed(prepared.step.document.problem(path, exc.message)) from None
 
@@ -117,7 +118,8 @@ class Results:
                     values[key] = found
                 continue
             try:
-                values[key] = render_data(value, context)  # `${{ x }}` alone keeps x's type
+                # `${{ x }}` alone keeps x's type
+                values[key] = render_at(("spec", "status", key), value, context)
             except RenderError as exc:
                 where = ("spec", "status", key, *exc.path)
                 raise CommandFailed(step.document.problem(where, exc.message)) from None

@@ -20,7 +20,7 @@ from runner.base.errors import InvalidError, Problem
 from runner.base.source import Document, PathKey
 from runner.language.documents import ManifestError
 from runner.language.expressions import compile_expression
-from runner.language.interpolation import TemplateError, has_template, render, render_path
+from runner.language.interpolation import TemplateError, has_template
 from runner.language.source_paths import open_base, reads_outputs, render_source
 from runner.platform.exec_limits import too_big
 from runner.platform.kratix import KratixContext, service_account_dir
@@ -40,7 +40,7 @@ from runner.stepfile.model import (
     state_key,
     value_variable,
 )
-from runner.stepfile.template_places import BEFORE, place_of
+from runner.stepfile.template_places import render_at
 
 # The store that keeps text as it is, for anyone who may read ConfigMaps: no generated secret.
 CLEAR_STORE = "configmap"
@@ -158,11 +158,9 @@ def prepare(
         """`value` rendered as the table of template places says for `path`: from the names the
         place may read, each value in one path component where it builds a path. One that reads
         what is not known yet stays as written (`wait=False`: raises Pending)."""
-        place = place_of(path)
-        assert place is not None and place.phase == BEFORE, path
-        names = {name: readable[name] for name in place.reads if name in readable}
         try:
-            return (render_path if place.component else render)(value, names)
+            rendered: str = render_at(path, value, readable)
+            return rendered
         except Pending as exc:
             waiting.add(exc.step)
             if not wait:
@@ -262,7 +260,9 @@ def with_secrets(prepared: PreparedStep, more: Mapping[str, str]) -> PreparedSte
     secrets = {**prepared.secrets, **more}
     names = {**prepared.context, "secrets": _secret_texts(prepared.step, secrets)}
     commands = [
-        c if c.source.stdin is None else replace(c, stdin=render(c.source.stdin, names))
+        c
+        if c.source.stdin is None
+        else replace(c, stdin=render_at((*c.source.path, "stdin"), c.source.stdin, names))
         for c in prepared.commands
     ]
     return replace(prepared, secrets=secrets, commands=commands)

@@ -17,9 +17,13 @@ descriptions to it. Each place says:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from runner.base.source import PathKey
+from runner.language.interpolation import render, render_path
+from runner.language.render import render_data
 from runner.stepfile.sensitivity import ARGV, ENV, NAME, STDIN, WRITTEN
 
 ANY = "*"  # any key or index
@@ -104,6 +108,21 @@ PROSE: tuple[PathKey, ...] = (
 def place_of(path: PathKey) -> Place | None:
     """The place a string at `path` is, or None where templates are not expanded."""
     return next((p for p in PLACES if p.matches(path)), None)
+
+
+def render_at(path: PathKey, value: Any, context: Mapping[str, Any]) -> Any:
+    """`value`, found at `path` of a step, rendered as its place says: from the names the place
+    may read, typed (data), as text, or each value in one path component. Preparation and the
+    engine render every template through here."""
+    place = place_of(path)
+    if place is None:
+        raise AssertionError(f"no template place at {path}")  # a runner bug: exit 4
+    names = {name: context[name] for name in place.reads if name in context}
+    if place.typed:
+        return render_data(value, names)
+    if place.component:
+        return render_path(value, names)
+    return render(value, names)
 
 
 def is_prose(path: PathKey) -> bool:

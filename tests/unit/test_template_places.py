@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 import re
 
-from runner.stepfile.template_places import ANY, BELOW, PLACES, place_of
+import pytest
+
+from runner.language.interpolation import TemplateError
+from runner.language.render import RenderError
+from runner.stepfile.template_places import ANY, BELOW, PLACES, place_of, render_at
 from tests.conftest import REPO
 
 
@@ -74,3 +78,39 @@ def test_the_docs_say_item_and_index_where_the_table_reads_them() -> None:
         assert row is not None, place.shown
         assert ("`item`, `index`" in row.group(0)) == place.each, place.shown
         assert ("item" in place.reads) == place.each
+
+
+CONTEXT = {
+    "inputs": {"port": 5433, "dir": "a/b"},
+    "secrets": {"TOKEN": "s3cr3t"},
+    "outputs": {"n": 2},
+    "item": {"name": "ann"},
+}
+
+
+def test_render_at_renders_as_the_place_says() -> None:
+    assert render_at(("spec", "status", "port"), "${{ inputs.port }}", CONTEXT) == 5433  # typed
+    assert render_at(("spec", "env", "PORT"), "${{ inputs.port }}", CONTEXT) == "5433"  # text
+    with pytest.raises(TemplateError, match="/"):  # a path component
+        render_at(("spec", "workdir"), "w/${{ inputs.dir }}", CONTEXT)
+    assert render_at(("spec", "run", 0, "stdin"), "${{ secrets.TOKEN }}", CONTEXT) == "s3cr3t"
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        (("spec", "run", 0, "argv", 1), "${{ secrets.TOKEN }}"),  # secrets: stdin alone
+        (("spec", "env", "X"), "${{ outputs.n }}"),  # outputs: after the commands alone
+        (("spec", "status", "who"), "${{ item.name }}"),  # item: in a forEach entry alone
+        (("spec", "manifests", 0, "from"), "${{ item.name }}.yaml"),
+    ],
+)
+def test_render_at_never_reads_a_name_its_place_may_not(path, text) -> None:
+    """validate refuses these; a file that skipped validate still can't reach them."""
+    with pytest.raises((TemplateError, RenderError)):
+        render_at(path, text, CONTEXT)
+
+
+def test_render_at_a_path_that_is_no_place_is_a_runner_bug() -> None:
+    with pytest.raises(AssertionError):
+        render_at(("spec", "inputs", "x", "query"), "${{ inputs.port }}", CONTEXT)
