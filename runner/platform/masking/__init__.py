@@ -254,10 +254,12 @@ class Masker:
 _session_masker: Masker | None = None
 
 
-def set_session_masker(masker: Masker) -> None:
-    """Make `masker` the one `session_masker()` returns (a run's session does)."""
+def set_session_masker(masker: Masker | None) -> Masker | None:
+    """Make `masker` the one `session_masker()` returns (a run's session does); returns the
+    one before it, for a caller that runs sessions in process (`runner test`) to put back."""
     global _session_masker
-    _session_masker = masker
+    previous, _session_masker = _session_masker, masker
+    return previous
 
 
 def session_masker() -> Masker:

@@ -1,0 +1,264 @@
+"""`runner test` runs each case's `runner run` in its own process, through the same `cli.main`
+and Session: each case keeps its own environment, secrets, exit code and timeout, and the
+calling process is left as it was. Driven in process (`cli.main`), like a user's `runner test`
+but without an interpreter start per test."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from runner.platform import interrupts
+from runner.platform.masking import session_masker, set_session_masker
+from tests.conftest import base_env, runner_in_process
+from tests.test_runner_test import make_case, write_step
+
+
+def runner_test(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    environ = {**base_env(tmp_path), **(env or {})}
+    result = runner_in_process(["test", "--color", "never", "-v", *args], tmp_path, environ)
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    return result
+
+
+def test_a_runner_bug_in_one_case_is_exit_4_for_it_and_the_other_cases_still_run(
+    tmp_path, monkeypatch
+):
+    from runner.engine import Engine
+
+    original = Engine.run_step
+
+    def run_step(self, prepared):  # a bug of the runner's, in one step only
+        if prepared.step.name == "buggy":
+            raise RuntimeError(f"boom near {self.environ['API_TOKEN']}")
+        return original(self, prepared)
+
+    monkeypatch.setattr(Engine, "run_step", run_step)
+    write_step(tmp_path / "steps.d", "buggy", "run: [[bash, -c, 'echo never']]")
+    write_step(tmp_path / "steps.d", "fine", "run: [[bash, -c, 'echo fine ran']]")
+    bug = make_case(
+        tmp_path / "tests" / "a-bug",
+        env="API_TOKEN=token-of-the-buggy-case\n",
+        case_yaml="steps: [buggy]\nexpect:\n  exitCode: 4\n  stderrContains:\n"
+        "  - 'internal error: RuntimeError: boom near ***'\n  - this is a bug in runner\n",
+    )
+    fine = make_case(
+        tmp_path / "tests" / "b-fine",
+        case_yaml="steps: [fine]\nexpect: {stdoutContains: fine ran}\n",
+    )
+    result = runner_test(tmp_path, str(bug), str(fine))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed, 0 failed" in result.stdout
+    assert "PASS tests/a-bug" in result.stdout and "exit 4 as expected" in result.stdout
+    assert "token-of-the-buggy-case" not in result.stdout + result.stderr
+
+
+def test_in_parallel_a_runner_bug_is_exit_4_for_its_case_and_results_stay_in_order(
+    tmp_path, monkeypatch
+):
+    from runner.engine import Engine
+
+    def run_step(self, prepared):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Engine, "run_step", run_step)  # the forked processes inherit it
+    write_step(tmp_path / "steps.d", "step", "run: [[bash, -c, 'echo never']]")
+    cases = [
+        make_case(tmp_path / "tests" / name, case_yaml=f"expect: {{exitCode: {code}}}\n")
+        for name, code in (("a", 4), ("b", 0), ("c", 4))
+    ]
+    result = runner_test(tmp_path, "-j", "2", *map(str, cases))
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
+    assert [line.split()[:2] for line in lines] == [
+        ["PASS", "tests/a"], ["FAIL", "tests/b"], ["PASS", "tests/c"]
+    ]  # fmt: skip
+    assert "exit code 4, expected 0" in result.stdout
+    assert "2 passed, 1 failed" in result.stdout
+
+
+def test_a_case_sees_its_own_environment_and_tmpdir_and_never_the_one_before_it(tmp_path):
+    write_step(
+        tmp_path / "steps.d",
+        "show",
+        """
+        workdir: work
+        copyWorkdir: true
+        run:
+          - script: |
+              echo "only-in-a=${ONLY_IN_A:-unset}"
+              case "$PWD" in "$TMPDIR"/*) echo "workdir in the case's TMPDIR";; esac
+              case "$TMPDIR" in */runner-test-*/tmp) echo "TMPDIR is the case's";; esac
+    """,
+    )
+    (tmp_path / "steps.d" / "work").mkdir()
+    first = make_case(
+        tmp_path / "tests" / "a",
+        env="ONLY_IN_A=from-a\n",
+        case_yaml="expect: {stdoutContains: [only-in-a=from-a, workdir in the case's TMPDIR,"
+        " TMPDIR is the case's]}\n",
+    )
+    second = make_case(
+        tmp_path / "tests" / "b", case_yaml="expect: {stdoutContains: only-in-a=unset}\n"
+    )
+    result = runner_test(tmp_path, str(first), str(second))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ONLY_IN_A" not in os.environ
+
+
+def test_a_secret_is_masked_in_the_cases_that_have_it_and_only_there(tmp_path):
+    value = "token-of-case-a-only"
+    write_step(
+        tmp_path / "steps.d",
+        "echo",
+        """
+        run:
+          - script: echo "token=${API_TOKEN:-token-of-case-a-only}"
+    """,
+    )
+    has_it = make_case(
+        tmp_path / "tests" / "a",
+        env=f"API_TOKEN={value}\n",
+        case_yaml="expect: {stdoutContains: 'token=***'}\n",
+    )
+    # b prints the same text, which is no secret of b's: b's output shows it.
+    lacks_it = make_case(
+        tmp_path / "tests" / "b", case_yaml=f"expect: {{stdoutContains: 'token={value}'}}\n"
+    )
+    # c has it again: a's secret left nothing behind for b, nor b's run for c.
+    again = make_case(
+        tmp_path / "tests" / "c",
+        env=f"API_TOKEN={value}\n",
+        case_yaml="expect: {stdoutContains: 'token=***'}\n",
+    )
+    result = runner_test(tmp_path, str(has_it), str(lacks_it), str(again))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout
+    shown = result.stdout.split("PASS tests/b")[1].split("PASS tests/c")[0]
+    assert f"token={value}" in shown  # b's log, as b's run printed it
+    for case in ("tests/a", "tests/c"):
+        log = result.stdout.split(f"PASS {case}")[1].split("PASS")[0]
+        assert value not in log
+
+
+def test_runner_test_leaves_the_calling_process_as_it_found_it(tmp_path):
+    write_step(tmp_path / "steps.d", "step", "run: [[bash, -c, 'echo ran']]")
+    case = make_case(tmp_path / "tests" / "a", env="API_TOKEN=a-token-long-enough\n")
+    mine = session_masker()
+    set_session_masker(mine)
+
+    def caller_handler(signum, frame):  # the caller's own, whatever it was before this test
+        raise AssertionError(f"signal {signum} reached the caller")
+
+    signums = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
+    before = {s: signal.signal(s, caller_handler) for s in signums}
+    environ = dict(os.environ)
+    try:
+        result = runner_test(tmp_path, str(case))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert {s: signal.getsignal(s) for s in signums} == dict.fromkeys(signums, caller_handler)
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        assert session_masker() is mine and not mine  # the case's secrets were not added
+        assert interrupts.received() is None
+        assert dict(os.environ) == environ
+    finally:
+        set_session_masker(None)
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+def test_a_case_whose_run_hangs_in_the_runner_still_ends_and_the_next_case_runs(
+    tmp_path, monkeypatch
+):
+    from runner.engine import Engine
+
+    original = Engine.run_step
+
+    def run_step(self, prepared):  # the runner stuck after its engine took the signals
+        if prepared.step.name == "stuck":
+            time.sleep(60)
+        return original(self, prepared)
+
+    monkeypatch.setattr(Engine, "run_step", run_step)
+    from runner.cases import inprocess
+
+    monkeypatch.setattr(inprocess, "STOP_GRACE", 0.2)
+    write_step(tmp_path / "steps.d", "stuck", "run: [[bash, -c, 'echo never']]")
+    write_step(tmp_path / "steps.d", "fine", "run: [[bash, -c, 'echo fine ran']]")
+    stuck = make_case(tmp_path / "tests" / "a", case_yaml="steps: [stuck]\ntimeout: 300ms\n")
+    fine = make_case(tmp_path / "tests" / "b", case_yaml="steps: [fine]\n")
+    started = time.monotonic()
+    result = runner_test(tmp_path, str(stuck), str(fine))
+    assert time.monotonic() - started < 30  # not the minute it sleeps
+    assert result.returncode == 1
+    assert "FAIL tests/a" in result.stdout and "timed out after 0.3s" in result.stdout
+    assert "PASS tests/b" in result.stdout
+
+
+def test_a_run_that_ignores_sigterm_is_ended_after_the_grace(tmp_path):
+    """The engine's handler only records a signal: a run stuck outside the commands and lock
+    waits does not notice it. The alarm after the grace ends it where it is."""
+    from runner.cases import inprocess
+
+    seen: list[int] = []
+
+    def run(argv, env):
+        signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+        env.stderr.write("started\n")
+        time.sleep(60)
+        return 0
+
+    finished = inprocess.run_in_process(run, ["run"], {}, timeout=0.2, grace=0.2)
+    assert finished.exit_code is None and finished.stderr == "started\n"
+    assert seen == [signal.SIGTERM]  # it was told first, as `runner run` is by a SIGTERM
+    assert interrupts.received() is None
+
+
+def test_a_run_before_its_engine_is_ended_at_its_timeout(tmp_path):
+    from runner.cases import inprocess
+
+    def run(argv, env):
+        time.sleep(60)
+        return 0
+
+    finished = inprocess.run_in_process(run, ["run"], {}, timeout=0.2, grace=60)
+    assert finished.exit_code is None
+
+
+def test_a_signal_during_a_case_stops_the_case_and_then_runner_test(tmp_path):
+    from runner.cases import inprocess
+
+    def run(argv, env):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+        return 0
+
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        inprocess.run_in_process(run, ["run"], {}, timeout=10)
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert interrupts.received() is None
+
+
+def test_an_executor_closes_its_pipes_and_those_background_processes_hold(tmp_path, leftovers):
+    from runner.platform.execute import Executor
+    from runner.platform.log import Logger
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    executor = Executor(Logger(stream=io.StringIO(), out=io.StringIO()))
+    script = "sleep 30 & echo $!"
+    pid_file = tmp_path / "pid"
+    outcome = executor.run(["bash", "-c", script], tmp_path, dict(os.environ), stdout_file=pid_file)
+    leftovers.append(int(pid_file.read_text()))
+    assert outcome.exit_code == 0
+    executor.close()
+    assert open_fds() == before
