@@ -262,3 +262,44 @@ def test_an_executor_closes_its_pipes_and_those_background_processes_hold(tmp_pa
     assert outcome.exit_code == 0
     executor.close()
     assert open_fds() == before
+
+
+def test_what_a_library_writes_to_sys_stderr_during_a_case_is_the_cases(tmp_path, monkeypatch):
+    import sys
+
+    from runner.engine import Engine
+
+    original = Engine.run_step
+
+    def run_step(self, prepared):
+        print("a library's warning", file=sys.stderr)
+        return original(self, prepared)
+
+    monkeypatch.setattr(Engine, "run_step", run_step)
+    write_step(tmp_path / "steps.d", "step", "run: [[bash, -c, 'echo ran']]")
+    case = make_case(
+        tmp_path / "tests" / "a", case_yaml="expect: {stderrContains: a library's warning}\n"
+    )
+    result = runner_test(tmp_path, str(case))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_second_runner_test_in_the_same_process_reads_the_steps_as_they_are_now(tmp_path):
+    case = make_case(tmp_path / "tests" / "a")
+    (case / "output").mkdir()
+    (case / "output" / "key.txt").write_text("***\n")
+    write_step(
+        tmp_path / "steps.d", "step", "run: [[bash, -c, 'echo $KEY > $KRATIX_OUTPUT_DIR/key.txt']]"
+    )
+    (case / "env").write_text("KEY=plain-looking-but-secret\n")
+    assert runner_test(tmp_path, str(case)).returncode == 1  # not a secret yet: written as is
+    write_step(
+        tmp_path / "steps.d",
+        "step",
+        """
+        secrets: {KEY: {env: KEY}}
+        run: [[bash, -c, 'echo $KEY > $KRATIX_OUTPUT_DIR/key.txt']]
+    """,
+    )
+    result = runner_test(tmp_path, str(case))  # a secret now: masked in what is compared
+    assert result.returncode == 0, result.stdout + result.stderr

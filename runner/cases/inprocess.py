@@ -4,7 +4,8 @@ error reports and the same exit codes, with the case's environment and captured 
 
 What a process has only one of, and how each case gets its own:
 - `os.environ` and the current folder are never changed: the run reads the case's variables
-  from its `Environment`, and its commands get them (TMPDIR too).
+  from its `Environment`, and its commands get them (TMPDIR too). What is written to
+  `sys.stdout`/`sys.stderr` while the case runs (a library's warning) is the case's.
 - The session masker (runner/platform/masking) is a fresh one while the case runs, and the one
   before it is put back afterwards: a case neither inherits another's secrets nor leaves its own.
 - Signals: the record of those received (runner/platform/interrupts.py) is cleared before the
@@ -24,11 +25,12 @@ from __future__ import annotations
 import io
 import os
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 from runner.platform import interrupts
 from runner.platform.environment import Environment
@@ -67,7 +69,7 @@ def run_in_process(
     stdout, stderr = io.StringIO(), io.StringIO()
     env = Environment(environ, io.StringIO(), stdout, stderr, _folder())
     deadline = _Deadline(timeout, STOP_GRACE if grace is None else grace)
-    saved = _ProcessState()
+    saved = _ProcessState(stdout, stderr)
     code: int | None = None
     interrupts.forget()
     try:
@@ -109,18 +111,23 @@ def _stop_signal(signum: int, frame: FrameType | None) -> None:
 
 class _ProcessState:
     """The process-wide state a run changes: the SIGINT and SIGTERM handlers, the session
-    masker. `isolate` sets the case's own; `restore` puts back what was there (idempotent)."""
+    masker; and `sys.stdout`/`sys.stderr`, which the runner never writes but a library's warning
+    might. `isolate` sets the case's own; `restore` puts back what was there (idempotent)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stdout: TextIO, stderr: TextIO) -> None:
+        self._streams = (stdout, stderr)
         self._handlers: dict[signal.Signals, Any] = {}
         self._masker: Masker | None = None
+        self._saved_streams = (sys.stdout, sys.stderr)
         self._isolated = False
 
     def isolate(self) -> None:
         for stop in (signal.SIGINT, signal.SIGTERM):
             self._handlers[stop] = signal.getsignal(stop)
         self._masker = set_session_masker(Masker())
+        self._saved_streams = (sys.stdout, sys.stderr)
         self._isolated = True
+        sys.stdout, sys.stderr = self._streams
         for stop in self._handlers:
             signal.signal(stop, _stop_signal)
 
@@ -130,6 +137,7 @@ class _ProcessState:
         for signum, handler in self._handlers.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         set_session_masker(self._masker)
+        sys.stdout, sys.stderr = self._saved_streams
         self._isolated = False
 
 
