@@ -303,3 +303,40 @@ def test_a_second_runner_test_in_the_same_process_reads_the_steps_as_they_are_no
     )
     result = runner_test(tmp_path, str(case))  # a secret now: masked in what is compared
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigterm_stops_the_running_cases_their_commands_and_runner_test(tmp_path, jobs):
+    """A cancelled CI job: each case under way stops its command as `runner run` does and
+    removes its folder, and `runner test` exits 130 without running the rest."""
+    import subprocess
+    import sys
+
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    write_step(
+        tmp_path / "steps.d", "wait", "run: [[bash, -c, 'echo $$ > $PIDS/$CASE; exec sleep 30']]"
+    )
+    cases = [
+        make_case(tmp_path / "tests" / name, env=f"PIDS={pids}\nCASE={name}\n")
+        for name in ("a", "b", "c")
+    ]
+    (tmp_path / "tmp").mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", "test", "-j", jobs, *map(str, cases)],
+        env=base_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while len(list(pids.iterdir())) < int(jobs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = [int(p.read_text()) for p in pids.iterdir()]
+    assert len(started) == int(jobs)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, out + err
+    assert "Traceback" not in out + err
+    assert sorted(p.name for p in pids.iterdir()) == sorted(["a", "b"][: int(jobs)])  # c never ran
+    for pid in started:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert list((tmp_path / "tmp").iterdir()) == []  # every case's folder removed
