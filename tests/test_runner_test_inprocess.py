@@ -340,3 +340,38 @@ def test_sigterm_stops_the_running_cases_their_commands_and_runner_test(tmp_path
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert list((tmp_path / "tmp").iterdir()) == []  # every case's folder removed
+
+
+def test_what_the_run_learned_is_secret_is_masked_in_what_runner_test_shows_and_compares(
+    tmp_path,
+):
+    """A state key read from a variable not named like a secret: `runner run` masks it from the
+    moment it reads it, and so does `runner test`, in the produced files and their diffs."""
+    import base64
+
+    key = base64.b64encode(bytes(range(32))).decode()
+    write_step(
+        tmp_path / "steps.d",
+        "keep",
+        """
+        state: {store: local, files: [{path: f.txt}], encryption: {key: {env: STATE_ENC}}}
+        workdir: work
+        copyWorkdir: true
+        run:
+          - script: |
+              echo kept > f.txt
+              echo "$STATE_ENC" > "$KRATIX_OUTPUT_DIR/key.txt"
+              echo "$STATE_ENC" > "$KRATIX_OUTPUT_DIR/unexpected.txt"
+    """,
+    )
+    (tmp_path / "steps.d" / "work").mkdir()
+    case = make_case(tmp_path / "tests" / "a", env=f"STATE_ENC={key}\n")
+    (case / "output").mkdir()
+    (case / "output" / "key.txt").write_text("***\n")
+    result = runner_test(tmp_path, str(case))
+    assert result.returncode == 1, result.stdout + result.stderr  # unexpected.txt
+    assert "output/key.txt" not in result.stdout  # equal: the key is masked in it
+    assert "output/unexpected.txt: produced, but not expected" in result.stdout
+    assert key not in result.stdout + result.stderr
+    assert runner_test(tmp_path, "--update", str(case)).returncode == 0
+    assert (case / "output" / "unexpected.txt").read_text() == "***\n"

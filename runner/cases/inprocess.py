@@ -8,6 +8,8 @@ What a process has only one of, and how each case gets its own:
   `sys.stdout`/`sys.stderr` while the case runs (a library's warning) is the case's.
 - The session masker (runner/platform/masking) is a fresh one while the case runs, and the one
   before it is put back afterwards: a case neither inherits another's secrets nor leaves its own.
+  The run's masker comes back with its result: what the run learned is a secret (a state key, a
+  value built from a sensitive output) is masked in what `runner test` shows and writes too.
 - Signals: the record of those received (runner/platform/interrupts.py) is cleared before the
   case, and the SIGINT and SIGTERM handlers (the engine installs its own) are put back after
   it. A SIGINT or SIGTERM during a case stops it as it stops `runner run`, and then raises
@@ -26,8 +28,9 @@ import io
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -49,6 +52,7 @@ class Finished:
     exit_code: int | None  # None when it timed out
     stdout: str
     stderr: str
+    masker: Masker = field(default_factory=Masker)  # the run's: every secret it learned
 
 
 class CaseTimeout(BaseException):
@@ -92,7 +96,19 @@ def run_in_process(
     if interrupted:
         raise KeyboardInterrupt
     exit_code = None if deadline.timed_out else code
-    return Finished(exit_code, stdout.getvalue(), stderr.getvalue())
+    return Finished(exit_code, stdout.getvalue(), stderr.getvalue(), saved.run_masker)
+
+
+@contextmanager
+def own_session_masker() -> Iterator[Masker]:
+    """A fresh session masker for the block, the one before it put back after: what the block
+    reads as a case's secret (a state key, while seeding) is masked in it, and nowhere else."""
+    masker = Masker()
+    previous = set_session_masker(masker)
+    try:
+        yield masker
+    finally:
+        set_session_masker(previous)
 
 
 def _folder() -> Path:
@@ -120,6 +136,7 @@ class _ProcessState:
         self._masker: Masker | None = None
         self._saved_streams = (sys.stdout, sys.stderr)
         self._isolated = False
+        self.run_masker = Masker()  # the session masker the run left, once restored
 
     def isolate(self) -> None:
         for stop in (signal.SIGINT, signal.SIGTERM):
@@ -136,7 +153,7 @@ class _ProcessState:
             return
         for signum, handler in self._handlers.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        set_session_masker(self._masker)
+        self.run_masker = set_session_masker(self._masker) or self.run_masker
         sys.stdout, sys.stderr = self._saved_streams
         self._isolated = False
 

@@ -24,7 +24,7 @@ from runner.cases.compare import (
     without_runner_records,
     write_expectations,
 )
-from runner.cases.inprocess import RunCommandLine, run_in_process
+from runner.cases.inprocess import RunCommandLine, own_session_masker, run_in_process
 from runner.cases.seed import seed_state
 from runner.cases.step_outputs import write_step_outputs
 from runner.platform.masking import Masker
@@ -79,12 +79,15 @@ def run_case(
         timeout = timeout_of(case, options)
         env = child_environment(case, environ, folders["tmp"])
         started = time.monotonic()
-        warnings += seed_state(
-            case.seed, steps_of(case.steps_dir), env, {**folders, "input": case.input_dir}
-        )
+        with own_session_masker() as seeding:  # a state key read to seed is the case's secret
+            warnings += seed_state(
+                case.seed, steps_of(case.steps_dir), env, {**folders, "input": case.input_dir}
+            )
+        masker.extend(seeding)
         write_step_outputs(case.step_outputs, folders["metadata"])
         finished = run_in_process(run, _runner_run_argv(case, folders), env, timeout)
         result.duration = time.monotonic() - started
+        masker.extend(finished.masker)  # what the run learned is secret (a state key, a value)
         _learn_sensitive_outputs(masker, folders["metadata"])
         result.exit_code = finished.exit_code
         result.stdout = masker.mask(finished.stdout)

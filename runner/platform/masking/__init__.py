@@ -99,6 +99,15 @@ class Masker:
             self._pattern = None  # recompiled lazily by the next mask()
         return None
 
+    def extend(self, other: Masker) -> None:
+        """Mask from here on every secret `other` masks (what a run learned, for `runner test`
+        to mask in what it shows of the run)."""
+        new = other._variants - self._variants
+        if new:
+            self._variants |= new
+            self._plain |= other._plain
+            self._pattern = None  # recompiled lazily by the next mask()
+
     def __bool__(self) -> bool:
         return bool(self._variants)
 
