@@ -16,6 +16,7 @@ import argparse
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,14 +29,16 @@ def default_cases() -> list[str]:
         *REPO.glob("examples/marketplace/*/tests/*"),
         *REPO.glob("examples/app-promise/tests/*"),
     ]
-    return sorted(str(p.relative_to(REPO)) for p in found if p.is_dir())
+    return sorted(str(p) for p in found if p.is_dir())
 
 
-def timed(runner: str, cases: list[str], jobs: int) -> float:
+def timed(runner: str, cases: list[str], jobs: int, cwd: str) -> float:
+    """One `runner test`, from a folder holding no runner package: a `python -m runner` there
+    (as a checkout before in-process cases ran each one) imports its own checkout's."""
     started = time.perf_counter()
     result = subprocess.run(
         [runner, "test", "-j", str(jobs), "--color", "never", *cases],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        cwd=cwd, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     took = time.perf_counter() - started
     if result.returncode != 0:
@@ -52,14 +55,15 @@ def main() -> None:
     parser.add_argument("-j", "--jobs", type=int, default=1)
     parser.add_argument("--before", help="another checkout's runner program, to compare with")
     args = parser.parse_args()
-    cases = args.cases or default_cases()
+    cases = [str(Path(c).resolve()) for c in args.cases] or default_cases()
     contenders = {"this checkout": str(RUNNER)}
     if args.before:
         contenders = {"before": args.before, **contenders}
     times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(args.runs):
-        for name, runner in contenders.items():
-            times[name].append(timed(runner, cases, args.jobs))
+    with tempfile.TemporaryDirectory(prefix="bench-runner-test-") as cwd:
+        for _ in range(args.runs):
+            for name, runner in contenders.items():
+                times[name].append(timed(runner, cases, args.jobs, cwd))
     print(f"runner test -j {args.jobs}, {len(cases)} cases, {args.runs} runs each (median, runs)")
     for name, runs in times.items():
         each = " ".join(f"{t:.2f}" for t in runs)
