@@ -375,3 +375,18 @@ def test_what_the_run_learned_is_secret_is_masked_in_what_runner_test_shows_and_
     assert key not in result.stdout + result.stderr
     assert runner_test(tmp_path, "--update", str(case)).returncode == 0
     assert (case / "output" / "unexpected.txt").read_text() == "***\n"
+
+
+def test_a_masker_extended_with_another_masks_every_form_of_its_secrets():
+    import base64
+
+    from runner.platform.masking import Masker
+
+    run = Masker(["s3cret-of-the-run"])
+    case = Masker(["case-own-secret"])
+    assert case.mask("s3cret-of-the-run") == "s3cret-of-the-run"
+    case.extend(run)
+    encoded = base64.b64encode(b"s3cret-of-the-run").decode()
+    text = f"a=s3cret-of-the-run b={encoded} c=case-own-secret d=s3cret%2Dof-the-run"
+    assert case.mask(text) == "a=*** b=*** c=*** d=***"  # percent-escaped too
+    assert run.mask("case-own-secret") == "case-own-secret"  # the other is left as it was
