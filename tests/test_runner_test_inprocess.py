@@ -6,6 +6,7 @@ but without an interpreter start per test."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import time
@@ -390,3 +391,37 @@ def test_a_masker_extended_with_another_masks_every_form_of_its_secrets():
     text = f"a=s3cret-of-the-run b={encoded} c=case-own-secret d=s3cret%2Dof-the-run"
     assert case.mask(text) == "a=*** b=*** c=*** d=***"  # percent-escaped too
     assert run.mask("case-own-secret") == "case-own-secret"  # the other is left as it was
+
+
+def test_in_parallel_a_case_that_even_the_alarm_cannot_end_is_killed(tmp_path, monkeypatch):
+    import tempfile
+
+    from runner.cases import forked
+    from runner.engine import Engine
+
+    original = Engine.run_step
+
+    def run_step(self, prepared):  # stuck with the signals blocked: only a kill ends it
+        if prepared.step.name == "stuck":
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM})
+            time.sleep(60)
+        return original(self, prepared)
+
+    monkeypatch.setattr(Engine, "run_step", run_step)
+    monkeypatch.setattr(forked, "STOP_GRACE", 0.2)
+    monkeypatch.setattr(forked, "_MARGIN", 0.2)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where its folder stays
+    write_step(tmp_path / "steps.d", "stuck", "run: [[bash, -c, 'echo never']]")
+    write_step(tmp_path / "steps.d", "fine", "run: [[bash, -c, 'echo fine ran']]")
+    stuck = make_case(tmp_path / "tests" / "a", case_yaml="steps: [stuck]\ntimeout: 300ms\n")
+    fine = make_case(tmp_path / "tests" / "b", case_yaml="steps: [fine]\n")
+    started = time.monotonic()
+    result = runner_test(tmp_path, "-j", "2", "--format", "json", str(stuck), str(fine))
+    assert time.monotonic() - started < 30
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    [a, b] = report["cases"]
+    assert a["status"] == "error" and a["exitCode"] is None
+    assert "its process was killed" in a["error"]
+    assert b["status"] == "pass"
