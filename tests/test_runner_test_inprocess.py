@@ -425,3 +425,35 @@ def test_in_parallel_a_case_that_even_the_alarm_cannot_end_is_killed(tmp_path, m
     assert a["status"] == "error" and a["exitCode"] is None
     assert "its process was killed" in a["error"]
     assert b["status"] == "pass"
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_keep_keeps_each_cases_folder_with_the_runs_own_files(tmp_path, jobs):
+    import re
+    import shutil
+
+    write_step(
+        tmp_path / "steps.d",
+        "write",
+        """
+        run: [[bash, -c, 'echo "$API_TOKEN" > $KRATIX_OUTPUT_DIR/token.txt']]
+    """,
+    )
+    cases = [
+        make_case(tmp_path / "tests" / name, env=f"API_TOKEN=token-of-case-{name}\n")
+        for name in ("a", "b")
+    ]
+    for case in cases:
+        (case / "output").mkdir()
+        (case / "output" / "token.txt").write_text("***\n")
+    result = runner_test(tmp_path, "--keep", "-j", jobs, *map(str, cases))
+    assert result.returncode == 0, result.stdout + result.stderr
+    kept = re.findall(r"results kept in (\S+)", result.stdout)
+    assert len(kept) == 2
+    try:
+        for name, folder in zip(("a", "b"), kept, strict=True):
+            assert f"runner-test-{name}-" in folder
+            assert (Path(folder) / "output" / "token.txt").read_text() == f"token-of-case-{name}\n"
+    finally:
+        for folder in kept:
+            shutil.rmtree(folder)
