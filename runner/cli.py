@@ -104,6 +104,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     settings: Settings | None = None
     try:
         args = _parse(argv, env)
+        args.command_line = main  # how `runner test` runs each case's `runner run`, in process
         settings = _settings(args, env.environ)
         return int(_module(args.verb).main(args, env))
     except RunnerError as exc:

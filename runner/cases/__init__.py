@@ -14,9 +14,11 @@ A case folder holds one request and what the steps should make of it:
       metadata/           the expected /kratix/metadata (status.yaml, destination-selectors.yaml;
                           runner/outputs/STEP.json only if it holds runner/, see below)
 
-Each case runs `runner run` in its own subprocess, with fresh output and metadata folders and a
-fresh local state store (holding only what state/ seeds) in a temporary folder, so cases can't
-see each other or the user's state. case.yaml's `stepOutputs:` stands for the containers that ran
+Each case runs `runner run` in process, through the same `cli.main` and Session as the `runner`
+program (the verb hands `cli.main` down), with its own environment, fresh output and metadata
+folders and a fresh local state store (holding only what state/ seeds) in a temporary folder, so
+cases can't see each other or the user's state. `-j N` runs N cases at once, each in a process
+forked for it. case.yaml's `stepOutputs:` stands for the containers that ran
 before this one: their outputs are written to the fresh metadata folder's runner/outputs first.
 The run's metadata/runner/ (the step outputs `runner run` records for later containers) is
 compared only when the case's expected metadata/ holds a runner/ folder, so a case that doesn't
@@ -32,9 +34,11 @@ The modules, in the order a run uses them:
     seed.py         the case's state/ folder: checked, then stored as the steps' starting state
     step_outputs.py case.yaml's `stepOutputs:`: checked, then recorded as earlier containers' outputs
     ignore.py       case.yaml's `ignore:`: the volatile fields left out of the comparison
-    process.py      running a subprocess with a timeout; stopping every run on an interrupt
+    inprocess.py    running `runner run` in process: the case's environment, the process-wide
+                    state put back, the timeout; an interrupt stops the case, then runner test
     runcase.py      running one case in fresh folders and judging the result
     compare.py      produced vs expected trees: data-aware diffs, and --update
     report.py       what is printed: each result, the summary line; the JUnit report
-    suite.py        all the cases of one `runner test`: in parallel, reported in order
+    forked.py       `-j N`: each case in a process forked for it, N at once
+    suite.py        all the cases of one `runner test`: one by one or N at once, reported in order
 """

@@ -90,6 +90,7 @@ def load_cases(
     paths: Iterable[str], steps_dir_option: str | None, environ: Mapping[str, str]
 ) -> list[Case]:
     """Every case named (see find_cases); InvalidError names everything wrong with any of them."""
+    _steps_of.cache_clear()  # a process may run `runner test` again after the steps changed
     found, problems = find_cases(paths)
     cases: list[Case] = []
     for path in found:

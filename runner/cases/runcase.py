@@ -1,22 +1,19 @@
-"""Running one case: `runner run` in a subprocess with fresh folders and a fresh local state
-store, its output masked, then judged against what the case expects."""
+"""Running one case: `runner run` in process (inprocess.py) with fresh folders, a fresh local
+state store and its own environment, its output masked, then judged against what the case
+expects."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import runner
 from runner.base.errors import StoreError
 from runner.base.words import display
-from runner.cases import process
 from runner.cases.case import Case, Expect, steps_of
 from runner.cases.case_files import CASE_FILE, ENV_FILE, TREES
 from runner.cases.compare import (
@@ -27,6 +24,7 @@ from runner.cases.compare import (
     without_runner_records,
     write_expectations,
 )
+from runner.cases.inprocess import RunCommandLine, own_session_masker, run_in_process
 from runner.cases.seed import seed_state
 from runner.cases.step_outputs import write_step_outputs
 from runner.platform.masking import Masker
@@ -66,8 +64,11 @@ class Result:
         return not self.failures and not self.differences and self.error is None
 
 
-def run_case(case: Case, options: Options, environ: Mapping[str, str]) -> Result:
-    """Run the case's steps in a subprocess with fresh folders and compare the results."""
+def run_case(
+    case: Case, options: Options, environ: Mapping[str, str], run: RunCommandLine
+) -> Result:
+    """Run the case's steps with fresh folders and compare the results: `run` is the command
+    line's entry point (`cli.main`), which runs `runner run` in this process."""
     masker, warnings = _masker(case)
     result = Result(case)
     scratch = Path(tempfile.mkdtemp(prefix=f"runner-test-{case.path.name}-"))
@@ -75,15 +76,18 @@ def run_case(case: Case, options: Options, environ: Mapping[str, str]) -> Result
         folders = {name: scratch / name for name in (*TREES, "state", "tmp")}
         for folder in folders.values():
             folder.mkdir()
-        timeout = case.timeout or options.timeout
+        timeout = timeout_of(case, options)
         env = child_environment(case, environ, folders["tmp"])
         started = time.monotonic()
-        warnings += seed_state(
-            case.seed, steps_of(case.steps_dir), env, {**folders, "input": case.input_dir}
-        )
+        with own_session_masker() as seeding:  # a state key read to seed is the case's secret
+            warnings += seed_state(
+                case.seed, steps_of(case.steps_dir), env, {**folders, "input": case.input_dir}
+            )
+        masker.extend(seeding)
         write_step_outputs(case.step_outputs, folders["metadata"])
-        finished = process.run(_runner_run_argv(case, folders), env, timeout)
+        finished = run_in_process(run, _runner_run_argv(case, folders), env, timeout)
         result.duration = time.monotonic() - started
+        masker.extend(finished.masker)  # what the run learned is secret (a state key, a value)
         _learn_sensitive_outputs(masker, folders["metadata"])
         result.exit_code = finished.exit_code
         result.stdout = masker.mask(finished.stdout)
@@ -111,6 +115,11 @@ def run_case(case: Case, options: Options, environ: Mapping[str, str]) -> Result
     result.failures = [masker.mask(failure) for failure in result.failures]
     result.error = masker.mask(result.error) if result.error is not None else None
     return result
+
+
+def timeout_of(case: Case, options: Options) -> float:
+    """The case's timeout: case.yaml's `timeout:`, else `--timeout`."""
+    return case.timeout or options.timeout
 
 
 def _learn_sensitive_outputs(masker: Masker, metadata: Path) -> None:
@@ -145,7 +154,7 @@ def _masker(case: Case) -> tuple[Masker, list[str]]:
 
 def _runner_run_argv(case: Case, folders: dict[str, Path]) -> list[str]:
     return [
-        sys.executable, "-m", "runner", "run", *case.steps,
+        "run", *case.steps,
         "--steps-dir", str(case.steps_dir), "--input", str(case.input_dir),
         "--output", str(folders["output"]), "--metadata", str(folders["metadata"]),
         "--state-store", f"local:{folders['state']}", "--log-format", "text",
@@ -171,12 +180,6 @@ def child_environment(case: Case, environ: Mapping[str, str], tmp: Path) -> dict
     """The environment of the case's `runner run`: the caller's, without anything that would
     make the result depend on who runs it, then the case's defaults, env file and case.yaml."""
     env = {k: v for k, v in environ.items() if not _NOT_INHERITED.match(k)}
-    package_root = Path(runner.__file__).resolve().parent.parent
-    if package_root.name not in ("site-packages", "dist-packages"):
-        # A source checkout run as `python -m runner`: the child must import the same code.
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(package_root), env.get("PYTHONPATH")) if p
-        )
     env.update(TMPDIR=str(tmp), KRATIX_WORKFLOW_ACTION="configure", KRATIX_WORKFLOW_TYPE="resource")
     env.update(case.env)
     env.update(case.kratix)

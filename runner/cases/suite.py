@@ -1,4 +1,5 @@
-"""All the cases of one `runner test`: loaded first, run N at once, reported in the order given."""
+"""All the cases of one `runner test`: loaded first, run one at a time in process or N at once
+in forked processes, reported in the order given."""
 
 from __future__ import annotations
 
@@ -6,15 +7,14 @@ import json
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
 from runner.cases.case import Case, load_cases
-from runner.cases.process import stop_all
+from runner.cases.inprocess import RunCommandLine
 from runner.cases.report import Style, format_result, json_report, summary, write_junit
-from runner.cases.runcase import Options, Result, run_case
+from runner.cases.runcase import Options, Result, run_case, timeout_of
 
 
 def run_suite(
@@ -28,10 +28,12 @@ def run_suite(
     verbose: bool,
     junit: Path | None,
     out: TextIO,
+    run: RunCommandLine,
     fmt: str = "text",
 ) -> bool:
     """Run every case and print each result and the summary (`fmt` text), or one JSON document
-    at the end (`fmt` json), on `out`; True when all passed.
+    at the end (`fmt` json), on `out`; True when all passed. `run` is the command line's entry
+    point (`cli.main`), through which each case runs `runner run` in process.
 
     InvalidError, with no case run, when any case folder is bad."""
     started = time.monotonic()
@@ -41,7 +43,7 @@ def run_suite(
         if fmt == "json"
         else lambda r: print(format_result(r, style, verbose), file=out, flush=True)
     )
-    results = _run_cases(cases, options, environ, jobs, show)
+    results = _run_cases(cases, options, environ, run, jobs, show)
     if fmt == "json":
         report = json_report(results, time.monotonic() - started)
         out.write(json.dumps(report, indent=2) + "\n")  # ASCII: names may not be UTF-8
@@ -56,26 +58,29 @@ def _run_cases(
     cases: list[Case],
     options: Options,
     environ: Mapping[str, str],
+    run: RunCommandLine,
     jobs: int,
     show: Callable[[Result], None] | None,
 ) -> list[Result]:
     """Run the cases, `jobs` at once, showing each result in case order as it becomes known."""
-    results: list[Result] = []
+    from runner.cases.forked import run_forked
+
+    def one(case: Case) -> Result:
+        return run_case(case, options, environ, run)
+
     # SIGTERM (a CI job cancelled) stops the runs like Ctrl-C does, rather than orphaning them.
-    signal.signal(signal.SIGTERM, _interrupt)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        try:
-            futures = [pool.submit(run_case, case, options, environ) for case in cases]
-            for future in futures:
-                result = future.result()
-                results.append(result)
-                if show is not None:
-                    show(result)
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
-            stop_all()  # the runs save their state and stop; their folders are removed
-            raise  # once the pool has waited for them
-    return results
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if jobs > 1 and len(cases) > 1:
+            return run_forked(cases, one, lambda case: timeout_of(case, options), jobs, show)
+        results: list[Result] = []
+        for case in cases:  # in this process, one after the other (a run's signals are ours)
+            results.append(one(case))
+            if show is not None:
+                show(results[-1])
+        return results
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

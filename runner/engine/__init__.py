@@ -80,8 +80,11 @@ class Engine:
         return self._stores[kind]
 
     def close(self) -> None:
-        for store in self._stores.values():
-            store.close()
+        try:
+            for store in self._stores.values():
+                store.close()
+        finally:
+            self.executor.close()
 
     # -- a step ----------------------------------------------------------------------------
     def run_step(self, prepared: PreparedStep) -> StepOutcome:
@@ -103,7 +106,7 @@ class Engine:
         if store is not None and prepared.keys is not None:
             store = EncryptedStore(store, prepared.keys)
         policy = StatePolicy.of(prepared, self.ctx)
-        with workspace(prepared) as workdir:
+        with workspace(prepared, self.environ.get("TMPDIR")) as workdir:
             lock: Any = nullcontext()
             if store is not None and ref is not None and policy is not None and policy.lock:
                 lock = store.lock(ref, self.lock_wait, self.log)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -14,8 +15,9 @@ from runner.resolve.prepare import PreparedStep
 
 
 @contextmanager
-def workspace(prepared: PreparedStep) -> Iterator[Path]:
-    """The folder the step works in for the block; a copy is removed afterwards."""
+def workspace(prepared: PreparedStep, tmpdir: str | None = None) -> Iterator[Path]:
+    """The folder the step works in for the block; a copy (in `tmpdir`, the run's TMPDIR, when
+    it is a folder) is removed afterwards."""
     source = prepared.workdir
     if not source.is_dir():
         raise InvalidError(
@@ -24,7 +26,9 @@ def workspace(prepared: PreparedStep) -> Iterator[Path]:
     if not prepared.step.copy_workdir:
         yield source
         return
-    scratch = Path(tempfile.mkdtemp(prefix=f"runner-{prepared.step.name}-"))
+    # The run's TMPDIR, not the process's: `runner test` runs cases in its own process.
+    where = tmpdir if tmpdir and os.path.isdir(tmpdir) else None
+    scratch = Path(tempfile.mkdtemp(prefix=f"runner-{prepared.step.name}-", dir=where))
     try:
         workdir = scratch / source.name
         # Leftover state in the source must not stand in for the stored state.

@@ -136,6 +136,22 @@ class Executor:
         self._signals.append(signum)
         self._wake()
 
+    def close(self) -> None:
+        """Close the self-pipe and the pipes that background processes still hold: a process
+        that runs many sessions (`runner test`) must not leak descriptors."""
+        for stream in self._leftovers:
+            if stream.fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(stream.fd)
+                stream.fd = -1
+            self._close_capture(stream)
+        self._leftovers.clear()
+        wake_r, wake_w = self._wake_r, self._wake_w
+        self._wake_r = self._wake_w = -1  # first: a signal handler's _wake() then writes nowhere
+        for fd in (wake_r, wake_w):
+            if fd >= 0:
+                os.close(fd)
+
     def _wake(self) -> None:
         if self._wake_w >= 0:
             # OSError: the pipe is full (a wake-up is pending anyway)

@@ -74,6 +74,7 @@ def main(args: argparse.Namespace, env: Environment) -> int:
             verbose=args.verbose,
             junit=Path(args.junit) if args.junit else None,
             out=env.stdout,
+            run=args.command_line,  # cli.main: each case's `runner run`, in this process
             fmt=args.format,
         )
     except InvalidError as exc:

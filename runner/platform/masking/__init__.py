@@ -99,6 +99,15 @@ class Masker:
             self._pattern = None  # recompiled lazily by the next mask()
         return None
 
+    def extend(self, other: Masker) -> None:
+        """Mask from here on every secret `other` masks (what a run learned, for `runner test`
+        to mask in what it shows of the run)."""
+        new = other._variants - self._variants
+        if new:
+            self._variants |= new
+            self._plain |= other._plain
+            self._pattern = None  # recompiled lazily by the next mask()
+
     def __bool__(self) -> bool:
         return bool(self._variants)
 
@@ -254,10 +263,12 @@ class Masker:
 _session_masker: Masker | None = None
 
 
-def set_session_masker(masker: Masker) -> None:
-    """Make `masker` the one `session_masker()` returns (a run's session does)."""
+def set_session_masker(masker: Masker | None) -> Masker | None:
+    """Make `masker` the one `session_masker()` returns (a run's session does); returns the
+    one before it, for a caller that runs sessions in process (`runner test`) to put back."""
     global _session_masker
-    _session_masker = masker
+    previous, _session_masker = _session_masker, masker
+    return previous
 
 
 def session_masker() -> Masker:
