@@ -38,7 +38,15 @@ def test_no_example_step_falls_back_to_a_script(file):
                 assert not (isinstance(command, dict) and "script" in command), file
 
 
-@pytest.mark.parametrize("promise", PROMISES, ids=lambda p: p.relative_to(EXAMPLES).as_posix())
+# tekton's cases write and compare a 1.5 MiB release file (about 4 s).
+SLOW = {EXAMPLES / "marketplace/tekton"}
+
+
+@pytest.mark.parametrize(
+    "promise",
+    [pytest.param(p, marks=pytest.mark.slow) if p in SLOW else p for p in PROMISES],
+    ids=lambda p: p.relative_to(EXAMPLES).as_posix(),
+)
 def test_each_promise_validates_and_passes_its_cases(promise, tmp_path):
     checked = subprocess.run(
         [sys.executable, "-m", "runner", "validate", str(promise / "steps.d")],
