@@ -1,5 +1,6 @@
 """examples/: the Promises modelled on the Kratix marketplace (redis, jenkins, app-stack, kafka,
-tekton, knative, mongodb-full, vault, kubeflow-pipelines) and the App Promise are script-free,
+tekton, knative, mongodb-full, vault, kubeflow-pipelines, namespace) and the
+App Promise are script-free,
 validate, and pass their `runner test` cases."""
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ PROMISES = sorted(p.parent for p in EXAMPLES.glob("**/steps.d"))
 STEP_FILES = sorted(f for folder in PROMISES for f in (folder / "steps.d").glob("*.y*ml"))
 
 
-def test_the_examples_are_the_app_promise_and_nine_marketplace_promises():
+def test_the_examples_are_the_app_promise_and_ten_marketplace_promises():
     names = {p.relative_to(EXAMPLES).as_posix() for p in PROMISES}
     assert names == {
         "app-promise", "marketplace/redis", "marketplace/jenkins", "marketplace/app-stack",
         "marketplace/kafka", "marketplace/tekton", "marketplace/knative",
         "marketplace/mongodb-full", "marketplace/vault", "marketplace/kubeflow-pipelines",
+        "marketplace/namespace",
     }  # fmt: skip
 
 
