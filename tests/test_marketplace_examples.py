@@ -1,7 +1,6 @@
 """examples/: the Promises modelled on the Kratix marketplace (redis, jenkins, app-stack, kafka,
-tekton, knative, mongodb-full, vault, kubeflow-pipelines, namespace) and the
-App Promise are script-free,
-validate, and pass their `runner test` cases."""
+tekton, knative, mongodb-full, vault, kubeflow-pipelines, namespace) and the App Promise are
+script-free, validate, and pass their `runner test` cases."""
 
 from __future__ import annotations
 
