@@ -10,8 +10,9 @@ saving and restoring 0.9, 10 and 30 MiB states, 100 manifests rendered by `runne
 against the marketplace's bash + yq (bench/manifests_script.sh), `runner run` in stamped
 steps folders of 1, 100 and 1,000 files, `runner run` in a pod (the service account's
 token and CA, HTTPS) against the seed script, and the state stores (local, configmap, s3)
-plain and encrypted side by side. Prints a table and the goals; where a goal
-fails, where the runner's time or memory goes. See bench/README.md for what each figure means.
+plain and encrypted side by side, and `runner run` copying a 30 MiB base file. Prints a
+table and the goals; where a goal fails, where the runner's time or memory goes. See
+bench/README.md for what each figure means.
 Each section is a module of bench/scenarios/; bench/harness.py and bench/common.py are what
 they share. --quick (or BENCH_QUICK=1) runs every section once, at its smallest size.
 """
@@ -40,6 +41,7 @@ from common import (  # noqa: E402
     table,
 )
 from harness import Bench, BenchError  # noqa: E402
+from scenarios.big_base import big_base  # noqa: E402
 from scenarios.big_request import big_request  # noqa: E402
 from scenarios.big_state import big_state  # noqa: E402
 from scenarios.diagnostics import diagnostics  # noqa: E402
@@ -125,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 big_request(bench)
                 pod_startup(bench)
                 stores(bench)
+                big_base(bench)
                 diagnosis = diagnostics(bench)
             finally:
                 if bench is not None:

@@ -26,6 +26,7 @@ SECTIONS = (
     "what talking to the API costs to import, in a fresh interpreter",
     "[10. state stores: save and restore in a fresh process, median of 1; plain | encrypted]",
     "[10b. stamped runner run on the s3 and local stores, median of 1 (min-max s)]",
+    "[12. runner run, a 3 MiB base file of 300 documents, median of 1]",
 )
 GOALS = (
     "runner wall time <= half the seed's",
@@ -39,6 +40,7 @@ GOALS = (
     "runner in a pod <= 0.3x the seed's wall time",
     "encryption adds under 10% to a save",
     "s3 store start-up within 1.5x of local",
+    "a big base file copied in under 100 MB peak RSS",
 )
 
 

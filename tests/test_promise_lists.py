@@ -48,7 +48,7 @@ def test_a_template_in_a_promise_list_is_not_expanded(tmp_path):
         f"a.yaml:{where(text, '${{')}: spec.on.promise[1]: templates are not expanded here",
         "templates work in env values, workdir, state.name, state.namespace, state.bucket, argv "
         "items, command env values, command workdir, stdin, status values, manifest path, "
-        "manifests, destinations, waitFor.message and suspend.message",
+        "manifest from, manifests, destinations, output from, waitFor.message and suspend.message",
     )
 
 

@@ -584,7 +584,7 @@ def test_no_templates_inside_a_block_script(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "path"),
     [
-        ('output:\n  - { from: "${{ inputs.name }}/" }\n', "spec.output[0].from"),
+        ('output:\n  - { from: x/, to: "${{ inputs.name }}/" }\n', "spec.output[0].to"),
         ('on: { promise: "${{ inputs.name }}" }\n', "spec.on.promise"),
         ("state: { files: [{ path: '${{ inputs.name }}.tfstate' }] }\n",
          "spec.state.files[0].path"),
@@ -600,7 +600,7 @@ def test_templates_where_they_are_not_expanded(tmp_path, spec, path):
         f"a.yaml:{where(text, '${{')}: {path}: templates are not expanded here",
         "templates work in env values, workdir, state.name, state.namespace, state.bucket, argv "
         "items, command env values, command workdir, stdin, status values, manifest path, "
-        "manifests, destinations, waitFor.message and suspend.message",
+        "manifest from, manifests, destinations, output from, waitFor.message and suspend.message",
     )
 
 
@@ -612,7 +612,7 @@ def test_a_template_in_a_default_is_not_expanded(tmp_path):
         f"a.yaml:{where(text, '${{')}: spec.inputs.x.default: templates are not expanded here",
         "templates work in env values, workdir, state.name, state.namespace, state.bucket, argv "
         "items, command env values, command workdir, stdin, status values, manifest path, "
-        "manifests, destinations, waitFor.message and suspend.message",
+        "manifest from, manifests, destinations, output from, waitFor.message and suspend.message",
     )
 
 

@@ -218,9 +218,9 @@ def test_a_manifest_takes_one_source(tmp_path: Path) -> None:
     )
     result = invalid(tmp_path, text)
     result.has(f"a.yaml:{where(text, '{ path: a')}: spec.manifests[0]: give one of document, "
-               "documents or from, not document and from")  # fmt: skip
+               "documents, from or file, not document and from")  # fmt: skip
     result.has(f"a.yaml:{where(text, '{ path: b')}: spec.manifests[1]: a manifest needs "
-               "document, documents or from")  # fmt: skip
+               "document, documents, from or file")  # fmt: skip
 
 
 def test_set_goes_with_from_and_its_paths_parse(tmp_path: Path) -> None:
@@ -231,7 +231,7 @@ def test_set_goes_with_from_and_its_paths_parse(tmp_path: Path) -> None:
     )
     result = invalid(tmp_path, text)
     result.has(f"a.yaml:{where(text, 'set')}: spec.manifests[0].set: set changes a base file: "
-               "it goes with from")  # fmt: skip
+               "it goes with from or file")  # fmt: skip
     assert any(x.startswith(f"a.yaml:{where(text, chr(39) + '.a[')}: spec.manifests[1].set") and
                "invalid set path" in x for x in result.lines), result.err  # fmt: skip
 

@@ -19,14 +19,14 @@ bookkeeping are one algorithm over one stream of events, and make sense only tog
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
-from runner.base.errors import Problem
+from runner.base.errors import InvalidError, Problem
 
 try:  # the libyaml parser is several times faster; fall back to pure Python where it's absent
     from yaml import CSafeLoader as _Loader
@@ -472,6 +472,27 @@ def parse_yaml(
     except yaml.YAMLError as exc:  # reader errors: control characters
         builder.problems.append(_reader_problem(exc, text, file))
     return builder.docs, builder.problems
+
+
+def stream_yaml(stream: BinaryIO, file: str, *, scalars: Scalars | None = None) -> Iterator[Any]:
+    """The value of each document of a YAML stream, one at a time, as parse_yaml builds it (no
+    positions kept): memory holds the document being built, not the file. Empty documents are
+    skipped. The first problem raises InvalidError; a syntax or encoding error is located by
+    parsing the whole stream again (from its start), so its message is parse_yaml_bytes'."""
+    builder = _Builder(file, MAX_NODES, MAX_DEPTH, scalars or YAML_1_2, located=False)
+    try:
+        for event in yaml.parse(stream, Loader=_Loader):
+            builder.feed(event)
+            if builder.problems:
+                raise InvalidError(*builder.problems)
+            while builder.docs:
+                yield builder.docs.pop(0).value
+    except _Abort as exc:
+        raise InvalidError(exc.problem) from None
+    except yaml.YAMLError:
+        stream.seek(0)
+        _, problems = parse_yaml_bytes(stream.read(), file, scalars=scalars, located=False)
+        raise InvalidError(*(problems or [Problem("invalid YAML", file, 1, 1)])) from None
 
 
 def _libyaml_depth_limit(exc: yaml.MarkedYAMLError) -> int | None:

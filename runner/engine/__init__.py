@@ -150,9 +150,9 @@ class Engine:
         step = prepared.step
         outputs = collect_outputs(step, workdir, prepared.context, self.log, self.ctx.dry_run)
         context = {**prepared.context, "outputs": outputs}
-        write_manifests(step, context, self.ctx, self.log)
+        write_manifests(step, context, self.ctx, self.log, workdir)
         write_destinations(step, context, self.ctx, self.log)
-        self.results.copy_output(prepared, workdir)
+        self.results.copy_output(prepared, workdir, context)
         self.results.write_status(prepared, workdir, context)
         if step.outputs:  # last: later steps never read the outputs of a step that failed
             path = record_outputs(self.ctx.metadata_dir, step, outputs, context)

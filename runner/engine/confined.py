@@ -19,7 +19,7 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,15 +199,18 @@ def check_target(root: Path, relative: str) -> None:
     _existing_prefix(root, _parts(relative), check_below=False)
 
 
-def write_below(root: Path, relative: str, data: bytes) -> Path:
+def write_below(
+    root: Path, relative: str, data: bytes = b"", *, chunks: Iterable[bytes] | None = None
+) -> Path:
     """Write root/relative (folders made as needed) without following a link; returns the path.
+    The file holds `data`, or each of `chunks` in turn (a large file, never whole in memory).
 
     Raises Refused for a link on the way or at the file, OSError for the rest."""
     parts = _parts(relative)
     if not parts or parts[0] == "..":
         raise ValueError(f"{relative!r} is not a file below {root}")
     with _walk(root, parts[:-1], "target", create=True) as fd:
-        _write_file(fd, parts[-1], root.joinpath(*parts), data=data, sync=True)
+        _write_file(fd, parts[-1], root.joinpath(*parts), data=data, chunks=chunks, sync=True)
     return root.joinpath(*parts)
 
 
@@ -289,6 +292,7 @@ def _write_file(
     shown: Path,
     *,
     data: bytes | None = None,
+    chunks: Iterable[bytes] | None = None,
     source_fd: int | None = None,
     sync: bool = False,
 ) -> None:
@@ -306,9 +310,10 @@ def _write_file(
                 os.fchmod(fd, stat.S_IMODE(was.st_mode))
                 os.utime(fd, ns=(was.st_atime_ns, was.st_mtime_ns))
             else:
-                view = memoryview(data or b"")
-                while view:
-                    view = view[os.write(fd, view) :]
+                for chunk in (data or b"",) if chunks is None else chunks:
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view) :]
             if sync:
                 os.fsync(fd)
         os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)

@@ -16,7 +16,8 @@ from runner.base.errors import CommandFailed, InvalidError, Problem
 from runner.base.files import write_atomic
 from runner.engine.confined import Refused, check_target, write_below
 from runner.engine.fileerrors import os_reason
-from runner.language.documents import ManifestError, build, dump, load_base, output_path, secret_in
+from runner.engine.manifest_sources import Staged, dry_run_skip, entry_documents
+from runner.language.documents import ManifestError, dump, output_path, secret_in
 from runner.language.interpolation import TemplateError, render
 from runner.language.render import RenderError
 from runner.platform import kratix_yaml
@@ -28,8 +29,14 @@ from runner.stepfile.model import Manifest, Step
 DESTINATIONS_FILE = "destination-selectors.yaml"
 
 
-def write_manifests(step: Step, context: dict[str, Any], ctx: KratixContext, log: Logger) -> None:
-    built: list[tuple[Manifest, str, Path, list[Any]]] = []
+def write_manifests(
+    step: Step,
+    context: dict[str, Any],
+    ctx: KratixContext,
+    log: Logger,
+    workdir: Path | None = None,
+) -> None:
+    built: list[tuple[Manifest, str, Path, list[Any] | Staged]] = []
     for manifest in step.manifests:
         where = manifest.path
         if manifest.condition and not holds(
@@ -43,8 +50,10 @@ def write_manifests(step: Step, context: dict[str, Any], ctx: KratixContext, log
             relative = render(manifest.target, context)
             target = output_path(ctx.output_dir, relative)
             check_target(ctx.output_dir, relative)
-            base = load_base(step.folder / manifest.base) if manifest.base else None
-            documents = build(context, documents=manifest.documents, base=base, sets=manifest.set)
+            documents = entry_documents(step, manifest, context, workdir, log.masker, ctx.dry_run)
+            if documents is None:
+                log.info(f"manifest {relative}: skipped ({dry_run_skip(manifest)})", step=step.name)
+                continue
         except (ManifestError, RenderError) as exc:
             raise CommandFailed(_located(step, manifest, exc)) from None
         except TemplateError as exc:
@@ -53,7 +62,7 @@ def write_manifests(step: Step, context: dict[str, Any], ctx: KratixContext, log
             raise CommandFailed(_refused(step, manifest, relative, exc)) from None
         except InvalidError as exc:  # the base file changed since validate
             raise CommandFailed(*exc.problems) from None
-        found = secret_in(documents, log.masker)
+        found = None if isinstance(documents, Staged) else secret_in(documents, log.masker)
         if found is not None:
             raise CommandFailed(
                 step.document.problem(
@@ -66,7 +75,11 @@ def write_manifests(step: Step, context: dict[str, Any], ctx: KratixContext, log
         built.append((manifest, relative, target, documents))
     for manifest, relative, target, documents in built:
         try:
-            write_below(ctx.output_dir, relative, dump(documents).encode())
+            if isinstance(documents, Staged):
+                with documents.file:
+                    write_below(ctx.output_dir, relative, chunks=documents.chunks())
+            else:
+                write_below(ctx.output_dir, relative, dump(documents).encode())
         except Refused as exc:  # a link made since the check: still never followed
             raise CommandFailed(_refused(step, manifest, relative, exc)) from None
         except OSError as exc:

@@ -17,6 +17,7 @@ from runner.base.errors import (
 from runner.base.source import PathKey
 from runner.engine.confined import NotMade, Refused, copy_below
 from runner.engine.fileerrors import os_reason
+from runner.engine.manifest_sources import NotPicked, output_applies, output_source
 from runner.language.interpolation import TemplateError, render
 from runner.language.query import QueryError
 from runner.language.render import RenderError, render_data
@@ -160,35 +161,51 @@ class Results:
             self.log.warning(f"status {key}: {why}", step=step.name)
         return found
 
-    def copy_output(self, prepared: PreparedStep, workdir: Path) -> None:
+    def copy_output(
+        self, prepared: PreparedStep, workdir: Path, context: Mapping[str, Any] | None = None
+    ) -> None:
         if prepared.step.output and self.ctx.action == "delete":
             # A delete Pipeline has no work-writer container: nothing reads /kratix/output.
             self.log.warning(
                 "output: Kratix ignores the output of a delete workflow", step=prepared.step.name
             )
         out_root = self.ctx.output_dir
+        context = prepared.context if context is None else context
         for copy in prepared.step.output:
+            if not output_applies(prepared.step, copy, context):
+                self.log.info(
+                    f"output {copy.source}: skipped (if: {copy.condition})", step=prepared.step.name
+                )
+                continue
             try:
-                written = copy_below(workdir, copy.source, out_root, copy.target)
+                source, target = output_source(prepared.step, copy, context, self.ctx.dry_run)
+            except NotPicked:
+                self.log.warning(
+                    f"output {copy.source}: no file picked in a dry run (it reads outputs)",
+                    step=prepared.step.name,
+                )
+                continue
+            try:
+                written = copy_below(workdir, source, out_root, target)
             except Refused as exc:
                 raise CommandFailed(self._refused(prepared, copy, exc)) from None
             except ValueError:
                 # `validate` refuses targets that leave the folder with `..`.
                 raise CommandFailed(
                     prepared.step.document.problem(
-                        copy.path, f"output target {copy.target} is outside the output folder"
+                        copy.path, f"output target {target} is outside the output folder"
                     )
                 ) from None
             except NotMade:
                 if self.ctx.dry_run:  # a preview whose commands did not run: not a failure
-                    self.log.warning(f"output {copy.source} was not made", step=prepared.step.name)
+                    self.log.warning(f"output {source} was not made", step=prepared.step.name)
                     continue
                 raise CommandFailed(
-                    f"step {prepared.step.name}: output {copy.source} was not made"
+                    f"step {prepared.step.name}: output {source} was not made"
                 ) from None
             except OSError as exc:
                 raise CommandFailed(self._cannot_copy(prepared, copy, exc)) from None
-            self.log.info(f"output: {copy.source} → {written}", step=prepared.step.name)
+            self.log.info(f"output: {source} → {written}", step=prepared.step.name)
 
     def _refused(self, prepared: PreparedStep, copy: OutputCopy, exc: Refused) -> Problem:
         """A link where the copy reads or writes: located at its `from`, or its `to`."""

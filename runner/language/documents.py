@@ -10,12 +10,13 @@ values, under the output folder and nowhere else.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from runner.base.errors import InvalidError, Problem
-from runner.base.source import MAX_FILE_BYTES, format_path, read_yaml_file
+from runner.base.source import format_path, stream_yaml
 from runner.base.value_types import kind_of
 from runner.language.interpolation import as_text
 from runner.language.query import QueryError
@@ -25,9 +26,13 @@ from runner.platform import kratix_yaml
 from runner.platform.masking import Masker
 
 __all__ = [
+    "MAX_BASE_BYTES",
+    "BaseTooLarge",
     "ManifestError",
     "as_kubernetes_text",
+    "base_documents",
     "build",
+    "copied_documents",
     "dump",
     "load_base",
     "output_path",
@@ -60,17 +65,15 @@ def load_base(path: Path, display: str | None = None) -> list[Any]:
     Plain scalars resolve as go-yaml reads them (`yes` is true), because that is how the
     tools that apply Kratix's output (kubectl, Flux, Argo CD: sigs.k8s.io/yaml) read the file
     the base was copied from. Empty documents (a trailing `---`) are dropped, as kubectl does.
+    A file larger than MAX_BASE_BYTES is refused (BaseTooLarge).
     """
     name = display or str(path)
-    documents, problems = read_yaml_file(
-        path, name, max_bytes=MAX_FILE_BYTES, scalars=kratix_yaml.GO_YAML
-    )
-    if problems:
-        raise InvalidError(*problems)
-    values = [document.value for document in documents if document.value is not None]
-    if not values:
-        raise InvalidError(Problem("the base file has no documents", name, 1, 1))
-    return values
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InvalidError(Problem(f"cannot read file: {exc.strerror or exc}", name)) from None
+    with handle:
+        return list(base_documents(handle, name))
 
 
 def build(
@@ -252,3 +255,92 @@ def _holds_secret(value: object, masker: Masker) -> bool:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return False
     return masker.finds(str(value))  # a PIN read from a file is a number
+
+
+# A base file is read from the image, not from a ConfigMap: marketplace operator bundles are
+# 1.2-1.6 MB. It is streamed one document at a time (copied_documents), `set:` or not.
+MAX_BASE_BYTES = 32 << 20
+
+
+class BaseTooLarge(ValueError):
+    """A base file larger than MAX_BASE_BYTES: `size` is what it is."""
+
+    def __init__(self, name: str, size: int) -> None:
+        super().__init__(
+            f"base file {name} is {size / (1 << 20):.1f} MiB ({size} bytes), more than the "
+            f"{MAX_BASE_BYTES >> 20} MiB a base file may be"
+        )
+        self.size = size
+
+
+def base_documents(stream: BinaryIO, name: str) -> Iterator[Any]:
+    """The documents of a base file open in `stream`, one at a time (a generator: memory holds
+    one document, not the file); empty documents dropped. Raises BaseTooLarge before reading
+    a file over MAX_BASE_BYTES, InvalidError (located in the file) for malformed YAML or a file
+    without documents."""
+    size = os.fstat(stream.fileno()).st_size
+    if size > MAX_BASE_BYTES:
+        raise BaseTooLarge(name, size)
+    count = 0
+    for value in stream_yaml(stream, name, scalars=kratix_yaml.GO_YAML):
+        if value is not None:
+            count += 1
+            yield value
+    if not count:
+        raise InvalidError(Problem("the base file has no documents", name, 1, 1))
+
+
+def copied_documents(
+    values: Iterable[Any],
+    masker: Masker,
+    context: Mapping[str, object] | None = None,
+    sets: Iterable[tuple[str, object]] = (),
+    where: str = "from",
+) -> Iterator[str]:
+    """Each document of a base file (or a `file:`) checked and written as Kratix reads it: a
+    mapping, the `set:` paths applied in order, Kubernetes' string-only places as text, no
+    secret's value. Yields the YAML text of each, `---` between them (dump's output, one
+    document at a time: memory holds one). Raises ManifestError located at `where` (or at the
+    set path). Set values are rendered once, from `context`, as build renders them."""
+    sets = tuple(sets)
+    rendered = [
+        (text, _parsed(text), plain(_render(value, context or {}, ("set", text))))
+        for text, value in sets
+    ]
+    values = iter(values)
+    value, index = next(values, _END), 0
+    while value is not _END:
+        following = next(values, _END)
+        if not isinstance(value, dict):
+            raise ManifestError(
+                f"document {index + 1} is {kind_of(value)}, not a mapping (a Kubernetes object)",
+                (where,),
+            )
+        for text, segments, item in rendered:
+            try:
+                set_path(value, segments, plain(item))
+            except SetPathError as exc:
+                several = index or following is not _END
+                which = f" (in document {index + 1})" if several else ""
+                raise ManifestError(exc.message + which, ("set", text)) from None
+        as_kubernetes_text(value)
+        found = secret_in(value, masker)
+        if found is not None:
+            raise ManifestError(
+                f"document {index + 1}: {found} would hold a secret's value; nothing was written",
+                (where,),
+            )
+        yield ("---\n" if index else "") + kratix_yaml.dump(value)
+        value, index = following, index + 1
+
+
+_END = object()
+
+
+def _parsed(text: str) -> Any:
+    try:
+        return parse_set_path(text)
+    except QueryError as exc:
+        raise ManifestError(
+            f"set path {text!r}: {exc.message}", ("set", text), exc.offset
+        ) from None

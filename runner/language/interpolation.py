@@ -173,13 +173,13 @@ def render(text: str, context: Mapping[str, object]) -> str:
     return "".join(out)
 
 
-def render_path(text: str, context: Mapping[str, object]) -> str:
+def render_path(text: str, context: Mapping[str, object], *, allow_empty: bool = True) -> str:
     """Render a path template whose every `${{ }}` fills part of one path component only.
 
     A value (a request's, often) must not move the path elsewhere: one holding "/" or NUL, or
     being "." or "..", raises TemplateError naming the reference and the problem (not the
-    value). The literal text around the references is the author's and may
-    hold anything, `..` included.
+    value); with `allow_empty=False` (a file a request picks) an empty value too. The literal
+    text around the references is the author's and may hold anything, `..` included.
     """
     if _OPEN not in text:
         return text
@@ -190,8 +190,10 @@ def render_path(text: str, context: Mapping[str, object]) -> str:
         # Without "/" a value stays in its component; only "." or ".." of its own can make
         # that component "." or ".." (a literal "." beside it needs the value to be ".").
         problem = _component_problem(value)
+        if problem is None and not value and not allow_empty:
+            problem = "is empty"
         if problem is not None:
-            raise _path_error(text, ref, f"renders a value that {problem}")
+            raise _path_error(text, ref, f"renders a value that {problem}", allow_empty)
         out += [value, piece]
     return "".join(out)
 
@@ -206,9 +208,10 @@ def _component_problem(value: str) -> str | None:
     return None
 
 
-def _path_error(text: str, ref: Reference, problem: str) -> TemplateError:
+def _path_error(text: str, ref: Reference, problem: str, allow_empty: bool = True) -> TemplateError:
+    one = "one" if allow_empty else "one non-empty"
     return TemplateError(
-        f'${{{{ {ref.expr} }}}} in "{text}" {problem}: a templated value in a path must be one '
+        f'${{{{ {ref.expr} }}}} in "{text}" {problem}: a templated value in a path must be {one} '
         'path component, without "/", NUL, or being "." or ".."',
         text,
         ref.start,

@@ -52,6 +52,8 @@ def resolve(text: str) -> Any:
         return None
     if text in _BOOLS:
         return _BOOLS[text]
+    if text[0].isalpha():  # not a number or timestamp (they start with a digit, sign or "."):
+        return text  # most scalars of a large base file end here
     if text in _SPECIAL_FLOATS:
         return _SPECIAL_FLOATS[text]
     plain = text.replace("_", "")

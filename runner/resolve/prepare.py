@@ -9,6 +9,7 @@ $POD_NAMESPACE).
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,10 @@ from typing import Any
 
 from runner.base.errors import InvalidError, Problem
 from runner.base.source import Document, PathKey
-from runner.language.interpolation import TemplateError, render, render_path
+from runner.language.documents import ManifestError
+from runner.language.expressions import compile_expression
+from runner.language.interpolation import TemplateError, has_template, render, render_path
+from runner.language.source_paths import open_base, reads_outputs, render_source
 from runner.platform.exec_limits import too_big
 from runner.platform.kratix import KratixContext, service_account_dir
 from runner.resolve.inputs import exported, resolve_inputs
@@ -183,6 +187,7 @@ def prepare(
         store, ref = _state(step, ctx, request, text, environ, store_override)
     except Pending:  # its name is decided at its turn
         store, ref = NONE, None
+    problems += _picked_file_problems(step, context, waiting)
     keys = None
     if ref is not None:
         try:
@@ -196,6 +201,42 @@ def prepare(
         step, inputs, secrets, workdir, env, commands, store, ref, context,
         waiting_for=frozenset(waiting), unexported=unexported, keys=keys,
     )  # fmt: skip
+
+
+def _picked_file_problems(
+    step: Step, context: Mapping[str, Any], waiting: set[str]
+) -> list[Problem]:
+    """A templated `from:` (of a manifest or an `output:` entry) that reads none of this step's
+    outputs is rendered now: a value a path may not hold, or a base file the request picks that
+    is not there, stops the run before anything runs (exit 2). An entry its `if:` leaves out is
+    not checked; one whose `if:` or path reads outputs is checked when it is written."""
+    problems: list[Problem] = []
+    entries = [(m.base, m.condition, m.path, m) for m in step.manifests if m.base] + [
+        (o.source, o.condition, o.path[:-1], None) for o in step.output
+    ]
+    for text, condition, path, manifest in entries:
+        if not has_template(text) or reads_outputs(text):
+            continue
+        try:
+            if condition and (
+                reads_outputs_expression(condition)
+                or not holds(step, condition, context, (*path, "if"))
+            ):
+                continue
+            if manifest is None:
+                render_source(text, context)
+                continue
+            fd, _ = open_base(step.folder, text, context, os.path.dirname(step.document.file))
+            os.close(fd)
+        except Pending as exc:
+            waiting.add(exc.step)
+        except InvalidError as exc:
+            problems += exc.problems
+        except TemplateError as exc:
+            problems.append(step.document.problem((*path, "from"), exc.message, offset=exc.offset))
+        except ManifestError as exc:
+            problems.append(step.document.problem((*path, "from"), exc.message, offset=exc.offset))
+    return problems
 
 
 def command_env(
@@ -368,3 +409,8 @@ def pod_namespace(environ: Mapping[str, str]) -> str | None:
             return fh.read().strip() or None
     except OSError:
         return environ.get("POD_NAMESPACE") or None
+
+
+def reads_outputs_expression(expression: str) -> bool:
+    """Whether an expression reads this step's outputs (it is then decided after the commands)."""
+    return any(name.path[0] == "outputs" for name in compile_expression(expression).names())

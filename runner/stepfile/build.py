@@ -63,6 +63,7 @@ def build_step(doc: Document, file: Path) -> Step:
                 o["from"],
                 o.get("to", o["from"]),
                 ("spec", "output", i, "to" if "to" in o else "from"),
+                o.get("if"),
             )
             for i, o in enumerate(spec.get("output") or ())
         ),
@@ -247,6 +248,7 @@ def _manifest(index: int, raw: dict[str, Any]) -> Manifest:
         base=raw.get("from"),
         set=tuple((raw.get("set") or {}).items()),
         path=("spec", "manifests", index),
+        file=raw.get("file"),
     )
 
 

@@ -19,11 +19,13 @@ from typing import Any
 from runner.base.errors import Problem
 from runner.base.source import Document, PathKey
 from runner.language.expressions import ExpressionError, compile_expression
+from runner.language.interpolation import has_template
 from runner.language.query import QueryError
 from runner.language.setpath import parse_set_path
+from runner.stepfile import sources
 from runner.stepfile.names import Scope, name_problem
 
-_SOURCES = ("document", "documents", "from")
+_SOURCES = ("document", "documents", "from", "file")
 _DOES_SOMETHING = (
     "run",
     "dryRun",
@@ -80,6 +82,7 @@ def language_problems(
     yield from check.outputs(_mapping(spec.get("outputs")))
     yield from check.manifests(spec.get("manifests"), results)
     yield from _destination_problems(doc, spec.get("destinations"))
+    yield from sources.output_problems(doc, spec, check.expression, results)
     for field, key in (("waitFor", "condition"), ("suspend", "if")):
         raw = _mapping(spec.get(field))
         yield from check.expression(("spec", field, key), raw.get(key), results)
@@ -223,13 +226,13 @@ class _Checker:
             if len(given) != 1:
                 yield self.doc.problem(
                     path,
-                    f"give one of document, documents or from, not {' and '.join(given)}"
+                    f"give one of document, documents, from or file, not {' and '.join(given)}"
                     if given
-                    else "a manifest needs document, documents or from",
+                    else "a manifest needs document, documents, from or file",
                 )
-            if "set" in raw and "from" not in raw:
+            if "set" in raw and "from" not in raw and "file" not in raw:
                 yield self.doc.problem(
-                    (*path, "set"), "set changes a base file: it goes with from", key=True
+                    (*path, "set"), "set changes a base file: it goes with from or file", key=True
                 )
             for key in _mapping(raw.get("set")):
                 try:
@@ -241,6 +244,10 @@ class _Checker:
             yield from self.expression((*path, "if"), raw.get("if"), scope)
             yield from self._target((*path, "path"), raw.get("path"))
             yield from self._base((*path, "from"), raw.get("from"))
+            yield from sources.written_file_problems(self.doc, (*path, "file"), raw.get("file"))
+            yield from sources.whole_document_problems(
+                self.doc, (*path, "document"), raw.get("document")
+            )
 
     def _target(self, path: PathKey, target: Any) -> Iterator[Problem]:
         if not isinstance(target, str) or "${{" in target:
@@ -258,9 +265,11 @@ class _Checker:
     def _base(self, path: PathKey, base: Any) -> Iterator[Problem]:
         if not isinstance(base, str) or not base:
             return
-        from runner.base.errors import InvalidError
-        from runner.language.documents import load_base
-
+        if has_template(base):  # the request picks the file: its folder must be there
+            yield from sources.picked_path_problems(
+                self.doc, path, base, Path(self.doc.file).parent, "this step file's folder"
+            )
+            return
         file = Path(self.doc.file).parent / base
         if not file.is_file():
             yield self.doc.problem(
@@ -269,10 +278,8 @@ class _Checker:
                 "the path is relative to this step file's folder",
             )
             return
-        try:
-            load_base(file, posixpath.join(posixpath.dirname(self.doc.file), base))
-        except InvalidError as exc:  # located in the base file itself
-            yield from exc.problems
+        shown = posixpath.join(posixpath.dirname(self.doc.file), base)
+        yield from sources.base_file_problems(self.doc, path, file, shown)
 
 
 def _destination_problems(doc: Document, destinations: Any) -> Iterator[Problem]:

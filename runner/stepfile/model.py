@@ -209,9 +209,10 @@ class Manifest:
     target: str  # `path:`, a template
     condition: str | None = None
     documents: tuple[Any, ...] | None = None  # `document`/`documents`, templates unrendered
-    base: str | None = None  # `from:`, relative to the step file
+    base: str | None = None  # `from:`, relative to the step file; a template may pick the file
     set: tuple[tuple[str, Any], ...] = ()
     path: PathKey = ()
+    file: str | None = None  # `file:`, a YAML file the commands wrote, relative to the workdir
 
 
 @dataclass(frozen=True)
@@ -288,9 +289,10 @@ def _one_or_list(names: tuple[str, ...]) -> str:
 
 @dataclass(frozen=True)
 class OutputCopy:
-    source: str
+    source: str  # a template may pick the file (runner.language.source_paths)
     target: str
     path: PathKey = ()  # where the target is written: its `to`, else its `from`
+    condition: str | None = None  # `if:`, decided after the commands
 
 
 @dataclass(frozen=True)

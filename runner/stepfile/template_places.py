@@ -71,11 +71,15 @@ PLACES: tuple[Place, ...] = (
     # are not templates (stepfile/checks.py tells them apart: the path alone cannot).
     Place(("spec", "status", ANY, BELOW), AFTER, WRITTEN, "status values", typed=True),
     Place(("spec", "manifests", ANY, "path"), AFTER, WRITTEN, "manifest path"),
+    # A request picks a file: each value fills part of one path component, below the folder
+    # written before the first template (runner.language.source_paths).
+    Place(("spec", "manifests", ANY, "from"), AFTER, NAME, "manifest from"),
     Place(("spec", "manifests", ANY, "document", BELOW), AFTER, WRITTEN, "manifests", typed=True),
     Place(("spec", "manifests", ANY, "documents", BELOW), AFTER, WRITTEN, "manifests", typed=True),
     Place(("spec", "manifests", ANY, "set", BELOW), AFTER, WRITTEN, "manifests", typed=True),
     Place(("spec", "destinations", ANY, "directory"), AFTER, WRITTEN, "destinations"),
     Place(("spec", "destinations", ANY, "matchLabels", ANY), AFTER, WRITTEN, "destinations"),
+    Place(("spec", "output", ANY, "from"), AFTER, NAME, "output from"),
     Place(("spec", "waitFor", "message"), AFTER, WRITTEN, "waitFor.message"),
     Place(("spec", "suspend", "message"), AFTER, WRITTEN, "suspend.message"),
 )

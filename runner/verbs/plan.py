@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any, TextIO
 
+from runner.engine.manifest_sources import planned_output
 from runner.engine.policy import SaveWhen, StatePolicy, commands_run
 from runner.engine.session import Session
 from runner.platform.environment import Environment
@@ -122,7 +123,8 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
         ],
         "state": state,
         "output": [
-            {"from": o.source, "to": str(session.ctx.output_dir / o.target)} for o in step.output
+            planned_output(step, o, after_commands(prepared), session.ctx.output_dir, decided)
+            for o in step.output
         ],
         **({"outputs": outputs(step)} if step.outputs else {}),
         **results(prepared, session.ctx),

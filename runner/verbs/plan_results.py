@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.base.errors import InvalidError, RunnerError
-from runner.language.documents import ManifestError, build, load_base, output_path
+from runner.engine.manifest_sources import planned_documents
+from runner.language.documents import ManifestError, output_path
 from runner.language.expressions import ExpressionError, compile_expression
 from runner.language.interpolation import TemplateError, render
 from runner.language.render import RenderError, render_data
@@ -108,10 +109,7 @@ def _manifest(step: Step, manifest: Any, context: Mapping[str, Any], ctx: Kratix
             return entry
     try:
         entry["path"] = str(output_path(ctx.output_dir, render(manifest.target, context)))
-        base = load_base(step.folder / manifest.base) if manifest.base else None
-        entry["documents"] = build(
-            context, documents=manifest.documents, base=base, sets=manifest.set
-        )
+        entry["documents"] = planned_documents(step, manifest, context)
     except Pending as exc:
         entry["documents"] = not_run_yet(exc.step)
     except (ManifestError, RenderError, TemplateError) as exc:

@@ -44,6 +44,9 @@ def _schema_descriptions() -> dict[tuple[str, ...], str]:
         ("spec", "state", "namespace"): defs["state"]["properties"]["namespace"]["description"],
         ("spec", "state", "bucket"): defs["state"]["properties"]["bucket"]["description"],
     }
+    found[("spec", "manifests", ANY, "from")] = defs["manifest"]["properties"]["from"]["description"]
+    output = spec["output"]["items"]["properties"]
+    found[("spec", "output", ANY, "from")] = output["from"]["description"]
     for field in ("argv", "workdir", "env", "stdin"):
         found[("spec", "run", ANY, field)] = command["properties"][field]["description"]
     return found
