@@ -1,6 +1,6 @@
 """examples/: the Promises modelled on the Kratix marketplace (redis, jenkins, app-stack, kafka,
-tekton, knative, mongodb-full, vault, kubeflow-pipelines, namespace) and the App Promise are
-script-free, validate, and pass their `runner test` cases."""
+tekton, knative, mongodb-full, vault, kubeflow-pipelines, namespace), the App Promise and the
+PostgreSQL Promise are script-free, validate, and pass their `runner test` cases."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ PROMISES = sorted(p.parent for p in EXAMPLES.glob("**/steps.d"))
 STEP_FILES = sorted(f for folder in PROMISES for f in (folder / "steps.d").glob("*.y*ml"))
 
 
-def test_the_examples_are_the_app_promise_and_ten_marketplace_promises():
+def test_the_examples_are_the_app_promise_ten_marketplace_promises_and_postgresql():
     names = {p.relative_to(EXAMPLES).as_posix() for p in PROMISES}
     assert names == {
         "app-promise", "marketplace/redis", "marketplace/jenkins", "marketplace/app-stack",
         "marketplace/kafka", "marketplace/tekton", "marketplace/knative",
         "marketplace/mongodb-full", "marketplace/vault", "marketplace/kubeflow-pipelines",
-        "marketplace/namespace",
+        "marketplace/namespace", "postgresql",
     }  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 
 The author writes each state file under the step's name and the file's state key (the `key:` of
 `state.files`, by default the file name), so a case can test a second run: `state/create-bucket/
-tfstate` makes create-bucket start from that Terraform state. Where the state goes in the store
+tfstate` makes create-bucket start from that Terraform state. A generated secret is seeded
+under its key, `state/create-db/generated-secret.DB_PASSWORD`. Where the state goes in the store
 (its rendered name and namespace) is worked out as `runner run` does, from the case's request
 and environment, so the author never writes it.
 """
@@ -51,10 +52,14 @@ def read_seed(case_dir: Path, steps: StepSet) -> tuple[Seed, list[Problem]]:
                     Problem(f'no step named "{folder.name}"', display(folder), hint=hint)
                 )
             continue
-        keys = {f.key for f in step.state.files}
+        # A generated secret's key too: a second run keeps the value a first run made.
+        keys = {f.key for f in step.state.files} | {s.state_key for s in step.generated}
         if not keys or step.state.store == "none":
             problems.append(
-                Problem(f"step {step.name} keeps no state (no state.files)", display(folder))
+                Problem(
+                    f"step {step.name} keeps no state (no state.files, no generated secret)",
+                    display(folder),
+                )
             )
             continue
         files: dict[str, Path] = {}

@@ -30,7 +30,7 @@ from runner.platform.execute import Executor
 from runner.platform.kratix import KratixContext
 from runner.platform.log import Logger, seconds
 from runner.platform.settings import DEFAULTS, Settings
-from runner.resolve.prepare import PreparedStep
+from runner.resolve.prepare import PreparedStep, with_secrets
 from runner.resolve.step_outputs import collect as collect_outputs
 from runner.resolve.step_outputs import record as record_outputs
 from runner.state import StoreSpec, open_store
@@ -116,7 +116,10 @@ class Engine:
                     # Until the commands start there is nothing to save: a signal that came
                     # while taking the lock or restoring ends the step (releasing the lock).
                     interrupts.stop_if_received()
-                    stored, expected = self.state.restore(prepared, policy, store, workdir)
+                    stored, expected, generated = self.state.restore(
+                        prepared, policy, store, workdir
+                    )
+                    prepared = with_secrets(prepared, generated)
                     interrupts.stop_if_received()
                     failure = self.commands.run_commands(prepared, workdir, fields)
                     self.state.finish(

@@ -14,15 +14,18 @@ from runner.engine.policy import StatePolicy
 from runner.platform import interrupts
 from runner.platform.log import Logger, seconds
 from runner.resolve.prepare import PreparedStep
+from runner.resolve.secrets import make_secret
 from runner.state.base import (
     UNCHECKED,
     Expected,
     HeldLock,
+    Loaded,
+    StateRef,
     StateStore,
     changed_since_read,
     digest,
 )
-from runner.stepfile.model import StateFile
+from runner.stepfile.model import GENERATED_PREFIX, StateFile
 
 
 class StatePhase:
@@ -37,14 +40,18 @@ class StatePhase:
         policy: StatePolicy | None,
         store: StateStore | None,
         workdir: Path,
-    ) -> tuple[Restored | None, Expected]:
-        """What was restored, and the version a save of this state expects."""
+    ) -> tuple[Restored | None, Expected, dict[str, str]]:
+        """What was restored, the version a save of this state expects, and the step's
+        generated secrets (kept, or made now)."""
         ref = prepared.state_ref
         if store is None or ref is None or policy is None:
-            return None, UNCHECKED
+            return None, UNCHECKED, {}
         fields = {"step": prepared.step.name}
         started = time.monotonic()
         loaded = store.load(ref)
+        generated: dict[str, str] = {}
+        if prepared.step.generated:
+            loaded, generated = self._generated(prepared, policy, store, ref, loaded)
         stored = loaded.files if loaded is not None else {}
         written: set[str] = set()
         for item in prepared.step.state.files:
@@ -65,7 +72,7 @@ class StatePhase:
                 ) from None
         if loaded is None:
             self.log.info(f"no stored state in {store.describe(ref)}: starting fresh", **fields)
-            return None, None  # a save expects there to be none still
+            return None, None, generated  # a save expects there to be none still
         size = sum(len(v) for v in stored.values())
         self.log.info(
             f"restored state from {store.describe(ref)} ({size} bytes) in "
@@ -81,7 +88,56 @@ class StatePhase:
             others={k: v for k, v in stored.items() if k not in written},
             written=frozenset(written),
         )
-        return restored, loaded.version
+        return restored, loaded.version, generated
+
+    def _generated(
+        self,
+        prepared: PreparedStep,
+        policy: StatePolicy,
+        store: StateStore,
+        ref: StateRef,
+        loaded: Loaded | None,
+    ) -> tuple[Loaded | None, dict[str, str]]:
+        """The step's generated secrets: each one kept in the state, or made now. A new one is
+        saved at once, before any command runs, whatever `save:` says: a command may set it
+        on a server and then fail, and a value lost then would leave the server's unknown.
+        The masker learns each value before anything can print it."""
+        fields = {"step": prepared.step.name}
+        stored = loaded.files if loaded is not None else {}
+        values: dict[str, str] = {}
+        made: dict[str, bytes] = {}
+        for secret in prepared.step.generated:
+            assert secret.generate is not None
+            if secret.state_key in stored:
+                values[secret.name] = _kept(store, ref, secret.name, stored[secret.state_key])
+            else:
+                values[secret.name] = value = make_secret(secret.generate)
+                made[secret.state_key] = value.encode("utf-8")
+            warning = self.log.masker.add(secret.name, values[secret.name])
+            if warning:
+                self.log.warning(warning, **fields)
+        if not made:
+            kept = ", ".join(values)
+            self.log.info(f"generated secret {kept}: kept in {store.describe(ref)}", **fields)
+            return loaded, values
+        names = ", ".join(n for n in values if GENERATED_PREFIX + n in made)
+        if policy.save == "never" or policy.remove:
+            why = "a dry run saves nothing" if policy.save == "never" else "the state is removed"
+            self.log.info(f"generated secret {names} for this run only: {why}", **fields)
+            return loaded, values
+        files = {**stored, **made}
+        try:
+            version = store.save(ref, files, loaded.version if loaded is not None else None)
+        except StoreError as exc:
+            first, *rest = exc.problems or [Problem("refused")]
+            head = f"could not save generated secret {names} to {store.describe(ref)}: "
+            raise StoreError(replace(first, message=head + first.message), *rest) from None
+        self.log.info(
+            f"generated secret {names}: saved to {store.describe(ref)} before the commands run",
+            event="secret-generate",
+            **fields,
+        )
+        return Loaded(files, version), values
 
     def finish(
         self,
@@ -182,6 +238,25 @@ class Restored:
     sizes: dict[str, int]  # each stored entry's size: most changes show without hashing
     others: dict[str, bytes]  # stored entries no state file holds: saved back as they are
     written: frozenset[str]  # the keys restored into state files
+
+
+def _kept(store: StateStore, ref: StateRef, name: str, data: bytes) -> str:
+    """A generated secret as the state keeps it; one that can't be a secret's value is an error,
+    never a reason to make another (the one in use would be lost)."""
+    try:
+        value = data.decode("utf-8").removesuffix("\n")
+    except UnicodeDecodeError:
+        value = ""
+    if not value:
+        raise StoreError(
+            Problem(
+                f"state {store.describe(ref)} holds generated secret {name}, but it is empty or "
+                "not UTF-8 text; not making another, which would not match the one in use",
+                hint=f"store the value under the key {GENERATED_PREFIX}{name}, or remove the "
+                "state to start afresh (runner state rm)",
+            )
+        )
+    return value
 
 
 def _unreadable(prepared: PreparedStep, index: int, item: StateFile, exc: OSError) -> Problem:

@@ -41,6 +41,8 @@ from runner.stepfile.model import (
     value_variable,
 )
 
+# The store that keeps text as it is, for anyone who may read ConfigMaps: no generated secret.
+CLEAR_STORE = "configmap"
 # Where Kratix runs promise workflows unless the Promise names a pipelineNamespace.
 SYSTEM_NAMESPACE = "kratix-platform-system"
 
@@ -195,6 +197,17 @@ def prepare(
         except InvalidError as exc:
             if need_secrets:  # `runner state` finds a state without its keys
                 problems += exc.problems
+        if step.generated and store == CLEAR_STORE and step.state.encryption is None:
+            # `validate` refuses it in the step file; --state-store can still choose it.
+            names = ", ".join(s.name for s in step.generated)
+            problems.append(
+                step.document.problem(
+                    ("spec", "state"),
+                    f"secret {names} is generated and kept in the step's state: the "
+                    f"{store} store would hold it in clear",
+                    "run with --state-store secret (or local, s3), or encrypt the state",
+                )
+            )
     if problems:
         raise InvalidError(*problems)
     return PreparedStep(
@@ -237,6 +250,20 @@ def _picked_file_problems(
         except ManifestError as exc:
             problems.append(step.document.problem((*path, "from"), exc.message, offset=exc.offset))
     return problems
+
+
+def with_secrets(prepared: PreparedStep, more: Mapping[str, str]) -> PreparedStep:
+    """The same step with `more` secrets (generated ones, known once its state is restored):
+    they reach its commands' environment, and their `stdin:` is rendered again to read them."""
+    if not more:
+        return prepared
+    secrets = {**prepared.secrets, **more}
+    names = {**prepared.context, "secrets": _secret_texts(prepared.step, secrets)}
+    commands = [
+        c if c.source.stdin is None else replace(c, stdin=render(c.source.stdin, names))
+        for c in prepared.commands
+    ]
+    return replace(prepared, secrets=secrets, commands=commands)
 
 
 def command_env(
@@ -328,7 +355,7 @@ def _state(
 ) -> tuple[str, StateRef | None]:
     state = step.state
     store = override.kind if override else state.store or default_kind(environ)
-    if store == NONE or state.store == NONE or not state.files:
+    if store == NONE or not step.keeps_state:
         return NONE, None
     if store != state.store:
         # `validate` held the keys to the step's own store (or ConfigMap's rule); another store

@@ -1,12 +1,14 @@
-"""Secret values from the container's environment or mounted files."""
+"""Secret values from the container's environment or mounted files, and new values for
+generated secrets (kept in the step's state by runner/engine/state.py)."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
 from runner.base.errors import InvalidError, Problem
-from runner.stepfile.model import Secret, Step
+from runner.stepfile.model import Generate, Secret, Step
 
 _MISSING_HINTS = {
     "env": "set it in the Pipeline container's env, e.g. valueFrom.secretKeyRef",
@@ -32,6 +34,8 @@ def read_secrets(step: Step, environ: Mapping[str, str]) -> tuple[dict[str, str]
     values: dict[str, str] = {}
     problems: list[Problem] = []
     for secret in step.secrets:
+        if secret.generate is not None:
+            continue  # made or restored with the step's state (runner/engine/state.py)
         path = ("spec", "secrets", secret.name)
         source = _source(secret)
         value, unreadable = _read(secret, environ)
@@ -83,3 +87,10 @@ def _read(secret: Secret, environ: Mapping[str, str]) -> tuple[str | None, str |
         return None, None
     except (OSError, UnicodeDecodeError) as exc:
         return None, getattr(exc, "strerror", None) or "not UTF-8 text"
+
+
+def make_secret(generate: Generate) -> str:
+    """A new value for a generated secret: `length` characters drawn uniformly from `charset`
+    by the operating system's CSPRNG (`secrets`)."""
+    alphabet = "".join(sorted(set(generate.charset)))  # a repeated character is not likelier
+    return "".join(secrets.choice(alphabet) for _ in range(generate.length))

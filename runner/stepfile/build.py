@@ -11,10 +11,12 @@ from typing import Any
 from runner.base.source import Document, PathKey
 from runner.platform.settings import parse_duration
 from runner.stepfile.model import (
+    DEFAULT_CHARSET,
     MISSING,
     Command,
     Destination,
     Encryption,
+    Generate,
     Input,
     KeySource,
     Manifest,
@@ -115,7 +117,14 @@ def _secret(name: str, raw: dict[str, Any]) -> Secret:
         raw.get("mask", True),
         raw.get("allowEmpty", False),
         SecretKeyRef(ref["name"], ref["key"]) if ref else None,
+        _generate(raw.get("generate")),
     )
+
+
+def _generate(raw: dict[str, Any] | None) -> Generate | None:
+    if raw is None:
+        return None
+    return Generate(raw["length"], raw.get("charset", DEFAULT_CHARSET))
 
 
 def _input(name: str, raw: dict[str, Any]) -> Input:

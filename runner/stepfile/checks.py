@@ -12,7 +12,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.base.errors import Problem
 from runner.base.source import Document, PathKey
@@ -28,10 +28,20 @@ from runner.stepfile.language import (
     scalar_offset,
     step_scope,
 )
-from runner.stepfile.model import MISSING, Input, input_variable, state_key
+from runner.stepfile.model import (
+    GENERATED_PREFIX,
+    MISSING,
+    Input,
+    charset_problem,
+    input_variable,
+    state_key,
+)
 from runner.stepfile.names import Scope
 from runner.stepfile.sensitivity import OPEN_SINKS, SINK_REASONS, Taint, step_taint
 from runner.stepfile.template_places import AFTER, is_prose, place_of, where_templates_work
+
+if TYPE_CHECKING:
+    from runner.state.base import StateStore
 
 
 def document_problems(doc: Document, refs: list[StepReference] | None = None) -> list[Problem]:
@@ -51,6 +61,7 @@ def document_problems(doc: Document, refs: list[StepReference] | None = None) ->
     problems += _query_problems(doc, spec, inputs)
     problems += _input_problems(doc, inputs)
     problems += _state_problems(doc, spec)
+    problems += _generate_problems(doc, spec)
     problems += _output_problems(doc, spec)
     problems += _duration_problems(doc, spec)
     return problems
@@ -302,7 +313,7 @@ def _state_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
     path: PathKey = ("spec", "state")
     store = state.get("store")
     files = state.get("files")
-    if store != "none" and "files" not in state:
+    if store != "none" and "files" not in state and not _generated(spec):
         yield doc.problem(
             path,
             "a state needs the files to keep",
@@ -335,6 +346,14 @@ def _state_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
             continue
         key = state_key(file_path, explicit)
         where = (*path, "files", i, "key" if explicit else "path")
+        if key.startswith(GENERATED_PREFIX):
+            yield doc.problem(
+                where,
+                f'state key "{key}" starts with "{GENERATED_PREFIX}": the keys of generated '
+                "secrets",
+                f'give the file another key, e.g. "key: {key.removeprefix(GENERATED_PREFIX)}"',
+            )
+            continue
         problem = _key_problem(doc, where, store, file_path, key, bool(explicit))
         if problem is not None:
             yield problem
@@ -355,6 +374,80 @@ def _state_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
             "onDelete applies only to delete steps",
             'add "on: {action: delete}"',
         )
+
+
+def _generated(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The secrets with `generate:` (their raw mappings), by name."""
+    return {
+        name: raw
+        for name, raw in _mapping(spec.get("secrets")).items()
+        if isinstance(raw, dict) and "generate" in raw
+    }
+
+
+# Fields of a secret that say how to read it, which a generated secret never is.
+_READ_ONLY_FIELDS = ("required", "allowEmpty", "mask", "secretKeyRef")
+
+
+def _generate_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
+    """A generated secret needs a state to keep it, one that does not keep it in clear in a
+    ConfigMap, and a charset a password can be drawn from."""
+    state = spec.get("state")
+    for name, raw in _generated(spec).items():
+        path: PathKey = ("spec", "secrets", name, "generate")
+        if not isinstance(state, dict) or state.get("store") == "none":
+            why = "this step has no state" if not isinstance(state, dict) else 'its store is "none"'
+            yield doc.problem(
+                path,
+                f"secret {name} is generated on the first run and kept in the step's state, "
+                f"and {why}: every run would make a new one",
+                'add "state: {store: secret, name: ...}" to the step',
+            )
+        elif state.get("store") in (None, "configmap") and "encryption" not in state:
+            store = state.get("store")
+            where = "a ConfigMap" if store else "a ConfigMap in a cluster (the default store)"
+            yield doc.problem(
+                ("spec", "state", "store") if store else ("spec", "state"),
+                f"secret {name} is generated and kept in the step's state: {where} would "
+                "hold it in clear",
+                'use "store: secret", or encrypt the state ("encryption: {key: {env: '
+                'RUNNER_STATE_KEY}}")',
+            )
+        key = GENERATED_PREFIX + name
+        store = state.get("store") if isinstance(state, dict) else None
+        if (reason := _store_rule(store).key_problem(key)) is not None:
+            yield doc.problem(
+                ("spec", "secrets", name),
+                f'secret {name} is kept under the state key "{key}", which the store can\'t '
+                f"hold: {reason}",
+                "give the secret a shorter name",
+            )
+        for field in _READ_ONLY_FIELDS:
+            if field in raw:
+                yield doc.problem(
+                    ("spec", "secrets", name, field),
+                    f'"{field}" does not apply to a generated secret: it is always made, '
+                    "kept and masked",
+                    f'remove "{field}"',
+                )
+        generate = raw.get("generate")
+        charset = generate.get("charset") if isinstance(generate, dict) else None
+        if isinstance(charset, str) and not has_template(charset):  # else: not expanded here
+            problem = charset_problem(charset)
+            if problem is not None:
+                yield doc.problem(
+                    (*path, "charset"),
+                    problem,
+                    'give the characters to draw from, e.g. "charset: abcdefghijklmnopqrstuvwxyz'
+                    '0123456789"',
+                )
+
+
+def _store_rule(store: Any) -> type[StateStore]:
+    """The rules of the step's store; a step without one is held to the ConfigMap's."""
+    from runner.state import IN_CLUSTER, STORES, store_class
+
+    return store_class(store if isinstance(store, str) and store in STORES else IN_CLUSTER)
 
 
 def _state_name_problem(

@@ -62,6 +62,41 @@ class Secret:
     mask: bool = True
     allow_empty: bool = False
     secret_key_ref: SecretKeyRef | None = None  # for `runner pipeline`; not read by the runner
+    generate: Generate | None = None  # made on the first run, then kept in the step's state
+
+    @property
+    def state_key(self) -> str:
+        """The key of the step's state record a generated secret is kept under."""
+        return GENERATED_PREFIX + self.name
+
+
+# The state keys of generated secrets: `generated-secret.NAME`. No state file may use the prefix.
+GENERATED_PREFIX = "generated-secret."
+# What `generate.charset` draws from by default: letters and digits, safe in URLs and shells.
+DEFAULT_CHARSET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+GENERATE_LENGTHS = (8, 1024)  # the bounds of `generate.length`
+
+
+def charset_problem(charset: str) -> str | None:
+    """Why `charset` can't be drawn from (said whole), or None when it can."""
+    odd = sorted({c for c in charset if not "!" <= c <= "~"})
+    if odd:
+        shown = ", ".join(repr(c) for c in odd[:3])
+        return (
+            f"charset holds {shown}: only printable ASCII characters other than space can be "
+            "drawn (a password goes through shells, URLs and config files)"
+        )
+    if len(set(charset)) < 2:
+        return "charset has fewer than 2 different characters: every value would be the same"
+    return None
+
+
+@dataclass(frozen=True)
+class Generate:
+    """`secrets.NAME.generate`: a random value of `length` characters drawn from `charset`."""
+
+    length: int
+    charset: str = DEFAULT_CHARSET
 
 
 @dataclass(frozen=True)
@@ -330,6 +365,16 @@ class Step:
     @property
     def is_delete(self) -> bool:
         return "delete" in self.trigger.actions
+
+    @property
+    def keeps_state(self) -> bool:
+        """Whether the step has a state to keep: files, or generated secrets (store not none)."""
+        return self.state.store != "none" and bool(self.state.files or self.generated)
+
+    @property
+    def generated(self) -> tuple[Secret, ...]:
+        """The secrets made on the first run and kept in the step's state."""
+        return tuple(s for s in self.secrets if s.generate is not None)
 
     def sensitive_files(self) -> frozenset[str]:
         """The files (relative to the workdir, normalised) that a sensitive output reads."""

@@ -111,10 +111,10 @@ def _warn_unset_store_env(step: Step, given: set[str], log: Logger) -> None:
 
     wanted: list[str] = []
     kind = step.state.store
-    if step.state.files and kind in STORES:
+    if step.keeps_state and kind in STORES:
         wanted += store_class(kind).environment
     encryption = step.state.encryption
-    if step.state.files and encryption is not None:
+    if step.keeps_state and encryption is not None:
         sources = (encryption.key, *encryption.fallback_keys)
         wanted += [source.env for source in sources if source.env]
     missing = [name for name in wanted if name not in given]

@@ -10,7 +10,7 @@ from runner.engine.manifest_sources import planned_output
 from runner.engine.policy import SaveWhen, StatePolicy, commands_run
 from runner.engine.session import Session
 from runner.platform.environment import Environment
-from runner.resolve.prepare import PreparedStep
+from runner.resolve.prepare import PreparedCommand, PreparedStep
 from runner.stepfile.model import StatusFromFile
 from runner.verbs.common import add_kratix_arguments, open_session
 from runner.verbs.plan_results import after_commands, decided, outputs, results, retry, shown
@@ -93,9 +93,18 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
             else {}
         ),
         "secrets": {
-            s.name: "***" if s.mask else prepared.secrets[s.name]
-            for s in step.secrets
-            if s.name in prepared.secrets
+            **{
+                s.name: "***" if s.mask else prepared.secrets[s.name]
+                for s in step.secrets
+                if s.name in prepared.secrets
+            },
+            # Never its value: the plan does not read the state; a run restores or makes it.
+            **{
+                s.name: f"generated ({s.generate.length} characters) on the first run, then "
+                "kept in the step's state"
+                for s in step.generated
+                if s.generate is not None
+            },
         },
         "env": prepared.env,
         **({"notExported": list(prepared.unexported)} if prepared.unexported else {}),
@@ -109,7 +118,7 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
                 **({"stdout": c.stdout} if c.stdout else {}),
                 **({"echo": False} if not c.echo else {}),
                 # Never its text: it is where secrets and sensitive outputs may go.
-                **({"stdin": _stdin(c.stdin, prepared)} if c.stdin else {}),
+                **({"stdin": _stdin(c, prepared)} if c.source.stdin else {}),
                 **({"env": c.env} if c.env else {}),
                 **({"continueOnError": True} if c.continue_on_error else {}),
                 **(
@@ -140,9 +149,13 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
     }
 
 
-def _stdin(text: str, prepared: PreparedStep) -> str:
+def _stdin(command: PreparedCommand, prepared: PreparedStep) -> str:
     """A command's stdin as the plan shows it: never its text, which may hold secrets."""
-    if prepared.waiting_for and "${{" in text:
+    text = command.stdin or ""
+    template = command.source.stdin or ""
+    # A generated secret is known once the state is read: not by the plan.
+    unknown = prepared.waiting_for or (prepared.step.generated and "secrets" in template)
+    if unknown and "${{" in template:
         return "(not shown; its size is known when the step runs)"
     return f"({len(text.encode())} bytes, not shown)"
 

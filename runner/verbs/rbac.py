@@ -29,7 +29,7 @@ def permissions(steps: list[Step]) -> list[dict[str, object]]:
     for step in steps:
         # A step without `store:` uses the in-cluster default: that is where Pipelines run.
         kind = step.state.store or IN_CLUSTER
-        if not step.state.files or kind == NONE:
+        if not step.keeps_state or kind == NONE:
             continue
         namespace = step.state.namespace if _fixed(step.state.namespace) else None
         rule: RbacRule

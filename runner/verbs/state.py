@@ -9,6 +9,7 @@ from runner.base.errors import InvalidError, Problem
 from runner.platform.environment import Environment
 from runner.state import open_store
 from runner.state.encryption import EncryptedStore
+from runner.stepfile.model import GENERATED_PREFIX
 from runner.verbs.common import add_kratix_arguments, open_session
 
 
@@ -28,7 +29,7 @@ def main(args: argparse.Namespace, env: Environment) -> int:
     session = open_session(args, [args.step], env, need_secrets=False, preview=True)
     prepared = session.prepared[0]
     ref = prepared.state_ref
-    if ref is None and prepared.waiting_for and prepared.step.state.files:
+    if ref is None and prepared.waiting_for and prepared.step.keeps_state:
         steps = ", ".join(sorted(prepared.waiting_for))
         raise InvalidError(
             Problem(
@@ -52,6 +53,13 @@ def main(args: argparse.Namespace, env: Environment) -> int:
                 return 1
             files = loaded.files
             if args.key:
+                if args.key.startswith(GENERATED_PREFIX) and args.key in files:
+                    raise InvalidError(
+                        Problem(
+                            f'key "{args.key}" of {where} is a generated secret: never shown',
+                            hint="the step's commands get it as an environment variable",
+                        )
+                    )
                 if args.key not in files:
                     raise InvalidError(
                         f'no key "{args.key}" in {where}; keys: {", ".join(sorted(files))}'
@@ -60,7 +68,10 @@ def main(args: argparse.Namespace, env: Environment) -> int:
                 return 0
             print(f"{where}:", file=env.stdout)
             for key, data in sorted(files.items()):
-                print(f"  {key}: {len(data)} bytes", file=env.stdout)
+                # A generated secret's value is never shown, nor its length.
+                generated = key.startswith(GENERATED_PREFIX)
+                shown = "a generated secret, not shown" if generated else f"{len(data)} bytes"
+                print(f"  {key}: {shown}", file=env.stdout)
             return 0
         if args.action == "rm":
             removed = store.remove(ref)
