@@ -222,11 +222,12 @@ def _picked_file_problems(
     """A templated `from:` (of a manifest or an `output:` entry) that reads none of this step's
     outputs is rendered now: a value a path may not hold, or a base file the request picks that
     is not there, stops the run before anything runs (exit 2). An entry its `if:` leaves out is
-    not checked; one whose `if:` or path reads outputs is checked when it is written."""
+    not checked; one whose `if:` or path reads outputs, or that picks a file per forEach item,
+    is checked when it is written."""
     problems: list[Problem] = []
-    entries = [(m.base, m.condition, m.path, m) for m in step.manifests if m.base] + [
-        (o.source, o.condition, o.path[:-1], None) for o in step.output
-    ]
+    entries = [
+        (m.base, m.condition, m.path, m) for m in step.manifests if m.base and m.for_each is None
+    ] + [(o.source, o.condition, o.path[:-1], None) for o in step.output]
     for text, condition, path, manifest in entries:
         if not has_template(text) or reads_outputs(text):
             continue

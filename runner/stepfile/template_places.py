@@ -87,7 +87,7 @@ PLACES: tuple[Place, ...] = (
     Place(("spec", "manifests", ANY, "path"), AFTER, WRITTEN, "manifest path", each=True),
     # A request picks a file: each value fills part of one path component, below the folder
     # written before the first template (runner.language.source_paths).
-    Place((*MANIFEST, "from"), AFTER, NAME, "manifest from", component=True),
+    Place((*MANIFEST, "from"), AFTER, NAME, "manifest from", component=True, each=True),
     Place((*MANIFEST, "document", BELOW), AFTER, WRITTEN, "manifests", typed=True, each=True),
     Place((*MANIFEST, "documents", BELOW), AFTER, WRITTEN, "manifests", typed=True, each=True),
     Place((*MANIFEST, "set", BELOW), AFTER, WRITTEN, "manifests", typed=True, each=True),

@@ -102,7 +102,7 @@ def test_render_at_renders_as_the_place_says() -> None:
         (("spec", "run", 0, "argv", 1), "${{ secrets.TOKEN }}"),  # secrets: stdin alone
         (("spec", "env", "X"), "${{ outputs.n }}"),  # outputs: after the commands alone
         (("spec", "status", "who"), "${{ item.name }}"),  # item: in a forEach entry alone
-        (("spec", "manifests", 0, "from"), "${{ item.name }}.yaml"),
+        (("spec", "manifests", 0, "path"), "${{ secrets.TOKEN }}.yaml"),
     ],
 )
 def test_render_at_never_reads_a_name_its_place_may_not(path, text) -> None:
