@@ -150,3 +150,21 @@ def test_a_dry_run_plan_shows_the_dry_run_commands_and_a_state_neither_locked_no
     result = pipeline.run("run", env={"KRATIX_DRY_RUN": "true"})
     assert result.returncode == 0, result.stderr
     assert not (pipeline.state_dir / "default" / "st").exists()
+
+
+def test_plan_of_manifests_needs_no_output_folder(pipeline):
+    """The tutorial's `runner plan STEP --input request` has no --output: /kratix/output (or
+    the folder given) need not exist for a plan, which writes nothing."""
+    pipeline.step(
+        "render",
+        """
+        manifests:
+          - path: "app/${{ kratix.object.name }}.yaml"
+            document: { apiVersion: v1, kind: ConfigMap, metadata: { name: x } }
+        """,
+    )
+    missing = pipeline.output / "not-made-yet"
+    result = pipeline.run("plan", "--output", str(missing), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert "internal error" not in result.stderr and not missing.exists()
+    assert f"{missing}/app/my-app.yaml" in result.stdout

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from runner.platform import interrupts
-from runner.platform.masking import session_masker, set_session_masker
+from runner.platform.masking import Masker, session_masker, set_session_masker
 from tests.conftest import base_env, runner_in_process
 from tests.test_runner_test import make_case, write_step
 
@@ -151,8 +151,8 @@ def test_a_secret_is_masked_in_the_cases_that_have_it_and_only_there(tmp_path):
 def test_runner_test_leaves_the_calling_process_as_it_found_it(tmp_path):
     write_step(tmp_path / "steps.d", "step", "run: [[bash, -c, 'echo ran']]")
     case = make_case(tmp_path / "tests" / "a", env="API_TOKEN=a-token-long-enough\n")
-    mine = session_masker()
-    set_session_masker(mine)
+    mine = Masker()  # empty: other tests of this worker process may have taught the session's
+    previous = set_session_masker(mine)
 
     def caller_handler(signum, frame):  # the caller's own, whatever it was before this test
         raise AssertionError(f"signal {signum} reached the caller")
@@ -169,7 +169,7 @@ def test_runner_test_leaves_the_calling_process_as_it_found_it(tmp_path):
         assert interrupts.received() is None
         assert dict(os.environ) == environ
     finally:
-        set_session_masker(None)
+        set_session_masker(previous)
         for signum, handler in before.items():
             signal.signal(signum, handler)
 

@@ -176,7 +176,10 @@ def _existing_prefix(root: Path, parts: list[str], check_below: bool) -> list[st
     """The leading parts of root/parts that exist as folders, refusing a link among them (and
     anywhere below the last when `check_below` and all exist); a file at the last part is
     checked for being a link too."""
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return []  # no folder yet (a plan without --output): no link on the way either
     shown, done = root, list[str]()
     try:
         for part in parts:
