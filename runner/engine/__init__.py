@@ -99,6 +99,7 @@ class Engine:
             )
             return StepOutcome(step.name, Outcome.SKIPPED, prepared.skipped)
         started = time.monotonic()
+        began = time.time()  # what a dry run's outputs read was written after this
         mode = " (dry run)" if self.ctx.dry_run else ""
         self.log.info(f"step {step.name} started{mode}", event="step-start", **fields)
         ref = prepared.state_ref
@@ -139,7 +140,7 @@ class Engine:
                 self._step_end(step.name, started, "failed")
                 raise CommandFailed(f"step {step.name}: {failure}")
             try:
-                context = self._results(prepared, workdir)
+                context = self._results(prepared, workdir, began)
             except CommandFailed:
                 self._step_end(step.name, started, "failed")
                 raise
@@ -149,12 +150,14 @@ class Engine:
             return StepOutcome(step.name, Outcome.HANDED_TO_KRATIX, asked)
         return StepOutcome(step.name, Outcome.DONE)
 
-    def _results(self, prepared: PreparedStep, workdir: Path) -> dict[str, Any]:
+    def _results(self, prepared: PreparedStep, workdir: Path, began: float) -> dict[str, Any]:
         """Outputs, then what the step writes; the context its results were rendered in. A
         dry run writes output and status too (Kratix diffs them against the live request's);
         status last, so that it never reports a step whose output failed."""
         step = prepared.step
-        outputs = collect_outputs(step, workdir, prepared.context, self.log, self.ctx.dry_run)
+        outputs = collect_outputs(
+            step, workdir, prepared.context, self.log, self.ctx.dry_run, since=began
+        )
         context = {**prepared.context, "outputs": outputs}
         write_manifests(step, context, self.ctx, self.log, workdir)
         write_destinations(step, context, self.ctx, self.log)

@@ -189,19 +189,33 @@ def sensitive_names(step: Step, context: Mapping[str, Any]) -> set[str]:
 
 
 def collect(
-    step: Step, workdir: Path, context: Mapping[str, Any], log: Logger, dry_run: bool = False
+    step: Step,
+    workdir: Path,
+    context: Mapping[str, Any],
+    log: Logger,
+    dry_run: bool = False,
+    since: float | None = None,
 ) -> dict[str, Any]:
     """Every output of a step whose commands succeeded (an expression sees the outputs before
     it). A file that is missing is null, with a warning, unless the output is `required`: then
-    the step fails (exit 1), except in a dry run, whose commands may not have written it. A
-    secret's value in an output not marked sensitive fails it too. A sensitive output is
-    masked from here on."""
+    the step fails (exit 1), except in a dry run, whose commands may not have written it. In a
+    dry run, a file nothing wrote since the step started (`since`, time.time(): not its
+    commands, not the state's restore) is a real run's leftover, and null too. A secret's value
+    in an output not marked sensitive fails it too. A sensitive output is masked from here on."""
     masker = log.masker
     sensitive = sensitive_names(step, context)
     values: dict[str, Any] = {}
     problems: list[Problem] = []
     for output in step.outputs:
         scope = {**context, "outputs": dict(values)}
+        if dry_run and since is not None and _left_over(workdir, output, since):
+            log.info(
+                f'output "{output.name}": {output.file} was not written in this dry run '
+                "(a real run left it); it is null",
+                step=step.name,
+            )
+            values[output.name] = None
+            continue
         try:
             value = _value(output, workdir, scope)
         except (ExpressionError, QueryError) as exc:
@@ -256,6 +270,19 @@ def mask_value(masker: Masker, name: str, value: Any) -> None:
 
 class FileValueError(Exception):
     """A value to read from a file that is missing, too big, or not YAML/JSON."""
+
+
+_CLOCK_SLACK = 1.0  # seconds: file systems whose times are coarser than the clock's
+
+
+def _left_over(workdir: Path, output: Output, since: float) -> bool:
+    """Whether the output's file is there but older than `since`."""
+    if output.file is None:
+        return False
+    try:
+        return (workdir / output.file).stat().st_mtime < since - _CLOCK_SLACK
+    except OSError:
+        return False  # missing: said as for any run
 
 
 def _value(output: Output, workdir: Path, context: Mapping[str, Any]) -> Any:
