@@ -456,3 +456,14 @@ def test_commands_take_no_needless_wall_time(pipeline):
     # Each command's own duration, not the run's wall time (start-up is the benchmark's job,
     # bench/): a polling wait would show here whatever the machine's load.
     assert max(durations) < 0.5, durations
+
+
+def test_a_command_allowed_to_fail_is_logged_as_a_warning_not_an_error(pipeline):
+    pipeline.step(
+        "look",
+        "run:\n  - { argv: [sh, -c, 'exit 1'], continueOnError: true }\n  - [true]\n",
+    )
+    result = pipeline.run("run")
+    assert result.returncode == 0, result.stderr
+    assert "warning: ✖ sh -c 'exit 1' exited with 1" in result.stderr
+    assert " error:" not in result.stderr

@@ -736,8 +736,11 @@ def test_two_inputs_with_the_same_environment_name(tmp_path):
 def test_state_without_files(tmp_path):
     text = step(spec="state: { store: configmap }\nrun: [[x]]\n")
     result = invalid(tmp_path, text)
-    result.has(f"a.yaml:{where(text, '{ store')}: spec.state: a state needs the files to keep",
-               'add "files: [{path: terraform.tfstate}]", or "store: none"')
+    result.has(f"a.yaml:{where(text, '{ store')}: spec.state: a state needs something to keep: "
+               "files, or a generated secret",
+               'add the files it keeps ("files: [{path: terraform.tfstate}]"), declare the '
+               "generated secrets it keeps (as a delete step that removes them must too: "
+               '"secrets: {PW: {generate: {length: 24}}}"), or "store: none"')
 
 
 def test_state_files_with_store_none(tmp_path):

@@ -137,7 +137,9 @@ class CommandLoop:
                 **fields,
             )
         else:
-            self.log.error(
+            # A command allowed to fail (a look-up that finds nothing) is not an error.
+            said = self.log.warning if command.continue_on_error else self.log.error
+            said(
                 f"✖ {reason(command, outcome)} ({seconds(outcome.duration)})",
                 event="command-end",
                 exit_code=outcome.exit_code,

@@ -353,8 +353,10 @@ def _state_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
     if store != "none" and "files" not in state and not _generated(spec):
         yield doc.problem(
             path,
-            "a state needs the files to keep",
-            'add "files: [{path: terraform.tfstate}]", or "store: none"',
+            "a state needs something to keep: files, or a generated secret",
+            'add the files it keeps ("files: [{path: terraform.tfstate}]"), declare the '
+            'generated secrets it keeps (as a delete step that removes them must too: '
+            '"secrets: {PW: {generate: {length: 24}}}"), or "store: none"',
         )
     if store == "none" and files:
         yield doc.problem((*path, "files"), 'store "none" keeps no files')
