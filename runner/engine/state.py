@@ -47,6 +47,8 @@ class StatePhase:
         if store is None or ref is None or policy is None:
             return None, UNCHECKED, {}
         fields = {"step": prepared.step.name}
+        for absent in prepared.key_problems:  # fallback keys not there (the rest was exit 2)
+            self.log.warning(absent.format(), **fields)
         started = time.monotonic()
         loaded = store.load(ref)
         generated: dict[str, str] = {}

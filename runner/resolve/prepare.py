@@ -86,7 +86,9 @@ class PreparedStep:
     # Inputs too large for an environment variable: not exported as INPUT_* (logged once).
     unexported: tuple[str, ...] = ()
     keys: Keys | None = None  # state.encryption's keys, read (runner/state/encryption.py)
-    key_problems: tuple[Problem, ...] = ()  # the keys that could not be read (`runner state`)
+    # The keys that could not be read (`runner state`); for a run, only the fallback keys that
+    # are not there (the others are exit 2 in prepare): its restore warns of them.
+    key_problems: tuple[Problem, ...] = ()
 
     @property
     def values(self) -> dict[str, Any]:
@@ -193,9 +195,10 @@ def prepare(
     keys: Keys | None = None
     key_problems: list[Problem] = []
     if ref is not None:
-        keys, key_problems = readable_keys(step, environ)
+        keys, key_problems, absent = readable_keys(step, environ)
         if need_secrets:  # `runner state` opens a state with the keys it has
             problems += key_problems
+        key_problems += absent  # fallback keys: told, not fatal (runner/engine/state.py)
         if step.generated and store == CLEAR_STORE and step.state.encryption is None:
             # `validate` refuses it in the step file; --state-store can still choose it.
             names = ", ".join(s.name for s in step.generated)

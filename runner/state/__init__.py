@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from runner.base.errors import InvalidError
 
 if TYPE_CHECKING:
-    from runner.state.base import StateStore
+    from runner.state.base import StateRef, StateStore
 
 NONE = "none"  # the kind of a step that keeps no state: no store at all
 
@@ -79,6 +79,15 @@ class StoreSpec:
     def location_for(self, kind: str) -> str | None:
         """The location this override gives a store of `kind` (None: the store's default)."""
         return self.location if kind == self.kind else None
+
+
+def describe_state(
+    kind: str, ref: StateRef, override: StoreSpec | None, environ: Mapping[str, str]
+) -> str:
+    """Where a run keeps the state `ref` in a store of `kind` (as the store's `describe` says
+    it), with `--state-store` as `override`; connecting to nothing."""
+    location = override.location_for(kind) if override else None
+    return store_class(kind).where(ref, location or None, environ)
 
 
 def open_store(kind: str, location: str | None, environ: Mapping[str, str]) -> StateStore:

@@ -180,6 +180,8 @@ class StateStore(abc.ABC):
     # The environment variables the store reads (credentials, endpoint): masked when secret,
     # and what `runner pipeline` passes on from the step's secrets of the same names.
     environment: tuple[str, ...] = ()
+    # Whether the state's namespace is part of where it is kept (an s3 key is not).
+    namespaced: bool = True
 
     @classmethod
     def usage(cls) -> str:
@@ -262,6 +264,23 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def describe(self, ref: StateRef) -> str:
         """Where the state lives, for messages: `configmap default/my-app-state`."""
+
+    @classmethod
+    def bucket_for(cls, ref: StateRef, location: str | None) -> str | None:
+        """The bucket a store that `needs_bucket` keeps `ref` in, with `location` from
+        --state-store (which wins over `ref.bucket`); None for a store without buckets."""
+        return None
+
+    @classmethod
+    def where(cls, ref: StateRef, location: str | None, environ: Mapping[str, str]) -> str:
+        """`describe(ref)` of the store a run would open with `location`, connecting to nothing
+        (`runner plan`). By default the store is opened: a store whose `open` connects says it
+        another way."""
+        store = cls.open(location, environ)
+        try:
+            return store.describe(ref)
+        finally:
+            store.close()
 
     @staticmethod
     @abc.abstractmethod

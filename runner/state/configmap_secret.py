@@ -107,7 +107,11 @@ class KubeStore(StateStore):
         return self.object_kind.resource
 
     def describe(self, ref: StateRef) -> str:
-        return f"{self.kind} {ref.namespace}/{ref.name}"
+        return self.where(ref, None, {})
+
+    @classmethod
+    def where(cls, ref: StateRef, location: str | None, environ: Mapping[str, str]) -> str:
+        return f"{cls.kind} {ref.namespace}/{ref.name}"  # no client: `plan` needs no cluster
 
     key_problem = staticmethod(codec.key_problem)
 

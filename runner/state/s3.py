@@ -69,6 +69,7 @@ class S3Store(StateStore):
     default_location = None
     needs_bucket = True
     environment = ENV
+    namespaced = False  # the key is PREFIX/NAME: give states in two namespaces two names
 
     def __init__(
         self,
@@ -104,6 +105,10 @@ class S3Store(StateStore):
             )
         prefix = self.prefix if self.bucket else ""
         return bucket, f"{prefix}/{ref.name}" if prefix else ref.name
+
+    @classmethod
+    def bucket_for(cls, ref: StateRef, location: str | None) -> str | None:
+        return parse_location(location)[0] or ref.bucket
 
     def describe(self, ref: StateRef) -> str:
         bucket = self.bucket or ref.bucket or "?"

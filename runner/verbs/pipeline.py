@@ -89,10 +89,17 @@ def container(step: Step, image: str, log: Logger) -> dict[str, Any]:
                 step=step.name,
             )
             continue
-        if any(item["name"] == secret.env for item in env):
-            continue  # two secrets read one variable: the container can set it once
-        value_from = {"secretKeyRef": {"name": ref.name, "key": ref.key}}
-        env.append({"name": secret.env, "valueFrom": value_from})
+        same = [item for item in env if item["name"] == secret.env]
+        if same:  # two secrets read one variable: the container can set it once
+            if secret.required:  # optional only if every secret reading it is
+                same[0]["valueFrom"]["secretKeyRef"].pop("optional", None)
+            continue
+        key_ref: dict[str, Any] = {"name": ref.name, "key": ref.key}
+        if not secret.required:
+            # Else a missing Secret (or key) stops the pod before the runner starts
+            # (CreateContainerConfigError): `required: false` would mean nothing.
+            key_ref["optional"] = True
+        env.append({"name": secret.env, "valueFrom": {"secretKeyRef": key_ref}})
     _warn_unset_store_env(step, {item["name"] for item in env}, log)
     entry: dict[str, Any] = {
         "name": step.name,

@@ -11,6 +11,8 @@ from runner.engine.policy import SaveWhen, StatePolicy, commands_run
 from runner.engine.session import Session
 from runner.platform.environment import Environment
 from runner.resolve.prepare import PreparedCommand, PreparedStep
+from runner.state import describe_state, store_class
+from runner.state.base import StateRef
 from runner.stepfile.model import StatusFromFile
 from runner.verbs.common import add_kratix_arguments, open_session
 from runner.verbs.plan_results import after_commands, decided, outputs, results, retry, shown
@@ -48,10 +50,8 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
     }
     if policy is not None and prepared.state_ref is not None:
         ref = prepared.state_ref
-        state = {
-            "store": prepared.store,
-            "name": ref.name,
-            "namespace": ref.namespace,
+        state = {"store": prepared.store, **_location(prepared.store, ref, session)}
+        state |= {
             "files": {f.path: f.key for f in step.state.files},
             "restore": "before the first command"
             if prepared.commands
@@ -59,8 +59,6 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
             "save": "removed after the step succeeds" if policy.remove else saved[policy.save],
             "lock": policy.lock,
         }
-        if ref.bucket:
-            state["bucket"] = ref.bucket
         if step.state.encryption is not None:
             state["encrypted"] = True
     commands_from = commands_run(dry_run)
@@ -147,6 +145,21 @@ def describe(prepared: PreparedStep, session: Session) -> dict[str, Any]:
         },
         "timeout": step.timeout,
     }
+
+
+def _location(kind: str, ref: StateRef, session: Session) -> dict[str, Any]:
+    """Where a run keeps the state, as the run's log says it (`--state-store` applied), and the
+    fields of `ref` that the store uses: no namespace for s3 (not part of its key), a bucket
+    only for a store that needs one (the one the run uses: --state-store's wins)."""
+    rules = store_class(kind)
+    where = describe_state(kind, ref, session.store, session.environ)
+    shown: dict[str, Any] = {"where": where, "name": ref.name}
+    if rules.namespaced:
+        shown["namespace"] = ref.namespace
+    if rules.needs_bucket:
+        given = session.store.location_for(kind) if session.store else None
+        shown["bucket"] = rules.bucket_for(ref, given)
+    return shown
 
 
 def _stdin(command: PreparedCommand, prepared: PreparedStep) -> str:
