@@ -64,17 +64,31 @@ def open_below(root: Path, parts: Sequence[str]) -> int:
         raise
 
 
+def entry_below(dir_fd: int, name: str) -> tuple[os.stat_result, str | None] | None:
+    """`name` in the folder as it is, not followed: its status and, for a symbolic link, where
+    it points ("?" when unreadable); None when it is missing."""
+    try:
+        found = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISLNK(found.st_mode):
+        return found, None
+    try:
+        return found, os.readlink(name, dir_fd=dir_fd)
+    except OSError:
+        return found, "?"
+
+
 def _refuse(dir_fd: int, name: str, shown: Path) -> None:
     """Raise LinkRefused when `name` is a link; return otherwise (the caller re-raises)."""
     try:
-        found = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        entry = entry_below(dir_fd, name)
     except OSError:
         return
-    if stat.S_ISLNK(found.st_mode):
-        try:
-            to = os.readlink(name, dir_fd=dir_fd)
-        except OSError:
-            to = "?"
+    if entry is None:
+        return
+    found, to = entry
+    if to is not None:
         raise LinkRefused(errno.ELOOP, f"is a symbolic link (to {to})", str(shown))
     if not stat.S_ISDIR(found.st_mode) and not stat.S_ISREG(found.st_mode):
         raise LinkRefused(errno.EINVAL, "not a regular file", str(shown))

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from runner.base.files import entry_below
+
 __all__ = ["NotMade", "Refused", "check_target", "copy_below", "write_below"]
 
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -58,15 +60,11 @@ def _parts(relative: str) -> list[str]:
 def _refuse_odd(dir_fd: int, name: str, shown: Path, side: Literal["source", "target"]) -> None:
     """Raise Refused when `name` in the folder is a link (or, in a source, not a file or
     folder); return when it is missing or fine."""
-    try:
-        found = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
+    entry = entry_below(dir_fd, name)
+    if entry is None:
         return
-    if stat.S_ISLNK(found.st_mode):
-        try:
-            to = os.readlink(name, dir_fd=dir_fd)
-        except OSError:
-            to = "?"
+    found, to = entry
+    if to is not None:
         raise Refused(shown, f"is a symbolic link (to {to})", side)
     if side == "source" and not (stat.S_ISDIR(found.st_mode) or stat.S_ISREG(found.st_mode)):
         raise Refused(shown, "is not a regular file or folder", side)

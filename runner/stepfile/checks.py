@@ -355,7 +355,7 @@ def _state_problems(doc: Document, spec: dict[str, Any]) -> Iterator[Problem]:
             path,
             "a state needs something to keep: files, or a generated secret",
             'add the files it keeps ("files: [{path: terraform.tfstate}]"), declare the '
-            'generated secrets it keeps (as a delete step that removes them must too: '
+            "generated secrets it keeps (as a delete step that removes them must too: "
             '"secrets: {PW: {generate: {length: 24}}}"), or "store: none"',
         )
     if store == "none" and files:
