@@ -194,3 +194,38 @@ def test_a_generated_secret_follows_the_rules_of_every_secret(pipeline: Pipeline
     assert 'spec.run[0][1]: secrets are never templated (found "DB_PASSWORD")' in err
     assert 'spec.status.password: secrets are never templated (found "DB_PASSWORD")' in err
     assert f'is kept under the state key "generated-secret.{long_name}", which the store' in err
+
+
+KEEPER = """
+    secrets: { PW: { generate: { length: 24 } } }
+    state: { store: local, name: keeper, files: [{path: st.txt}] }
+    workdir: ../work
+    run: [{ argv: [sh, -c, 'echo "pw: $PW" > st.txt; echo "$PW" > pw.txt'] }]
+"""
+
+
+def test_state_show_key_masks_a_generated_secret_a_state_file_holds(pipeline: Pipeline) -> None:
+    """Terraform keeps a password it was given in its state file in clear: `show --key` of
+    that file masks the generated value, as every line the runner prints."""
+    pipeline.step("keeper", KEEPER)
+    assert pipeline.run("run").returncode == 0
+    value = (pipeline.work / "pw.txt").read_text().strip()
+    shown = pipeline.run("state", "show", "keeper", "--key", "st.txt")
+    assert shown.returncode == 0, shown.stderr
+    assert value not in shown.stdout and "pw: ***" in shown.stdout
+
+
+@pytest.mark.parametrize("kept", [b"ab", b"abcd\x00efgh", b"\t\t\t\t\t\t\t\t\t"])
+def test_a_kept_value_this_runner_could_not_have_made_is_exit_3(
+    pipeline: Pipeline, kept: bytes
+) -> None:
+    pipeline.step("keeper", KEEPER)
+    assert pipeline.run("run").returncode == 0
+    store = open_store("local", str(pipeline.state_dir), {})
+    ref = StateRef("keeper", "keeper", "default", "my-app", "default")
+    loaded = store.load(ref)
+    assert loaded is not None
+    store.save(ref, {**loaded.files, "generated-secret.PW": kept})
+    result = pipeline.run("run")
+    assert result.returncode == 3, result.stderr
+    assert "not printable text of at least 8 characters" in result.stderr

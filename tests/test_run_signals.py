@@ -274,3 +274,21 @@ def test_logging_from_a_signal_handler_while_a_line_is_written_does_not_deadlock
         "runner: main line\n",
         "runner: warning: received SIGTERM: stopping\n",
     ]
+
+
+@pytest.mark.slow
+def test_sigterm_while_a_big_file_is_staged_exits_143_at_once(pipeline):
+    """A `file:` of many documents is read, checked and staged one document at a time, which
+    can take longer than Kubernetes' grace period: a signal ends it between two documents
+    (it ran on for 20 s and exited 0 before)."""
+    pipeline.step("render", "workdir: ../work\nmanifests: [{ path: many.yaml, file: many.yaml }]\n")
+    (pipeline.work / "many.yaml").write_text("---\nk: 1\n" * 600_000)
+    process = pipeline.popen("run")
+    try:
+        time.sleep(3)  # started, and staging: 600,000 documents take 15 s or more
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 143, err
+    assert not (pipeline.output / "many.yaml").exists()

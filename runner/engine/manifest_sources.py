@@ -33,6 +33,7 @@ from runner.language.documents import (
 )
 from runner.language.interpolation import TemplateError
 from runner.language.source_paths import link_message, open_base, reads_outputs, render_source
+from runner.platform import interrupts
 from runner.platform.masking import Masker
 from runner.resolve.step_outputs import Pending
 from runner.resolve.values import holds
@@ -104,6 +105,7 @@ def entry_documents(
                 for text in copied_documents(
                     documents, masker, context, manifest.set, _field(manifest)
                 ):
+                    interrupts.stop_if_received()  # a million documents take a while
                     staged.file.write(text.encode())
                     staged.count += 1
             except BaseException:

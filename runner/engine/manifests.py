@@ -27,7 +27,7 @@ from runner.language.expressions import ExpressionError, compile_expression
 from runner.language.foreach import ForEachError, item_context, items_of
 from runner.language.interpolation import TemplateError
 from runner.language.render import RenderError
-from runner.platform import kratix_yaml
+from runner.platform import interrupts, kratix_yaml
 from runner.platform.kratix import KratixContext, read_metadata_file
 from runner.platform.log import Logger
 from runner.platform.masking import Masker
@@ -82,7 +82,10 @@ class ManifestFile:
             if i:
                 yield b"---\n"
             if isinstance(part, Staged):
-                yield from part.chunks()
+                for chunk in part.chunks():
+                    interrupts.stop_if_received()
+                    yield chunk
+                    yield chunk
             elif isinstance(part, list):
                 yield dump(part).encode()
 

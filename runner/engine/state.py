@@ -242,6 +242,9 @@ class Restored:
     written: frozenset[str]  # the keys restored into state files
 
 
+MIN_GENERATED_LENGTH = 8  # the schema's least `length`
+
+
 def _kept(store: StateStore, ref: StateRef, name: str, data: bytes) -> str:
     """A generated secret as the state keeps it; one that can't be a secret's value is an error,
     never a reason to make another (the one in use would be lost)."""
@@ -249,11 +252,14 @@ def _kept(store: StateStore, ref: StateRef, name: str, data: bytes) -> str:
         value = data.decode("utf-8").removesuffix("\n")
     except UnicodeDecodeError:
         value = ""
-    if not value:
+    # Shorter than any length `generate` makes, or not printable text (a NUL can't even reach
+    # a command's environment): not a value this runner made, and too weak to be masked safely.
+    if len(value) < MIN_GENERATED_LENGTH or not value.isprintable():
         raise StoreError(
             Problem(
-                f"state {store.describe(ref)} holds generated secret {name}, but it is empty or "
-                "not UTF-8 text; not making another, which would not match the one in use",
+                f"state {store.describe(ref)} holds generated secret {name}, but it is not "
+                f"printable text of at least {MIN_GENERATED_LENGTH} characters; not making "
+                "another, which would not match the one in use",
                 hint=f"store the value under the key {GENERATED_PREFIX}{name}, or remove the "
                 "state to start afresh (runner state rm)",
             )

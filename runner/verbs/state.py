@@ -84,7 +84,11 @@ def main(args: argparse.Namespace, env: Environment) -> int:
                     )
                 data = files[args.key]
                 if not args.raw:
-                    text = session_masker().mask(data.decode("utf-8", "surrogateescape"))
+                    masker = session_masker()
+                    for key, value in files.items():  # what the state kept is a secret too
+                        if key.startswith(GENERATED_PREFIX) and value.strip():
+                            masker.add(key, value.decode("utf-8", "replace").removesuffix("\n"))
+                    text = masker.mask(data.decode("utf-8", "surrogateescape"))
                     data = text.encode("utf-8", "surrogateescape")
                 env.write_bytes(data)
                 return 0
