@@ -55,7 +55,7 @@ def open_below(root: Path, parts: Sequence[str]) -> int:
             fd = inner
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            what = "is a folder" if stat.S_ISDIR(mode) else "is not a regular file"
             raise LinkRefused(errno.EINVAL, what, str(root.joinpath(*parts)))
         os.set_blocking(fd, True)
         return fd
@@ -91,4 +91,4 @@ def _refuse(dir_fd: int, name: str, shown: Path) -> None:
     if to is not None:
         raise LinkRefused(errno.ELOOP, f"is a symbolic link (to {to})", str(shown))
     if not stat.S_ISDIR(found.st_mode) and not stat.S_ISREG(found.st_mode):
-        raise LinkRefused(errno.EINVAL, "not a regular file", str(shown))
+        raise LinkRefused(errno.EINVAL, "is not a regular file", str(shown))

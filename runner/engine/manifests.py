@@ -85,7 +85,6 @@ class ManifestFile:
                 for chunk in part.chunks():
                     interrupts.stop_if_received()
                     yield chunk
-                    yield chunk
             elif isinstance(part, list):
                 yield dump(part).encode()
 

@@ -116,6 +116,8 @@ def open_base(
 
 
 def link_message(exc: LinkRefused, field: str) -> str:
+    if "symbolic link" not in (exc.strerror or ""):
+        return f"{exc.filename} {exc.strerror}: {field} reads a regular file"
     return (
         f"{exc.filename} {exc.strerror}: {field} follows no symbolic link in what a request "
         "picks or the commands wrote"

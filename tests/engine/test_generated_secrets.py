@@ -161,7 +161,7 @@ def test_a_kept_secret_that_is_not_text_stops_the_step_and_is_left_as_it_was(
     LocalStore(tmp_path / "state").save(REF, {KEY: b"\xff\xfe"}, UNCHECKED)
     with pytest.raises(StoreError) as raised:
         _run(tmp_path)
-    assert "holds generated secret DB_PASSWORD, but it is empty or not UTF-8" in str(
+    assert "holds generated secret DB_PASSWORD, but it is not printable text of at least 8 characters" in str(
         raised.value.problems[0].message
     )
     assert _stored(tmp_path) == {KEY: b"\xff\xfe"}
