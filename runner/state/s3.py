@@ -56,9 +56,11 @@ from runner.state.lock import RenewedLock, release_bound
 if TYPE_CHECKING:
     from runner.platform.log import Logger
 
-# The environment the store reads; the first three are masked wherever the runner prints.
+# The environment the store reads, every value masked wherever the runner prints (DESIGN: "masked
+# like secrets"): the endpoint and region too, which name where the states are.
 SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 ENV = (*SECRET_ENV, "AWS_REGION", "AWS_ENDPOINT_URL")
+_MASKED = (*ENV, "AWS_DEFAULT_REGION")
 _MAGIC = b"kratix-step-runner/s3-state/v1\n"
 _FORMAT_VERSION = 1
 
@@ -89,7 +91,7 @@ class S3Store(StateStore):
     @classmethod
     def open(cls, location: str | None, environ: Mapping[str, str]) -> S3Store:
         masker = session_masker()
-        for name in SECRET_ENV:
+        for name in _MASKED:
             if environ.get(name):
                 masker.add(name, environ[name])
         return cls(location, environ, LEASE_SECONDS.read(environ), KILL_GRACE.read(environ))
