@@ -137,7 +137,7 @@ def prepare(
         waiting.update(getattr(values, "unknown", {}).values())
         try:
             if step.condition and not holds(step, step.condition, context, ("spec", "if")):
-                skipped = f"if: {step.condition} is false"
+                skipped = f"if: {step.condition} is false{_unrecorded(step.condition, context)}"
                 return PreparedStep(
                     step, inputs, {}, step.folder, {}, [], NONE, None, context, skipped
                 )
@@ -270,6 +270,20 @@ def with_secrets(prepared: PreparedStep, more: Mapping[str, str]) -> PreparedSte
         for c in prepared.commands
     ]
     return replace(prepared, secrets=secrets, commands=commands)
+
+
+def _unrecorded(condition: str, context: Mapping[str, Any]) -> str:
+    """What a skip's log line adds when its `if:` read steps that recorded nothing (skipped,
+    not selected, or a Pipeline that did not run them): their outputs read as null."""
+    steps = context.get("steps")
+    if not isinstance(steps, StepsSeen):
+        return ""
+    names = compile_expression(condition).names()
+    read = {str(n.path[1]) for n in names if n.path[0] == "steps" and len(n.path) > 1}
+    missing = sorted(name for name in read if name not in steps.recorded)
+    if not missing:
+        return ""
+    return f" ({', '.join(missing)} recorded no outputs: they read as null)"
 
 
 def command_env(

@@ -89,3 +89,13 @@ def test_a_problem_at_a_steps_turn_after_a_command_ran_fails_the_step(tmp_path: 
     )
     with pytest.raises(CommandFailed):
         session.run()
+
+
+def test_a_skip_says_when_its_if_read_a_step_that_recorded_nothing(tmp_path: Path) -> None:
+    """`runner run create` alone, in a fresh metadata folder: the skip is right (look's outputs
+    read as null), and the log says why, so a Pipeline that forgot `look` shows."""
+    body = 'if: "steps.look.outputs.exists == `false`"\nrun: [[true]]\n'
+    session = open_session(tmp_path, {"10-look": LOOK, "20-create": body}, select=("create",))
+    [outcome] = session.run().outcomes
+    assert outcome.outcome is Outcome.SKIPPED
+    assert "(look recorded no outputs: they read as null)" in outcome.message

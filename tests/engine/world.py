@@ -18,10 +18,16 @@ from runner.stepfile.loader import load_steps
 
 
 def open_session(
-    tmp: Path, steps: dict[str, str], spec: dict[str, Any] | None = None, **env: str
+    tmp: Path,
+    steps: dict[str, str],
+    spec: dict[str, Any] | None = None,
+    *,
+    select: tuple[str, ...] = (),
+    **env: str,
 ) -> Session:
     """`steps`: {"10-name": spec body}; the step is named after the part past the dash.
-    `spec`: the request's spec; `env`: more of the container's environment."""
+    `spec`: the request's spec; `select`: the steps named on the command line (none: all);
+    `env`: more of the container's environment."""
     folder = tmp / "steps.d"
     folder.mkdir()
     for name, body in steps.items():
@@ -43,4 +49,5 @@ def open_session(
         environ, str(tmp / "input"), str(tmp / "output"), str(tmp / "metadata")
     )
     log = Logger(stream=io.StringIO(), out=io.StringIO())
-    return Session.open(loaded.steps, [], ctx, environ, log, StoreSpec("local", str(tmp / "state")))
+    store = StoreSpec("local", str(tmp / "state"))
+    return Session.open(loaded.steps, list(select), ctx, environ, log, store)
