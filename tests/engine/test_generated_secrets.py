@@ -6,24 +6,20 @@ from __future__ import annotations
 
 import io
 import string
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from runner.base.errors import CommandFailed, InvalidError, StoreError
-from runner.engine.session import Session
-from runner.platform.kratix import KratixContext
 from runner.platform.log import Logger
 from runner.resolve.secrets import make_secret
 from runner.state import StoreSpec
 from runner.state.base import UNCHECKED, StateRef
 from runner.state.local import LocalStore
-from runner.stepfile.loader import load_steps
 from runner.stepfile.model import DEFAULT_CHARSET, Generate, charset_problem
+from tests.engine.world import open_session
 
-REQUEST = "apiVersion: x/v1\nkind: Db\nmetadata: {name: my-db, namespace: default}\n"
-REF = StateRef("create", "my-db-create", "default", "my-db", "default")
+REF = StateRef("create", "my-app-create", "default", "my-app", "default")
 KEY = "generated-secret.DB_PASSWORD"
 
 # The command keeps what it got (env and stdin) in files the test reads; it prints nothing.
@@ -49,39 +45,20 @@ def _run(
     state: str = "{ store: secret, save: always }",
 ) -> tuple[str, str]:
     """One run of the `create` step; the value its command got, and the runner's log."""
-    folder = tmp / "steps.d"
-    folder.mkdir(exist_ok=True)
     spec = (
         CREATE.replace("LENGTH", str(length))
         .replace("STATE", state)
         .replace("EXIT", str(exit_code))
     )
     spec += extra
-    body = textwrap.indent(textwrap.dedent(spec).strip("\n"), "  ")
-    (folder / "create.yaml").write_text(
-        f"apiVersion: runner.kratix.dev/v1alpha1\nkind: Step\nmetadata: {{name: create}}\nspec:\n{body}\n"
-    )
-    for sub in ("input", "work"):
-        (tmp / sub).mkdir(exist_ok=True)
+    (tmp / "work").mkdir(parents=True, exist_ok=True)
     for name in ("env.txt", "stdin.txt"):
         (tmp / "work" / name).unlink(missing_ok=True)
-    (tmp / "input" / "object.yaml").write_text(REQUEST)
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "KRATIX_WORKFLOW_TYPE": "resource",
-        "KRATIX_WORKFLOW_ACTION": action,
-        **({"KRATIX_DRY_RUN": "true"} if dry_run else {}),
-    }
-    loaded = load_steps([folder])
-    assert not loaded.problems, loaded.problems
-    ctx = KratixContext.from_environment(
-        env, str(tmp / "input"), str(tmp / "output"), str(tmp / "metadata")
-    )
+    env = {"KRATIX_WORKFLOW_ACTION": action, **({"KRATIX_DRY_RUN": "true"} if dry_run else {})}
     stream, out = io.StringIO(), io.StringIO()
     log = Logger(stream=stream, out=out)
-    store = StoreSpec("local", str(tmp / "state"))
     try:
-        Session.open(loaded.steps, [], ctx, env, log, store).run()
+        open_session(tmp, {"10-create": spec}, log=log, **env).run()
     finally:
         got = tmp / "work" / "env.txt"
         value = got.read_text() if got.exists() else ""
@@ -106,11 +83,11 @@ def test_first_run_makes_the_secret_and_keeps_it_in_the_state(tmp_path: Path) ->
 
 def test_later_runs_restore_the_same_secret_without_saving_again(tmp_path: Path) -> None:
     first, _ = _run(tmp_path)
-    generation = (tmp_path / "state" / "default" / "my-db-create" / "current").readlink()
+    generation = (tmp_path / "state" / "default" / "my-app-create" / "current").readlink()
     second, log = _run(tmp_path)
     assert second == first
     assert "generated secret DB_PASSWORD: kept in local" in log and "saved to" not in log
-    assert (tmp_path / "state" / "default" / "my-db-create" / "current").readlink() == generation
+    assert (tmp_path / "state" / "default" / "my-app-create" / "current").readlink() == generation
 
 
 def test_changing_the_length_later_keeps_the_secret(tmp_path: Path) -> None:
@@ -194,22 +171,13 @@ def test_a_charset_that_cannot_make_a_password_is_refused(charset: str, problem:
 def test_a_store_override_that_would_keep_it_in_clear_is_refused_before_anything_runs(
     tmp_path: Path,
 ) -> None:
-    folder = tmp_path / "steps.d"
-    folder.mkdir()
-    (folder / "create.yaml").write_text(
-        "apiVersion: runner.kratix.dev/v1alpha1\nkind: Step\nmetadata: {name: create}\n"
-        "spec:\n  secrets: { DB_PASSWORD: { generate: { length: 32 } } }\n"
-        "  state: { store: secret }\n  run: [[touch, ran]]\n"
-    )
-    (tmp_path / "input").mkdir()
-    (tmp_path / "input" / "object.yaml").write_text(REQUEST)
-    env = {"KRATIX_WORKFLOW_TYPE": "resource", "KRATIX_WORKFLOW_ACTION": "configure"}
-    ctx = KratixContext.from_environment(
-        env, str(tmp_path / "input"), str(tmp_path / "out"), str(tmp_path / "meta")
-    )
-    log = Logger(stream=io.StringIO(), out=io.StringIO())
+    body = """
+    secrets: { DB_PASSWORD: { generate: { length: 32 } } }
+    state: { store: secret }
+    run: [[touch, ran]]
+    """
     with pytest.raises(InvalidError) as raised:
-        Session.open(load_steps([folder]).steps, [], ctx, env, log, StoreSpec("configmap", None))
+        open_session(tmp_path, {"10-create": body}, store=StoreSpec("configmap", None))
     problem = raised.value.problems[0]
     assert "the configmap store would hold it in clear" in problem.message
     assert problem.hint is not None and "--state-store secret" in problem.hint

@@ -4,9 +4,7 @@
 
 from __future__ import annotations
 
-import io
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -15,37 +13,17 @@ import yaml
 from runner.base.errors import CommandFailed, InvalidError
 from runner.engine.outcomes import Outcome
 from runner.engine.session import Session
-from runner.platform.kratix import KratixContext
-from runner.platform.log import Logger
-from runner.state import StoreSpec
-from runner.stepfile.loader import load_steps
+from tests.engine.world import open_session
 
 
-def _request(**spec: object) -> str:
-    body = yaml.safe_dump({"apiVersion": "x/v1", "kind": "App",
-                           "metadata": {"name": "my-app", "namespace": "default"}, "spec": spec})  # fmt: skip
-    return body
+def _request(**spec: object) -> dict[str, object]:
+    return spec
 
 
-def _open(tmp: Path, spec: str, request: str | None = None, **environ: str) -> Session:
-    folder = tmp / "steps.d"
-    folder.mkdir(exist_ok=True)
-    body = textwrap.indent(textwrap.dedent(spec).strip("\n"), "  ")
-    (folder / "10-files.yaml").write_text(
-        f"apiVersion: runner.kratix.dev/v1alpha1\nkind: Step\nmetadata: {{name: files}}\nspec:\n{body}\n"
-    )
-    for sub in ("input", "output", "metadata", "work"):
-        (tmp / sub).mkdir(exist_ok=True)
-    (tmp / "input" / "object.yaml").write_text(request or _request())
-    env = {"PATH": "/usr/bin:/bin", "KRATIX_WORKFLOW_TYPE": "resource",
-           "KRATIX_WORKFLOW_ACTION": "configure", **environ}  # fmt: skip
-    loaded = load_steps([folder])
-    assert not loaded.problems, [p.format() for p in loaded.problems]
-    ctx = KratixContext.from_environment(
-        env, str(tmp / "input"), str(tmp / "output"), str(tmp / "metadata")
-    )
-    log = Logger(stream=io.StringIO(), out=io.StringIO())
-    return Session.open(loaded.steps, [], ctx, env, log, StoreSpec("local", str(tmp / "state")))
+def _open(
+    tmp: Path, spec: str, request: dict[str, object] | None = None, **environ: str
+) -> Session:
+    return open_session(tmp, {"10-files": spec}, request, **environ)
 
 
 def _templates(tmp: Path, **files: str) -> Path:

@@ -7,21 +7,17 @@ from __future__ import annotations
 
 import base64
 import io
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from runner.base.errors import InvalidError, StoreError
-from runner.engine.session import Session
-from runner.platform.kratix import KratixContext
 from runner.platform.log import Logger
-from runner.state import StoreSpec
 from runner.state.encryption import key_id
 from runner.stepfile.loader import load_steps
 from runner.verbs.pipeline import pipeline
+from tests.engine.world import open_session, write_steps
 
-REQUEST = "apiVersion: x/v1\nkind: App\nmetadata: {name: my-app, namespace: default}\n"
 KEY = base64.b64encode(b"N" * 32).decode()
 OLD_KEY = base64.b64encode(b"O" * 32).decode()
 ROTATING = """
@@ -46,33 +42,14 @@ KEYS_ONLY = ROTATING.split("state:", 1)[1].join(["state:", ""])  # no secrets: k
 
 
 def _steps(tmp: Path, body: str) -> Path:
-    folder = tmp / "steps.d"
-    folder.mkdir(exist_ok=True)
-    spec = textwrap.indent(textwrap.dedent(body).strip("\n").replace("FOLDER", str(tmp)), "  ")
-    (folder / "counter.yaml").write_text(
-        "apiVersion: runner.kratix.dev/v1alpha1\nkind: Step\nmetadata: {name: counter}\n"
-        f"spec:\n{spec}\n"
-    )
-    return folder
+    return write_steps(tmp, {"10-counter": body.replace("FOLDER", str(tmp))})
 
 
 def _run(tmp: Path, body: str, **environ: str) -> str:
     """Run the step once; what it logged."""
-    folder = _steps(tmp, body)
-    for sub in ("input", "output", "metadata", "work"):
-        (tmp / sub).mkdir(exist_ok=True)
-    (tmp / "input" / "object.yaml").write_text(REQUEST)
-    env = {"PATH": "/usr/bin:/bin", "KRATIX_WORKFLOW_TYPE": "resource",
-           "KRATIX_WORKFLOW_ACTION": "configure", **environ}  # fmt: skip
-    loaded = load_steps([folder])
-    assert not loaded.problems, loaded.problems
-    ctx = KratixContext.from_environment(
-        env, str(tmp / "input"), str(tmp / "output"), str(tmp / "metadata")
-    )
     stream = io.StringIO()
     log = Logger(stream=stream, out=io.StringIO())
-    session = Session.open(loaded.steps, [], ctx, env, log, StoreSpec("local", str(tmp / "st")))
-    session.run()
+    open_session(tmp, {"10-counter": body.replace("FOLDER", str(tmp))}, log=log, **environ).run()
     return stream.getvalue()
 
 

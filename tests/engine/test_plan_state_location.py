@@ -6,20 +6,15 @@ from __future__ import annotations
 
 import io
 import json
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from runner.engine.session import Session
-from runner.platform.kratix import KratixContext
-from runner.platform.log import Logger
 from runner.state import StoreSpec
-from runner.stepfile.loader import load_steps
 from runner.verbs.plan import print_plan
+from tests.engine.world import open_session
 
-REQUEST = "apiVersion: x/v1\nkind: App\nmetadata: {name: my-app, namespace: team-a}\n"
 S3_STEP = """
 state:
   store: s3
@@ -32,25 +27,9 @@ run: [[true]]
 
 
 def _plan(tmp: Path, body: str, store: StoreSpec | None, **environ: str) -> list[Any]:
-    folder = tmp / "steps.d"
-    folder.mkdir(exist_ok=True)
-    (folder / "app.yaml").write_text(
-        "apiVersion: runner.kratix.dev/v1alpha1\nkind: Step\nmetadata: {name: app}\nspec:\n"
-        + textwrap.indent(textwrap.dedent(body).strip("\n"), "  ")
-        + "\n"
+    session = open_session(
+        tmp, {"10-app": body}, namespace="team-a", store=store, preview=True, **environ
     )
-    for sub in ("input", "output", "metadata", "work"):
-        (tmp / sub).mkdir(exist_ok=True)
-    (tmp / "input" / "object.yaml").write_text(REQUEST)
-    env = {"PATH": "/usr/bin:/bin", "KRATIX_WORKFLOW_TYPE": "resource",
-           "KRATIX_WORKFLOW_ACTION": "configure", **environ}  # fmt: skip
-    loaded = load_steps([folder])
-    assert not loaded.problems, loaded.problems
-    ctx = KratixContext.from_environment(
-        env, str(tmp / "input"), str(tmp / "output"), str(tmp / "metadata")
-    )
-    log = Logger(stream=io.StringIO(), out=io.StringIO())
-    session = Session.open(loaded.steps, [], ctx, env, log, store, preview=True)
     out = io.StringIO()
     print_plan(session, out, "json")
     as_json = json.loads(out.getvalue())
