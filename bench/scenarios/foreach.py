@@ -12,10 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import RUNNER, Series, mb, ms, ratio, run_timed
+from common import RUNNER, ms, run_timed
 from harness import BENCH, Bench, BenchError, progress, tail
 
-from scenarios.manifests import GNU_TIME, Measured, compare_outputs, first_error, run_measured
+from scenarios.manifests import (
+    Measured,
+    against_bash,
+    compare_outputs,
+    first_error,
+    run_measured,
+)
 
 SCRIPT = BENCH / "foreach_script.sh"
 STEP_NAME = "render-users"
@@ -131,28 +137,11 @@ def for_each(b: Bench) -> None:
             if action is run_runner or len(bash_runs) < BASH_RUNS:
                 action()
 
-    wall_r = Series([r.timed.wall for r in runner_runs])
-    wall_b = Series([r.timed.wall for r in bash_runs])
-    rss_r = Series([r.peak_kb for r in runner_runs])
-    rss_b = Series([r.peak_kb for r in bash_runs])
     b.add(
         f"11. forEach: {count} users into {count + 1} files ({2 * count} documents), "
         f"median of {runs} (bash: {BASH_RUNS}) (min-max s); seed: a bash loop + yq"
     )
-    b.add(
-        "wall time",
-        ms(wall_r.median),
-        ms(wall_b.median),
-        ratio(wall_r.median, wall_b.median),
-        f"runner {wall_r.spread}; bash {wall_b.spread}, {1 + 2 * count} yq calls",
-    )
-    b.add(
-        "peak RSS (GNU time %M), median",
-        mb(rss_r.median),
-        mb(rss_b.median),
-        ratio(rss_r.median, rss_b.median),
-        "bash: itself or its largest yq" if GNU_TIME else "no /usr/bin/time: not measured",
-    )
+    wall_r, wall_b = against_bash(b, runner_runs, bash_runs, f"{1 + 2 * count} yq calls")
     same = compare_outputs(root / "runner" / "output", root / "bash" / "output")
     verdict, note = ("yes", f"all {count + 1} files") if same is None else ("NO", "below")
     b.add("the same documents, compared as data", verdict, "", "", note)

@@ -198,10 +198,6 @@ def manifests(b: Bench) -> None:
         for action in order if i % 2 == 0 else reversed(order):
             action()
 
-    wall_r = Series([r.timed.wall for r in runner_runs])
-    wall_b = Series([r.timed.wall for r in bash_runs])
-    rss_r = Series([r.peak_kb for r in runner_runs])
-    rss_b = Series([r.peak_kb for r in bash_runs])
     yq_calls = 5 + 3 * (count // 2)
     b.add(
         f"6. {count} manifests for one request (half from: + set:, half document:), "
@@ -210,20 +206,7 @@ def manifests(b: Bench) -> None:
     if failure is not None:
         b.add(_cut(f"runner side failed: {failure}"), "-", "", "", "bash still measured; below")
         b.notes.append(f"manifests: runner side failed: {failure}")
-    b.add(
-        "wall time",
-        ms(wall_r.median),
-        ms(wall_b.median),
-        ratio(wall_r.median, wall_b.median),
-        f"runner {wall_r.spread}; bash {wall_b.spread}, {yq_calls} yq calls",
-    )
-    b.add(
-        "peak RSS (GNU time %M), median",
-        mb(rss_r.median),
-        mb(rss_b.median),
-        ratio(rss_r.median, rss_b.median),
-        "bash: itself or its largest yq" if GNU_TIME else "no /usr/bin/time: not measured",
-    )
+    against_bash(b, runner_runs, bash_runs, f"{yq_calls} yq calls")
     if failure is None:
         runner_out, bash_out = (folders.root / side / "output" for side in ("runner", "bash"))
         same = compare_outputs(runner_out, bash_out)
@@ -233,6 +216,32 @@ def manifests(b: Bench) -> None:
         b.add("the same documents, compared as data", verdict, "", "", note)
         if same is not None:
             b.notes.append(f"manifests: the runner's and the script's documents differ: {same}")
+
+
+def against_bash(
+    b: Bench, runner_runs: Sequence[Measured], bash_runs: Sequence[Measured], calls: str
+) -> tuple[Series, Series]:
+    """The rows of the runner against a bash + yq script: wall time and peak RSS, medians;
+    the wall times (runner, bash)."""
+    wall_r = Series([r.timed.wall for r in runner_runs])
+    wall_b = Series([r.timed.wall for r in bash_runs])
+    rss_r = Series([r.peak_kb for r in runner_runs])
+    rss_b = Series([r.peak_kb for r in bash_runs])
+    b.add(
+        "wall time",
+        ms(wall_r.median),
+        ms(wall_b.median),
+        ratio(wall_r.median, wall_b.median),
+        f"runner {wall_r.spread}; bash {wall_b.spread}, {calls}",
+    )
+    b.add(
+        "peak RSS (GNU time %M), median",
+        mb(rss_r.median),
+        mb(rss_b.median),
+        ratio(rss_r.median, rss_b.median),
+        "bash: itself or its largest yq" if GNU_TIME else "no /usr/bin/time: not measured",
+    )
+    return wall_r, wall_b
 
 
 def _cut(text: str, width: int = 90) -> str:
