@@ -138,9 +138,7 @@ class S3Store(StateStore):
 
         try:
             etag, body = _call(self.grace, f"GET s3://{bucket}/{key}", fetch)
-        except Interrupted:
-            raise
-        except Exception as exc:
+        except ClientFailure as exc:
             if _is(exc, "NotFoundError"):
                 return None
             raise _error(exc, "cannot read state", bucket, key) from None
@@ -169,9 +167,7 @@ class S3Store(StateStore):
                 self.grace, f"PUT s3://{bucket}/{key}",
                 lambda: _obstore().put(client, key, body, mode=mode, use_multipart=False),
             )  # fmt: skip
-        except Interrupted:
-            raise
-        except Exception as exc:
+        except ClientFailure as exc:
             # A PUT whose answer was lost either failed with the connection (the client does
             # not retry that) or was retried and the retry failed its own condition. Either
             # way, if the object holds exactly what we sent, it landed: the save succeeded.
@@ -192,9 +188,7 @@ class S3Store(StateStore):
 
         try:
             etag, current = _call(self.grace, f"GET s3://{bucket}/{key}", fetch)
-        except Interrupted:
-            raise
-        except Exception:
+        except ClientFailure:
             return None
         return etag if current == body else None
 
@@ -207,9 +201,7 @@ class S3Store(StateStore):
         for path in (key, f"{key}.lock"):
             try:
                 self._delete(bucket, path)
-            except Interrupted:
-                raise
-            except Exception as exc:
+            except ClientFailure as exc:
                 if not _is(exc, "NotFoundError"):
                     raise _error(exc, "cannot remove", bucket, path) from None
         return existed
@@ -219,9 +211,7 @@ class S3Store(StateStore):
         try:
             _call(self.grace, f"HEAD s3://{bucket}/{key}", lambda: _obstore().head(client, key))
             return True
-        except Interrupted:
-            raise
-        except Exception as exc:
+        except ClientFailure as exc:
             if _is(exc, "NotFoundError"):
                 return False
             raise _error(exc, "cannot read", bucket, key) from None
@@ -251,9 +241,7 @@ class S3Store(StateStore):
         if existed:
             try:
                 self._delete(bucket, f"{key}.lock")
-            except Interrupted:
-                raise
-            except Exception as exc:
+            except ClientFailure as exc:
                 raise _error(exc, "cannot remove lock", bucket, f"{key}.lock") from None
         return existed
 
@@ -301,9 +289,7 @@ class S3Lock(RenewedLock):
 
         try:
             etag, body = _call(self.grace, f"GET s3://{self.bucket}/{self.key}", fetch, within)
-        except Interrupted:
-            raise
-        except Exception as exc:
+        except ClientFailure as exc:
             if _is(exc, "NotFoundError"):
                 return None
             raise _error(exc, "cannot read lock", self.bucket, self.key) from None
@@ -319,9 +305,7 @@ class S3Lock(RenewedLock):
             try:
                 self._put("create")
                 return None, None
-            except Interrupted:
-                raise
-            except Exception as exc:
+            except ClientFailure as exc:
                 if not _is(exc, "AlreadyExistsError", "PreconditionError"):
                     raise _error(exc, "cannot create lock", self.bucket, self.key) from None
             current = self._read()
@@ -334,9 +318,7 @@ class S3Lock(RenewedLock):
             try:
                 self._put({"e_tag": etag})  # expired: take it over, if still the one we read
                 return None, None
-            except Interrupted:
-                raise
-            except Exception as exc:
+            except ClientFailure as exc:
                 if _is(exc, "PreconditionError", "NotFoundError", "AlreadyExistsError"):
                     return "another run", None
                 raise _error(exc, "cannot take over lock", self.bucket, self.key) from None
@@ -347,11 +329,10 @@ class S3Lock(RenewedLock):
                 return
             try:
                 self._put({"e_tag": self._etag})
-            except Interrupted:
-                raise
-            except Exception as exc:
+            except ClientFailure as exc:
                 if not _is(exc, "PreconditionError", "NotFoundError"):
-                    raise
+                    # The renewer says what failed: the client's own error.
+                    raise exc.cause if isinstance(exc.cause, Exception) else exc from None
                 current = self._read()
                 if current is None:
                     self.lose("it was released or deleted")
@@ -372,7 +353,7 @@ class S3Lock(RenewedLock):
                         lambda: _obstore().delete(self.client, self.key),
                         max(0.01, end - time.monotonic()),
                     )  # fmt: skip
-            except (Exception, Interrupted):
+            except Exception:  # Interrupted, no answer in time, the client: all the same here
                 pass  # it expires on its own; never fail a finished run over a release
             self._etag = None
 
@@ -513,8 +494,14 @@ def _check_endpoint(endpoint: str) -> None:
         )
 
 
-class ClientPanic(Exception):
-    """The native client's panic (pyo3's PanicException is a BaseException), as an error."""
+class ClientFailure(Exception):
+    """What the client raised in `_call` (its errors, and its panics, which pyo3 makes
+    BaseExceptions), carried out of it: the store's handlers catch this alone, so Interrupted
+    and the runner's own errors pass them by."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 def _call(grace: float, what: str, send: Any, within: float | None = None) -> Any:
@@ -545,17 +532,19 @@ def _call(grace: float, what: str, send: Any, within: float | None = None) -> An
     def guarded() -> Any:
         try:
             return send()
-        except BaseException as exc:
-            if type(exc).__name__ == "PanicException":
-                raise ClientPanic(_first_line(exc)) from None
+        except (KeyboardInterrupt, SystemExit):
             raise
+        except BaseException as exc:  # a panic too: a BaseException
+            raise ClientFailure(exc) from None
 
     return interrupts.on_thread(guarded, check, "s3-request")
 
 
-def _is(exc: Exception, *names: str) -> bool:
-    """Whether `exc` is one of obstore's errors `names` (a missing object is FileNotFoundError).
-    A missing bucket is never "not found": no state must not be read from a bucket's absence."""
+def _is(failure: ClientFailure, *names: str) -> bool:
+    """Whether the client raised one of obstore's errors `names` (a missing object is
+    FileNotFoundError). A missing bucket is never "not found": no state must not be read from a
+    bucket's absence."""
+    exc = failure.cause
     if "NoSuchBucket" in str(exc):
         return False
     if "NotFoundError" in names and isinstance(exc, FileNotFoundError):
@@ -571,8 +560,9 @@ _HINTS = {
 }
 
 
-def _error(exc: Exception, doing: str, bucket: str, key: str) -> StoreError:
+def _error(failure: ClientFailure, doing: str, bucket: str, key: str) -> StoreError:
     """A StoreError (exit 3) naming the bucket and key; the client's words masked."""
+    exc = failure.cause
     name = type(exc).__name__
     text = str(exc)
     if name in _HINTS:
